@@ -1,0 +1,31 @@
+# occipy: `make run` starts the server, `make test` runs every test (installing what they need).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+VENV := .venv
+OCCIPY_HOST ?= 127.0.0.1
+OCCIPY_PORT ?= 8080
+OCCIPY_DATA_DIR ?= ./data
+OCCIPY_DRIVER ?= simulated
+export OCCIPY_HOST OCCIPY_PORT OCCIPY_DATA_DIR OCCIPY_DRIVER
+
+.PHONY: install run test lint bench clean
+
+install:
+	@bash scripts/bootstrap.sh base
+	@$(UV) sync --frozen -p $(PYTHON) --quiet
+
+run: install
+	$(UV) run --frozen -p $(PYTHON) occipy serve
+
+lint: install
+	$(UV) run --frozen -p $(PYTHON) lint-imports
+
+test: install
+	@bash scripts/run-tests.sh
+
+bench: install
+	@bash bench/run.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .hypothesis data

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Make sure uv and the Debian packages every run needs are present, then sync the venv.
+# Usage: scripts/bootstrap.sh [extra apt profile...]  (profiles: test, bench, libvirt)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3.11}"
+
+apt_install() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing Debian packages: ${missing[*]}" >&2
+        if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+        $SUDO apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+for profile in "$@"; do
+    case "$profile" in
+        base) ;;
+        # pOCCI builds pycurl from source
+        test) apt_install gcc python3-dev libcurl4-openssl-dev libssl-dev ;;
+        bench) apt_install wrk ;;
+        libvirt) bash scripts/libvirt-setup.sh ;;
+        *) echo "unknown profile $profile" >&2; exit 2 ;;
+    esac
+done
+
+if ! command -v uv >/dev/null 2>&1 && [ ! -x "$HOME/.local/bin/uv" ]; then
+    if ! "$PYTHON" -m pip --version >/dev/null 2>&1; then apt_install python3-pip python3-venv; fi
+    "$PYTHON" -m pip install --quiet --user uv 2>/dev/null \
+        || "$PYTHON" -m pip install --quiet --user --break-system-packages uv
+fi

@@ -1,0 +1,1 @@
+"""The Starlette adapter around the service."""

@@ -1,0 +1,150 @@
+"""OCCI Core and Infrastructure 1.2 categories, built from the spec catalogue (GFD.221, GFD.224, GFD.222).
+
+`standard_registry()` gives a registry with the three Core kinds, every normative
+Infrastructure kind, mixin and action, the CRTP resource templates and the catalogue's input
+aliases. Provider templates (os_tpl, resource_tpl children) come from the driver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from occipy.model._catalogue_data import CATALOGUE
+from occipy.model.category import Action, AttributeDef, Kind, Mixin
+from occipy.model.registry import CORE, ENTITY, LINK, RESOURCE, Registry
+
+INFRA = "http://schemas.ogf.org/occi/infrastructure#"
+COMPUTE = INFRA + "compute"
+STORAGE = INFRA + "storage"
+NETWORK = INFRA + "network"
+STORAGELINK = INFRA + "storagelink"
+NETWORKINTERFACE = INFRA + "networkinterface"
+OS_TPL = INFRA + "os_tpl"
+RESOURCE_TPL = INFRA + "resource_tpl"
+IPNETWORK = "http://schemas.ogf.org/occi/infrastructure/network#ipnetwork"
+IPNETWORKINTERFACE = "http://schemas.ogf.org/occi/infrastructure/networkinterface#ipnetworkinterface"
+SSH_KEY = "http://schemas.ogf.org/occi/infrastructure/credentials#ssh_key"
+USER_DATA = "http://schemas.ogf.org/occi/infrastructure/compute#user_data"
+COMPUTE_ACTION = "http://schemas.ogf.org/occi/infrastructure/compute/action#"
+NETWORK_ACTION = "http://schemas.ogf.org/occi/infrastructure/network/action#"
+STORAGE_ACTION = "http://schemas.ogf.org/occi/infrastructure/storage/action#"
+DRAFT_04 = "http://json-schema.org/draft-04/schema#"
+
+# OCCI 1.1 attributes that 1.2 removed; accepted on input and dropped (infrastructure.md §10).
+LEGACY_IGNORED_ATTRIBUTES = frozenset({"occi.compute.speed"})
+
+# core.md §3.4: the attribute definitions of the three Core kinds.
+CORE_KINDS = (
+    Kind(
+        scheme=CORE, term="entity", title="Entity",
+        attributes=(
+            AttributeDef("occi.core.id", mutable=False, required=True,
+                         description="Unique identifier of the entity"),
+            AttributeDef("occi.core.title", description="Display name of the entity"),
+        ),
+    ),
+    Kind(
+        scheme=CORE, term="resource", title="Resource", parent=ENTITY, location="/resource/",
+        attributes=(AttributeDef("occi.core.summary", description="Summary of the resource"),),
+    ),
+    Kind(
+        scheme=CORE, term="link", title="Link", parent=ENTITY, location="/link/",
+        attributes=(
+            AttributeDef("occi.core.source", required=True, description="Location of the source resource"),
+            AttributeDef("occi.core.target", required=True, description="Location of the target"),
+            AttributeDef("occi.core.target.kind", description="Kind of the target"),
+        ),
+    ),
+)
+
+
+def attribute_from_catalogue(spec: Mapping[str, Any]) -> AttributeDef:
+    """Translate one catalogue attribute into a definition with a JSON-Schema `pattern`."""
+    kind = spec["type"]
+    schema: dict[str, Any] = {"$schema": DRAFT_04}
+    if kind == "integer":
+        schema["type"] = "integer"
+    elif spec["json_type"] == "string":
+        schema["type"] = "string"
+    if spec.get("enum"):
+        schema["enum"] = list(spec["enum"])
+    elif spec.get("pattern"):
+        schema["pattern"] = spec["pattern"]
+    if kind == "ip_address":
+        schema["format"] = "ip-address"
+    elif kind == "ip_network":
+        schema["format"] = "ip-network"
+    elif kind == "datetime":
+        schema["format"] = "date-time"
+    elif kind in ("uri", "url"):
+        schema["format"] = "uri"
+    if spec.get("minimum") is not None:
+        schema["minimum"] = spec["minimum"]
+    if spec.get("maximum") is not None:
+        schema["maximum"] = spec["maximum"]
+    pattern = schema if len(schema) > 2 or "type" in schema and schema["type"] == "integer" else None
+    default = spec.get("default")
+    if default is not None and kind == "float" and isinstance(default, int):
+        default = float(default)
+    return AttributeDef(
+        name=spec["name"],
+        type=spec["json_type"],
+        mutable=bool(spec["mutable"]),
+        required=bool(spec["required"]),
+        pattern=pattern,
+        default=default,
+        description=spec.get("description"),
+        write_once=bool(spec.get("write_once")),
+    )
+
+
+def _attributes(specs: list[Mapping[str, Any]]) -> tuple[AttributeDef, ...]:
+    return tuple(attribute_from_catalogue(spec) for spec in specs)
+
+
+def infrastructure_categories() -> list[Kind | Mixin | Action]:
+    """Every served category of the catalogue, in an order the registry can add them."""
+    result: list[Kind | Mixin | Action] = []
+    for spec in CATALOGUE["actions"]:
+        result.append(Action(scheme=spec["scheme"], term=spec["term"], title=spec.get("title"),
+                             attributes=_attributes(spec["attributes"])))
+    for spec in CATALOGUE["kinds"]:
+        result.append(Kind(
+            scheme=spec["scheme"], term=spec["term"], title=spec.get("title"),
+            attributes=_attributes(spec["attributes"]), actions=tuple(spec.get("actions", ())),
+            parent=spec["parent"], location=spec["location"],
+        ))
+    mixins = [spec for spec in CATALOGUE["mixins"]]
+    # Parents first: a mixin can only depend on mixins already registered.
+    mixins.sort(key=lambda spec: len(spec.get("depends", ())))
+    for spec in mixins:
+        result.append(Mixin(
+            scheme=spec["scheme"], term=spec["term"], title=spec.get("title"),
+            attributes=_attributes(spec.get("attributes", [])), actions=tuple(spec.get("actions", ())),
+            depends=tuple(spec.get("depends", ())), applies=tuple(spec.get("applies", ())),
+            location=spec["location"],
+        ))
+    return result
+
+
+def standard_registry() -> Registry:
+    """A registry holding Core, Infrastructure, the CRTP templates and the catalogue's aliases."""
+    registry = Registry()
+    registry.add_all(CORE_KINDS)
+    registry.add_all(infrastructure_categories())
+    for alias in CATALOGUE["aliases"]:
+        if alias["kind"] == "category" and registry.find(alias["canonical"]) is not None:
+            registry.add_alias(alias["alias"], alias["canonical"])
+        elif alias["kind"] == "attribute":
+            registry.add_attribute_alias(alias["alias"], alias["canonical"])
+        elif alias["kind"] == "enum_value" and "agreement" not in alias["attribute"] and "term" not in alias["attribute"]:
+            registry.add_value_alias(alias["alias"], alias["canonical"])
+    return registry
+
+
+__all__ = [
+    "COMPUTE", "ENTITY", "LINK", "NETWORK", "NETWORKINTERFACE", "OS_TPL", "RESOURCE", "RESOURCE_TPL",
+    "STORAGE", "STORAGELINK", "IPNETWORK", "IPNETWORKINTERFACE", "SSH_KEY", "USER_DATA",
+    "standard_registry", "LEGACY_IGNORED_ATTRIBUTES",
+]

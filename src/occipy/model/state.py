@@ -1,0 +1,70 @@
+"""State machines of the Infrastructure kinds in one table (GFD.224 §3 state diagrams).
+
+`TRANSITIONS[(kind, state, action)] -> state` is built from the spec catalogue. An action that
+has no row for the current state is refused with ActionNotAllowed (409, conformance INF-R1);
+`available_actions()` picks the action links to render (INF-R2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+from occipy.errors import ActionNotAllowed
+from occipy.model._catalogue_data import CATALOGUE
+
+
+def _build() -> tuple[dict[tuple[str, str, str], str], dict[str, str], dict[str, str], dict[str, str]]:
+    transitions: dict[tuple[str, str, str], str] = {}
+    attributes: dict[str, str] = {}
+    initial: dict[str, str] = {}
+    failure: dict[str, str] = {}
+    for machine in CATALOGUE["state_machines"]:
+        kind = machine["entity"]
+        attributes[kind] = machine["attribute"]
+        initial[kind] = machine["initial"]
+        if "error" in machine["states"]:
+            failure[kind] = "error"
+        for row in machine["transitions"]:
+            if row["trigger"] == "action" and row["action"]:
+                transitions[(kind, row["from"], row["action"])] = row["to"]
+    return transitions, attributes, initial, failure
+
+
+TRANSITIONS: Final[Mapping[tuple[str, str, str], str]]
+STATE_ATTRIBUTE: Final[Mapping[str, str]]
+INITIAL_STATE: Final[Mapping[str, str]]
+ERROR_STATE: Final[Mapping[str, str]]
+TRANSITIONS, STATE_ATTRIBUTE, INITIAL_STATE, ERROR_STATE = _build()
+
+
+def state_attribute(kind_id: str) -> str | None:
+    """The name of the attribute that holds the lifecycle state of this kind, if it has one."""
+    return STATE_ATTRIBUTE.get(kind_id)
+
+
+def governed(kind_id: str, action_id: str) -> bool:
+    """Whether the kind's state machine says anything about this action."""
+    return any(key[0] == kind_id and key[2] == action_id for key in TRANSITIONS)
+
+
+def next_state(kind_id: str, state: str | None, action_id: str) -> str | None:
+    """The state an action leads to, or ActionNotAllowed (409) when the diagram forbids it here.
+
+    Actions the kind's diagram does not govern (mixin actions) return None: no state change.
+    """
+    if not governed(kind_id, action_id):
+        return None
+    target = TRANSITIONS.get((kind_id, state or "", action_id))
+    if target is None:
+        term = action_id.rpartition("#")[2]
+        raise ActionNotAllowed(f"action {term} is not allowed while the state is {state}")
+    return target
+
+
+def available_actions(kind_id: str, state: str | None, action_ids: Sequence[str]) -> tuple[str, ...]:
+    """The subset of `action_ids` that may be invoked in `state` (the ones to render)."""
+    return tuple(
+        action_id for action_id in action_ids
+        if not governed(kind_id, action_id) or (kind_id, state or "", action_id) in TRANSITIONS
+    )

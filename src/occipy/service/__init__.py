@@ -1,0 +1,1 @@
+"""GFD.223 semantics, sans-IO: OcciRequest in, OcciResponse out."""

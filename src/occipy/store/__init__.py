@@ -1,0 +1,1 @@
+"""Persistence of entities, user mixins and operations behind the `Store` protocol."""
