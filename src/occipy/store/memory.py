@@ -1,0 +1,358 @@
+"""MemoryStore: the whole store in process memory, indexed for every read the service makes.
+
+It is the store of the unit tests and also the read cache of `sql.SqlStore`, which inherits every
+read from here and only replaces `open`, `close` and `commit`. Entities it returns are shared with
+its indexes: never mutate one, call `.copy()` first. `commit` takes its own copies of what it
+receives, without the non-persistent `links` and `actions`. Imports only the model, errors and
+`store.base`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+from occipy.errors import Conflict
+from occipy.model.category import AttributeValue, Mixin
+from occipy.model.entity import Entity
+from occipy.store.base import Batch, EntityQuery, Operation
+
+
+def clone_value(value: Any) -> Any:
+    """A deep copy of a JSON value (lists and dicts are copied; scalars are immutable)."""
+    if isinstance(value, list):
+        return [clone_value(item) for item in value]
+    if isinstance(value, dict):
+        return {key: clone_value(item) for key, item in value.items()}
+    return value
+
+
+def snapshot_entity(entity: Entity) -> Entity:
+    """The persistent part of an entity, sharing nothing mutable with it (no links, no actions)."""
+    attributes: dict[str, AttributeValue] = {
+        name: clone_value(value) if isinstance(value, (list, dict)) else value
+        for name, value in entity.attributes.items()
+    }
+    return Entity(
+        kind=entity.kind,
+        entity_id=entity.entity_id,
+        location=entity.location,
+        # A mixin is associated once: duplicates would also break the entity_mixins primary key.
+        mixins=list(dict.fromkeys(entity.mixins)),
+        attributes=attributes,
+        owner=entity.owner,
+        backend_id=entity.backend_id,
+    )
+
+
+def snapshot_operation(operation: Operation) -> Operation:
+    """A copy of an operation that shares no mutable value with it."""
+    return replace(operation, result=clone_value(operation.result))
+
+
+def snapshot_batch(batch: Batch) -> Batch:
+    """A copy of the batch that later changes by the caller cannot reach."""
+    return Batch(
+        put=[snapshot_entity(entity) for entity in batch.put],
+        delete=list(batch.delete),
+        put_mixins=list(batch.put_mixins),
+        delete_mixins=list(batch.delete_mixins),
+        put_operations=[snapshot_operation(op) for op in batch.put_operations],
+    )
+
+
+class _OrderedSet:
+    """Locations in creation order; sorted lazily when one arrives out of order."""
+
+    __slots__ = ("dirty", "items", "last")
+
+    def __init__(self) -> None:
+        self.items: dict[str, None] = {}
+        self.last = -1
+        self.dirty = False
+
+    def add(self, location: str, seq: int) -> None:
+        if location in self.items:
+            return
+        # An old entity joining the set (a mixin associated later, a changed kind) goes to the
+        # end of the dict; remember to sort before the next read rather than on every write.
+        if seq < self.last:
+            self.dirty = True
+        else:
+            self.last = seq
+        self.items[location] = None
+
+    def discard(self, location: str) -> None:
+        self.items.pop(location, None)
+
+    def ordered(self, seqs: dict[str, int]) -> dict[str, None]:
+        if self.dirty:
+            self.items = dict.fromkeys(sorted(self.items, key=seqs.__getitem__))
+            self.dirty = False
+        return self.items
+
+
+def _add(index: dict[str, _OrderedSet], key: str, location: str, seq: int) -> None:
+    bucket = index.get(key)
+    if bucket is None:
+        bucket = index[key] = _OrderedSet()
+    bucket.add(location, seq)
+
+
+def _discard(index: dict[str, _OrderedSet], key: str, location: str) -> None:
+    bucket = index.get(key)
+    if bucket is not None:
+        bucket.discard(location)
+        if not bucket.items:
+            del index[key]
+
+
+class MemoryStore:
+    """The Store protocol in memory; commits are atomic, nothing survives the process."""
+
+    def __init__(self) -> None:
+        self._entities: dict[str, Entity] = {}  # location -> entity, in creation order
+        self._seqs: dict[str, int] = {}  # location -> creation sequence
+        self._counter = itertools.count()
+        self._by_id: dict[str, str] = {}  # occi.core.id -> location
+        self._by_kind: dict[str, _OrderedSet] = {}
+        self._by_mixin: dict[str, _OrderedSet] = {}
+        self._by_source: dict[str, _OrderedSet] = {}
+        self._by_target: dict[str, _OrderedSet] = {}
+        self._mixins: dict[str, Mixin] = {}  # type id -> user mixin, in creation order
+        self._mixin_locations: dict[str, str] = {}  # location -> type id
+        self._operations: dict[str, Operation] = {}
+
+    # ---- lifecycle and writes -------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Nothing to prepare in memory."""
+
+    async def close(self) -> None:
+        """Nothing to release in memory."""
+
+    async def commit(self, batch: Batch) -> None:
+        """Apply the batch atomically: a duplicate entity id or mixin location changes nothing."""
+        if not batch:
+            return
+        batch = snapshot_batch(batch)
+        self._check(batch)
+        self._apply(batch)
+
+    def _check(self, batch: Batch) -> None:
+        """Raise Conflict when the batch would break a uniqueness rule (the SQL UNIQUE constraints)."""
+        # Final state of every location the batch touches: deletes first, then puts in order.
+        final: dict[str, Entity | None] = dict.fromkeys(batch.delete)
+        for entity in batch.put:
+            final[entity.location] = entity
+        holders: dict[str, str] = {}
+        for location, after in final.items():
+            if after is None:
+                continue
+            other = holders.setdefault(after.entity_id, location)
+            if other != location:
+                raise Conflict(f"entity id {after.entity_id} is used by {other} and {location}")
+            current = self._by_id.get(after.entity_id)
+            if current is not None and current != location and current not in final:
+                raise Conflict(f"entity id {after.entity_id} is already used by {current}")
+        final_mixins: dict[str, Mixin | None] = dict.fromkeys(batch.delete_mixins)
+        for mixin in batch.put_mixins:
+            final_mixins[mixin.type_id] = mixin
+        bound: dict[str, str] = {}
+        for type_id, maybe_mixin in final_mixins.items():
+            if maybe_mixin is None or maybe_mixin.location is None:
+                continue
+            location = maybe_mixin.location
+            other = bound.setdefault(location, type_id)
+            current = self._mixin_locations.get(location)
+            if other != type_id or (
+                current is not None and current != type_id and current not in final_mixins
+            ):
+                raise Conflict(f"mixin location {location} is already bound")
+
+    def _apply(self, batch: Batch) -> None:
+        """Apply an already checked (or already committed) batch to the indexes, in batch order."""
+        for location in batch.delete:
+            self._remove(location)
+        for entity in batch.put:
+            self._put(entity)
+        for type_id in batch.delete_mixins:
+            mixin = self._mixins.pop(type_id, None)
+            if mixin is not None and mixin.location is not None:
+                self._mixin_locations.pop(mixin.location, None)
+        for mixin in batch.put_mixins:
+            old = self._mixins.get(mixin.type_id)
+            if old is not None and old.location is not None:
+                self._mixin_locations.pop(old.location, None)
+            self._mixins[mixin.type_id] = mixin
+            if mixin.location is not None:
+                self._mixin_locations[mixin.location] = mixin.type_id
+        for operation in batch.put_operations:
+            self._operations[operation.op_id] = operation
+
+    def _put(self, entity: Entity) -> None:
+        location = entity.location
+        old = self._entities.get(location)
+        if old is None:
+            seq = self._seqs[location] = next(self._counter)
+            old_mixins: set[str] = set()
+        else:
+            # An update keeps its position; touch only the indexes whose key changed, so that
+            # frequent updates (state changes) never make an index resort.
+            seq = self._seqs[location]
+            old_mixins = set(old.mixins)
+            if self._by_id.get(old.entity_id) == location:
+                del self._by_id[old.entity_id]
+            if old.kind != entity.kind:
+                _discard(self._by_kind, old.kind, location)
+            for mixin in old_mixins.difference(entity.mixins):
+                _discard(self._by_mixin, mixin, location)
+            if old.source is not None and old.source != entity.source:
+                _discard(self._by_source, old.source, location)
+            if old.target is not None and old.target != entity.target:
+                _discard(self._by_target, old.target, location)
+        self._entities[location] = entity
+        self._by_id[entity.entity_id] = location
+        _add(self._by_kind, entity.kind, location, seq)
+        for mixin in entity.mixins:
+            if mixin not in old_mixins:
+                _add(self._by_mixin, mixin, location, seq)
+        source, target = entity.source, entity.target
+        if source is not None:
+            _add(self._by_source, source, location, seq)
+        if target is not None:
+            _add(self._by_target, target, location, seq)
+
+    def _remove(self, location: str) -> None:
+        old = self._entities.pop(location, None)
+        if old is not None:
+            self._unindex(old)
+            del self._seqs[location]
+
+    def _unindex(self, entity: Entity) -> None:
+        location = entity.location
+        if self._by_id.get(entity.entity_id) == location:
+            del self._by_id[entity.entity_id]
+        _discard(self._by_kind, entity.kind, location)
+        for mixin in entity.mixins:
+            _discard(self._by_mixin, mixin, location)
+        source, target = entity.source, entity.target
+        if source is not None:
+            _discard(self._by_source, source, location)
+        if target is not None:
+            _discard(self._by_target, target, location)
+
+    # ---- reads (shared objects: never mutate, call .copy()) -------------------------------
+
+    async def get(self, location: str) -> Entity | None:
+        """The entity at this location, or None."""
+        return self._entities.get(location)
+
+    async def get_by_id(self, entity_id: str) -> Entity | None:
+        """The entity whose occi.core.id is this, or None."""
+        location = self._by_id.get(entity_id)
+        return None if location is None else self._entities.get(location)
+
+    async def query(self, query: EntityQuery) -> list[Entity]:
+        """Entities matching the query, in creation order, one page."""
+        entities = self._entities
+        return [entities[location] for location in self._page(query)]
+
+    async def query_locations(self, query: EntityQuery) -> list[str]:
+        """Locations of the entities matching the query, in creation order, one page."""
+        return list(self._page(query))
+
+    async def count(self, query: EntityQuery) -> int:
+        """How many entities match (offset and limit ignored)."""
+        candidates, exact = self._candidates(query)
+        if exact and isinstance(candidates, dict):
+            return len(candidates)
+        return sum(1 for _ in self._filtered(query, candidates, exact))
+
+    async def links_from(self, sources: Sequence[str]) -> dict[str, list[Entity]]:
+        """Links whose occi.core.source is one of these locations, grouped by source."""
+        found: dict[str, list[Entity]] = {}
+        for source in sources:
+            bucket = self._by_source.get(source)
+            if bucket is not None and source not in found:
+                found[source] = [self._entities[loc] for loc in bucket.ordered(self._seqs)]
+        return found
+
+    async def links_to(self, target: str) -> list[Entity]:
+        """Links whose occi.core.target is this location, in creation order."""
+        bucket = self._by_target.get(target)
+        if bucket is None:
+            return []
+        return [self._entities[loc] for loc in bucket.ordered(self._seqs)]
+
+    async def user_mixins(self) -> list[Mixin]:
+        """Every user-defined mixin, in creation order."""
+        return list(self._mixins.values())
+
+    async def get_operation(self, op_id: str) -> Operation | None:
+        """One operation, or None (shared: never mutate it)."""
+        return self._operations.get(op_id)
+
+    async def operations(self, state: str | None = None, location: str | None = None) -> list[Operation]:
+        """Operations, optionally only those in `state` or on `location`, oldest first."""
+        found = [
+            op
+            for op in self._operations.values()
+            if (state is None or op.state == state) and (location is None or op.location == location)
+        ]
+        found.sort(key=lambda op: op.created)  # stable: equal times keep insertion order
+        return found
+
+    # ---- query planning -------------------------------------------------------------------
+
+    def _candidates(self, query: EntityQuery) -> tuple[Iterable[str], bool]:
+        """The smallest ordered source of locations for the query, and whether it is the answer.
+
+        `exact` is True when no further filter is needed (only the index itself was asked for).
+        """
+        seqs = self._seqs
+        has_filter = query.prefix is not None or query.owner is not None
+        if query.mixin is not None:
+            bucket = self._by_mixin.get(query.mixin)
+            items = bucket.ordered(seqs) if bucket is not None else {}
+            return items, not has_filter and query.kinds is None
+        if query.kinds is not None:
+            kinds = list(dict.fromkeys(query.kinds))
+            buckets = [self._by_kind[kind].ordered(seqs) for kind in kinds if kind in self._by_kind]
+            if not buckets:
+                return {}, True
+            if len(buckets) == 1:
+                return buckets[0], not has_filter
+            return heapq.merge(*buckets, key=seqs.__getitem__), not has_filter
+        return self._entities, not has_filter
+
+    def _filtered(self, query: EntityQuery, candidates: Iterable[str], exact: bool) -> Iterator[str]:
+        if exact:
+            return iter(candidates)
+        entities = self._entities
+        kinds = set(query.kinds) if query.kinds is not None and query.mixin is not None else None
+        prefix, owner = query.prefix, query.owner
+
+        def keep(location: str) -> bool:
+            if prefix is not None and not location.startswith(prefix):
+                return False
+            if kinds is None and owner is None:
+                return True
+            entity = entities[location]
+            return (kinds is None or entity.kind in kinds) and (owner is None or entity.owner == owner)
+
+        return filter(keep, candidates)
+
+    def _page(self, query: EntityQuery) -> Iterable[str]:
+        candidates, exact = self._candidates(query)
+        offset = max(query.offset, 0)
+        limit = query.limit
+        if exact and isinstance(candidates, dict):
+            keys = list(candidates)
+            return keys[offset:] if limit is None else keys[offset : offset + max(limit, 0)]
+        matching = self._filtered(query, candidates, exact)
+        stop = None if limit is None else offset + max(limit, 0)
+        return itertools.islice(matching, offset, stop)

@@ -1,0 +1,69 @@
+"""Every table of the durable store, in one SQLAlchemy Core `MetaData` (style.md §SQL).
+
+Portable types only (Text, BigInteger, Float): the same tables serve SQLite (the embedded default)
+and PostgreSQL. JSON lives in Text columns, encoded by `store.sql` (msgspec keeps 4.0 as "4.0").
+Every row carries an `owner` ("anonymous" until authentication lands) so tenancy needs no migration.
+Imports only sqlalchemy.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# SQLite only aliases the rowid (and so autoincrements) for a column declared exactly INTEGER
+# PRIMARY KEY; PostgreSQL gets a BIGSERIAL.
+_SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+entities = sa.Table(
+    "entities",
+    metadata,
+    # Stable creation order for pages (GFD.223 §6); an update keeps the row, hence its position.
+    sa.Column("seq", _SEQ, primary_key=True, autoincrement=True),
+    sa.Column("location", sa.Text, nullable=False, unique=True),
+    sa.Column("entity_id", sa.Text, nullable=False, unique=True),
+    sa.Column("kind", sa.Text, nullable=False, index=True),
+    sa.Column("owner", sa.Text, nullable=False, index=True),
+    sa.Column("backend_id", sa.Text, nullable=True),
+    # Links only: occi.core.source / occi.core.target, for links_from / links_to.
+    sa.Column("source", sa.Text, nullable=True, index=True),
+    sa.Column("target", sa.Text, nullable=True, index=True),
+    sa.Column("mixins", sa.Text, nullable=False),  # JSON array of type ids
+    sa.Column("attributes", sa.Text, nullable=False),  # JSON object, rendered name -> value
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("updated", sa.Float, nullable=False),
+)
+
+# One row per (entity, mixin): mixin-collection queries without scanning the JSON.
+entity_mixins = sa.Table(
+    "entity_mixins",
+    metadata,
+    sa.Column("location", sa.Text, primary_key=True),
+    sa.Column("mixin", sa.Text, primary_key=True, index=True),
+)
+
+user_mixins = sa.Table(
+    "user_mixins",
+    metadata,
+    sa.Column("type_id", sa.Text, primary_key=True),
+    # Creation order, assigned by the single writer (max + 1): a plain column, portable everywhere.
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("location", sa.Text, nullable=True, unique=True),
+    sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("definition", sa.Text, nullable=False),  # JSON object, see sql.mixin_to_json
+)
+
+operations = sa.Table(
+    "operations",
+    metadata,
+    sa.Column("op_id", sa.Text, primary_key=True),
+    sa.Column("location", sa.Text, nullable=False, index=True),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=False, index=True),
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("updated", sa.Float, nullable=False),
+    sa.Column("result", sa.Text, nullable=False),  # JSON object
+)
