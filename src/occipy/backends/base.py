@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol, Union
+from pathlib import Path
+from typing import Protocol, Self, Union
 
 from occipy.model.category import AttributeValue
 
@@ -144,6 +145,10 @@ class Driver(Protocol):
 
     name: str
     capabilities: frozenset[Capability]
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, str], data_dir: Path) -> Self:
+        """Build from string settings (--driver-opt, OCCIPY_<DRIVER>_<KEY>, config); ValueError if bad."""
 
     async def open(self) -> None:
         """Connect; raise BackendUnavailable with a clear message when the cloud is unreachable."""
