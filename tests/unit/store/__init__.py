@@ -1,0 +1,1 @@
+"""Tests of the durable store and its memory twin."""
