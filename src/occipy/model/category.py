@@ -8,6 +8,7 @@ GFD.226 §3.5.1). Imports only `occi.errors`.
 from __future__ import annotations
 
 import ipaddress
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -105,6 +106,12 @@ def _coerce(adef: AttributeDef, value: object, lenient: bool) -> AttributeValue:
         if lenient and isinstance(value, str) and value in ("true", "false"):
             return value == "true"
         raise InvalidAttribute(f"attribute {name}: expected true or false, got {_json_type(value)}")
+    if kind in ("array", "object") and lenient and isinstance(value, str):
+        # text renderings carry List/Hash values as a quoted JSON text (text-rendering.md §6.6)
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise InvalidAttribute(f"attribute {name}: expected a JSON {kind}, got {value!r}") from None
     if kind == "array":
         if isinstance(value, list):
             return value

@@ -1,0 +1,3 @@
+from occipy.server import main
+
+main()
