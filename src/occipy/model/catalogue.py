@@ -99,8 +99,26 @@ def attribute_from_catalogue(spec: Mapping[str, Any]) -> AttributeDef:
     )
 
 
+# docs/decisions.md D-ARCH: GFD.224 names two architectures (x86, x64), but clouds run others
+# (aarch64, ppc64le, s390x) and clients send what their provider offers (pOCCI sends "arch").
+# The attribute is therefore an open token: any single word; the driver refuses what it cannot run.
+OPEN_ENUMS: Mapping[str, Mapping[str, Any]] = {
+    "occi.compute.architecture": {"$schema": DRAFT_04, "type": "string", "pattern": "^\\S+$"},
+}
+
+
 def _attributes(specs: list[Mapping[str, Any]]) -> tuple[AttributeDef, ...]:
-    return tuple(attribute_from_catalogue(spec) for spec in specs)
+    result = []
+    for spec in specs:
+        adef = attribute_from_catalogue(spec)
+        override = OPEN_ENUMS.get(adef.name)
+        if override is not None:
+            adef = AttributeDef(name=adef.name, type=adef.type, mutable=adef.mutable, required=adef.required,
+                                pattern=override, default=adef.default,
+                                description=(adef.description or "") + " (x86 or x64 per GFD.224; other provider architectures by name)",
+                                write_once=adef.write_once)
+        result.append(adef)
+    return tuple(result)
 
 
 def infrastructure_categories() -> list[Kind | Mixin | Action]:

@@ -97,6 +97,8 @@ class Service:
             method = request.method
             if method == "OPTIONS":
                 return self._finish(Reply(headers=[("Allow", ", ".join(ALLOWED[route.target]))]), media, request)
+            if route.target is Target.NEW and method not in ("PUT", "OPTIONS"):
+                raise errors.NotFound(f"nothing at {request.path}")
             if method not in ALLOWED[route.target]:
                 raise MethodNotAllowed(f"{method} is not defined for {request.path}", ALLOWED[route.target])
             reply = await self._dispatch(request, route, stored)

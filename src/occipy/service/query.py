@@ -103,6 +103,10 @@ async def add_mixins(svc: Service, request: OcciRequest) -> Reply:
         raise BadRequest("the request defines no mixin")
     mixins = [_check_definition(svc, request, d) for d in definitions]
     seen: set[str] = set()
+    existing = [m for m in mixins if svc.registry.find(m.type_id) == m]
+    if existing and len(existing) == len(mixins):
+        # Defining exactly the same mixin again changes nothing: answer as if created (idempotent).
+        return Reply(categories=mixins)
     for mixin in mixins:
         if mixin.type_id in seen or svc.registry.find(mixin.type_id) is not None:
             raise Conflict(f"category {mixin.type_id} already exists")
