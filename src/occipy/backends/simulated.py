@@ -602,8 +602,10 @@ class SimulatedDriver:
             if match is not None:
                 compute_id, target_id = match.group(2), match.group(3)
         state = observed.state if observed.state in _STATES[resource] else "error"
+        hostname = observed.attributes.get("occi.compute.hostname")
+        name = hostname.partition(".")[0] if isinstance(hostname, str) and hostname else backend_id
         self._objects[backend_id] = _Object(
-            resource, backend_id, backend_id, state, dict(observed.attributes), observed.message,
+            resource, backend_id, name, state, dict(observed.attributes), observed.message,
             compute_id=compute_id, target_id=target_id,
         )
 

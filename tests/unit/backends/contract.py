@@ -5,6 +5,10 @@ opened driver, close it after) and, when its cloud needs other names or sizes, t
 `compute_spec()`, `storage_spec()`, `network_spec()`. Tests skip only for a missing Capability.
 Imports pytest, occipy.backends.base and occipy.errors; nothing driver-specific.
 
+Template replacement on an existing compute (REIMAGE, RESIZE_COMPUTE) goes through `update()`
+with the keys `os_template` / `resource_template` and a Template.term as value (the names of
+the ComputeSpec fields; templates are mixins, not attributes).
+
 Example::
 
     class TestMyDriverContract(DriverContract):
@@ -18,6 +22,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import re
 import uuid
@@ -190,6 +195,14 @@ class DriverContract:
         hostname = observed.attributes.get("occi.compute.hostname")
         assert hostname in (None, "contract-host")
 
+    async def test_concurrent_creates(self, driver: Driver, made: Made) -> None:
+        # The service runs jobs concurrently on one event loop.
+        require(driver, Capability.COMPUTE)
+        first, second = await asyncio.gather(made.create(self.compute_spec(driver)),
+                                             made.create(self.compute_spec(driver)))
+        assert first.backend_id != second.backend_id
+        assert first.state == second.state == "active"
+
     async def test_compute_lifecycle(self, driver: Driver, compute: Observed) -> None:
         # GFD.224 §3.1 state diagram, one step at a time.
         backend_id = compute.backend_id
@@ -276,13 +289,22 @@ class DriverContract:
         assert observed.attributes.get("occi.compute.cores", 2) == 2
         assert observed.attributes.get("occi.compute.memory", 1.0) == pytest.approx(1.0)
 
+    async def test_reimage_compute(self, driver: Driver, compute: Observed) -> None:
+        require(driver, Capability.REIMAGE)
+        image = [t.term for t in driver.templates() if t.family == "os_tpl"][-1]
+        observed = await driver.update(COMPUTE, compute.backend_id, {"os_template": image})
+        assert observed.state in STATES[COMPUTE] - {"error"}
+
     # ---------------------------------------------------------------- storage
 
     async def test_create_storage_online(self, driver: Driver, made: Made) -> None:
         require(driver, Capability.STORAGE)
-        volume = await made.create(self.storage_spec(driver))
+        spec = self.storage_spec(driver)
+        volume = await made.create(spec)
         assert volume.backend_id
         assert volume.state == "online"
+        size = volume.attributes.get("occi.storage.size", spec.size_gib)
+        assert isinstance(size, (int, float)) and size >= spec.size_gib * 0.99  # clouds may round up
         observed = await driver.observe(STORAGE, volume.backend_id)
         assert observed is not None and observed.state == "online"
 
@@ -326,6 +348,16 @@ class DriverContract:
         gateway = network.attributes.get("occi.network.gateway")
         if gateway is not None:
             assert ipaddress.ip_address(str(gateway)) in ipaddress.ip_network(address, strict=False)
+
+    async def test_create_network_with_given_range(self, driver: Driver, made: Made) -> None:
+        require(driver, Capability.NETWORK)
+        octet = uuid.uuid4().int % 200 + 20  # unlikely to collide with other tests' networks
+        network = await made.create(self.network_spec(
+            driver, address=f"192.168.{octet}.0/24", gateway=f"192.168.{octet}.1"))
+        assert network.state == "active"
+        address = network.attributes.get("occi.network.address", f"192.168.{octet}.0/24")
+        assert ipaddress.ip_network(str(address), strict=False) == ipaddress.ip_network(f"192.168.{octet}.0/24")
+        assert network.attributes.get("occi.network.gateway", f"192.168.{octet}.1") == f"192.168.{octet}.1"
 
     async def test_networks_get_distinct_ranges(self, driver: Driver, made: Made) -> None:
         require(driver, Capability.NETWORK)

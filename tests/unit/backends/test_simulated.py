@@ -8,21 +8,26 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from occipy.backends import load_driver_class
 from occipy.backends.base import (
+    SPEC_TYPES,
     Capability,
     Change,
     ComputeSpec,
+    Driver,
     NetworkInterfaceSpec,
     NetworkSpec,
     Observed,
     ResourceType,
+    Spec,
     StorageLinkSpec,
     StorageSpec,
 )
 from occipy.backends.simulated import SimulatedDriver
-from occipy.errors import BackendError, InvalidAttribute
+from occipy.errors import BackendError, InvalidAttribute, OcciError
 
 from .contract import DriverContract
 
@@ -70,6 +75,8 @@ async def _compute(sim: SimulatedDriver, name: str = "vm", **kw: object) -> Obse
 
 def test_registered_under_simulated() -> None:
     assert load_driver_class("simulated") is SimulatedDriver
+    driver: Driver = SimulatedDriver()  # mypy checks that the class satisfies the protocol
+    assert driver.name == "simulated"
 
 
 def test_from_options_defaults(tmp_path: Path) -> None:
@@ -415,7 +422,8 @@ async def test_fail_next(sim: SimulatedDriver) -> None:
     with pytest.raises(BackendError, match="hypervisor lost the disk"):
         await sim.act(COMPUTE, vm.backend_id, "stop", {})
     observed = await sim.observe(COMPUTE, vm.backend_id)
-    assert observed == Observed(vm.backend_id, "error", "hypervisor lost the disk", observed.attributes)
+    assert observed is not None
+    assert (observed.state, observed.message) == ("error", "hypervisor lost the disk")
     # Only the next call fails; a start recovers the machine.
     recovered = await sim.act(COMPUTE, vm.backend_id, "start", {})
     assert recovered.state == "active" and recovered.message is None
@@ -484,6 +492,136 @@ async def test_adopt_restores_state_and_allocations() -> None:
         await after.create(StorageLinkSpec(name="b", compute_id=vm2.backend_id, storage_id=vol.backend_id))
     fresh = await after.create(NetworkSpec(name="q"))
     assert fresh.attributes["occi.network.address"] != pool.attributes["occi.network.address"]
+    snapshot = await after.save(vm.backend_id, None, "hot")
+    assert snapshot.term == "vm-snapshot-1"  # named after the adopted compute's hostname
     # Deleting an adopted compute takes its adopted links with it.
     await after.delete(COMPUTE, vm.backend_id)
     assert await after.observe(STORAGELINK, att.backend_id) is None
+
+
+# ---------------------------------------------------------------- properties
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(["delay", "fail", "seed", "other", ""]), st.text(max_size=8)))
+def test_from_options_gives_a_driver_or_value_error(options: dict[str, str]) -> None:
+    try:
+        drv = SimulatedDriver.from_options(options, Path("/nonexistent"))
+    except ValueError as error:
+        assert str(error)
+    else:
+        assert drv.delay >= 0
+
+
+_PICK = st.integers(min_value=0, max_value=50)
+_OPERATION = st.one_of(
+    st.tuples(st.just("compute"), st.sampled_from([None, "debian-12", "rocky-9", "no-such-image"]),
+              st.sampled_from([None, "tiny", "xlarge", "medium"]), st.sampled_from(["vm", "vm-simulate-failure"])),
+    st.tuples(st.just("storage"), st.sampled_from([1, 2.5, 0, -1])),
+    st.tuples(st.just("network"), st.sampled_from([None, None, "10.10.0.0/24", "192.168.9.0/30", "bogus"])),
+    *[st.tuples(st.just("nic"), _PICK, _PICK, st.sampled_from([None, None, "192.168.9.2", "10.10.0.7/24", "x"]),
+              st.sampled_from([None, None, "52:54:00:00:00:01", "zz"]))] * 3,
+    *[st.tuples(st.just("link"), _PICK, _PICK, st.sampled_from([None, None, "/dev/vdb"]))] * 2,
+    st.tuples(st.just("delete"), _PICK),
+    st.tuples(st.just("act"), _PICK,
+              st.sampled_from(["start", "stop", "restart", "suspend", "save", "up", "down", "online", "offline"]),
+              st.sampled_from([None, "graceful", "poweroff", "cold", "hibernate", "hot", "bogus", 7])),
+    st.tuples(st.just("update"), _PICK, st.sampled_from([
+        {"occi.storage.size": 3}, {"occi.storage.size": 0.5}, {"occi.compute.cores": 4},
+        {"occi.compute.memory": "lots"}, {"os_template": "alpine-3.20"}, {"resource_template": "tiny"},
+        {"occi.network.address": "10.99.0.0/24"}, {"occi.storagelink.mountpoint": "/mnt"}, {}])),
+    st.tuples(st.just("external"), _PICK, st.sampled_from([None, "active", "inactive", "online", "error"])),
+    st.tuples(st.just("fail_next"), _PICK),
+)
+
+
+def _check_invariants(drv: SimulatedDriver) -> None:
+    objects = drv._objects
+    seen: dict[str, set[object]] = {"mac": set(), "interface": set(), "address": set(), "device": set(),
+                                    "volume": set()}
+
+    def claim(kind: str, key: object) -> None:
+        assert key not in seen[kind], f"{kind} {key} handed out twice"
+        seen[kind].add(key)
+
+    for obj in objects.values():
+        assert obj.state in {"active", "inactive", "suspended", "error", "online", "offline"}
+        if obj.resource in (STORAGELINK, NETWORKINTERFACE):
+            target = STORAGE if obj.resource is STORAGELINK else NETWORK
+            assert obj.compute_id in objects and objects[obj.compute_id].resource is COMPUTE
+            assert obj.target_id in objects and objects[obj.target_id].resource is target
+        if obj.resource is NETWORKINTERFACE:
+            claim("mac", obj.attributes["occi.networkinterface.mac"])
+            claim("interface", (obj.compute_id, obj.attributes["occi.networkinterface.interface"]))
+            address = obj.attributes.get("occi.networkinterface.address")
+            if address is not None:
+                claim("address", (obj.target_id, ipaddress.ip_interface(str(address)).ip))
+        if obj.resource is STORAGELINK:
+            claim("device", (obj.compute_id, obj.attributes["occi.storagelink.deviceid"]))
+            claim("volume", obj.target_id)
+
+
+async def _run(operations: list[tuple[object, ...]]) -> None:
+    drv = SimulatedDriver(delay=0, seed=0)
+    made: list[tuple[ResourceType, str]] = []
+    # Something to attach to from the start, so that short sequences reach the allocators.
+    setup: list[Spec] = [ComputeSpec(name="a"), ComputeSpec(name="b"), NetworkSpec(name="n"),
+                 NetworkSpec(name="small", address="192.168.9.0/29"), StorageSpec(name="v", size_gib=1),
+                 StorageSpec(name="w", size_gib=1)]
+    for spec in setup:
+        observed = await drv.create(spec)
+        made.append((SPEC_TYPES[type(spec)], observed.backend_id))
+
+    def pick(index: object, *types: ResourceType) -> tuple[ResourceType, str]:
+        pool = [m for m in made if not types or m[0] in types] or [(types[0] if types else COMPUTE, "vm-missing")]
+        return pool[int(index) % len(pool)]  # type: ignore[call-overload]
+
+    for op in operations:
+        kind, *args = op
+        try:
+            if kind == "compute":
+                vm = await drv.create(ComputeSpec(name=str(args[2]), os_template=args[0], resource_template=args[1]))  # type: ignore[arg-type]
+                made.append((COMPUTE, vm.backend_id))
+            elif kind == "storage":
+                vol = await drv.create(StorageSpec(name="v", size_gib=args[0]))  # type: ignore[arg-type]
+                made.append((STORAGE, vol.backend_id))
+            elif kind == "network":
+                net = await drv.create(NetworkSpec(name="n", address=args[0]))  # type: ignore[arg-type]
+                made.append((NETWORK, net.backend_id))
+            elif kind == "nic":
+                nic = await drv.create(NetworkInterfaceSpec(
+                    name="i", compute_id=pick(args[0], COMPUTE)[1], network_id=pick(args[1], NETWORK)[1],
+                    address=args[2], mac=args[3]))  # type: ignore[arg-type]
+                made.append((NETWORKINTERFACE, nic.backend_id))
+            elif kind == "link":
+                link = await drv.create(StorageLinkSpec(
+                    name="l", compute_id=pick(args[0], COMPUTE)[1], storage_id=pick(args[1], STORAGE)[1],
+                    deviceid=args[2]))  # type: ignore[arg-type]
+                made.append((STORAGELINK, link.backend_id))
+            elif kind == "delete":
+                await drv.delete(*pick(args[0]))
+            elif kind == "act":
+                params = {} if args[2] is None else {"method": args[2]}
+                await drv.act(*pick(args[0]), str(args[1]), params)  # type: ignore[arg-type]
+            elif kind == "update":
+                await drv.update(*pick(args[0]), args[1])  # type: ignore[arg-type]
+            elif kind == "external":
+                resource, backend_id = pick(args[0])
+                if await drv.observe(resource, backend_id) is not None:
+                    try:
+                        await drv.simulate_external(resource, backend_id, args[1])  # type: ignore[arg-type]
+                    except ValueError:
+                        assert args[1] is not None  # a state outside the type's vocabulary
+            elif kind == "fail_next":
+                drv.fail_next(pick(args[0])[1], "injected")
+        except OcciError:
+            pass  # refusals are fine; any other exception fails the test
+        _check_invariants(drv)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_OPERATION, min_size=10, max_size=40))
+def test_any_sequence_of_calls_keeps_the_cloud_consistent(operations: list[tuple[object, ...]]) -> None:
+    # The driver "may assume valid input, but must never crash": only OcciErrors, and no
+    # address, MAC, interface name, device or volume is ever handed out twice.
+    asyncio.run(_run(operations))
