@@ -160,6 +160,7 @@ class DriverContract:
         assert isinstance(driver.capabilities, frozenset)
         assert all(isinstance(c, Capability) for c in driver.capabilities)
 
+    @pytest.mark.spec("INF-33")
     def test_offers_templates(self, driver: Driver) -> None:
         templates = driver.templates()
         assert all(isinstance(t, Template) for t in templates)
@@ -203,6 +204,7 @@ class DriverContract:
         assert first.backend_id != second.backend_id
         assert first.state == second.state == "active"
 
+    @pytest.mark.spec("INF-12")
     async def test_compute_lifecycle(self, driver: Driver, compute: Observed) -> None:
         # GFD.224 §3.1 state diagram, one step at a time.
         backend_id = compute.backend_id
@@ -289,6 +291,7 @@ class DriverContract:
         assert observed.attributes.get("occi.compute.cores", 2) == 2
         assert observed.attributes.get("occi.compute.memory", 1.0) == pytest.approx(1.0)
 
+    @pytest.mark.spec("INF-41")
     async def test_reimage_compute(self, driver: Driver, compute: Observed) -> None:
         require(driver, Capability.REIMAGE)
         image = [t.term for t in driver.templates() if t.family == "os_tpl"][-1]
@@ -383,6 +386,7 @@ class DriverContract:
 
     # ---------------------------------------------------------------- links
 
+    @pytest.mark.spec("INF-32")
     async def test_storagelink_attach_detach(self, driver: Driver, compute: Observed, made: Made) -> None:
         require(driver, Capability.STORAGE, Capability.STORAGELINK)
         volume = await made.create(self.storage_spec(driver))
@@ -412,6 +416,7 @@ class DriverContract:
             devices.append(link.attributes["occi.storagelink.deviceid"])
         assert devices[0] != devices[1]
 
+    @pytest.mark.spec("INF-25")
     async def test_networkinterface_attach_detach(
             self, driver: Driver, compute: Observed, made: Made) -> None:
         require(driver, Capability.NETWORK, Capability.NETWORKINTERFACE)

@@ -117,6 +117,7 @@ async def test_seed_makes_it_deterministic() -> None:
 # ---------------------------------------------------------------- templates and computes
 
 
+@pytest.mark.spec("INF-44")
 def test_templates_offered(sim: SimulatedDriver) -> None:
     images = [t for t in sim.templates() if t.family == "os_tpl"]
     flavours = [t for t in sim.templates() if t.family == "resource_tpl"]
@@ -138,6 +139,7 @@ async def test_compute_attributes(sim: SimulatedDriver) -> None:
     assert named.attributes["occi.compute.hostname"] == "db.example.org"
 
 
+@pytest.mark.spec("INF-43")
 async def test_flavour_overrides_sizes(sim: SimulatedDriver) -> None:
     # GFD.224 §3.5.2: the resource template overrides size attributes of the resource.
     vm = await _compute(sim, cores=1, memory_gib=1, resource_template="xlarge")
@@ -150,6 +152,8 @@ async def test_crtp_template_keeps_service_sizes(sim: SimulatedDriver) -> None:
     assert vm.attributes["occi.compute.cores"] == 2
 
 
+@pytest.mark.spec("INF-40")
+@pytest.mark.spec("INF-48")
 async def test_resize_and_reimage(sim: SimulatedDriver) -> None:
     vm = await _compute(sim, os_template="debian-12")
     resized = await sim.update(COMPUTE, vm.backend_id, {"resource_template": "xxlarge"})
@@ -175,6 +179,8 @@ async def test_bad_method_is_invalid_attribute(sim: SimulatedDriver, action: str
     assert observed is not None and observed.state == "active"
 
 
+@pytest.mark.spec("INF-09")
+@pytest.mark.spec("INF-34")
 async def test_save_names(sim: SimulatedDriver) -> None:
     vm = await _compute(sim, "web")
     first = await sim.save(vm.backend_id, None, "hot")
@@ -231,6 +237,7 @@ async def test_network_pool(sim: SimulatedDriver) -> None:
         await sim.create(NetworkSpec(name="e", address="not-a-range"))
 
 
+@pytest.mark.spec("INF-28")
 async def test_interface_addresses(sim: SimulatedDriver) -> None:
     vm = await _compute(sim)
     net = await sim.create(NetworkSpec(name="lan", address="192.168.7.0/29"))
