@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import math
 import random
 import re
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -47,17 +48,28 @@ RESOURCE_TEMPLATE_KEYS: Final = ("resource_template", "resource_tpl")
 # from the registry, so the flavours here use other terms.
 _IMAGES: Final[tuple[Template, ...]] = (
     Template("os_tpl", "debian-12", "Debian GNU/Linux 12 (bookworm)", {"occi.compute.architecture": "x64"}),
-    Template("os_tpl", "ubuntu-24.04", "Ubuntu 24.04 LTS (Noble Numbat)", {"occi.compute.architecture": "x64"}),
+    Template(
+        "os_tpl", "ubuntu-24.04", "Ubuntu 24.04 LTS (Noble Numbat)", {"occi.compute.architecture": "x64"}
+    ),
     Template("os_tpl", "alpine-3.20", "Alpine Linux 3.20", {"occi.compute.architecture": "x64"}),
     Template("os_tpl", "rocky-9", "Rocky Linux 9", {"occi.compute.architecture": "x64"}),
 )
 _FLAVOURS: Final[tuple[Template, ...]] = (
-    Template("resource_tpl", "tiny", "Tiny: 1 core, 0.5 GiB",
-             {"occi.compute.cores": 1, "occi.compute.memory": 0.5}),
-    Template("resource_tpl", "xlarge", "Extra large: 8 cores, 32 GiB",
-             {"occi.compute.cores": 8, "occi.compute.memory": 32.0}),
-    Template("resource_tpl", "xxlarge", "Double extra large: 16 cores, 64 GiB",
-             {"occi.compute.cores": 16, "occi.compute.memory": 64.0}),
+    Template(
+        "resource_tpl", "tiny", "Tiny: 1 core, 0.5 GiB", {"occi.compute.cores": 1, "occi.compute.memory": 0.5}
+    ),
+    Template(
+        "resource_tpl",
+        "xlarge",
+        "Extra large: 8 cores, 32 GiB",
+        {"occi.compute.cores": 8, "occi.compute.memory": 32.0},
+    ),
+    Template(
+        "resource_tpl",
+        "xxlarge",
+        "Double extra large: 16 cores, 64 GiB",
+        {"occi.compute.cores": 16, "occi.compute.memory": 64.0},
+    ),
 )
 _DEFAULT_IMAGE: Final = "debian-12"
 # "With no resource template the provider picks a default configuration" (GFD.224 §3.5.2).
@@ -142,7 +154,9 @@ class SimulatedDriver:
     name = "simulated"
     capabilities: frozenset[Capability] = frozenset(Capability)
 
-    def __init__(self, *, delay: float = 1.0, fail: str = "simulate-failure", seed: int | None = None) -> None:
+    def __init__(
+        self, *, delay: float = 1.0, fail: str = "simulate-failure", seed: int | None = None
+    ) -> None:
         if delay < 0:
             raise ValueError(f"delay must be 0 or more seconds, got {delay}")
         self.delay = delay
@@ -163,20 +177,26 @@ class SimulatedDriver:
         """
         unknown = sorted(set(options) - _OPTIONS)
         if unknown:
-            raise ValueError(f"unknown simulated driver option(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(sorted(_OPTIONS))}")
+            raise ValueError(
+                f"unknown simulated driver option(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(_OPTIONS))}"
+            )
         try:
             delay = float(options.get("delay", "1.0"))
         except ValueError:
-            raise ValueError(f"simulated driver option delay: expected seconds, got {options['delay']!r}") from None
-        if not delay >= 0:  # also refuses nan
+            raise ValueError(
+                f"simulated driver option delay: expected seconds, got {options['delay']!r}"
+            ) from None
+        if not (math.isfinite(delay) and delay >= 0):
             raise ValueError(f"simulated driver option delay: must be 0 or more, got {options['delay']!r}")
         seed: int | None = None
         if options.get("seed", "") != "":
             try:
                 seed = int(options["seed"])
             except ValueError:
-                raise ValueError(f"simulated driver option seed: expected an integer, got {options['seed']!r}") from None
+                raise ValueError(
+                    f"simulated driver option seed: expected an integer, got {options['seed']!r}"
+                ) from None
         return cls(delay=delay, fail=options.get("fail", "simulate-failure"), seed=seed)
 
     # ------------------------------------------------------------------ lifecycle
@@ -229,14 +249,19 @@ class SimulatedDriver:
             for end in (obj.compute_id, obj.target_id):
                 if end is not None and end not in self._objects:
                     self._remove(obj.backend_id)
-                    raise BackendError(f"{end} was deleted while {obj.resource.value} {obj.name!r} "
-                                       "was being attached to it")
+                    raise BackendError(
+                        f"{end} was deleted while {obj.resource.value} {obj.name!r} was being attached to it"
+                    )
             if self._objects.get(obj.backend_id) is not obj:
-                raise BackendError(f"{obj.resource.value} {obj.name!r} was deleted while it was being created")
+                raise BackendError(
+                    f"{obj.resource.value} {obj.name!r} was deleted while it was being created"
+                )
             if self.fail and self.fail in spec.name:
                 self._remove(obj.backend_id)
-                raise BackendError(f"simulated failure: creating {obj.resource.value} {spec.name!r} failed "
-                                   f"(its name contains {self.fail!r})")
+                raise BackendError(
+                    f"simulated failure: creating {obj.resource.value} {spec.name!r} failed "
+                    f"(its name contains {self.fail!r})"
+                )
             obj.state = target_state
             obj.message = None
             return obj.observed()
@@ -256,8 +281,7 @@ class SimulatedDriver:
 
     def _remove(self, backend_id: str) -> list[_Object]:
         """Forget an object and every link that hangs on it; returns what went (links first)."""
-        gone = [link for link in self._objects.values()
-                if backend_id in (link.compute_id, link.target_id)]
+        gone = [link for link in self._objects.values() if backend_id in (link.compute_id, link.target_id)]
         obj = self._objects.get(backend_id)
         if obj is not None:
             gone.append(obj)
@@ -272,19 +296,29 @@ class SimulatedDriver:
         image_term = spec.os_template or _DEFAULT_IMAGE
         image = self._template("os_tpl", image_term)
         if image is None:
-            raise BackendError(f"the simulated cloud has no image {image_term!r}; it offers "
-                               f"{', '.join(t.term for t in self.templates() if t.family == 'os_tpl')}")
+            raise BackendError(
+                f"the simulated cloud has no image {image_term!r}; it offers "
+                f"{', '.join(t.term for t in self.templates() if t.family == 'os_tpl')}"
+            )
         attributes: dict[str, AttributeValue] = {
             "occi.compute.hostname": spec.hostname or spec.name,
-            "occi.compute.architecture": spec.architecture or str(
-                image.defaults.get("occi.compute.architecture", "x64")),
+            "occi.compute.architecture": spec.architecture
+            or str(image.defaults.get("occi.compute.architecture", "x64")),
             "occi.compute.cores": spec.cores if spec.cores is not None else _DEFAULT_CORES,
-            "occi.compute.memory": float(spec.memory_gib) if spec.memory_gib is not None else _DEFAULT_MEMORY_GIB,
+            "occi.compute.memory": float(spec.memory_gib)
+            if spec.memory_gib is not None
+            else _DEFAULT_MEMORY_GIB,
         }
         if spec.share is not None:
             attributes["occi.compute.share"] = spec.share
-        obj = _Object(ResourceType.COMPUTE, self._new_id(ResourceType.COMPUTE), spec.name, "inactive",
-                      attributes, image=image.term)
+        obj = _Object(
+            ResourceType.COMPUTE,
+            self._new_id(ResourceType.COMPUTE),
+            spec.name,
+            "inactive",
+            attributes,
+            image=image.term,
+        )
         self._apply_flavour(obj, spec.resource_template)
         return obj
 
@@ -315,7 +349,9 @@ class SimulatedDriver:
             image = self._template("os_tpl", obj.image or "")
             source = image.title if image is not None else "an adopted image"
             template = Template(
-                "os_tpl", term, f"Snapshot {term} of compute {obj.name} ({source})",
+                "os_tpl",
+                term,
+                f"Snapshot {term} of compute {obj.name} ({source})",
                 {"occi.compute.architecture": obj.attributes.get("occi.compute.architecture", "x64")},
             )
             self._snapshots[term] = template
@@ -336,8 +372,13 @@ class SimulatedDriver:
 
     def _new_storage(self, spec: StorageSpec) -> _Object:
         size = _positive_float("occi.storage.size", spec.size_gib)
-        return _Object(ResourceType.STORAGE, self._new_id(ResourceType.STORAGE), spec.name, "offline",
-                       {"occi.storage.size": size})
+        return _Object(
+            ResourceType.STORAGE,
+            self._new_id(ResourceType.STORAGE),
+            spec.name,
+            "offline",
+            {"occi.storage.size": size},
+        )
 
     # ------------------------------------------------------------------ networks
 
@@ -363,8 +404,9 @@ class SimulatedDriver:
             attributes["occi.network.vlan"] = spec.vlan
         if spec.label is not None:
             attributes["occi.network.label"] = spec.label
-        return _Object(ResourceType.NETWORK, self._new_id(ResourceType.NETWORK), spec.name, "inactive",
-                       attributes)
+        return _Object(
+            ResourceType.NETWORK, self._new_id(ResourceType.NETWORK), spec.name, "inactive", attributes
+        )
 
     def _free_range(self) -> IPNetwork:
         """The next 10.<n>.<m>.0/24 of the pool that overlaps no existing network."""
@@ -385,8 +427,11 @@ class SimulatedDriver:
         for link in self._all(ResourceType.STORAGELINK):
             if link.target_id == volume.backend_id:
                 raise BackendError(f"volume {volume.name!r} is already attached to {link.compute_id}")
-        devices = {link.attributes.get("occi.storagelink.deviceid")
-                   for link in self._all(ResourceType.STORAGELINK) if link.compute_id == compute.backend_id}
+        devices = {
+            link.attributes.get("occi.storagelink.deviceid")
+            for link in self._all(ResourceType.STORAGELINK)
+            if link.compute_id == compute.backend_id
+        }
         if spec.deviceid:
             if spec.deviceid in devices:
                 raise BackendError(f"compute {compute.name!r} already has a device {spec.deviceid}")
@@ -398,8 +443,15 @@ class SimulatedDriver:
         if spec.mountpoint:
             attributes["occi.storagelink.mountpoint"] = spec.mountpoint
         backend_id = self._new_id(ResourceType.STORAGELINK, f":{compute.backend_id}:{volume.backend_id}")
-        return _Object(ResourceType.STORAGELINK, backend_id, spec.name, "inactive", attributes,
-                       compute_id=compute.backend_id, target_id=volume.backend_id)
+        return _Object(
+            ResourceType.STORAGELINK,
+            backend_id,
+            spec.name,
+            "inactive",
+            attributes,
+            compute_id=compute.backend_id,
+            target_id=volume.backend_id,
+        )
 
     def _new_networkinterface(self, spec: NetworkInterfaceSpec) -> _Object:
         compute = self._require(ResourceType.COMPUTE, spec.compute_id)
@@ -414,8 +466,11 @@ class SimulatedDriver:
                 raise BackendError(f"MAC address {mac} is already in use")
         else:
             mac = self._free_mac(macs)
-        names = {nic.attributes.get("occi.networkinterface.interface")
-                 for nic in nics if nic.compute_id == compute.backend_id}
+        names = {
+            nic.attributes.get("occi.networkinterface.interface")
+            for nic in nics
+            if nic.compute_id == compute.backend_id
+        }
         interface = next(f"eth{n}" for n in range(len(names) + 1) if f"eth{n}" not in names)
         allocation = spec.allocation or str(network.attributes.get("occi.network.allocation", "dynamic"))
         attributes: dict[str, AttributeValue] = {
@@ -438,9 +493,18 @@ class SimulatedDriver:
         gateway = network.attributes.get("occi.network.gateway")
         if gateway is not None:
             attributes["occi.networkinterface.gateway"] = gateway
-        backend_id = self._new_id(ResourceType.NETWORKINTERFACE, f":{compute.backend_id}:{network.backend_id}")
-        return _Object(ResourceType.NETWORKINTERFACE, backend_id, spec.name, "inactive", attributes,
-                       compute_id=compute.backend_id, target_id=network.backend_id)
+        backend_id = self._new_id(
+            ResourceType.NETWORKINTERFACE, f":{compute.backend_id}:{network.backend_id}"
+        )
+        return _Object(
+            ResourceType.NETWORKINTERFACE,
+            backend_id,
+            spec.name,
+            "inactive",
+            attributes,
+            compute_id=compute.backend_id,
+            target_id=network.backend_id,
+        )
 
     def _free_mac(self, taken: set[str]) -> str:
         while True:
@@ -469,19 +533,22 @@ class SimulatedDriver:
 
     # ------------------------------------------------------------------ actions and updates
 
-    async def act(self, resource: ResourceType, backend_id: str, action: str,
-                  params: Mapping[str, AttributeValue]) -> Observed:
+    async def act(
+        self, resource: ResourceType, backend_id: str, action: str, params: Mapping[str, AttributeValue]
+    ) -> Observed:
         """Run an action after `delay`; the new state follows GFD.224 §3 (start -> active, ...)."""
         if resource is ResourceType.COMPUTE and action == "save":
             method = params.get("method", "deferred")
             name = params.get("name")
-            template = await self.save(backend_id, name if isinstance(name, str) and name else None,
-                                       str(method))
+            template = await self.save(
+                backend_id, name if isinstance(name, str) and name else None, str(method)
+            )
             observed = await self.observe(resource, backend_id)
             if observed is None:
                 raise BackendError(f"compute {backend_id} disappeared after it was saved")
-            return Observed(observed.backend_id, observed.state, f"saved as os_tpl {template.term}",
-                            observed.attributes)
+            return Observed(
+                observed.backend_id, observed.state, f"saved as os_tpl {template.term}", observed.attributes
+            )
         target = _ACTIONS.get((resource, action))
         if target is None:
             raise NotSupported(f"the simulated cloud has no action {action!r} on a {resource.value}")
@@ -499,8 +566,9 @@ class SimulatedDriver:
             obj.message = None
             return obj.observed()
 
-    async def update(self, resource: ResourceType, backend_id: str,
-                     changes: Mapping[str, AttributeValue]) -> Observed:
+    async def update(
+        self, resource: ResourceType, backend_id: str, changes: Mapping[str, AttributeValue]
+    ) -> Observed:
         """Apply attribute changes: volume grow, compute resize and reimage, network settings.
 
         Template replacement uses the keys `os_template` / `resource_template` (aliases
@@ -530,8 +598,10 @@ class SimulatedDriver:
             current = obj.attributes.get("occi.storage.size", 0.0)
             old = float(current) if isinstance(current, (int, float)) else 0.0
             if size < old:
-                raise BackendError(f"volume {obj.name!r} cannot shrink from {old:g} GiB to {size:g} GiB: "
-                                   "volumes only grow (create a smaller one and copy the data)")
+                raise BackendError(
+                    f"volume {obj.name!r} cannot shrink from {old:g} GiB to {size:g} GiB: "
+                    "volumes only grow (create a smaller one and copy the data)"
+                )
             new["occi.storage.size"] = size
         elif obj.resource is ResourceType.COMPUTE:
             for key, value in changes.items():
@@ -548,19 +618,31 @@ class SimulatedDriver:
                 elif key in RESOURCE_TEMPLATE_KEYS:
                     flavour, flavour_given = _term(key, value), True
         elif obj.resource is ResourceType.NETWORK:
-            for key in ("occi.network.vlan", "occi.network.label", "occi.network.allocation",
-                        "occi.network.gateway", "occi.network.address"):
+            for key in (
+                "occi.network.vlan",
+                "occi.network.label",
+                "occi.network.allocation",
+                "occi.network.gateway",
+                "occi.network.address",
+            ):
                 if key in changes:
                     new[key] = changes[key]
             if "occi.network.address" in new:
                 _parse_network(_text("occi.network.address", new["occi.network.address"]))
                 if any(nic.target_id == obj.backend_id for nic in self._all(ResourceType.NETWORKINTERFACE)):
-                    raise BackendError(f"network {obj.name!r} has interfaces attached: detach them "
-                                       "before changing its address range")
+                    raise BackendError(
+                        f"network {obj.name!r} has interfaces attached: detach them "
+                        "before changing its address range"
+                    )
         else:
             prefix = f"occi.{obj.resource.value}."
-            new.update({k: v for k, v in changes.items() if k.startswith(prefix) and not k.startswith(
-                prefix + "state")})
+            new.update(
+                {
+                    k: v
+                    for k, v in changes.items()
+                    if k.startswith(prefix) and not k.startswith(prefix + "state")
+                }
+            )
 
         def apply() -> None:
             obj.attributes.update(new)
@@ -578,8 +660,10 @@ class SimulatedDriver:
             return
         allowed = _METHODS[action]
         if not isinstance(method, str) or method not in allowed:
-            raise InvalidAttribute(f"action {action}: method must be one of "
-                                   f"{', '.join(sorted(allowed - {'deffered'}))}, got {method!r}")
+            raise InvalidAttribute(
+                f"action {action}: method must be one of "
+                f"{', '.join(sorted(allowed - {'deffered'}))}, got {method!r}"
+            )
 
     # ------------------------------------------------------------------ observation, adoption
 
@@ -605,8 +689,14 @@ class SimulatedDriver:
         hostname = observed.attributes.get("occi.compute.hostname")
         name = hostname.partition(".")[0] if isinstance(hostname, str) and hostname else backend_id
         self._objects[backend_id] = _Object(
-            resource, backend_id, name, state, dict(observed.attributes), observed.message,
-            compute_id=compute_id, target_id=target_id,
+            resource,
+            backend_id,
+            name,
+            state,
+            dict(observed.attributes),
+            observed.message,
+            compute_id=compute_id,
+            target_id=target_id,
         )
 
     # ------------------------------------------------------------------ test hooks
@@ -632,8 +722,10 @@ class SimulatedDriver:
                 self._changes.put_nowait(Change(gone.resource, gone.backend_id, None))
             return
         if state not in _STATES[resource]:
-            raise ValueError(f"{state!r} is not a {resource.value} state; "
-                             f"use one of {', '.join(sorted(_STATES[resource]))}")
+            raise ValueError(
+                f"{state!r} is not a {resource.value} state; "
+                f"use one of {', '.join(sorted(_STATES[resource]))}"
+            )
         obj.state = state
         obj.message = None
         self._changes.put_nowait(Change(resource, backend_id, obj.observed()))

@@ -199,8 +199,9 @@ class DriverContract:
     async def test_concurrent_creates(self, driver: Driver, made: Made) -> None:
         # The service runs jobs concurrently on one event loop.
         require(driver, Capability.COMPUTE)
-        first, second = await asyncio.gather(made.create(self.compute_spec(driver)),
-                                             made.create(self.compute_spec(driver)))
+        first, second = await asyncio.gather(
+            made.create(self.compute_spec(driver)), made.create(self.compute_spec(driver))
+        )
         assert first.backend_id != second.backend_id
         assert first.state == second.state == "active"
 
@@ -286,7 +287,8 @@ class DriverContract:
     async def test_resize_compute(self, driver: Driver, compute: Observed) -> None:
         require(driver, Capability.RESIZE_COMPUTE)
         observed = await driver.update(
-            COMPUTE, compute.backend_id, {"occi.compute.cores": 2, "occi.compute.memory": 1.0})
+            COMPUTE, compute.backend_id, {"occi.compute.cores": 2, "occi.compute.memory": 1.0}
+        )
         assert observed.state in STATES[COMPUTE] - {"error"}
         assert observed.attributes.get("occi.compute.cores", 2) == 2
         assert observed.attributes.get("occi.compute.memory", 1.0) == pytest.approx(1.0)
@@ -355,11 +357,14 @@ class DriverContract:
     async def test_create_network_with_given_range(self, driver: Driver, made: Made) -> None:
         require(driver, Capability.NETWORK)
         octet = uuid.uuid4().int % 200 + 20  # unlikely to collide with other tests' networks
-        network = await made.create(self.network_spec(
-            driver, address=f"192.168.{octet}.0/24", gateway=f"192.168.{octet}.1"))
+        network = await made.create(
+            self.network_spec(driver, address=f"192.168.{octet}.0/24", gateway=f"192.168.{octet}.1")
+        )
         assert network.state == "active"
         address = network.attributes.get("occi.network.address", f"192.168.{octet}.0/24")
-        assert ipaddress.ip_network(str(address), strict=False) == ipaddress.ip_network(f"192.168.{octet}.0/24")
+        assert ipaddress.ip_network(str(address), strict=False) == ipaddress.ip_network(
+            f"192.168.{octet}.0/24"
+        )
         assert network.attributes.get("occi.network.gateway", f"192.168.{octet}.1") == f"192.168.{octet}.1"
 
     async def test_networks_get_distinct_ranges(self, driver: Driver, made: Made) -> None:
@@ -390,8 +395,9 @@ class DriverContract:
     async def test_storagelink_attach_detach(self, driver: Driver, compute: Observed, made: Made) -> None:
         require(driver, Capability.STORAGE, Capability.STORAGELINK)
         volume = await made.create(self.storage_spec(driver))
-        link = await made.create(StorageLinkSpec(
-            name=unique("ct-sl"), compute_id=compute.backend_id, storage_id=volume.backend_id))
+        link = await made.create(
+            StorageLinkSpec(name=unique("ct-sl"), compute_id=compute.backend_id, storage_id=volume.backend_id)
+        )
         assert link.backend_id
         assert link.state == "active"
         deviceid = link.attributes.get("occi.storagelink.deviceid")
@@ -406,23 +412,31 @@ class DriverContract:
         assert await driver.observe(COMPUTE, compute.backend_id) is not None
 
     async def test_two_storagelinks_get_distinct_devices(
-            self, driver: Driver, compute: Observed, made: Made) -> None:
+        self, driver: Driver, compute: Observed, made: Made
+    ) -> None:
         require(driver, Capability.STORAGE, Capability.STORAGELINK)
         devices = []
         for _ in range(2):
             volume = await made.create(self.storage_spec(driver))
-            link = await made.create(StorageLinkSpec(
-                name=unique("ct-sl"), compute_id=compute.backend_id, storage_id=volume.backend_id))
+            link = await made.create(
+                StorageLinkSpec(
+                    name=unique("ct-sl"), compute_id=compute.backend_id, storage_id=volume.backend_id
+                )
+            )
             devices.append(link.attributes["occi.storagelink.deviceid"])
         assert devices[0] != devices[1]
 
     @pytest.mark.spec("INF-25")
     async def test_networkinterface_attach_detach(
-            self, driver: Driver, compute: Observed, made: Made) -> None:
+        self, driver: Driver, compute: Observed, made: Made
+    ) -> None:
         require(driver, Capability.NETWORK, Capability.NETWORKINTERFACE)
         network = await made.create(self.network_spec(driver))
-        nic = await made.create(NetworkInterfaceSpec(
-            name=unique("ct-nic"), compute_id=compute.backend_id, network_id=network.backend_id))
+        nic = await made.create(
+            NetworkInterfaceSpec(
+                name=unique("ct-nic"), compute_id=compute.backend_id, network_id=network.backend_id
+            )
+        )
         assert nic.backend_id
         assert nic.state == "active"
         mac = nic.attributes.get("occi.networkinterface.mac")
@@ -442,21 +456,29 @@ class DriverContract:
         assert await driver.observe(COMPUTE, compute.backend_id) is not None
 
     async def test_networkinterface_keeps_given_mac(
-            self, driver: Driver, compute: Observed, made: Made) -> None:
+        self, driver: Driver, compute: Observed, made: Made
+    ) -> None:
         require(driver, Capability.NETWORK, Capability.NETWORKINTERFACE)
         network = await made.create(self.network_spec(driver))
-        nic = await made.create(NetworkInterfaceSpec(
-            name=unique("ct-nic"), compute_id=compute.backend_id, network_id=network.backend_id,
-            mac="52:54:00:12:34:56"))
+        nic = await made.create(
+            NetworkInterfaceSpec(
+                name=unique("ct-nic"),
+                compute_id=compute.backend_id,
+                network_id=network.backend_id,
+                mac="52:54:00:12:34:56",
+            )
+        )
         assert str(nic.attributes["occi.networkinterface.mac"]).lower() == "52:54:00:12:34:56"
 
-    async def test_two_networkinterfaces_differ(
-            self, driver: Driver, compute: Observed, made: Made) -> None:
+    async def test_two_networkinterfaces_differ(self, driver: Driver, compute: Observed, made: Made) -> None:
         require(driver, Capability.NETWORK, Capability.NETWORKINTERFACE)
         network = await made.create(self.network_spec(driver))
         nics = [
-            await made.create(NetworkInterfaceSpec(
-                name=unique("ct-nic"), compute_id=compute.backend_id, network_id=network.backend_id))
+            await made.create(
+                NetworkInterfaceSpec(
+                    name=unique("ct-nic"), compute_id=compute.backend_id, network_id=network.backend_id
+                )
+            )
             for _ in range(2)
         ]
         macs = {str(n.attributes["occi.networkinterface.mac"]).lower() for n in nics}
@@ -471,8 +493,9 @@ class DriverContract:
         # DELETE is accepted in any state and with links attached (infrastructure.md §4.3).
         require(driver, Capability.STORAGE, Capability.STORAGELINK)
         volume = await made.create(self.storage_spec(driver))
-        await made.create(StorageLinkSpec(
-            name=unique("ct-sl"), compute_id=compute.backend_id, storage_id=volume.backend_id))
+        await made.create(
+            StorageLinkSpec(name=unique("ct-sl"), compute_id=compute.backend_id, storage_id=volume.backend_id)
+        )
         await driver.delete(COMPUTE, compute.backend_id)
         assert await driver.observe(COMPUTE, compute.backend_id) is None
         assert await driver.observe(STORAGE, volume.backend_id) is not None
@@ -488,8 +511,11 @@ class DriverContract:
             await driver.delete(resource, missing_id())
 
     async def test_act_on_unknown_is_backend_error(self, driver: Driver) -> None:
-        cases = [(Capability.COMPUTE, COMPUTE, "start"), (Capability.STORAGE, STORAGE, "online"),
-                 (Capability.NETWORK, NETWORK, "up")]
+        cases = [
+            (Capability.COMPUTE, COMPUTE, "start"),
+            (Capability.STORAGE, STORAGE, "online"),
+            (Capability.NETWORK, NETWORK, "up"),
+        ]
         for capability, resource, action in cases:
             if capability in driver.capabilities:
                 with pytest.raises(BackendError):
@@ -509,19 +535,26 @@ class DriverContract:
         require(driver, Capability.STORAGE, Capability.STORAGELINK)
         volume = await made.create(self.storage_spec(driver))
         with pytest.raises(BackendError):
-            await made.create(StorageLinkSpec(
-                name=unique("ct-sl"), compute_id=missing_id(), storage_id=volume.backend_id))
+            await made.create(
+                StorageLinkSpec(name=unique("ct-sl"), compute_id=missing_id(), storage_id=volume.backend_id)
+            )
 
     async def test_link_to_unknown_storage_is_backend_error(
-            self, driver: Driver, compute: Observed, made: Made) -> None:
+        self, driver: Driver, compute: Observed, made: Made
+    ) -> None:
         require(driver, Capability.STORAGE, Capability.STORAGELINK)
         with pytest.raises(BackendError):
-            await made.create(StorageLinkSpec(
-                name=unique("ct-sl"), compute_id=compute.backend_id, storage_id=missing_id()))
+            await made.create(
+                StorageLinkSpec(name=unique("ct-sl"), compute_id=compute.backend_id, storage_id=missing_id())
+            )
 
     async def test_interface_to_unknown_network_is_backend_error(
-            self, driver: Driver, compute: Observed, made: Made) -> None:
+        self, driver: Driver, compute: Observed, made: Made
+    ) -> None:
         require(driver, Capability.NETWORK, Capability.NETWORKINTERFACE)
         with pytest.raises(BackendError):
-            await made.create(NetworkInterfaceSpec(
-                name=unique("ct-nic"), compute_id=compute.backend_id, network_id=missing_id()))
+            await made.create(
+                NetworkInterfaceSpec(
+                    name=unique("ct-nic"), compute_id=compute.backend_id, network_id=missing_id()
+                )
+            )

@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -93,9 +94,17 @@ def test_from_options_values(tmp_path: Path) -> None:
     assert drv.fail == "boom"
 
 
-@pytest.mark.parametrize("options", [
-    {"delay": "soon"}, {"delay": "-1"}, {"delay": "nan"}, {"seed": "x"}, {"dealy": "0"},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"delay": "soon"},
+        {"delay": "-1"},
+        {"delay": "nan"},
+        {"delay": "inf"},
+        {"seed": "x"},
+        {"dealy": "0"},
+    ],
+)
 def test_from_options_refuses_bad_values(tmp_path: Path, options: dict[str, str]) -> None:
     with pytest.raises(ValueError, match=next(iter(options))):
         SimulatedDriver.from_options(options, tmp_path)
@@ -106,8 +115,9 @@ async def test_seed_makes_it_deterministic() -> None:
         drv = SimulatedDriver(delay=0, seed=seed)
         vm = await _compute(drv)
         net = await drv.create(NetworkSpec(name="n"))
-        nic = await drv.create(NetworkInterfaceSpec(name="i", compute_id=vm.backend_id,
-                                                    network_id=net.backend_id))
+        nic = await drv.create(
+            NetworkInterfaceSpec(name="i", compute_id=vm.backend_id, network_id=net.backend_id)
+        )
         return [vm.backend_id, net.backend_id, nic.backend_id, dict(nic.attributes)]
 
     assert await run(5) == await run(5)
@@ -126,7 +136,14 @@ def test_templates_offered(sim: SimulatedDriver) -> None:
     for flavour in flavours:
         assert {"occi.compute.cores", "occi.compute.memory"} <= set(flavour.defaults)
     # CRTP small/medium/large come from the registry: no clash with them.
-    assert not {t.term for t in flavours} & {"small", "medium", "large", "mem_small", "mem_medium", "mem_large"}
+    assert not {t.term for t in flavours} & {
+        "small",
+        "medium",
+        "large",
+        "mem_small",
+        "mem_medium",
+        "mem_large",
+    }
 
 
 async def test_compute_attributes(sim: SimulatedDriver) -> None:
@@ -168,9 +185,15 @@ async def test_resize_and_reimage(sim: SimulatedDriver) -> None:
     assert "occi.core.title" not in ignored.attributes
 
 
-@pytest.mark.parametrize(("action", "method"), [
-    ("stop", "reboot"), ("restart", "poweroff"), ("suspend", "graceful"), ("stop", 3),
-])
+@pytest.mark.parametrize(
+    ("action", "method"),
+    [
+        ("stop", "reboot"),
+        ("restart", "poweroff"),
+        ("suspend", "graceful"),
+        ("stop", 3),
+    ],
+)
 async def test_bad_method_is_invalid_attribute(sim: SimulatedDriver, action: str, method: object) -> None:
     vm = await _compute(sim)
     with pytest.raises(InvalidAttribute, match="method"):
@@ -224,11 +247,15 @@ async def test_storage_grow_only(sim: SimulatedDriver) -> None:
 
 async def test_network_pool(sim: SimulatedDriver) -> None:
     first = await sim.create(NetworkSpec(name="a"))
-    assert first.attributes == {"occi.network.address": "10.10.0.0/24", "occi.network.gateway": "10.10.0.1",
-                                "occi.network.allocation": "dynamic"}
+    assert first.attributes == {
+        "occi.network.address": "10.10.0.0/24",
+        "occi.network.gateway": "10.10.0.1",
+        "occi.network.allocation": "dynamic",
+    }
     # A client range that covers the next pool entry pushes the pool past it.
-    await sim.create(NetworkSpec(name="b", address="10.10.1.0/24", gateway="10.10.1.254",
-                                 allocation="static"))
+    await sim.create(
+        NetworkSpec(name="b", address="10.10.1.0/24", gateway="10.10.1.254", allocation="static")
+    )
     third = await sim.create(NetworkSpec(name="c"))
     assert third.attributes["occi.network.address"] == "10.10.2.0/24"
     with pytest.raises(BackendError, match="outside"):
@@ -241,26 +268,48 @@ async def test_network_pool(sim: SimulatedDriver) -> None:
 async def test_interface_addresses(sim: SimulatedDriver) -> None:
     vm = await _compute(sim)
     net = await sim.create(NetworkSpec(name="lan", address="192.168.7.0/29"))
-    nics = [await sim.create(NetworkInterfaceSpec(name=f"n{i}", compute_id=vm.backend_id,
-                                                  network_id=net.backend_id)) for i in range(3)]
+    nics = [
+        await sim.create(
+            NetworkInterfaceSpec(name=f"n{i}", compute_id=vm.backend_id, network_id=net.backend_id)
+        )
+        for i in range(3)
+    ]
     assert [n.attributes["occi.networkinterface.interface"] for n in nics] == ["eth0", "eth1", "eth2"]
     assert [n.attributes["occi.networkinterface.address"] for n in nics] == [
-        "192.168.7.2", "192.168.7.3", "192.168.7.4"]
+        "192.168.7.2",
+        "192.168.7.3",
+        "192.168.7.4",
+    ]
     assert all(n.attributes["occi.networkinterface.gateway"] == "192.168.7.1" for n in nics)
     assert all(str(n.attributes["occi.networkinterface.mac"]).startswith("52:54:00:") for n in nics)
-    given = await sim.create(NetworkInterfaceSpec(name="s", compute_id=vm.backend_id,
-                                                  network_id=net.backend_id, address="192.168.7.6/29",
-                                                  allocation="static"))
+    given = await sim.create(
+        NetworkInterfaceSpec(
+            name="s",
+            compute_id=vm.backend_id,
+            network_id=net.backend_id,
+            address="192.168.7.6/29",
+            allocation="static",
+        )
+    )
     assert given.attributes["occi.networkinterface.address"] == "192.168.7.6/29"
     assert given.attributes["occi.networkinterface.allocation"] == "static"
     with pytest.raises(BackendError, match="already in use"):
-        await sim.create(NetworkInterfaceSpec(name="t", compute_id=vm.backend_id, network_id=net.backend_id,
-                                              address="192.168.7.6"))
+        await sim.create(
+            NetworkInterfaceSpec(
+                name="t", compute_id=vm.backend_id, network_id=net.backend_id, address="192.168.7.6"
+            )
+        )
     with pytest.raises(BackendError, match="outside"):
-        await sim.create(NetworkInterfaceSpec(name="u", compute_id=vm.backend_id, network_id=net.backend_id,
-                                              address="10.0.0.9"))
-    static = await sim.create(NetworkInterfaceSpec(name="v", compute_id=vm.backend_id,
-                                                   network_id=net.backend_id, allocation="static"))
+        await sim.create(
+            NetworkInterfaceSpec(
+                name="u", compute_id=vm.backend_id, network_id=net.backend_id, address="10.0.0.9"
+            )
+        )
+    static = await sim.create(
+        NetworkInterfaceSpec(
+            name="v", compute_id=vm.backend_id, network_id=net.backend_id, allocation="static"
+        )
+    )
     assert "occi.networkinterface.address" not in static.attributes
     await sim.create(NetworkInterfaceSpec(name="w", compute_id=vm.backend_id, network_id=net.backend_id))
     # /29: hosts .1-.6; .1 gateway, .2-.6 taken now.
@@ -268,8 +317,9 @@ async def test_interface_addresses(sim: SimulatedDriver) -> None:
         await sim.create(NetworkInterfaceSpec(name="x", compute_id=vm.backend_id, network_id=net.backend_id))
     # Detaching frees the address and the interface name.
     await sim.delete(NETWORKINTERFACE, nics[0].backend_id)
-    again = await sim.create(NetworkInterfaceSpec(name="y", compute_id=vm.backend_id,
-                                                  network_id=net.backend_id))
+    again = await sim.create(
+        NetworkInterfaceSpec(name="y", compute_id=vm.backend_id, network_id=net.backend_id)
+    )
     assert again.attributes["occi.networkinterface.address"] == "192.168.7.2"
     assert again.attributes["occi.networkinterface.interface"] == "eth0"
 
@@ -278,24 +328,39 @@ async def test_storagelink_devices(sim: SimulatedDriver) -> None:
     vm = await _compute(sim)
     other = await _compute(sim, "other")
     vols = [await sim.create(StorageSpec(name=f"v{i}", size_gib=1)) for i in range(3)]
-    links = [await sim.create(StorageLinkSpec(name=f"l{i}", compute_id=vm.backend_id,
-                                              storage_id=vols[i].backend_id)) for i in range(2)]
+    links = [
+        await sim.create(
+            StorageLinkSpec(name=f"l{i}", compute_id=vm.backend_id, storage_id=vols[i].backend_id)
+        )
+        for i in range(2)
+    ]
     assert [link.attributes["occi.storagelink.deviceid"] for link in links] == ["/dev/vdb", "/dev/vdc"]
     with pytest.raises(BackendError, match="already attached"):
-        await sim.create(StorageLinkSpec(name="x", compute_id=other.backend_id, storage_id=vols[0].backend_id))
+        await sim.create(
+            StorageLinkSpec(name="x", compute_id=other.backend_id, storage_id=vols[0].backend_id)
+        )
     with pytest.raises(BackendError, match="already has a device"):
-        await sim.create(StorageLinkSpec(name="y", compute_id=vm.backend_id, storage_id=vols[2].backend_id,
-                                         deviceid="/dev/vdc"))
-    mounted = await sim.create(StorageLinkSpec(name="z", compute_id=vm.backend_id,
-                                               storage_id=vols[2].backend_id, mountpoint="/srv"))
-    assert mounted.attributes == {"occi.storagelink.deviceid": "/dev/vdd", "occi.storagelink.mountpoint": "/srv"}
+        await sim.create(
+            StorageLinkSpec(
+                name="y", compute_id=vm.backend_id, storage_id=vols[2].backend_id, deviceid="/dev/vdc"
+            )
+        )
+    mounted = await sim.create(
+        StorageLinkSpec(name="z", compute_id=vm.backend_id, storage_id=vols[2].backend_id, mountpoint="/srv")
+    )
+    assert mounted.attributes == {
+        "occi.storagelink.deviceid": "/dev/vdd",
+        "occi.storagelink.mountpoint": "/srv",
+    }
 
 
 async def test_delete_cascades_to_links(sim: SimulatedDriver) -> None:
     vm = await _compute(sim)
     net = await sim.create(NetworkSpec(name="n"))
     vol = await sim.create(StorageSpec(name="v", size_gib=1))
-    nic = await sim.create(NetworkInterfaceSpec(name="i", compute_id=vm.backend_id, network_id=net.backend_id))
+    nic = await sim.create(
+        NetworkInterfaceSpec(name="i", compute_id=vm.backend_id, network_id=net.backend_id)
+    )
     att = await sim.create(StorageLinkSpec(name="a", compute_id=vm.backend_id, storage_id=vol.backend_id))
     await sim.delete(NETWORK, net.backend_id)
     assert await sim.observe(NETWORKINTERFACE, nic.backend_id) is None
@@ -335,13 +400,27 @@ async def test_concurrent_creates_do_not_share_allocations() -> None:
     net = await drv.create(NetworkSpec(name="n"))
     vols = await asyncio.gather(*(drv.create(StorageSpec(name=f"v{i}", size_gib=1)) for i in range(4)))
     nics, links = await asyncio.gather(
-        asyncio.gather(*(drv.create(NetworkInterfaceSpec(name=f"i{i}", compute_id=vm.backend_id,
-                                                         network_id=net.backend_id)) for i in range(4))),
-        asyncio.gather(*(drv.create(StorageLinkSpec(name=f"l{i}", compute_id=vm.backend_id,
-                                                    storage_id=v.backend_id)) for i, v in enumerate(vols))),
+        asyncio.gather(
+            *(
+                drv.create(
+                    NetworkInterfaceSpec(name=f"i{i}", compute_id=vm.backend_id, network_id=net.backend_id)
+                )
+                for i in range(4)
+            )
+        ),
+        asyncio.gather(
+            *(
+                drv.create(StorageLinkSpec(name=f"l{i}", compute_id=vm.backend_id, storage_id=v.backend_id))
+                for i, v in enumerate(vols)
+            )
+        ),
     )
-    for key, objs in [("occi.networkinterface.address", nics), ("occi.networkinterface.mac", nics),
-                      ("occi.networkinterface.interface", nics), ("occi.storagelink.deviceid", links)]:
+    for key, objs in [
+        ("occi.networkinterface.address", nics),
+        ("occi.networkinterface.mac", nics),
+        ("occi.networkinterface.interface", nics),
+        ("occi.storagelink.deviceid", links),
+    ]:
         assert len({o.attributes[key] for o in objs}) == 4, key
     nets = await asyncio.gather(*(drv.create(NetworkSpec(name=f"n{i}")) for i in range(3)))
     ranges = [ipaddress.ip_network(str(n.attributes["occi.network.address"])) for n in nets]
@@ -374,8 +453,9 @@ async def test_link_create_fails_when_compute_goes_away() -> None:
     drv = SimulatedDriver(delay=0.02, seed=1)
     vm = await _compute(drv)
     vols = [await drv.create(StorageSpec(name=f"v{i}", size_gib=1)) for i in range(2)]
-    attach = asyncio.create_task(drv.create(StorageLinkSpec(name="a", compute_id=vm.backend_id,
-                                                            storage_id=vols[0].backend_id)))
+    attach = asyncio.create_task(
+        drv.create(StorageLinkSpec(name="a", compute_id=vm.backend_id, storage_id=vols[0].backend_id))
+    )
     await asyncio.sleep(0.01)
     delete = asyncio.create_task(drv.delete(COMPUTE, vm.backend_id))
     await asyncio.sleep(0)
@@ -390,8 +470,9 @@ async def test_compute_deleted_during_attach() -> None:
     drv = SimulatedDriver(delay=0.04, seed=1)
     vm = await _compute(drv)
     vol = await drv.create(StorageSpec(name="v", size_gib=1))
-    attach = asyncio.create_task(drv.create(StorageLinkSpec(name="a", compute_id=vm.backend_id,
-                                                            storage_id=vol.backend_id)))
+    attach = asyncio.create_task(
+        drv.create(StorageLinkSpec(name="a", compute_id=vm.backend_id, storage_id=vol.backend_id))
+    )
     await asyncio.sleep(0)
     drv.delay = 0.005  # the deletion overtakes the slow attach
     await drv.delete(COMPUTE, vm.backend_id)
@@ -403,11 +484,14 @@ async def test_compute_deleted_during_attach() -> None:
 # ---------------------------------------------------------------- failures and external changes
 
 
-@pytest.mark.parametrize("spec", [
-    ComputeSpec(name="vm-simulate-failure"),
-    StorageSpec(name="simulate-failure", size_gib=1),
-    NetworkSpec(name="net-simulate-failure-1"),
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        ComputeSpec(name="vm-simulate-failure"),
+        StorageSpec(name="simulate-failure", size_gib=1),
+        NetworkSpec(name="net-simulate-failure-1"),
+    ],
+)
 async def test_failing_create(sim: SimulatedDriver, spec: ComputeSpec | StorageSpec | NetworkSpec) -> None:
     with pytest.raises(BackendError, match="simulated failure"):
         await sim.create(spec)
@@ -443,7 +527,9 @@ async def test_fail_next(sim: SimulatedDriver) -> None:
 async def test_external_changes(sim: SimulatedDriver) -> None:
     vm = await _compute(sim)
     net = await sim.create(NetworkSpec(name="n"))
-    nic = await sim.create(NetworkInterfaceSpec(name="i", compute_id=vm.backend_id, network_id=net.backend_id))
+    nic = await sim.create(
+        NetworkInterfaceSpec(name="i", compute_id=vm.backend_id, network_id=net.backend_id)
+    )
     stream = sim.changes()
     await sim.simulate_external(COMPUTE, vm.backend_id, "inactive")
     change = await asyncio.wait_for(anext(stream), 1)
@@ -477,21 +563,31 @@ async def test_adopt_restores_state_and_allocations() -> None:
     vm = await _compute(before)
     net = await before.create(NetworkSpec(name="n", address="172.16.0.0/29"))
     vol = await before.create(StorageSpec(name="v", size_gib=1))
-    nic = await before.create(NetworkInterfaceSpec(name="i", compute_id=vm.backend_id, network_id=net.backend_id))
+    nic = await before.create(
+        NetworkInterfaceSpec(name="i", compute_id=vm.backend_id, network_id=net.backend_id)
+    )
     att = await before.create(StorageLinkSpec(name="a", compute_id=vm.backend_id, storage_id=vol.backend_id))
     stopped = await before.act(COMPUTE, vm.backend_id, "stop", {})
     pool = await before.create(NetworkSpec(name="p"))
 
     after = SimulatedDriver(delay=0, seed=1)  # same seed: it would hand out the same ids again
-    for resource, observed in [(COMPUTE, stopped), (NETWORK, net), (NETWORK, pool), (STORAGE, vol),
-                               (NETWORKINTERFACE, nic), (STORAGELINK, att)]:
+    for resource, observed in [
+        (COMPUTE, stopped),
+        (NETWORK, net),
+        (NETWORK, pool),
+        (STORAGE, vol),
+        (NETWORKINTERFACE, nic),
+        (STORAGELINK, att),
+    ]:
         await after.adopt(resource, observed.backend_id, observed)
     assert (await after.observe(COMPUTE, vm.backend_id)) == stopped
     assert (await after.observe(NETWORKINTERFACE, nic.backend_id)) == nic
 
     vm2 = await _compute(after)
     assert vm2.backend_id != vm.backend_id
-    nic2 = await after.create(NetworkInterfaceSpec(name="j", compute_id=vm.backend_id, network_id=net.backend_id))
+    nic2 = await after.create(
+        NetworkInterfaceSpec(name="j", compute_id=vm.backend_id, network_id=net.backend_id)
+    )
     assert nic2.attributes["occi.networkinterface.address"] != nic.attributes["occi.networkinterface.address"]
     assert nic2.attributes["occi.networkinterface.interface"] == "eth1"
     assert nic2.attributes["occi.networkinterface.mac"] != nic.attributes["occi.networkinterface.mac"]
@@ -522,21 +618,49 @@ def test_from_options_gives_a_driver_or_value_error(options: dict[str, str]) -> 
 
 _PICK = st.integers(min_value=0, max_value=50)
 _OPERATION = st.one_of(
-    st.tuples(st.just("compute"), st.sampled_from([None, "debian-12", "rocky-9", "no-such-image"]),
-              st.sampled_from([None, "tiny", "xlarge", "medium"]), st.sampled_from(["vm", "vm-simulate-failure"])),
+    st.tuples(
+        st.just("compute"),
+        st.sampled_from([None, "debian-12", "rocky-9", "no-such-image"]),
+        st.sampled_from([None, "tiny", "xlarge", "medium"]),
+        st.sampled_from(["vm", "vm-simulate-failure"]),
+    ),
     st.tuples(st.just("storage"), st.sampled_from([1, 2.5, 0, -1])),
     st.tuples(st.just("network"), st.sampled_from([None, None, "10.10.0.0/24", "192.168.9.0/30", "bogus"])),
-    *[st.tuples(st.just("nic"), _PICK, _PICK, st.sampled_from([None, None, "192.168.9.2", "10.10.0.7/24", "x"]),
-              st.sampled_from([None, None, "52:54:00:00:00:01", "zz"]))] * 3,
+    *[
+        st.tuples(
+            st.just("nic"),
+            _PICK,
+            _PICK,
+            st.sampled_from([None, None, "192.168.9.2", "10.10.0.7/24", "x"]),
+            st.sampled_from([None, None, "52:54:00:00:00:01", "zz"]),
+        )
+    ]
+    * 3,
     *[st.tuples(st.just("link"), _PICK, _PICK, st.sampled_from([None, None, "/dev/vdb"]))] * 2,
     st.tuples(st.just("delete"), _PICK),
-    st.tuples(st.just("act"), _PICK,
-              st.sampled_from(["start", "stop", "restart", "suspend", "save", "up", "down", "online", "offline"]),
-              st.sampled_from([None, "graceful", "poweroff", "cold", "hibernate", "hot", "bogus", 7])),
-    st.tuples(st.just("update"), _PICK, st.sampled_from([
-        {"occi.storage.size": 3}, {"occi.storage.size": 0.5}, {"occi.compute.cores": 4},
-        {"occi.compute.memory": "lots"}, {"os_template": "alpine-3.20"}, {"resource_template": "tiny"},
-        {"occi.network.address": "10.99.0.0/24"}, {"occi.storagelink.mountpoint": "/mnt"}, {}])),
+    st.tuples(
+        st.just("act"),
+        _PICK,
+        st.sampled_from(["start", "stop", "restart", "suspend", "save", "up", "down", "online", "offline"]),
+        st.sampled_from([None, "graceful", "poweroff", "cold", "hibernate", "hot", "bogus", 7]),
+    ),
+    st.tuples(
+        st.just("update"),
+        _PICK,
+        st.sampled_from(
+            [
+                {"occi.storage.size": 3},
+                {"occi.storage.size": 0.5},
+                {"occi.compute.cores": 4},
+                {"occi.compute.memory": "lots"},
+                {"os_template": "alpine-3.20"},
+                {"resource_template": "tiny"},
+                {"occi.network.address": "10.99.0.0/24"},
+                {"occi.storagelink.mountpoint": "/mnt"},
+                {},
+            ]
+        ),
+    ),
     st.tuples(st.just("external"), _PICK, st.sampled_from([None, "active", "inactive", "online", "error"])),
     st.tuples(st.just("fail_next"), _PICK),
 )
@@ -544,8 +668,13 @@ _OPERATION = st.one_of(
 
 def _check_invariants(drv: SimulatedDriver) -> None:
     objects = drv._objects
-    seen: dict[str, set[object]] = {"mac": set(), "interface": set(), "address": set(), "device": set(),
-                                    "volume": set()}
+    seen: dict[str, set[object]] = {
+        "mac": set(),
+        "interface": set(),
+        "address": set(),
+        "device": set(),
+        "volume": set(),
+    }
 
     def claim(kind: str, key: object) -> None:
         assert key not in seen[kind], f"{kind} {key} handed out twice"
@@ -568,55 +697,75 @@ def _check_invariants(drv: SimulatedDriver) -> None:
             claim("volume", obj.target_id)
 
 
-async def _run(operations: list[tuple[object, ...]]) -> None:
+async def _run(operations: list[tuple[Any, ...]]) -> None:
     drv = SimulatedDriver(delay=0, seed=0)
     made: list[tuple[ResourceType, str]] = []
     # Something to attach to from the start, so that short sequences reach the allocators.
-    setup: list[Spec] = [ComputeSpec(name="a"), ComputeSpec(name="b"), NetworkSpec(name="n"),
-                 NetworkSpec(name="small", address="192.168.9.0/29"), StorageSpec(name="v", size_gib=1),
-                 StorageSpec(name="w", size_gib=1)]
+    setup: list[Spec] = [
+        ComputeSpec(name="a"),
+        ComputeSpec(name="b"),
+        NetworkSpec(name="n"),
+        NetworkSpec(name="small", address="192.168.9.0/29"),
+        StorageSpec(name="v", size_gib=1),
+        StorageSpec(name="w", size_gib=1),
+    ]
     for spec in setup:
         observed = await drv.create(spec)
         made.append((SPEC_TYPES[type(spec)], observed.backend_id))
 
-    def pick(index: object, *types: ResourceType) -> tuple[ResourceType, str]:
-        pool = [m for m in made if not types or m[0] in types] or [(types[0] if types else COMPUTE, "vm-missing")]
-        return pool[int(index) % len(pool)]  # type: ignore[call-overload]
+    def pick(index: int, *types: ResourceType) -> tuple[ResourceType, str]:
+        pool = [m for m in made if not types or m[0] in types] or [
+            (types[0] if types else COMPUTE, "vm-missing")
+        ]
+        return pool[index % len(pool)]
 
     for op in operations:
         kind, *args = op
         try:
             if kind == "compute":
-                vm = await drv.create(ComputeSpec(name=str(args[2]), os_template=args[0], resource_template=args[1]))  # type: ignore[arg-type]
+                vm = await drv.create(
+                    ComputeSpec(name=str(args[2]), os_template=args[0], resource_template=args[1])
+                )
                 made.append((COMPUTE, vm.backend_id))
             elif kind == "storage":
-                vol = await drv.create(StorageSpec(name="v", size_gib=args[0]))  # type: ignore[arg-type]
+                vol = await drv.create(StorageSpec(name="v", size_gib=args[0]))
                 made.append((STORAGE, vol.backend_id))
             elif kind == "network":
-                net = await drv.create(NetworkSpec(name="n", address=args[0]))  # type: ignore[arg-type]
+                net = await drv.create(NetworkSpec(name="n", address=args[0]))
                 made.append((NETWORK, net.backend_id))
             elif kind == "nic":
-                nic = await drv.create(NetworkInterfaceSpec(
-                    name="i", compute_id=pick(args[0], COMPUTE)[1], network_id=pick(args[1], NETWORK)[1],
-                    address=args[2], mac=args[3]))  # type: ignore[arg-type]
+                nic = await drv.create(
+                    NetworkInterfaceSpec(
+                        name="i",
+                        compute_id=pick(args[0], COMPUTE)[1],
+                        network_id=pick(args[1], NETWORK)[1],
+                        address=args[2],
+                        mac=args[3],
+                    )
+                )
                 made.append((NETWORKINTERFACE, nic.backend_id))
             elif kind == "link":
-                link = await drv.create(StorageLinkSpec(
-                    name="l", compute_id=pick(args[0], COMPUTE)[1], storage_id=pick(args[1], STORAGE)[1],
-                    deviceid=args[2]))  # type: ignore[arg-type]
+                link = await drv.create(
+                    StorageLinkSpec(
+                        name="l",
+                        compute_id=pick(args[0], COMPUTE)[1],
+                        storage_id=pick(args[1], STORAGE)[1],
+                        deviceid=args[2],
+                    )
+                )
                 made.append((STORAGELINK, link.backend_id))
             elif kind == "delete":
                 await drv.delete(*pick(args[0]))
             elif kind == "act":
                 params = {} if args[2] is None else {"method": args[2]}
-                await drv.act(*pick(args[0]), str(args[1]), params)  # type: ignore[arg-type]
+                await drv.act(*pick(args[0]), str(args[1]), params)
             elif kind == "update":
-                await drv.update(*pick(args[0]), args[1])  # type: ignore[arg-type]
+                await drv.update(*pick(args[0]), args[1])
             elif kind == "external":
                 resource, backend_id = pick(args[0])
                 if await drv.observe(resource, backend_id) is not None:
                     try:
-                        await drv.simulate_external(resource, backend_id, args[1])  # type: ignore[arg-type]
+                        await drv.simulate_external(resource, backend_id, args[1])
                     except ValueError:
                         assert args[1] is not None  # a state outside the type's vocabulary
             elif kind == "fail_next":
@@ -628,7 +777,7 @@ async def _run(operations: list[tuple[object, ...]]) -> None:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_OPERATION, min_size=10, max_size=40))
-def test_any_sequence_of_calls_keeps_the_cloud_consistent(operations: list[tuple[object, ...]]) -> None:
+def test_any_sequence_of_calls_keeps_the_cloud_consistent(operations: list[tuple[Any, ...]]) -> None:
     # The driver "may assume valid input, but must never crash": only OcciErrors, and no
     # address, MAC, interface name, device or volume is ever handed out twice.
     asyncio.run(_run(operations))
