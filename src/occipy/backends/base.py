@@ -174,7 +174,11 @@ class Driver(Protocol):
 
     async def update(self, resource: ResourceType, backend_id: str,
                      changes: Mapping[str, AttributeValue]) -> Observed:
-        """Apply changed OCCI attributes to an existing object (e.g. occi.storage.size resize)."""
+        """Apply changed OCCI attributes to an existing object (e.g. occi.storage.size resize).
+
+        Template replacement on a compute arrives as the keys "os_tpl" / "resource_tpl" whose value
+        is the new Template.term (GFD.224 §3.5.1-§3.5.2: replace and change the environment).
+        """
 
     async def save(self, backend_id: str, name: str | None, method: str) -> Template:
         """Snapshot a compute into a new os_tpl template (compute save action)."""

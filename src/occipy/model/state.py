@@ -31,11 +31,11 @@ def _build() -> tuple[dict[tuple[str, str, str], str], dict[str, str], dict[str,
     return transitions, attributes, initial, failure
 
 
-TRANSITIONS: Final[Mapping[tuple[str, str, str], str]]
-STATE_ATTRIBUTE: Final[Mapping[str, str]]
-INITIAL_STATE: Final[Mapping[str, str]]
-ERROR_STATE: Final[Mapping[str, str]]
-TRANSITIONS, STATE_ATTRIBUTE, INITIAL_STATE, ERROR_STATE = _build()
+_TABLES = _build()
+TRANSITIONS: Final[Mapping[tuple[str, str, str], str]] = _TABLES[0]
+STATE_ATTRIBUTE: Final[Mapping[str, str]] = _TABLES[1]
+INITIAL_STATE: Final[Mapping[str, str]] = _TABLES[2]
+ERROR_STATE: Final[Mapping[str, str]] = _TABLES[3]
 
 
 def state_attribute(kind_id: str) -> str | None:

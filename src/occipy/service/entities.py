@@ -294,10 +294,15 @@ class Creation:
         """Write every new entity (and its creation jobs) in one batch, then start the jobs."""
         svc = self.svc
         batch = Batch(put=self.entities)
-        planned = [svc.provisioning.plan_create(entity, self.request.user) for entity in self.entities]
-        batch.put_operations = [op for op in planned if op is not None]
-        await svc.store.commit(batch)
-        svc.provisioning.index(self.entities)
+        svc.provisioning.index(self.entities)  # links are planned against the resources created with them
+        try:
+            planned = [svc.provisioning.plan_create(entity, self.request.user) for entity in self.entities]
+            batch.put_operations = [op for op in planned if op is not None]
+            await svc.store.commit(batch)
+        except BaseException:
+            for entity in self.entities:
+                svc.provisioning.unindex(entity)
+            raise
         self.operations = batch.put_operations
         for entity, op in zip(self.entities, planned):
             if op is not None:
@@ -452,11 +457,11 @@ async def _write_update(svc: Service, request: OcciRequest, stored: Entity, upda
                         creation: Creation) -> Reply:
     svc.jobs.ensure_idle(stored.location)
     op = svc.provisioning.plan_update(stored, updated, request.user)
+    svc.provisioning.index(creation.entities)
     batch = Batch(put=[updated, *creation.entities])
     link_ops = [svc.provisioning.plan_create(link, request.user) for link in creation.entities]
     batch.put_operations = [o for o in [op, *link_ops] if o is not None]
     await svc.store.commit(batch)
-    svc.provisioning.index(creation.entities)
     if op is not None:
         svc.provisioning.launch_update(stored, updated, op)
     for link, link_op in zip(creation.entities, link_ops):

@@ -144,10 +144,10 @@ class Provisioning:
             op.state = "failed"
             op.message = "interrupted by a restart of the server"
             batch.put_operations.append(op)
-            entity = await svc.store.get(op.location)
-            if entity is not None:
-                updated = entity.copy()
-                self._set_state(updated, fsm.ERROR_STATE.get(entity.kind),
+            interrupted_entity = await svc.store.get(op.location)
+            if interrupted_entity is not None:
+                updated = interrupted_entity.copy()
+                self._set_state(updated, fsm.ERROR_STATE.get(interrupted_entity.kind),
                                 f"{op.action} was interrupted by a restart of the server")
                 batch.put.append(updated)
         if batch:
@@ -331,7 +331,7 @@ class Provisioning:
         for mixin_id in updated.mixins:
             if mixin_id not in stored.mixins and mixin_id in self.templates:
                 template = self.templates[mixin_id]
-                changes[f"occi.compute.{template.family}"] = template.term
+                changes[template.family] = template.term
         return changes
 
     def plan_update(self, stored: Entity, updated: Entity, owner: str) -> Operation | None:
@@ -346,9 +346,9 @@ class Provisioning:
         if resource is ResourceType.STORAGE and Capability.RESIZE_STORAGE not in capabilities:
             raise NotSupported(f"the {self.svc.driver.name} cloud cannot resize storage")
         if resource is ResourceType.COMPUTE:
-            if "occi.compute.os_tpl" in changes and Capability.REIMAGE not in capabilities:
+            if "os_tpl" in changes and Capability.REIMAGE not in capabilities:
                 raise NotSupported(f"the {self.svc.driver.name} cloud cannot replace the OS template of a compute")
-            if set(changes) - {"occi.compute.os_tpl"} and Capability.RESIZE_COMPUTE not in capabilities:
+            if set(changes) - {"os_tpl"} and Capability.RESIZE_COMPUTE not in capabilities:
                 raise NotSupported(f"the {self.svc.driver.name} cloud cannot resize a compute")
         self._set_state(updated, None, "updating")
         return self.svc.jobs.new(stored.location, "update", owner, "updating")
