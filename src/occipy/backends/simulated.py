@@ -38,11 +38,11 @@ from occipy.model.category import AttributeValue
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-# Update keys that replace a compute's templates (they are mixins, not attributes, so the service
-# passes them under these names with a Template.term as value; GFD.224 §3.5.1/§3.5.2 say the
+# Update keys that replace a compute's templates (Driver.update: they are mixins, not attributes, so the
+# service passes them under these names with a Template.term as value; GFD.224 §3.5.1/§3.5.2 say the
 # replacement "MUST immediately remove the old template ... and change the execution environment").
-OS_TEMPLATE_KEYS: Final = ("os_template", "os_tpl")
-RESOURCE_TEMPLATE_KEYS: Final = ("resource_template", "resource_tpl")
+OS_TEMPLATE_KEYS: Final = ("os_tpl", "os_template")
+RESOURCE_TEMPLATE_KEYS: Final = ("resource_tpl", "resource_template")
 
 # The images and flavours of the simulated cloud. The CRTP small/medium/large... templates come
 # from the registry, so the flavours here use other terms.
@@ -571,9 +571,9 @@ class SimulatedDriver:
     ) -> Observed:
         """Apply attribute changes: volume grow, compute resize and reimage, network settings.
 
-        Template replacement uses the keys `os_template` / `resource_template` (aliases
-        `os_tpl` / `resource_tpl`) with a Template.term as value. Unknown attributes (title,
-        summary, ...) concern only the service and are ignored.
+        Template replacement uses the keys `os_tpl` / `resource_tpl` (Driver.update; aliases
+        `os_template` / `resource_template`) with a Template.term as value. Unknown attributes
+        (title, summary, ...) concern only the service and are ignored.
         """
         obj = self._require(resource, backend_id)
         async with obj.lock:

@@ -6,8 +6,8 @@ opened driver, close it after) and, when its cloud needs other names or sizes, t
 Imports pytest, occipy.backends.base and occipy.errors; nothing driver-specific.
 
 Template replacement on an existing compute (REIMAGE, RESIZE_COMPUTE) goes through `update()`
-with the keys `os_template` / `resource_template` and a Template.term as value (the names of
-the ComputeSpec fields; templates are mixins, not attributes).
+with the keys `os_tpl` / `resource_tpl` and a Template.term as value (Driver.update docstring;
+templates are mixins, not attributes).
 
 Example::
 
@@ -297,7 +297,7 @@ class DriverContract:
     async def test_reimage_compute(self, driver: Driver, compute: Observed) -> None:
         require(driver, Capability.REIMAGE)
         image = [t.term for t in driver.templates() if t.family == "os_tpl"][-1]
-        observed = await driver.update(COMPUTE, compute.backend_id, {"os_template": image})
+        observed = await driver.update(COMPUTE, compute.backend_id, {"os_tpl": image})
         assert observed.state in STATES[COMPUTE] - {"error"}
 
     # ---------------------------------------------------------------- storage

@@ -173,9 +173,9 @@ async def test_crtp_template_keeps_service_sizes(sim: SimulatedDriver) -> None:
 @pytest.mark.spec("INF-48")
 async def test_resize_and_reimage(sim: SimulatedDriver) -> None:
     vm = await _compute(sim, os_template="debian-12")
-    resized = await sim.update(COMPUTE, vm.backend_id, {"resource_template": "xxlarge"})
+    resized = await sim.update(COMPUTE, vm.backend_id, {"resource_tpl": "xxlarge"})
     assert resized.attributes["occi.compute.cores"] == 16
-    reimaged = await sim.update(COMPUTE, vm.backend_id, {"os_template": "rocky-9"})
+    reimaged = await sim.update(COMPUTE, vm.backend_id, {"os_tpl": "rocky-9"})
     assert reimaged.state == "active"
     with pytest.raises(BackendError, match="no image"):
         await sim.update(COMPUTE, vm.backend_id, {"os_template": "windows-95"})
@@ -653,8 +653,9 @@ _OPERATION = st.one_of(
                 {"occi.storage.size": 0.5},
                 {"occi.compute.cores": 4},
                 {"occi.compute.memory": "lots"},
-                {"os_template": "alpine-3.20"},
-                {"resource_template": "tiny"},
+                {"os_tpl": "alpine-3.20"},
+                {"os_template": "nope"},
+                {"resource_tpl": "tiny"},
                 {"occi.network.address": "10.99.0.0/24"},
                 {"occi.storagelink.mountpoint": "/mnt"},
                 {},
