@@ -32,7 +32,7 @@ def exchange_lines(name: str) -> list[str]:
     lines: list[str] = []
     joining = False
     for raw in (EXAMPLES / name).read_text(encoding="utf-8").splitlines():
-        line = raw[1:] if raw.startswith("<") else raw
+        line = raw.removeprefix("<")
         continued = line.rstrip().endswith("\\")
         line = line.rstrip().removesuffix("\\").strip()
         if joining:
@@ -57,7 +57,7 @@ def test_abnf_rules_are_quoted_in_the_grammar_module(name: str) -> None:
     checked = {"term", "class", "attribute-property", "attribute-name", "int", "float", "bool",
                "action-uri", "type-identifier", "link-attribute", "location-value"}
     found = 0
-    for match in re.finditer(r"^\s*([A-Za-z-]+)\s+=.*$", block, re.M):
+    for match in re.finditer(r"^\s*([A-Za-z-]+)\s+=.*$", block, re.MULTILINE):
         if match.group(1) in checked:
             found += 1
             rule = _normalise(match.group(0))

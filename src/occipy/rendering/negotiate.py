@@ -23,7 +23,7 @@ FORM: Final = "application/x-www-form-urlencoded"
 # (http-protocol.md §2 [decision]: text/plain, text/occi, application/occi+json, text/uri-list).
 SUPPORTED: Final = (TEXT_PLAIN, TEXT_OCCI_PLAIN, TEXT_OCCI, OCCI_JSON, JSON, URI_LIST)
 # The value of the response `Accept` header (GFD.223 §5.2: the server SHOULD list them).
-ACCEPT_VALUE: Final = ", ".join((TEXT_PLAIN, TEXT_OCCI, TEXT_OCCI_PLAIN, OCCI_JSON, JSON, URI_LIST))
+ACCEPT_VALUE: Final = f"{TEXT_PLAIN}, {TEXT_OCCI}, {TEXT_OCCI_PLAIN}, {OCCI_JSON}, {JSON}, {URI_LIST}"
 
 # Aliases are only answered when the client names them (never chosen through a wildcard).
 _ALIASES: Final = {TEXT_OCCI_PLAIN: TEXT_PLAIN, JSON: OCCI_JSON}
@@ -75,7 +75,7 @@ def _accept_ranges(accept: str) -> list[tuple[str, str, float]]:
         q = 1.0
         bad = False
         for param in item.split(";")[1:]:
-            name, eq, value = param.partition("=")
+            name, _, value = param.partition("=")
             if name.strip().lower() != "q":
                 continue
             try:

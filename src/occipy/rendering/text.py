@@ -222,7 +222,10 @@ def parse_value(text: str) -> AttributeValue:
     if text in _abnf.BOOLEANS:
         return _abnf.BOOLEANS[text]
     if _abnf.INT_RE.match(text):
-        return int(text)
+        try:
+            return int(text)
+        except ValueError:  # more digits than sys.get_int_max_str_digits() allows
+            raise ParseError(f"integer too long: {text[:50]!r}...") from None
     if _abnf.FLOAT_RE.match(text):
         number = float(text)
         if not math.isfinite(number):
@@ -371,7 +374,7 @@ def _parse_attributes(values: Iterable[str]) -> dict[str, AttributeValue]:
 class _LinkValue:
     """A parsed Link value: an ActionLink (`action` set) or a Link instance reference."""
 
-    __slots__ = ("target", "rel", "self_location", "categories", "attributes")
+    __slots__ = ("attributes", "categories", "rel", "self_location", "target")
 
     def __init__(self, target: str, rel: tuple[str, ...], self_location: str | None,
                  categories: tuple[str, ...], attributes: dict[str, AttributeValue]) -> None:
