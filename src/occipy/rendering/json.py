@@ -8,7 +8,7 @@ import. Imports `occipy.model`, `occipy.rendering.messages`, `occipy.errors` and
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Literal, TypeVar, Union
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType, field
@@ -174,7 +174,7 @@ class _QueryInterface(Struct, forbid_unknown_fields=True):
 class _MixinBody(Struct, forbid_unknown_fields=True):
     """POST/DELETE /-/: `{"mixins": [...]}` (objects or rOCCI type ids), or one bare mixin object."""
 
-    mixins: list[Union[_Mixin, _TypeId]] | UnsetType = UNSET
+    mixins: list[_Mixin | _TypeId] | UnsetType = UNSET
     term: _Term | UnsetType = UNSET
     scheme: _Scheme | UnsetType = UNSET
     title: str | UnsetType = UNSET
@@ -190,7 +190,7 @@ _T = TypeVar("_T")
 _ENTITY = msgspec.json.Decoder(_Entity)
 _ENTITIES = msgspec.json.Decoder(_EntityOrCollection)
 _COLLECTION = msgspec.json.Decoder(_EntityCollection)
-_LOCATIONS = msgspec.json.Decoder(Union[list[_Uri], _EntityCollection])
+_LOCATIONS = msgspec.json.Decoder(list[_Uri] | _EntityCollection)
 _ACTION = msgspec.json.Decoder(_ActionInvocation)
 _QUERY = msgspec.json.Decoder(_QueryInterface)
 _MIXINS = msgspec.json.Decoder(_MixinBody)

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from occipy.errors import InvalidAttribute, ParseError
-from occipy.model.catalogue import CORE_KINDS, COMPUTE, NETWORK, NETWORKINTERFACE, standard_registry
+from occipy.model.catalogue import COMPUTE, CORE_KINDS, NETWORK, NETWORKINTERFACE, standard_registry
 from occipy.model.category import Action, AttributeDef, Kind, Mixin
 from occipy.model.entity import Entity
 from occipy.model.registry import ENTITY, LINK, RESOURCE, Registry
@@ -29,7 +29,7 @@ DRAFT_04 = "http://json-schema.org/draft-04/schema#"
 
 
 def spec_examples() -> list[str]:
-    return re.findall(r"```json\n(.*?)```", SPEC_MD.read_text(encoding="utf-8"), re.S)
+    return re.findall(r"```json\n(.*?)```", SPEC_MD.read_text(encoding="utf-8"), re.DOTALL)
 
 
 def body(value: Any) -> bytes:
@@ -678,9 +678,10 @@ def values_of(value_type: str) -> st.SearchStrategy[Any]:
 @st.composite
 def attribute_defs(draw: st.DrawFn, name: str) -> AttributeDef:
     value_type = draw(st.sampled_from(["string", "number", "boolean", "array", "object"]))
-    pattern = draw(st.none() | st.sampled_from([
-        {"type": "integer", "minimum": 1}, {"$schema": DRAFT_04, "type": "string", "pattern": "\\S+"},
-        {"enum": ["a", "b"]}]))
+    patterns: list[dict[str, Any] | None] = [
+        None, {"type": "integer", "minimum": 1}, {"$schema": DRAFT_04, "type": "string", "pattern": "\\S+"},
+        {"enum": ["a", "b"]}]
+    pattern = draw(st.sampled_from(patterns))
     return AttributeDef(name=name, type=value_type, mutable=draw(st.booleans()), required=draw(st.booleans()),
                         pattern=pattern, default=draw(st.none() | values_of(value_type)),
                         description=draw(OPTIONAL_TEXT))
@@ -715,7 +716,8 @@ def registries(draw: st.DrawFn) -> tuple[Registry, list[Kind | Mixin | Action]]:
             depends=tuple(draw(st.lists(st.sampled_from(earlier), unique=True))) if earlier else (),
             applies=tuple(draw(st.lists(st.sampled_from(kind_ids), unique=True, max_size=2))),
             location=f"/m{i}-{term}/"))
-    for category in [*actions, *kinds, *mixins]:
+    everything: list[Kind | Mixin | Action] = [*actions, *kinds, *mixins]
+    for category in everything:
         if registry.find(category.type_id) is None:
             registry.add(category)
             created.append(category)
