@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from occipy.errors import BadRequest, Forbidden, InvalidAttribute, NotFound, PageTooLarge
+from occipy.errors import BadRequest, Forbidden, NotFound, PageTooLarge
 from occipy.model.category import Kind, Mixin
 from occipy.model.entity import Entity
 from occipy.rendering.messages import Filter
@@ -188,22 +188,37 @@ def _mixin_of(route: Route) -> Mixin:
     return route.category
 
 
+async def _write_memberships(svc: Service, request: OcciRequest, changes: Sequence[tuple[Entity, Entity]],
+                             extra: Sequence[Entity] = ()) -> None:
+    """Write changed memberships atomically; template changes start cloud updates (GFD.224 §3.5)."""
+    batch = Batch(put=[*(updated for _, updated in changes), *extra])
+    launches = []
+    for stored, updated in changes:
+        op = svc.provisioning.plan_update(stored, updated, request.user)
+        if op is not None:
+            batch.put_operations.append(op)
+            launches.append((stored, updated, op))
+    if not batch:
+        return
+    await svc.store.commit(batch)
+    for stored, updated, op in launches:
+        svc.provisioning.launch_update(stored, updated, op)
+    await svc.jobs.wait(batch.put_operations, svc.options.sync_wait)
+
+
 async def associate(svc: Service, request: OcciRequest, route: Route) -> Reply:
     """POST to a mixin collection: associate the named entities, all or none (GFD.223 §11.3.2)."""
     mixin = _mixin_of(route)
     named = await _named_entities(svc, request)
     if not named:
         raise BadRequest("name at least one entity (X-OCCI-Location) to associate")
-    batch = Batch()
+    changes = []
     for entity in named:
         if mixin.type_id in entity.mixins:
             continue
         svc.jobs.ensure_idle(entity.location)
-        updated = entity_ops.with_mixin(svc, entity, mixin.type_id)
-        _no_cloud_change(svc, entity, updated)
-        batch.put.append(updated)
-    if batch:
-        await svc.store.commit(batch)
+        changes.append((entity, entity_ops.with_mixin(svc, entity, mixin.type_id)))
+    await _write_memberships(svc, request, changes)
     return await _membership_reply(svc, request, mixin.type_id)
 
 
@@ -212,18 +227,14 @@ async def replace_members(svc: Service, request: OcciRequest, route: Route) -> R
     mixin = _mixin_of(route)
     named = await _named_entities(svc, request)
     keep = {e.location for e in named}
-    batch = Batch()
+    changes = []
     for entity in named:
         if mixin.type_id not in entity.mixins:
             svc.jobs.ensure_idle(entity.location)
-            updated = entity_ops.with_mixin(svc, entity, mixin.type_id)
-            _no_cloud_change(svc, entity, updated)
-            batch.put.append(updated)
-    for entity in await svc.store.query(EntityQuery(mixin=mixin.type_id)):
-        if entity.location not in keep:
-            batch.put.append(_dissociated(svc, entity, mixin))
-    if batch:
-        await svc.store.commit(batch)
+            changes.append((entity, entity_ops.with_mixin(svc, entity, mixin.type_id)))
+    removed = [_dissociated(svc, entity, mixin) for entity in await svc.store.query(EntityQuery(mixin=mixin.type_id))
+               if entity.location not in keep]
+    await _write_memberships(svc, request, changes, removed)
     return await _membership_reply(svc, request, mixin.type_id)
 
 
@@ -247,11 +258,3 @@ def _dissociated(svc: Service, entity: Entity, mixin: Mixin) -> Entity:
     if mixin.type_id in entity_ops.CREATION_ONLY:
         raise BadRequest(f"mixin {mixin.type_id} cannot be removed after creation")
     return entity_ops.without_mixin(svc, entity, mixin.type_id)
-
-
-def _no_cloud_change(svc: Service, entity: Entity, updated: Entity) -> None:
-    """Associating through a collection must not need cloud work the collection cannot run."""
-    if svc.provisioning.plan_update(entity, updated, entity.owner) is not None:
-        raise InvalidAttribute(
-            "this association changes the cloud object; associate the template with a POST on the entity"
-        )

@@ -133,3 +133,13 @@ async def test_put_creates_at_a_client_path(harness: Harness) -> None:
     assert answer.status == 201
     assert answer.location == "/compute/my-vm"
     assert (await harness.text("PUT", "/elsewhere/vm", COMPUTE_KIND)).status == 400
+
+
+async def test_associating_a_template_through_its_collection_resizes(harness: Harness) -> None:
+    compute = await harness.create_compute(SMALL)
+    answer = await harness.text("POST", "/mixin/resource_tpl/medium/", f"X-OCCI-Location: {BASE}{compute}")
+    assert answer.status == 200, answer.text
+    doc = await harness.get_json(compute)
+    assert doc["attributes"]["occi.compute.cores"] == 2
+    assert doc["attributes"]["occi.compute.state"] == "active"
+    assert "http://schemas.ogf.org/occi/infrastructure/compute/template/1.1#small" not in doc["mixins"]
