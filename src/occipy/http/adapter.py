@@ -14,9 +14,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from occipy.errors import BadRequest, PayloadTooLarge
+from occipy.rendering import negotiate
 from occipy.service.messages import OcciRequest, OcciResponse
 
 SERVER = "occipy/0.1.0 OCCI/1.2 OCCI/1.1"
+# GFD.223 §5.2: the server SHOULD list the media types it supports in `Accept`.
+ACCEPT = negotiate.ACCEPT_VALUE.encode()
 
 
 def decode_header(raw: bytes) -> str:
@@ -76,6 +79,7 @@ def to_response(result: OcciResponse) -> Response:
     # text/occi repeats fields: append, never dict(); Starlette set content-length already.
     raw[:] = [(k, v) for k, v in raw if k != b"content-type"]
     raw.append((b"server", SERVER.encode()))
+    raw.append((b"accept", ACCEPT))
     for name, value in result.headers:
         raw.append((name.lower().encode("latin-1"), value.encode("utf-8")))
     return response

@@ -31,10 +31,6 @@ from occipy.store.base import Store
 
 log = logging.getLogger("occipy.service")
 
-SERVER_HEADER: Final = "occipy/0.1.0 OCCI/1.2 OCCI/1.1"
-ACCEPT_HEADER: Final = (
-    "text/plain, text/occi, text/occi+plain, application/occi+json, application/json, text/uri-list"
-)
 _VERSION_RE: Final = re.compile(r"OCCI/(\d+)\.(\d+)")
 
 
