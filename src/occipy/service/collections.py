@@ -169,6 +169,8 @@ async def _named_entities(svc: Service, request: OcciRequest) -> list[Entity]:
     result: list[Entity] = []
     for raw in payload.locations(request):
         path = entity_ops.local_path(request, raw)
+        if "://" in path:
+            raise BadRequest(f"{raw} is not a location on this server")
         entity = await svc.store.get(path) if path.startswith("/") else await svc.store.get_by_id(path)
         if entity is None:
             raise NotFound(f"no entity at {raw}")
