@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import click
@@ -239,9 +239,22 @@ def _wait(state: State, location: str, wanted: str | None, timeout: float) -> En
     printer = state.printer
     with printer.progress(location) as progress:
         entity = state.client.wait_for(location, state=wanted, timeout=timeout, progress=progress)
-    current, _ = state.model.state_of(entity)
-    printer.note(f"{short(location)}: {current or 'done'}")
+    if printer.err.is_terminal:  # the spinner is gone: say where it ended (plain progress already did)
+        current, _ = state.model.state_of(entity)
+        printer.note(f"{short(location)}: {current or 'done'}")
     return entity
+
+
+def _set_output(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    state = ctx.find_object(State)
+    if value is not None and state is not None:
+        state.settings = replace(state.settings, output=value)
+
+
+def _output_option(f: F) -> F:
+    """`-o/--output` after the verb too (`occi show URL -o json`)."""
+    return click.option("--output", "-o", type=click.Choice(OUTPUTS), expose_value=False, callback=_set_output,
+                        help="table, json or occi (overrides the global option).")(f)
 
 
 def _wait_options(f: F) -> F:
@@ -303,6 +316,7 @@ def cli(ctx: click.Context, /, profile: str | None, config_file: str | None, **f
               help="Only mixins that may be applied to this kind (and kinds/actions of it).")
 @click.option("--depends", "depends_on", shell_complete=complete_mixin,
               help="Only mixins that depend on this one (e.g. os_tpl: the OS templates).")
+@_output_option
 @pass_state
 def discover(state: State, terms: tuple[str, ...], show_kinds: bool, show_mixins: bool, show_actions: bool,
              scheme: str | None, applies_to: str | None, depends_on: str | None) -> None:
@@ -354,6 +368,7 @@ def discover(state: State, terms: tuple[str, ...], show_kinds: bool, show_mixins
               help="Only entities of this kind or mixin too (repeatable).")
 @click.option("--quiet", "-q", is_flag=True, help="Only the locations (no entity is read).")
 @click.option("--page-size", type=click.IntRange(min=0), help="Entities per page (0: no pagination).")
+@_output_option
 @pass_state
 def list_command(state: State, category: str, filters: tuple[str, ...], categories: tuple[str, ...],
                  quiet: bool, page_size: int | None) -> None:
@@ -377,6 +392,7 @@ def list_command(state: State, category: str, filters: tuple[str, ...], categori
 
 @cli.command()
 @click.argument("locations", nargs=-1, required=True)
+@_output_option
 @pass_state
 def show(state: State, locations: tuple[str, ...]) -> None:
     """Show entities (URL or path), with their links and actions."""
@@ -388,6 +404,7 @@ def show(state: State, locations: tuple[str, ...]) -> None:
 @click.argument("location")
 @click.option("--state", "wanted_state", help="The state to wait for (default: the end of the operation).")
 @click.option("--timeout", "wait_timeout", type=float, default=300.0, show_default=True, help="Seconds to wait.")
+@_output_option
 @pass_state
 def wait(state: State, location: str, wanted_state: str | None, wait_timeout: float) -> None:
     """Wait until an entity's operation ends (or it reaches --state)."""
@@ -407,6 +424,7 @@ def wait(state: State, location: str, wanted_state: str | None, wait_timeout: fl
               help="Link to TARGET, of link KIND (default from the target: storagelink, networkinterface).")
 @click.option("--title", "-t", help="occi.core.title.")
 @_wait_options
+@_output_option
 @pass_state
 def create(state: State, kind: str, mixins: tuple[str, ...], attrs: tuple[str, ...], links: tuple[str, ...],
            title: str | None, wait: bool, wanted_state: str | None, wait_timeout: float) -> None:
@@ -431,6 +449,7 @@ def create(state: State, kind: str, mixins: tuple[str, ...], attrs: tuple[str, .
               help="Mixin to add (repeatable).")
 @click.option("--unset", "unset", multiple=True, metavar="NAME", help="Remove this attribute (implies --replace).")
 @click.option("--replace", is_flag=True, help="Full update (PUT): send the whole entity with the changes.")
+@_output_option
 @pass_state
 def update(state: State, location: str, attrs: tuple[str, ...], mixins: tuple[str, ...], unset: tuple[str, ...],
            replace: bool) -> None:
@@ -458,6 +477,7 @@ def update(state: State, location: str, attrs: tuple[str, ...], mixins: tuple[st
 
 @cli.command()
 @click.argument("locations", nargs=-1, required=True)
+@_output_option
 @pass_state
 def delete(state: State, locations: tuple[str, ...]) -> None:
     """Delete entities (resources or links)."""
@@ -472,6 +492,7 @@ def delete(state: State, locations: tuple[str, ...]) -> None:
 @click.option("--attr", "-a", "attrs", multiple=True, metavar="NAME=VALUE",
               help="Action parameter, e.g. method=graceful (repeatable).")
 @_wait_options
+@_output_option
 @pass_state
 def action(state: State, action: str, location: str, attrs: tuple[str, ...], wait: bool,
            wanted_state: str | None, wait_timeout: float) -> None:
@@ -496,6 +517,7 @@ def mixin() -> None:
 @mixin.command(name="add")
 @click.argument("location")
 @click.argument("mixins", nargs=-1, required=True, shell_complete=complete_mixin)
+@_output_option
 @pass_state
 def mixin_add(state: State, location: str, mixins: tuple[str, ...]) -> None:
     """Associate the entity at LOCATION with MIXINS."""
@@ -507,6 +529,7 @@ def mixin_add(state: State, location: str, mixins: tuple[str, ...]) -> None:
 @mixin.command(name="remove")
 @click.argument("location")
 @click.argument("mixins", nargs=-1, required=True, shell_complete=complete_mixin)
+@_output_option
 @pass_state
 def mixin_remove(state: State, location: str, mixins: tuple[str, ...]) -> None:
     """Disassociate the entity at LOCATION from MIXINS."""
@@ -522,6 +545,7 @@ def mixin_remove(state: State, location: str, mixins: tuple[str, ...]) -> None:
 @click.option("--title", help="Human-readable title.")
 @click.option("--depends", "depends", multiple=True, shell_complete=complete_mixin,
               help="Mixin this one depends on (repeatable).")
+@_output_option
 @pass_state
 def mixin_define(state: State, term: str, scheme: str | None, mixin_location: str | None, title: str | None,
                  depends: tuple[str, ...]) -> None:
@@ -534,6 +558,7 @@ def mixin_define(state: State, term: str, scheme: str | None, mixin_location: st
 
 @mixin.command(name="undefine")
 @click.argument("names", nargs=-1, required=True, shell_complete=complete_mixin)
+@_output_option
 @pass_state
 def mixin_undefine(state: State, names: tuple[str, ...]) -> None:
     """Delete user mixins (the server refuses provider mixins)."""
@@ -550,6 +575,7 @@ def mixin_undefine(state: State, names: tuple[str, ...]) -> None:
               help="Link kind (default from the target: storagelink, networkinterface, link).")
 @click.option("--mixin", "-m", "mixins", multiple=True, shell_complete=complete_mixin, help="Link mixin (repeatable).")
 @click.option("--attr", "-a", "attrs", multiple=True, metavar="NAME=VALUE", help="Link attribute (repeatable).")
+@_output_option
 @pass_state
 def link(state: State, source: str, target: str, link_kind: str | None, mixins: tuple[str, ...],
          attrs: tuple[str, ...]) -> None:
@@ -568,6 +594,7 @@ def link(state: State, source: str, target: str, link_kind: str | None, mixins: 
 
 @cli.command()
 @click.argument("locations", nargs=-1, required=True)
+@_output_option
 @pass_state
 def unlink(state: State, locations: tuple[str, ...]) -> None:
     """Delete links."""

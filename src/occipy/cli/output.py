@@ -8,6 +8,7 @@ Imports rich, click, `occipy.client`, `occipy.model` and `occipy.rendering.text`
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -94,8 +95,10 @@ class Printer:
 
     def __init__(self, output: str) -> None:
         self.output = output
-        self.out = Console(highlight=False, soft_wrap=False)
-        self.err = Console(stderr=True, highlight=False)
+        self.out = Console(highlight=False)
+        if not self.out.is_terminal and "COLUMNS" not in os.environ:
+            self.out.width = 160  # piped tables: wide enough for type ids and paths
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
 
     # ---- plain pieces -----------------------------------------------------------------------
 
