@@ -520,10 +520,12 @@ def mixin() -> None:
 @_output_option
 @pass_state
 def mixin_add(state: State, location: str, mixins: tuple[str, ...]) -> None:
-    """Associate the entity at LOCATION with MIXINS."""
+    """Associate the entity at LOCATION with MIXINS (a new template replaces the old one)."""
+    entity = None
     for name in mixins:
-        state.client.add_mixin(location, name)
-    state.printer.entity(state.client.get(location), state.model)
+        entity = state.client.add_mixin(location, name)
+    assert entity is not None  # click requires at least one
+    state.printer.entity(entity, state.model)
 
 
 @mixin.command(name="remove")
@@ -533,9 +535,11 @@ def mixin_add(state: State, location: str, mixins: tuple[str, ...]) -> None:
 @pass_state
 def mixin_remove(state: State, location: str, mixins: tuple[str, ...]) -> None:
     """Disassociate the entity at LOCATION from MIXINS."""
+    entity = None
     for name in mixins:
-        state.client.remove_mixin(location, name)
-    state.printer.entity(state.client.get(location), state.model)
+        entity = state.client.remove_mixin(location, name)
+    assert entity is not None  # click requires at least one
+    state.printer.entity(entity, state.model)
 
 
 @mixin.command(name="define")

@@ -527,22 +527,23 @@ class _Operations:
     def _locations_body(self, urls: Sequence[str]) -> tuple[list[tuple[str, str]], bytes]:
         return self._body(lambda: text.render_locations(urls), lambda: occi_json.render_locations(urls))
 
-    def _mixin_membership(self, method: str, location: str, mixin: str) -> Op[None]:
-        """POST (associate) or DELETE (disassociate) on the mixin's collection (GFD.223 §11.2, §11.4.2)."""
+    def add_mixin(self, location: str, mixin: str) -> Op[Entity]:
+        """Associate an entity with a mixin: a partial update carrying the mixin (GFD.223 §10.3.1,
+        "Mixin categories sent are added"). Servers may refuse the other way, a POST to the mixin
+        collection, for templates that change the cloud object; a new template replaces the old
+        one of its kind (GFD.221 §5.3.4)."""
+        return (yield from self.update(location, mixins=[mixin]))
+
+    def remove_mixin(self, location: str, mixin: str) -> Op[Entity]:
+        """Disassociate an entity from a mixin: DELETE on the mixin collection naming the entity
+        (GFD.223 §11.4.2); the entity after."""
         model = yield from self.discover()
         found = model.mixin(mixin)
         if found.location is None:
             raise errors.BadRequest(f"mixin {found.type_id} has no collection (no location)")
         headers, body = self._locations_body([self.url(location)])
-        yield from self._exchange(Request(method, self.url(found.location), [*headers, *self._accept()], body))
-
-    def add_mixin(self, location: str, mixin: str) -> Op[None]:
-        """Associate an entity with a mixin (POST to the mixin collection)."""
-        return (yield from self._mixin_membership("POST", location, mixin))
-
-    def remove_mixin(self, location: str, mixin: str) -> Op[None]:
-        """Disassociate an entity from a mixin (DELETE on the mixin collection with its location)."""
-        return (yield from self._mixin_membership("DELETE", location, mixin))
+        yield from self._exchange(Request("DELETE", self.url(found.location), [*headers, *self._accept()], body))
+        return (yield from self.get(location))
 
     def link(self, source: str, target: str, *, kind: str | None = None, mixins: Sequence[str] = (),
              attributes: Mapping[str, AttributeValue] | None = None, target_kind: str | None = None) -> Op[str]:
@@ -790,13 +791,13 @@ class Client:
         """Delete an entity."""
         self._run(self._ops.delete(location))
 
-    def add_mixin(self, location: str, mixin: str) -> None:
-        """Associate an entity with a mixin."""
-        self._run(self._ops.add_mixin(location, mixin))
+    def add_mixin(self, location: str, mixin: str) -> Entity:
+        """Associate an entity with a mixin (a template replaces its predecessor); the entity after."""
+        return self._run(self._ops.add_mixin(location, mixin))
 
-    def remove_mixin(self, location: str, mixin: str) -> None:
-        """Disassociate an entity from a mixin."""
-        self._run(self._ops.remove_mixin(location, mixin))
+    def remove_mixin(self, location: str, mixin: str) -> Entity:
+        """Disassociate an entity from a mixin; the entity after."""
+        return self._run(self._ops.remove_mixin(location, mixin))
 
     def link(self, source: str, target: str, *, kind: str | None = None, mixins: Sequence[str] = (),
              attributes: Mapping[str, AttributeValue] | None = None, target_kind: str | None = None) -> str:
@@ -930,13 +931,13 @@ class AsyncClient:
         """Delete an entity."""
         await self._run(self._ops.delete(location))
 
-    async def add_mixin(self, location: str, mixin: str) -> None:
-        """Associate an entity with a mixin."""
-        await self._run(self._ops.add_mixin(location, mixin))
+    async def add_mixin(self, location: str, mixin: str) -> Entity:
+        """Associate an entity with a mixin; the entity after."""
+        return await self._run(self._ops.add_mixin(location, mixin))
 
-    async def remove_mixin(self, location: str, mixin: str) -> None:
-        """Disassociate an entity from a mixin."""
-        await self._run(self._ops.remove_mixin(location, mixin))
+    async def remove_mixin(self, location: str, mixin: str) -> Entity:
+        """Disassociate an entity from a mixin; the entity after."""
+        return await self._run(self._ops.remove_mixin(location, mixin))
 
     async def link(self, source: str, target: str, *, kind: str | None = None, mixins: Sequence[str] = (),
                    attributes: Mapping[str, AttributeValue] | None = None,
