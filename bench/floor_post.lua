@@ -7,3 +7,11 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/occi+json"
 wrk.body = '{"kind":"http://schemas.ogf.org/occi/infrastructure#compute",' ..
    '"attributes":{"occi.core.title":"bench","occi.compute.cores":2,"occi.compute.memory":4.0}}'
+
+if os.getenv("BENCH_WANT_RESPONSE") == "1" then
+   -- Same per-response work in wrk as actions.lua (which needs response()), for the -c1 floor.
+   local turn = 1
+   function response(status, headers, body)
+      turn = 3 - turn
+   end
+end

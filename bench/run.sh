@@ -121,7 +121,7 @@ scenario collection_json "${COLL[@]}" "${JSONH[@]}" "$OCCI/compute/"
 # Creation last among the -c64 runs: it adds computes, and the collection runs need exactly $COUNT.
 scenario floor_post      -t1 -c"$CONNS" --timeout 10s -s bench/floor_post.lua "$FLOOR/"
 scenario create          -t1 -c"$CONNS" --timeout 10s -s bench/create.lua "$OCCI/compute/"
-scenario floor_post_1    -t1 -c1 --timeout 10s -s bench/floor_post.lua "$FLOOR/"
+BENCH_WANT_RESPONSE=1 scenario floor_post_1 -t1 -c1 --timeout 10s -s bench/floor_post.lua "$FLOOR/"
 scenario actions         -t1 -c1 --timeout 10s -s bench/actions.lua "$OCCI$ACTION_PATH"
 # The GET floor again: how much the machine drifted during the run (other work on a shared host).
 scenario floor_get_end   "${GETS[@]}" "$FLOOR/"
