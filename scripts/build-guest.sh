@@ -10,8 +10,8 @@
 #   occipy-guest.vmlinuz       Debian cloud kernel
 #   occipy-guest.initrd.gz     busybox initramfs; its /init prints OCCIPY-GUEST-UP on the serial
 #                              console, loads virtio/cdrom/acpi modules, prints the NoCloud seed,
-#                              runs DHCP on every NIC, powers off on the ACPI power button and
-#                              prints a heartbeat with the disks it sees every 2 s.
+#                              runs DHCP on every NIC (hot-plugged ones too), powers off on the
+#                              ACPI power button and prints a heartbeat with its disks and NICs every 2 s.
 # Idempotent: an existing complete build is kept (delete CACHE_DIR/occipy-guest.* to rebuild).
 set -euo pipefail
 
@@ -95,13 +95,20 @@ if mount -t iso9660 -o ro /dev/sr0 /seed 2>/dev/null; then
     echo "OCCIPY-GUEST-SEED $(tr '\n' ' ' < /seed/meta-data)" > /dev/console
 fi
 acpid -c /etc/acpi -l /tmp/acpid.log
-for dev in /sys/class/net/eth*; do
-    [ -e "$dev" ] || continue
-    nic=${dev##*/}
-    ip link set "$nic" up
-    udhcpc -i "$nic" -s /bin/dhcp-event -b -t 10 -T 1 >/dev/null 2>&1
-done
+# DHCP on every NIC, including NICs hot-plugged later: udhcpc runs in the background and retries
+# forever, so a slow or missing DHCP server never holds up the heartbeat.
+dhcp_new_nics() {
+    for dev in /sys/class/net/eth*; do
+        [ -e "$dev" ] || continue
+        nic=${dev##*/}
+        [ -e "/run/dhcp.$nic" ] && continue
+        touch "/run/dhcp.$nic"
+        ip link set "$nic" up
+        udhcpc -f -i "$nic" -s /bin/dhcp-event -t 5 -T 1 -A 2 >/dev/null 2>&1 &
+    done
+}
 while true; do
+    dhcp_new_nics
     echo "OCCIPY-GUEST-ALIVE disks=$(ls /sys/block | tr '\n' ,) nics=$(ls /sys/class/net | tr '\n' ,)" > /dev/console
     sleep 2
 done

@@ -978,10 +978,8 @@ class LibvirtDriver:
         volume = self._vol(backend_id, required=False)
         if volume is None:
             return
-        users = self._attachments(volume.path())
-        if users:
-            raise BackendError(f"storage {backend_id} is attached to compute {users[0][0].name()}; "
-                               "delete the storagelink first")
+        path = str(volume.path())
+        self._unplug_everywhere(lambda info: [d for d in info.disks if d.source == path])
         try:
             volume.delete(0)
         except libvirt.libvirtError as exc:
@@ -1113,10 +1111,7 @@ class LibvirtDriver:
         if net is None:
             return
         name = str(net.name())
-        users = self._users_of_network(name)
-        if users:
-            raise BackendError(f"network {name} still has interfaces on compute(s) {', '.join(users)}: "
-                               "delete those networkinterfaces first")
+        self._unplug_everywhere(lambda info: [i for i in info.interfaces if i.network == name])
         try:
             if net.isActive():
                 net.destroy()
@@ -1126,6 +1121,31 @@ class LibvirtDriver:
                 raise
 
     # ------------------------------------------------------------------ links
+
+    def _unplug_everywhere(self, select: Callable[[lx.DomainInfo], Sequence[lx.Disk | lx.Interface]]) -> None:
+        """Detach the selected devices from every domain, running and defined.
+
+        Deleting a storage or network takes its links along (core.md: a resource's links go with
+        it), also when the service deletes both ends at once and our delete runs first.
+        """
+        for dom in self._conn().listAllDomains(0):
+            try:
+                config, live = self._definitions(dom)
+                plan = [(d, libvirt.VIR_DOMAIN_AFFECT_LIVE) for d in (select(live) if live else ())]
+                if dom.isPersistent():
+                    plan += [(d, libvirt.VIR_DOMAIN_AFFECT_CONFIG) for d in select(config)]
+                for device, flag in plan:
+                    try:
+                        dom.detachDeviceFlags(device.xml, flag)
+                    except libvirt.libvirtError as exc:
+                        if _code(exc) != libvirt.VIR_ERR_NO_SUPPORT:
+                            raise
+                        if flag == libvirt.VIR_DOMAIN_AFFECT_CONFIG and device.alias:  # the test driver
+                            self._conn().defineXML(lx.set_domain_xml(
+                                dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), remove_alias=device.alias))
+            except libvirt.libvirtError as exc:
+                if not _missing(exc):
+                    raise  # a domain deleted meanwhile has nothing left to detach
 
     def _definitions(self, dom: Any) -> tuple[lx.DomainInfo, lx.DomainInfo | None]:
         """(persistent definition, live definition or None when the domain is not running)."""

@@ -414,7 +414,7 @@ async def test_storage_offline_cannot_be_attached(drv: LibvirtDriver, made: Made
         await drv.create(StorageLinkSpec(name="l", compute_id=compute.backend_id, storage_id=volume.backend_id))
 
 
-async def test_attached_storage_is_not_deleted(drv: LibvirtDriver, made: Made, virt: Any) -> None:
+async def test_deleting_attached_storage_detaches_it(drv: LibvirtDriver, made: Made, virt: Any) -> None:
     compute = await made.create(ComputeSpec(name="c", os_template="plain"))
     volume = await made.create(StorageSpec(name="data", size_gib=1.5))
     assert volume.attributes == {"occi.storage.size": 1.5}
@@ -423,8 +423,6 @@ async def test_attached_storage_is_not_deleted(drv: LibvirtDriver, made: Made, v
     assert link.attributes == {"occi.storagelink.deviceid": "/dev/vdd"}
     # test:/// cannot hot-plug: the disk is in the definition and the message says when it applies.
     assert link.message and "next start" in link.message
-    with pytest.raises(BackendError, match="storagelink first"):
-        await drv.delete(STORAGE, volume.backend_id)
     with pytest.raises(BackendError, match="offline"):
         await drv.act(STORAGE, volume.backend_id, "offline", {})
     with pytest.raises(BackendError, match="already attached"):
@@ -433,6 +431,12 @@ async def test_attached_storage_is_not_deleted(drv: LibvirtDriver, made: Made, v
     await drv.act(COMPUTE, compute.backend_id, "stop", {"method": "poweroff"})
     observed = await drv.observe(STORAGELINK, link.backend_id)
     assert observed is not None and observed.message is None
+    # Deleting the storage takes its link along (the service may delete both ends at once).
+    await drv.delete(STORAGE, volume.backend_id)
+    assert await drv.observe(STORAGE, volume.backend_id) is None
+    assert await drv.observe(STORAGELINK, link.backend_id) is None
+    info = lx.parse_domain(virt.lookupByUUIDString(compute.backend_id).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    assert info.disk(link.backend_id.partition("/")[2]) is None
 
 
 async def test_resize_is_refused_by_the_test_driver(drv: LibvirtDriver, made: Made) -> None:
@@ -485,10 +489,19 @@ async def test_static_address_is_a_dhcp_reservation(drv: LibvirtDriver, made: Ma
     with pytest.raises(BackendError, match="in use"):
         await drv.create(NetworkInterfaceSpec(name="nic2", compute_id=compute.backend_id,
                                               network_id=network.backend_id, address="10.233.0.50"))
-    with pytest.raises(BackendError, match="interfaces"):
-        await drv.delete(NETWORK, network.backend_id)
     await drv.delete(NETWORKINTERFACE, nic.backend_id)
     assert lx.parse_network(net.XMLDesc(0)).hosts == {}
+
+
+async def test_deleting_a_network_detaches_its_interfaces(drv: LibvirtDriver, made: Made) -> None:
+    compute = await made.create(ComputeSpec(name="c", os_template="plain"))
+    network = await made.create(NetworkSpec(name="n"))
+    nic = await made.create(NetworkInterfaceSpec(name="nic", compute_id=compute.backend_id,
+                                                 network_id=network.backend_id))
+    await drv.delete(NETWORK, network.backend_id)
+    assert await drv.observe(NETWORK, network.backend_id) is None
+    assert await drv.observe(NETWORKINTERFACE, nic.backend_id) is None
+    assert (await drv.act(COMPUTE, compute.backend_id, "restart", {"method": "cold"})).state == "active"
 
 
 async def test_link_ids_survive_a_restart(drv: LibvirtDriver, made: Made, image_dir: Path, tmp_path: Path) -> None:
