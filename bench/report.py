@@ -1,8 +1,9 @@
 """Turn the raw wrk results of one `make bench` run into a table, ratios to the floor and targets.
 
-bench/run.sh leaves one `<scenario>.json` per wrk run (the BENCH_JSON line of stats.lua) and a
-`meta.json` in a raw directory; this script pairs each occipy scenario with the floor scenario
-measured in the same run, prints the table and writes the combined JSON (bench/results/latest.json).
+bench/run.sh leaves, in a raw directory, one `<run>.json` per wrk run (the BENCH_JSON line of
+stats.lua), its `<run>.args`, a `<scenario>.floors` per occipy scenario naming the floor runs
+measured just before and just after it, and a `meta.json`. Each scenario is divided by the mean of
+those two floor runs. Prints the table and writes the combined JSON (bench/results/latest.json);
 `--markdown` prints the table as Markdown (for docs/performance.md). Standard library only.
 
     python bench/report.py RAW_DIR [--out bench/results/latest.json] [--markdown]
@@ -22,27 +23,27 @@ from typing import Any
 class Scenario:
     name: str
     label: str
-    floor: str | None = None  # the floor scenario this one is divided by; None for a floor itself
     target: float | None = None  # required ratio to the floor (the issue's targets)
 
 
-# Order of the table. Targets (as ratios to the floor measured in the same run), from the issue:
+# Order of the table. Targets, as ratios to the floor measured in the same run, from the issue:
 # GET /-/ text/plain and a single-entity GET >= 0.5x; the 10,000-compute collection >= 0.02x;
 # durable compute creation >= 0.2x the floor's POST rate; start/stop on one connection >= 0.4x.
 SCENARIOS = (
-    Scenario("floor_get", "floor: GET 1 KiB (-c64)"),
-    Scenario("query_text", "GET /-/ text/plain", "floor_get", 0.5),
-    Scenario("query_json", "GET /-/ application/occi+json", "floor_get"),
-    Scenario("entity_text", "GET one compute, text/plain", "floor_get", 0.5),
-    Scenario("entity_json", "GET one compute, occi+json", "floor_get", 0.5),
-    Scenario("collection_text", "GET /compute/ (10,000), text/plain", "floor_get", 0.02),
-    Scenario("collection_json", "GET /compute/ (10,000), occi+json", "floor_get", 0.02),
-    Scenario("floor_post", "floor: POST (-c64)"),
-    Scenario("create", "POST /compute/ create, durable SQLite", "floor_post", 0.2),
-    Scenario("floor_post_1", "floor: POST, one connection (-c1)"),
-    Scenario("actions", "POST ?action=stop/start, one connection", "floor_post_1", 0.4),
-    Scenario("floor_get_end", "floor: GET 1 KiB again, at the end (drift)"),
+    Scenario("query_text", "GET /-/ text/plain", 0.5),
+    Scenario("query_json", "GET /-/ application/occi+json"),
+    Scenario("entity_text", "GET one compute, text/plain", 0.5),
+    Scenario("entity_json", "GET one compute, occi+json", 0.5),
+    Scenario("collection_text", "GET /compute/ (10,000), text/plain", 0.02),
+    Scenario("collection_json", "GET /compute/ (10,000), occi+json", 0.02),
+    Scenario("create", "POST /compute/ create (durable SQLite)", 0.2),
+    Scenario("actions", "POST ?action= stop/start, one connection", 0.4),
 )
+FLOOR_LABELS = {
+    "get": "floor GET 1 KiB, -c64",
+    "post": "floor POST, -c64",
+    "post1": "floor POST, one connection",
+}
 
 
 def rate(raw: dict[str, Any]) -> float:
@@ -51,64 +52,87 @@ def rate(raw: dict[str, Any]) -> float:
     return ok / (raw["duration_us"] / 1e6) if raw["duration_us"] else 0.0
 
 
+def _load(raw_dir: Path, name: str) -> dict[str, Any] | None:
+    path = raw_dir / f"{name}.json"
+    if not path.exists():
+        return None
+    raw: dict[str, Any] = json.loads(path.read_text())
+    args = raw_dir / f"{name}.args"
+    raw["args"] = args.read_text() if args.exists() else ""
+    return raw
+
+
+def _row(name: str, label: str, raw: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "scenario": name, "label": label, "rps": round(rate(raw), 1), "requests": raw["requests"],
+        "errors": raw["errors"], "error_total": sum(raw["errors"].values()),
+        "latency_ms": {k: round(v / 1000, 2) for k, v in raw["latency_us"].items()}, "wrk": raw["args"],
+    }
+
+
 def build(raw_dir: Path) -> dict[str, Any]:
     meta = json.loads((raw_dir / "meta.json").read_text()) if (raw_dir / "meta.json").exists() else {}
-    raws: dict[str, dict[str, Any]] = {}
-    for scenario in SCENARIOS:
-        path = raw_dir / f"{scenario.name}.json"
-        if path.exists():
-            raws[scenario.name] = json.loads(path.read_text())
+    count = meta.get("seed", {}).get("count", 10_000)
     rows = []
     for scenario in SCENARIOS:
-        raw = raws.get(scenario.name)
+        raw = _load(raw_dir, scenario.name)
         if raw is None:
             continue
-        rps = rate(raw)
-        errors = sum(raw["errors"].values())
-        label = scenario.label.replace("10,000", f"{meta.get('seed', {}).get('count', 10_000):,}")
-        row: dict[str, Any] = {
-            "scenario": scenario.name, "label": label, "rps": round(rps, 1),
-            "requests": raw["requests"], "errors": raw["errors"], "error_total": errors,
-            "latency_ms": {k: round(v / 1000, 2) for k, v in raw["latency_us"].items()},
-            "wrk": raw.get("wrk", {}),
-            "floor": scenario.floor, "ratio": None, "target": scenario.target, "met": None,
-        }
-        floor = raws.get(scenario.floor) if scenario.floor else None
-        if floor is not None and rate(floor) > 0:
-            row["ratio"] = round(rps / rate(floor), 4)
-            if scenario.target is not None:
+        row = _row(scenario.name, scenario.label.replace("10,000", f"{count:,}"), raw)
+        floors_file = raw_dir / f"{scenario.name}.floors"
+        names = floors_file.read_text().split() if floors_file.exists() else []
+        floors = [(n, rate(f)) for n in names if (f := _load(raw_dir, n)) is not None]
+        row.update(floor_runs={n: round(r, 1) for n, r in floors}, floor_rps=None, floor_spread=None,
+                   ratio=None, target=scenario.target, met=None)
+        if floors:
+            floor_rps = sum(r for _, r in floors) / len(floors)
+            row["floor_rps"] = round(floor_rps, 1)
+            # How far apart the floor runs before and after the scenario are: the machine's drift.
+            row["floor_spread"] = round((max(r for _, r in floors) - min(r for _, r in floors)) / floor_rps, 3)
+            row["ratio"] = round(row["rps"] / floor_rps, 4) if floor_rps else None
+            if scenario.target is not None and row["ratio"] is not None:
                 # A run with failed requests does not meet its target, whatever the rate.
-                row["met"] = row["ratio"] >= scenario.target and errors == 0
+                row["met"] = row["ratio"] >= scenario.target and row["error_total"] == 0
         rows.append(row)
-    return {"meta": meta, "results": rows}
+    floor_rows = []
+    for path in sorted(raw_dir.glob("floor-*.json"), key=lambda p: int(p.stem.split("-")[1])):
+        raw = _load(raw_dir, path.stem)
+        if raw is not None:
+            floor_rows.append(_row(path.stem, FLOOR_LABELS.get(path.stem.split("-")[2], path.stem), raw))
+    return {"meta": meta, "results": rows, "floor_runs": floor_rows}
 
 
-def _fmt_ratio(row: dict[str, Any]) -> tuple[str, str, str]:
+def _cells(row: dict[str, Any]) -> tuple[str, str, str, str]:
+    floor = "" if row["floor_rps"] is None else f"{row['floor_rps']:.0f} ±{100 * row['floor_spread'] / 2:.0f}%"
     ratio = "" if row["ratio"] is None else f"{row['ratio']:.3f}x"
     target = "" if row["target"] is None else f">= {row['target']}x"
     met = "" if row["met"] is None else ("met" if row["met"] else "MISSED")
-    return ratio, target, met
+    return floor, ratio, target, met
 
 
 def table(report: dict[str, Any]) -> str:
-    lines = [f"{'scenario':44} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'ratio':>8} "
-             f"{'target':>8}  result"]
+    lines = [f"{'scenario':42} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errs':>4} {'floor req/s':>13} "
+             f"{'ratio':>7} {'target':>8}  result"]
     for row in report["results"]:
-        ratio, target, met = _fmt_ratio(row)
-        lines.append(f"{row['label']:44} {row['rps']:9.1f} {row['latency_ms']['p50']:8.2f} "
-                     f"{row['latency_ms']['p99']:8.2f} {row['error_total']:6d} {ratio:>8} {target:>8}  {met}")
+        floor, ratio, target, met = _cells(row)
+        lines.append(f"{row['label']:42} {row['rps']:8.1f} {row['latency_ms']['p50']:8.2f} "
+                     f"{row['latency_ms']['p99']:8.2f} {row['error_total']:4d} {floor:>13} {ratio:>7} "
+                     f"{target:>8}  {met}")
     return "\n".join(lines)
 
 
 def markdown(report: dict[str, Any]) -> str:
-    lines = ["| scenario | wrk | req/s | p50 ms | p99 ms | errors | ratio to floor | target | result |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| scenario | req/s | p50 ms | p99 ms | errors | floor req/s (mean of before/after) | ratio | target | result |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for row in report["results"]:
-        ratio, target, met = _fmt_ratio(row)
-        wrk = row["wrk"].get("args", "")
-        lines.append(f"| {row['label']} | `{wrk}` | {row['rps']:.0f} | {row['latency_ms']['p50']:.2f} | "
-                     f"{row['latency_ms']['p99']:.2f} | {row['error_total']} | {ratio} | {target} | "
+        floor, ratio, target, met = _cells(row)
+        lines.append(f"| {row['label']} | {row['rps']:.0f} | {row['latency_ms']['p50']:.2f} | "
+                     f"{row['latency_ms']['p99']:.2f} | {row['error_total']} | {floor} | {ratio} | {target} | "
                      f"{'**MISSED**' if met == 'MISSED' else met} |")
+    lines += ["", "| run | wrk command | req/s | p50 ms | p99 ms |", "|---|---|---:|---:|---:|"]
+    for row in [*report["results"], *report["floor_runs"]]:
+        lines.append(f"| {row['scenario']} | `{row['wrk']}` | {row['rps']:.0f} | {row['latency_ms']['p50']:.2f} | "
+                     f"{row['latency_ms']['p99']:.2f} |")
     return "\n".join(lines)
 
 
@@ -116,7 +140,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("raw_dir", type=Path)
     parser.add_argument("--out", type=Path, help="write the combined JSON here")
-    parser.add_argument("--markdown", action="store_true", help="print a Markdown table instead")
+    parser.add_argument("--markdown", action="store_true", help="print Markdown tables instead")
     args = parser.parse_args()
     report = build(args.raw_dir)
     if not report["results"]:

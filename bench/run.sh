@@ -7,20 +7,23 @@
 # 10,000 computes, runs every scenario (2 s warm-up, then a 10 s measured run), prints the table
 # (bench/report.py) and writes bench/results/latest.json.
 #
-# Knobs (environment): BENCH_DURATION (10), BENCH_WARMUP (2), BENCH_CONNECTIONS (64),
-# BENCH_COLLECTION_CONNECTIONS (8), BENCH_COUNT (10000), BENCH_SERVER_CPU (1), BENCH_WRK_CPU (0),
-# BENCH_ONLY (space-separated scenario names to run; default all).
+# Each occipy scenario runs between two runs of its floor (5 s after a 1 s warm-up each).
+#
+# Knobs (environment): BENCH_DURATION (10), BENCH_WARMUP (2), BENCH_FLOOR_DURATION (5),
+# BENCH_FLOOR_WARMUP (1), BENCH_CONNECTIONS (64), BENCH_COLLECTION_CONNECTIONS (8),
+# BENCH_COUNT (10000), BENCH_SERVER_CPU (1), BENCH_WRK_CPU (0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION="${BENCH_DURATION:-10}"
 WARMUP="${BENCH_WARMUP:-2}"
+FLOOR_DURATION="${BENCH_FLOOR_DURATION:-5}"
+FLOOR_WARMUP="${BENCH_FLOOR_WARMUP:-1}"
 CONNS="${BENCH_CONNECTIONS:-64}"
 COLL_CONNS="${BENCH_COLLECTION_CONNECTIONS:-8}"
 COUNT="${BENCH_COUNT:-10000}"
 SERVER_CPU="${BENCH_SERVER_CPU:-1}"
 WRK_CPU="${BENCH_WRK_CPU:-0}"
-ONLY="${BENCH_ONLY:-}"
 PY=.venv/bin/python
 
 if [ "$(nproc)" -lt 2 ]; then
@@ -64,7 +67,9 @@ FLOOR="http://127.0.0.1:$FLOOR_PORT"
 OCCI="http://127.0.0.1:$OCCI_PORT"
 
 # Same uvicorn settings as `occipy serve` (src/occipy/server.py): one worker, uvloop, httptools,
-# no access log, no Server header.
+# no access log, no Server header. (`occipy serve` passes loop="uvloop" but starts the server with
+# asyncio.run(server.serve()), which skips uvicorn's loop factory: it runs the stdlib loop. The
+# floor gets what the settings ask for; docs/performance.md measures the difference.)
 taskset -c "$SERVER_CPU" "$PY" -m uvicorn bench.floor:app --host 127.0.0.1 --port "$FLOOR_PORT" \
     --workers 1 --loop uvloop --http httptools --no-access-log --no-server-header --log-level warning &
 PIDS+=("$!")
@@ -88,47 +93,76 @@ first_action() {
         'import json, sys; s = json.load(sys.stdin)["attributes"].get("occi.compute.state"); print("stop" if s == "active" else "start")'
 }
 
-wanted() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
-
-# scenario NAME WRK-ARGS...: warm-up run (discarded), then the measured run; keeps the BENCH_JSON line.
-scenario() {
-    local name="$1"; shift
-    wanted "$name" || return 0
+# measure NAME WARMUP DURATION WRK-ARGS...: a warm-up run (discarded), then the measured run;
+# keeps the BENCH_JSON line (stats.lua) and the wrk arguments.
+measure() {
+    local name="$1" warmup="$2" duration="$3"; shift 3
     if [ "$name" = actions ]; then export BENCH_FIRST="$(first_action)"; fi
-    taskset -c "$WRK_CPU" wrk -d"${WARMUP}s" "$@" >/dev/null
+    taskset -c "$WRK_CPU" wrk -d"${warmup}s" "$@" >/dev/null
     if [ "$name" = actions ]; then export BENCH_FIRST="$(first_action)"; fi
-    echo "bench: $name: wrk -d${DURATION}s $*" >&2
+    echo "bench: $name: wrk -d${duration}s $*" >&2
     local out
-    out="$(taskset -c "$WRK_CPU" wrk -d"${DURATION}s" "$@")"
+    out="$(taskset -c "$WRK_CPU" wrk -d"${duration}s" "$@")"
     grep '^BENCH_JSON ' <<<"$out" | sed 's/^BENCH_JSON //' > "$RAW/$name.json"
-    printf 'wrk -d%ss %s' "$DURATION" "$*" > "$RAW/$name.args"
+    { printf 'wrk -d%ss' "$duration"; printf ' %q' "$@"; } > "$RAW/$name.args"
     if [ ! -s "$RAW/$name.json" ]; then echo "$out" >&2; echo "bench: $name gave no result" >&2; exit 1; fi
+}
+
+# The machine is shared, so every occipy scenario is sandwiched between two runs of its floor
+# (the one after it is also the one before the next): report.py divides by their mean, and the
+# gap between the two shows how much the machine moved during the scenario.
+FLOOR_RUNS=0
+PENDING=""
+floor() {  # floor KIND WRK-ARGS...
+    local kind="$1"; shift
+    FLOOR_RUNS=$((FLOOR_RUNS + 1))
+    local name="floor-$FLOOR_RUNS-$kind"
+    measure "$name" "$FLOOR_WARMUP" "$FLOOR_DURATION" "$@"
+    if [ -n "$PENDING" ]; then echo "$name" >> "$RAW/$PENDING.floors"; PENDING=""; fi
+    LAST_FLOOR="$name"
+}
+scenario() {  # scenario NAME WRK-ARGS...: after a floor run, before the next one
+    local name="$1"; shift
+    measure "$name" "$WARMUP" "$DURATION" "$@"
+    echo "$LAST_FLOOR" > "$RAW/$name.floors"
+    PENDING="$name"
 }
 
 TEXT=(-H 'Accept: text/plain')
 JSONH=(-H 'Accept: application/occi+json')
 GETS=(-t1 -c"$CONNS" --timeout 10s -s bench/get.lua)
 COLL=(-t1 -c"$COLL_CONNS" --timeout 60s -s bench/get.lua)
+FLOOR_GET=(get "${GETS[@]}" "$FLOOR/")
+FLOOR_POST=(post -t1 -c"$CONNS" --timeout 10s -s bench/floor_post.lua "$FLOOR/")
+# -c1 floor with the same per-response wrk work as actions.lua (see floor_post.lua).
+FLOOR_POST_1=(post1 -t1 -c1 --timeout 10s -s bench/floor_post.lua "$FLOOR/")
+export BENCH_WANT_RESPONSE=0
 
-# Each occipy scenario runs right after the floor it is divided by, so both see the same machine.
-scenario floor_get       "${GETS[@]}" "$FLOOR/"
+floor "${FLOOR_GET[@]}"
 scenario query_text      "${GETS[@]}" "${TEXT[@]}" "$OCCI/-/"
+floor "${FLOOR_GET[@]}"
 scenario query_json      "${GETS[@]}" "${JSONH[@]}" "$OCCI/-/"
+floor "${FLOOR_GET[@]}"
 scenario entity_text     "${GETS[@]}" "${TEXT[@]}" "$OCCI$GET_PATH"
+floor "${FLOOR_GET[@]}"
 scenario entity_json     "${GETS[@]}" "${JSONH[@]}" "$OCCI$GET_PATH"
+floor "${FLOOR_GET[@]}"
 scenario collection_text "${COLL[@]}" "${TEXT[@]}" "$OCCI/compute/"
+floor "${FLOOR_GET[@]}"
 scenario collection_json "${COLL[@]}" "${JSONH[@]}" "$OCCI/compute/"
-# Creation last among the -c64 runs: it adds computes, and the collection runs need exactly $COUNT.
-scenario floor_post      -t1 -c"$CONNS" --timeout 10s -s bench/floor_post.lua "$FLOOR/"
+floor "${FLOOR_GET[@]}"
+# Creation after the collection runs: it adds computes, and those need exactly $COUNT stored.
+floor "${FLOOR_POST[@]}"
 scenario create          -t1 -c"$CONNS" --timeout 10s -s bench/create.lua "$OCCI/compute/"
-BENCH_WANT_RESPONSE=1 scenario floor_post_1 -t1 -c1 --timeout 10s -s bench/floor_post.lua "$FLOOR/"
+floor "${FLOOR_POST[@]}"
+export BENCH_WANT_RESPONSE=1
+floor "${FLOOR_POST_1[@]}"
 scenario actions         -t1 -c1 --timeout 10s -s bench/actions.lua "$OCCI$ACTION_PATH"
-# The GET floor again: how much the machine drifted during the run (other work on a shared host).
-scenario floor_get_end   "${GETS[@]}" "$FLOOR/"
+floor "${FLOOR_POST_1[@]}"
 
-"$PY" - "$RAW/meta.json" "$SEED" "$DURATION" "$WARMUP" "$SERVER_CPU" "$WRK_CPU" <<'PYEOF'
+"$PY" - "$RAW/meta.json" "$SEED" "$DURATION" "$WARMUP" "$FLOOR_DURATION" "$FLOOR_WARMUP" "$SERVER_CPU" "$WRK_CPU" <<'PYEOF'
 import json, os, platform, subprocess, sys, time
-out, seed, duration, warmup, server_cpu, wrk_cpu = sys.argv[1:]
+out, seed, duration, warmup, floor_duration, floor_warmup, server_cpu, wrk_cpu = sys.argv[1:]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 def run(*cmd):
     try:
@@ -141,16 +175,12 @@ meta = {
     "kernel": platform.release(), "python": platform.python_version(),
     "wrk": run("wrk", "--version").splitlines()[0] if run("wrk", "--version") else "",
     "loadavg_at_end": open("/proc/loadavg").read().split()[:3],
-    "duration_s": int(duration), "warmup_s": int(warmup), "server_cpu": server_cpu, "wrk_cpu": wrk_cpu,
+    "duration_s": int(duration), "warmup_s": int(warmup),
+    "floor_duration_s": int(floor_duration), "floor_warmup_s": int(floor_warmup), "server_cpu": server_cpu, "wrk_cpu": wrk_cpu,
     "seed": json.loads(seed),
 }
 open(out, "w").write(json.dumps(meta, indent=2))
 PYEOF
-for f in "$RAW"/*.args; do
-    name="$(basename "$f" .args)"
-    "$PY" -c 'import json, sys; p = sys.argv[1]; d = json.load(open(p)); d["wrk"] = {"args": open(sys.argv[2]).read()}; json.dump(d, open(p, "w"))' \
-        "$RAW/$name.json" "$f"
-done
 "$PY" bench/report.py "$RAW" --out bench/results/latest.json
 "$PY" bench/report.py "$RAW" --markdown > bench/results/latest.md
 echo "bench: wrote bench/results/latest.json and bench/results/latest.md" >&2
