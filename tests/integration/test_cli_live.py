@@ -148,16 +148,16 @@ def _free_port() -> int:
 def test_console_script_end_to_end(server: LiveServer, tmp_path: Path) -> None:
     env = {**os.environ, "OCCI_ENDPOINT": server.url, "XDG_CONFIG_HOME": str(tmp_path), "OCCI_CONFIG": ""}
     created = subprocess.run([str(OCCI), "create", "network", "-t", "script", "-o", "json"], env=env,
-                             capture_output=True, text=True, timeout=60)
+                             capture_output=True, text=True, timeout=60, check=False)
     assert created.returncode == 0, created.stderr
     location = json.loads(created.stdout)["location"]
-    gone = subprocess.run([str(OCCI), "delete", location], env=env, capture_output=True, text=True, timeout=60)
+    gone = subprocess.run([str(OCCI), "delete", location], env=env, capture_output=True, text=True, timeout=60, check=False)
     assert gone.returncode == 0 and "deleted" in gone.stderr
-    again = subprocess.run([str(OCCI), "show", location], env=env, capture_output=True, text=True, timeout=60)
+    again = subprocess.run([str(OCCI), "show", location], env=env, capture_output=True, text=True, timeout=60, check=False)
     assert again.returncode == 3 and again.stderr.startswith("Error: not found:")
 
     down = subprocess.run([str(OCCI), "-e", f"http://127.0.0.1:{_free_port()}", "list", "compute"], env=env,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, check=False)
     assert down.returncode == 5
     assert down.stderr.startswith("Error: cannot reach the OCCI server") and "Traceback" not in down.stderr
 
@@ -167,7 +167,7 @@ def test_shell_completion_asks_the_server(server: LiveServer, tmp_path: Path) ->
            "_OCCI_COMPLETE": "bash_complete", "COMP_WORDS": "occi create compute --mixin deb", "COMP_CWORD": "4"}
 
     def complete() -> list[str]:
-        answer = subprocess.run([str(OCCI)], env=env, capture_output=True, text=True, timeout=60)
+        answer = subprocess.run([str(OCCI)], env=env, capture_output=True, text=True, timeout=60, check=False)
         return [line.partition(",")[2] for line in answer.stdout.splitlines()]  # bash: "type,value"
 
     assert "debian-12" in complete()

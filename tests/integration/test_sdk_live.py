@@ -136,9 +136,9 @@ def test_errors_are_typed_with_the_server_message(occi: Client, server: LiveServ
         occi.update(vm, attributes={"occi.compute.state": "inactive"})
     occi.delete(vm)
     # the server's own 400, not the client's check
-    with Client(server.url, media_type=occi.media_type, validate=False) as unchecked:
-        with pytest.raises(errors.BadRequest) as bad:
-            unchecked.create("compute", attributes={"occi.compute.colour": "red"})
+    with Client(server.url, media_type=occi.media_type, validate=False) as unchecked, \
+            pytest.raises(errors.BadRequest) as bad:
+        unchecked.create("compute", attributes={"occi.compute.colour": "red"})
         assert "colour" in bad.value.message
 
 
@@ -154,9 +154,8 @@ def test_unreachable_server() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with Client(f"http://127.0.0.1:{port}") as occi:
-        with pytest.raises(ServerUnreachable, match="cannot reach"):
-            occi.discover()
+    with Client(f"http://127.0.0.1:{port}") as occi, pytest.raises(ServerUnreachable, match="cannot reach"):
+        occi.discover()
 
 
 async def test_async_client_live(server: LiveServer) -> None:
@@ -179,7 +178,7 @@ def test_docs_sdk_examples_run(server: LiveServer, monkeypatch: pytest.MonkeyPat
                                capsys: pytest.CaptureFixture[str]) -> None:
     """Every ```python block of docs/sdk.md, in order, in one namespace (except `# not run` ones)."""
     monkeypatch.setenv("OCCI_ENDPOINT", server.url)
-    blocks = re.findall(r"```python\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.S)
+    blocks = re.findall(r"```python\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.DOTALL)
     assert len(blocks) >= 8
     namespace: dict[str, object] = {}
     for block in blocks:

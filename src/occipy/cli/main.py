@@ -72,7 +72,7 @@ class OcciCommandError(click.ClickException):
             label = ""  # the message already says it
         super().__init__(f"{label}: {message}" if label else message)
         # click declares exit_code on the class; each OCCI error class has its own (docs/cli.md).
-        setattr(self, "exit_code", code)
+        self.exit_code = code  # type: ignore[misc]
         self.error = error
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 from urllib.parse import quote, urljoin, urlsplit
 
 import anyio
@@ -156,7 +156,7 @@ class _Operations:
     def _exchange(self, request: Request) -> Op[httpx.Response]:
         response = yield request
         if not isinstance(response, httpx.Response):  # pragma: no cover - runners always answer
-            raise RuntimeError("an operation's request was answered without a response")
+            raise TypeError("an operation's request was answered without a response")
         _raise_for_status(response)
         return response
 
@@ -299,7 +299,7 @@ class _Operations:
             last = i == len(candidates) - 1
             response = yield Request("GET", url, [("Accept", media)])
             if not isinstance(response, httpx.Response):  # pragma: no cover
-                raise RuntimeError("no response")
+                raise TypeError("no response")
             if response.status_code in (400, 406, 415, 501) and not last:
                 continue  # this server does not render that media type: try the next one
             _raise_for_status(response)
@@ -365,7 +365,7 @@ class _Operations:
             params = [("page", str(page)), ("number", str(size))] if size > 0 else []
             response = yield Request("GET", url, headers, params=params)
             if not isinstance(response, httpx.Response):  # pragma: no cover
-                raise RuntimeError("no response")
+                raise TypeError("no response")
             if response.status_code == 413 and size > 1:
                 size, page, results, seen = size // 2, 1, [], set()
                 continue
@@ -624,7 +624,7 @@ class _Operations:
         """The server's operation record; None when it does not know it (any more)."""
         response = yield Request("GET", url, [("Accept", OCCI_JSON + ", " + JSON)])
         if not isinstance(response, httpx.Response):  # pragma: no cover
-            raise RuntimeError("no response")
+            raise TypeError("no response")
         if response.status_code in (404, 410):
             return None
         _raise_for_status(response)
@@ -729,7 +729,7 @@ class Client:
         """Close the connection pool."""
         self._http.close()
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -876,7 +876,7 @@ class AsyncClient:
         """Close the connection pool."""
         await self._http.aclose()
 
-    async def __aenter__(self) -> AsyncClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

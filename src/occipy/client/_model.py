@@ -107,9 +107,10 @@ class Model:
         best: Kind | None = None
         for kind in self.kinds.values():
             loc = kind.location
-            if loc and path.startswith(loc) and path != loc and kind.type_id not in (RESOURCE, LINK):
-                if best is None or len(loc) > len(best.location or ""):
-                    best = kind
+            inside = bool(loc) and path.startswith(loc or "") and path != loc
+            if inside and kind.type_id not in (RESOURCE, LINK) and (
+                    best is None or len(loc or "") > len(best.location or "")):
+                best = kind
         return best
 
     def link_kind_for(self, target_kind: str | None) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar, Union
+from typing import TypeVar
 
 import httpx
 
@@ -42,9 +42,9 @@ class Sleep:
     seconds: float
 
 
-Step = Union[Request, Sleep]
+Step = Request | Sleep
 # An operation: yields steps, receives the response to each Request (None after a Sleep).
-Op = Generator[Step, Union[httpx.Response, None], T]
+Op = Generator[Step, httpx.Response | None, T]
 
 
 class WaitTimeout(OcciError):
@@ -144,10 +144,10 @@ def follow(
             progress(Progress(location, current, message, None, elapsed()))
         if current == "error" and state != "error":
             raise BackendError(f"{location} is in state error: {message or 'no reason given'}")
-        if state is None or current == state:
-            # The operation record said it ended: trust the state we see now.
-            if operation is not None or current == "error" or stability.settled(current, message):
-                return entity
+        # With an operation record that said it ended, trust the state we see now.
+        if (state is None or current == state) and (
+                operation is not None or current == "error" or stability.settled(current, message)):
+            return entity
         if elapsed() >= timeout:
             wanted = f"state {state}" if state else "a stable state"
             raise give_up(f"still {current or 'without a state'} (waiting for {wanted})")

@@ -308,9 +308,8 @@ def test_each_status_becomes_its_error_class_with_the_server_message(
             return httpx.Response(status, text=message, headers={"Content-Type": "text/plain"})
         return httpx.Response(status, text="", headers={"Content-Type": "text/occi", "X-OCCI-Error": message})
 
-    with Client(BASE, transport=httpx.MockTransport(handler)) as occi:
-        with pytest.raises(cls) as caught:
-            occi.get("/compute/1")
+    with Client(BASE, transport=httpx.MockTransport(handler)) as occi, pytest.raises(cls) as caught:
+        occi.get("/compute/1")
     assert type(caught.value) is cls
     assert caught.value.message == message
 
@@ -321,9 +320,9 @@ def test_405_carries_the_allowed_methods() -> None:
             return FakeServer()(request)
         return httpx.Response(405, text="no", headers={"Allow": "GET, POST"})
 
-    with Client(BASE, transport=httpx.MockTransport(handler)) as occi:
-        with pytest.raises(errors.MethodNotAllowed) as caught:
-            occi.delete("/compute/")
+    with Client(BASE, transport=httpx.MockTransport(handler)) as occi, \
+            pytest.raises(errors.MethodNotAllowed) as caught:
+        occi.delete("/compute/")
     assert caught.value.allowed == ("GET", "POST")
 
 
@@ -331,9 +330,9 @@ def test_server_down_is_its_own_error() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("Connection refused", request=request)
 
-    with Client(BASE, transport=httpx.MockTransport(handler)) as occi:
-        with pytest.raises(ServerUnreachable, match="cannot reach the OCCI server"):
-            occi.discover()
+    with Client(BASE, transport=httpx.MockTransport(handler)) as occi, \
+            pytest.raises(ServerUnreachable, match="cannot reach the OCCI server"):
+        occi.discover()
 
 
 def test_bad_endpoint_is_refused() -> None:
