@@ -423,12 +423,6 @@ def test_basic_and_bearer_authentication_headers() -> None:
     assert server.requests[-1].headers["authorization"] == "Bearer tok"
 
 
-def test_client_certificate_is_loaded(tmp_path: pytest.TempPathFactory) -> None:
-    from occipy.client import ClientCertificate
-    with pytest.raises(FileNotFoundError):
-        Client(BASE, cert=ClientCertificate(str(tmp_path) + "/missing.pem"))  # type: ignore[operator]
-
-
 # ---- async twin -----------------------------------------------------------------------------
 
 
