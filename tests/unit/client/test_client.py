@@ -18,6 +18,7 @@ from occipy.client import (
     WaitTimeout,
 )
 from occipy.model.catalogue import COMPUTE, NETWORKINTERFACE, STORAGELINK
+from occipy.rendering import text
 
 from .fake import BASE, DEBIAN, JSON_T, OCCI_T, PLAIN_T, FakeServer
 
@@ -77,6 +78,7 @@ def test_forced_media_type_is_used() -> None:
         assert "compute" in post.headers["category"]
 
 
+@pytest.mark.spec("H-11")
 def test_user_agent_names_the_occi_version() -> None:
     server = FakeServer()
     with make(server) as occi:
@@ -143,13 +145,21 @@ def test_direct_link_creation(server: FakeServer) -> None:
         assert got.target == "/storage/" + disk.rsplit("/", 1)[1]
 
 
+@pytest.mark.spec("T-05")
 def test_actions_follow_the_state_machine(server: FakeServer) -> None:
     with make(server) as occi:
         vm = occi.create("compute")
         stopped = occi.trigger(vm, "stop", {"method": "graceful"})
         assert stopped.attributes["occi.compute.state"] == "inactive"
-        post = server.requests[-1]
+        post = next(r for r in reversed(server.requests) if r.method == "POST")
         assert post.url.params["action"] == "stop"
+        if post.headers["content-type"] != JSON_T:
+            # T-05: action_definition = 1( Category CRLF ) *( Attribute CRLF ), class "action"
+            fields = (text.fields_from_headers(list(post.headers.multi_items()))
+                      if post.headers["content-type"] == OCCI_T else text.fields_from_body(post.content))
+            categories = [value for name, value in fields if name == "Category"]
+            assert len(categories) == 1 and 'class="action"' in categories[0]
+            assert [value for name, value in fields if name == "X-OCCI-Attribute"] == ['method="graceful"']
         started = occi.trigger(vm, "http://schemas.ogf.org/occi/infrastructure/compute/action#start")
         assert started.attributes["occi.compute.state"] == "active"
 
@@ -164,6 +174,7 @@ def test_mixin_add_remove_and_list_by_mixin(server: FakeServer) -> None:
         assert occi.get(vm).mixins == []
 
 
+@pytest.mark.spec("C-44")
 def test_user_mixins_define_and_undefine(server: FakeServer) -> None:
     with make(server) as occi:
         mixin = occi.define_mixin("my_stuff", "http://example.com/occi/users/alice#", title="Alice's VMs")
@@ -177,6 +188,7 @@ def test_user_mixins_define_and_undefine(server: FakeServer) -> None:
             occi.model.mixin("my_stuff")
 
 
+@pytest.mark.spec("H-12")
 def test_listing_pages_through_the_collection(server: FakeServer) -> None:
     with make(server, page_size=2) as occi:
         created = [occi.create("compute", title=f"vm{i}") for i in range(5)]
@@ -188,6 +200,7 @@ def test_listing_pages_through_the_collection(server: FakeServer) -> None:
         assert [e.location for e in entities] == created
 
 
+@pytest.mark.spec("H-15")
 def test_listing_filters_travel_as_headers(server: FakeServer) -> None:
     with make(server) as occi:
         occi.create("compute", title="a", attributes={"occi.compute.hostname": "a"})
@@ -198,6 +211,7 @@ def test_listing_filters_travel_as_headers(server: FakeServer) -> None:
         assert last.headers["x-occi-attribute"] == 'occi.compute.hostname="b"'
 
 
+@pytest.mark.spec("H-12")
 def test_page_size_above_the_provider_limit_is_halved() -> None:
     server = FakeServer(page_limit=3)
     with make(server, page_size=10) as occi:
@@ -217,6 +231,24 @@ def test_a_server_ignoring_pagination_does_not_loop() -> None:
 
         server._collection = no_paging  # type: ignore[method-assign]
         assert occi.list_locations("compute") == created
+
+
+@pytest.mark.spec("H-05")
+@pytest.mark.spec("H-06")
+def test_every_request_states_accept_and_every_payload_its_content_type(server: FakeServer) -> None:
+    with make(server) as occi:
+        vm = occi.create("compute", title="x")
+        occi.trigger(vm, "stop")
+        occi.update(vm, attributes={"occi.core.title": "y"})
+        occi.add_mixin(vm, "tiny")
+        occi.remove_mixin(vm, "tiny")
+        occi.define_mixin("tag", "http://example.com/tags#")
+        occi.undefine_mixin("tag")
+        occi.delete(vm)
+    for request in server.requests:
+        assert request.headers.get("accept"), request
+        if request.method in ("POST", "PUT") or request.content:
+            assert request.headers["content-type"] == server.offers[0], request
 
 
 # ---- validation before sending --------------------------------------------------------------
@@ -241,6 +273,7 @@ def test_wrong_type_is_reported_by_name_with_json_discovery() -> None:
             occi.create("compute", attributes={"occi.compute.architecture": "x 64"})
 
 
+@pytest.mark.spec("C-04")
 def test_immutable_attribute_is_refused_but_an_unchanged_value_passes(server: FakeServer) -> None:
     with make(server) as occi:
         vm = occi.create("compute")
@@ -294,6 +327,7 @@ def test_unknown_and_ambiguous_names() -> None:
     (501, errors.NotSupported), (502, errors.BackendError), (503, errors.BackendUnavailable),
 ])
 @pytest.mark.parametrize("carrier", ["json", "plain", "header"])
+@pytest.mark.spec("H-04")
 def test_each_status_becomes_its_error_class_with_the_server_message(
         status: int, cls: type[errors.OcciError], carrier: str) -> None:
     """The client reads errors.HTTP_STATUS backwards (GFD.223 §5.4: a client MUST understand them)."""

@@ -19,6 +19,7 @@ from occipy.client import Client, ClientCertificate, Model
 from occipy.client._auth import tls_verify
 from occipy.model.catalogue import COMPUTE
 from occipy.model.category import AttributeDef
+from occipy.rendering.messages import CategoryDefinition
 
 from .fake import BASE, FakeServer
 
@@ -130,6 +131,8 @@ def test_link_option_splits_target_and_kind(path: str, kind: str | None) -> None
     assert (url.target, url.kind) == ("http://host:8080/storage/1", None)
 
 
+@pytest.mark.spec("C-04")
+@pytest.mark.spec("C-11")
 def test_attribute_checks_name_the_attribute() -> None:
     with Client(BASE, transport=httpx.MockTransport(FakeServer())) as occi:
         model = occi.model
@@ -145,6 +148,15 @@ def test_attribute_checks_name_the_attribute() -> None:
         model.check_attributes(COMPUTE, [], {"occi.core.id": "y"}, creating=False, current={"occi.core.id": "x"})
     assert model.check_attributes(COMPUTE, [], {"occi.core.id": "x"}, creating=False,
                                   current={"occi.core.id": "x"}) == {}
+    # C-11: a {required} attribute without a default must be given at creation
+    strict = Model.from_definitions([
+        CategoryDefinition("http://example.com/occi#", "thing", "kind", location="/thing/",
+                           attributes=(AttributeDef("com.example.size", type="number", required=True),)),
+    ], typed=True)
+    with pytest.raises(errors.InvalidAttribute, match="com.example.size: required"):
+        strict.check_attributes("http://example.com/occi#thing", [], {}, creating=True)
+    assert strict.check_attributes("http://example.com/occi#thing", [], {"com.example.size": 2},
+                                   creating=True) == {"com.example.size": 2}
 
 
 def test_client_certificate_is_loaded_into_the_tls_context(tmp_path: Path) -> None:
