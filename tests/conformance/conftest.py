@@ -68,7 +68,9 @@ def media_type(response: httpx.Response) -> str:
 
 # --- text rendering: writing -----------------------------------------------------------------
 def quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """quoted-string; CR, LF, TAB cannot appear raw and are written \\r \\n \\t (text-rendering.md §3)."""
+    value = value.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + value.replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t") + '"'
 
 
 def render_value(value: Any) -> str:
@@ -192,7 +194,7 @@ def unquote(value: str) -> str:
     i = 0
     while i < len(body):
         if body[i] == "\\" and i + 1 < len(body):
-            out.append(body[i + 1])
+            out.append({"n": "\n", "r": "\r", "t": "\t"}.get(body[i + 1], body[i + 1]))
             i += 2
         else:
             out.append(body[i])
