@@ -12,15 +12,16 @@
 #                              console, loads virtio/cdrom/acpi modules, prints the NoCloud seed,
 #                              runs DHCP on every NIC (hot-plugged ones too), powers off on the
 #                              ACPI power button and prints a heartbeat with its disks and NICs every 2 s.
-# Idempotent: an existing complete build is kept (delete CACHE_DIR/occipy-guest.* to rebuild).
+# Idempotent: a complete build of the same VERSION is kept (delete CACHE_DIR/occipy-guest.* to rebuild).
 set -euo pipefail
 
 OUT=${1:?usage: build-guest.sh CACHE_DIR}
 NAME=occipy-guest
+VERSION=2  # bump when the guest's behaviour changes: cached builds of another version are rebuilt
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 if [ -s "$OUT/$NAME.qcow2" ] && [ -s "$OUT/$NAME.json" ] && [ -s "$OUT/$NAME.vmlinuz" ] \
-        && [ -s "$OUT/$NAME.initrd.gz" ]; then
+        && [ -s "$OUT/$NAME.initrd.gz" ] && [ "$(cat "$OUT/.$NAME.version" 2>/dev/null)" = "$VERSION" ]; then
     echo "build-guest: $OUT already holds $NAME" >&2
     exit 0
 fi
@@ -127,4 +128,5 @@ cat > "$OUT/$NAME.json" <<JSON
   "cmdline": "console=ttyS0 panic=-1 quiet"
 }
 JSON
+echo "$VERSION" > "$OUT/.$NAME.version"
 echo "build-guest: built $NAME in $OUT (kernel $KVER)" >&2
