@@ -164,6 +164,45 @@ def test_every_response_has_the_mandatory_headers(occi: Occi) -> None:
     assert "allow" in {k.lower() for k in assorted_responses(occi)[405].headers}
 
 
+@pytest.mark.spec("H-08")
+@pytest.mark.parametrize("media", ALL_MEDIA)
+def test_errors_are_rendered_in_the_negotiated_type(occi: Occi, media: str) -> None:
+    for status, response in assorted_responses_in(occi, media).items():
+        assert response.status_code == status, (status, response.text)
+        assert media_type(response) == media, status
+        if media == JSON:
+            assert response.json()["code"] == status and response.json()["message"]
+        elif media == OCCI:
+            assert response.headers.get("x-occi-error"), status
+        else:
+            assert response.text.strip(), status
+
+
+def assorted_responses_in(occi: Occi, media: str) -> dict[int, httpx.Response]:
+    compute = occi.compute()
+    occi.wait_state(compute, "active")
+    return {
+        400: occi.create_response(STORAGE, media),
+        403: define_mixin(occi, media, DEBIAN, occi.model.category(DEBIAN)["location"], method="DELETE"),
+        404: occi.get("/compute/does-not-exist", accept=media),
+        405: occi.request("PUT", "/-/", accept=media),
+        409: occi.act(compute, "start", media),
+        413: occi.get("/compute/", accept=media, params={"page": "1", "number": "100000"}),
+    }
+
+
+@pytest.mark.spec("H-04")
+def test_options_and_head(occi: Occi) -> None:
+    options = occi.request("OPTIONS", "/compute/")
+    assert options.status_code == 200
+    assert {"GET", "POST", "DELETE"} <= {m.strip() for m in options.headers["allow"].split(",")}
+    for accept in (PLAIN, JSON):
+        head = occi.request("HEAD", "/compute/", accept=accept)
+        assert head.status_code == 200 and head.content == b""
+        assert media_type(head) == accept
+    assert occi.request("PATCH", "/compute/").status_code == 405
+
+
 @pytest.mark.spec("H-05")
 @pytest.mark.spec("L-19")
 @pytest.mark.parametrize("accept", [None, "*/*", "text/*"])
@@ -386,6 +425,28 @@ def test_put_creates_at_a_new_path(occi: Occi, media: str) -> None:
         assert response.headers["location"] == occi.url + path
     seen = occi.view(path)
     assert seen.kind == COMPUTE and seen.attributes["occi.core.title"] == "put-created"
+
+
+@pytest.mark.spec("H-23")
+@pytest.mark.parametrize("media", ALL_MEDIA)
+def test_put_create_derives_the_id_from_the_path(occi: Occi, media: str) -> None:
+    segment = str(uuid.uuid4())
+    response = send_entity(occi, "PUT", f"/compute/{segment}", media, COMPUTE)
+    assert response.status_code in (200, 201), response.text
+    assert occi.view(f"/compute/{segment}").attributes["occi.core.id"] == f"urn:uuid:{segment}"
+
+
+@pytest.mark.spec("H-23")
+@pytest.mark.xfail(strict=True, reason="server bug: PUT-create whose occi.core.id names another uuid creates the "
+                                       "entity at /compute/<that uuid> (201 with another Location) instead of 400")
+@pytest.mark.parametrize("media", ALL_MEDIA)
+def test_put_create_with_an_id_that_contradicts_the_path(occi: Occi, media: str) -> None:
+    path, other = f"/compute/{uuid.uuid4()}", str(uuid.uuid4())
+    response = send_entity(occi, "PUT", path, media, COMPUTE, attributes={"occi.core.id": f"urn:uuid:{other}"})
+    # http-protocol.md §6.3 [decision]: an id that conflicts with the path is a 400; in no case
+    # may a PUT create something at a URL other than its own.
+    assert response.status_code == 400, response.text
+    assert occi.get(f"/compute/{other}").status_code == 404
 
 
 @pytest.mark.spec("H-23")
@@ -756,6 +817,21 @@ def test_mixin_association_is_atomic(occi: Occi, media: str) -> None:
     response = occi.associate(ssh_where, storage, media=media)
     assert response.status_code in (400, 403), response.text
     assert occi.locations(ssh_where) == before
+
+
+@pytest.mark.spec("L-17")
+@pytest.mark.spec("C-28")
+@pytest.mark.parametrize("media", ALL_MEDIA)
+def test_collection_action_is_all_or_nothing(fresh: Occi, media: str) -> None:
+    running, stopped = fresh.compute(), fresh.compute()
+    fresh.wait_state(running, "active")
+    fresh.wait_state(stopped, "active")
+    assert fresh.act(stopped, "stop").status_code == 200
+    fresh.wait_state(stopped, "inactive")
+    # stop is not allowed on the stopped member: validate all first, then apply (http-protocol.md §6.6).
+    response = fresh.invoke("/compute/", COMPUTE_ACTION + "stop", media=media)
+    assert response.status_code == 409, response.text
+    assert fresh.view(running).state == "active"
 
 
 @pytest.mark.spec("L-17")
