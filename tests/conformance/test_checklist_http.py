@@ -255,6 +255,21 @@ def test_higher_client_version_is_not_implemented(occi: Occi, agent: str) -> Non
 
 
 @pytest.mark.spec("H-10")
+@pytest.mark.spec("H-08")
+@pytest.mark.xfail(strict=True, reason="server bug: the 501 for a too-high client OCCI version ignores Accept "
+                                       "(always text/plain, no JSON body, no X-OCCI-Error), unlike every other error")
+@pytest.mark.parametrize("media", [OCCI, JSON])
+def test_version_error_in_the_negotiated_type(occi: Occi, media: str) -> None:
+    response = occi.get("/-/", accept=media, headers={"User-Agent": "client/1 OCCI/1.3"})
+    assert response.status_code == 501
+    assert media_type(response) == media
+    if media == JSON:
+        assert response.json()["code"] == 501
+    else:
+        assert response.headers.get("x-occi-error")
+
+
+@pytest.mark.spec("H-10")
 @pytest.mark.parametrize("agent", ["client/1 OCCI/1.2", "client/1 OCCI/1.1", "client/1 OCCI/1.0", "curl/8"])
 def test_supported_client_versions_are_served(occi: Occi, agent: str) -> None:
     assert occi.get("/-/", headers={"User-Agent": agent}).status_code == 200
@@ -872,12 +887,10 @@ def test_text_occi_rendering_too_large_for_headers_is_not_acceptable(fresh: Occi
                                                title="x" * 2000, location=f"/big/m{n}/"))
     assert fresh.request("POST", "/-/", media=PLAIN, message=message).status_code == 200
     assert fresh.get("/-/", accept=PLAIN).status_code == 200
+    # http-protocol.md §12 [decision]: a text/occi rendering over the header limit is "incomplete or
+    # faulty" (GFD.185 §3.6.6) -> 406, never a truncated header.
     response = fresh.get("/-/", accept=OCCI)
-    if response.status_code == 200:
-        # Not refused: then nothing may be truncated.
-        assert len(text_categories(response)) == len(text_categories(fresh.get("/-/")))
-    else:
-        assert response.status_code == 406
+    assert response.status_code == 406, response.headers.get("category", "")[:200]
 
 
 @pytest.mark.spec("L-21")
