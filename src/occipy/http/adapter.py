@@ -46,6 +46,10 @@ async def to_occi(request: Request, *, max_body: int, max_headers: int) -> OcciR
     raw_headers = scope["headers"]
     if len(raw_headers) > max_headers:
         raise BadRequest(f"too many header fields ({len(raw_headers)}; at most {max_headers})")
+    # text/occi carries the payload in headers: they count against the same limit as a body.
+    header_bytes = sum(len(name) + len(value) + 4 for name, value in raw_headers)
+    if header_bytes > max_body:
+        raise PayloadTooLarge(f"the header section is larger than {max_body} bytes")
     headers = [(name.decode("latin-1").lower(), decode_header(value)) for name, value in raw_headers]
     declared = next((v for k, v in headers if k == "content-length"), None)
     if declared is not None and declared.isdigit() and int(declared) > max_body:

@@ -210,6 +210,8 @@ def _decode(decoder: msgspec.json.Decoder[_T], body: bytes) -> _T:
         raise ParseError(f"invalid application/occi+json body: {exc}") from None
     except RecursionError:
         raise ParseError("invalid application/occi+json body: nested too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise ParseError(f"invalid application/occi+json body: not UTF-8 ({exc.reason} at byte {exc.start})") from None
 
 
 def _reject_null(value: Any, path: str) -> None:

@@ -126,7 +126,8 @@ async def list_collection(svc: Service, request: OcciRequest, route: Route) -> R
         scheme, _, term = type_id.rpartition("#")
         wanted = Filter(categories=(*wanted.categories, CategoryRef(scheme + "#", term)), attributes=wanted.attributes)
     base = _query_for(svc, route)
-    if route.target is Target.UNBOUND and route.path != "/" and not await svc.store.count(base):
+    if route.target is Target.UNBOUND and route.path != "/" and not await svc.store.count(base) \
+            and not any(location.startswith(route.path) for location in svc.registry.locations()):
         raise NotFound(f"nothing is stored below {route.path}")
     keys = _collection_keys(svc, route)
     if not wanted and not values:

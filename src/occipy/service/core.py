@@ -86,10 +86,10 @@ class Service:
         """Answer one request. OcciErrors become 4xx/5xx renderings; anything else is a bug (500)."""
         media = negotiate.TEXT_PLAIN
         try:
-            self._check_version(request)
             stored = await self.store.get(request.path)
             route = classify(request.path, self.registry, stored is not None)
             media = negotiate.response_type(request.header("accept"), listing=_is_listing(route, request))
+            self._check_version(request)
             method = request.method
             if method == "OPTIONS":
                 return self._finish(Reply(headers=[("Allow", ", ".join(ALLOWED[route.target]))]), media, request)

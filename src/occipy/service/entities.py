@@ -22,7 +22,15 @@ from occipy.errors import (
     UnknownCategory,
 )
 from occipy.model import state as fsm
-from occipy.model.catalogue import LEGACY_IGNORED_ATTRIBUTES, OS_TPL, RESOURCE_TPL, SSH_KEY, USER_DATA
+from occipy.model.catalogue import (
+    LEGACY_IGNORED_ATTRIBUTES,
+    NETWORKINTERFACE,
+    OS_TPL,
+    RESOURCE_TPL,
+    SSH_KEY,
+    STORAGELINK,
+    USER_DATA,
+)
 from occipy.model.category import AttributeValue, Kind
 from occipy.model.entity import Entity
 from occipy.model.registry import LINK, RESOURCE
@@ -215,6 +223,7 @@ class Creation:
         is_link = registry.is_link_kind(kind.type_id)
         if is_link:
             await self._link_ends(entity, message, source)
+            await self._provisional(entity)
         fill_defaults(svc, entity)
         state_name = fsm.state_attribute(kind.type_id)
         if state_name is not None:
@@ -283,6 +292,30 @@ class Creation:
             attributes["occi.core.target.kind"] = target_entity.kind
         elif "://" not in target_path and ":" not in target_path:
             raise InvalidAttribute(f"link target {raw_target} is neither a location nor an absolute URI")
+
+    async def _provisional(self, link: Entity) -> None:
+        """Multiplicity-1 link attributes get a value at once (GFD.224 §3.4: they MUST be exposed).
+
+        The server picks the interface name, MAC and device id when the client gave none; the
+        driver is asked for exactly these, and what the cloud reports later replaces them.
+        """
+        attributes = link.attributes
+        if link.kind not in (NETWORKINTERFACE, STORAGELINK) or not link.source:
+            return
+        existing = (await self.svc.store.links_from([link.source])).get(link.source, [])
+        siblings = [e for e in [*existing, *self.entities] if e.kind == link.kind and e.source == link.source]
+        if link.kind == NETWORKINTERFACE:
+            if "occi.networkinterface.interface" not in attributes:
+                used = {e.attributes.get("occi.networkinterface.interface") for e in siblings}
+                attributes["occi.networkinterface.interface"] = next(
+                    f"eth{n}" for n in range(len(used) + 1) if f"eth{n}" not in used)
+            if "occi.networkinterface.mac" not in attributes:
+                attributes["occi.networkinterface.mac"] = "52:54:00:%02x:%02x:%02x" % tuple(uuid.uuid4().bytes[:3])
+        elif "occi.storagelink.deviceid" not in attributes:
+            used = {e.attributes.get("occi.storagelink.deviceid") for e in siblings}
+            attributes["occi.storagelink.deviceid"] = next(
+                (f"/dev/vd{letter}" for letter in "bcdefghijklmnopqrstuvwxyz" if f"/dev/vd{letter}" not in used),
+                f"/dev/disk/occipy-{uuid.uuid4().hex[:8]}")
 
     async def find(self, location: str) -> Entity | None:
         for entity in self.entities:
@@ -360,6 +393,11 @@ async def create_at(svc: Service, request: OcciRequest) -> Reply:
         raise BadRequest(f"entities of kind {kind.term} can only be created below {kind.location}<name>")
     segment = path[len(kind.location):]
     proposed = message.attributes.get("occi.core.id")
+    if isinstance(proposed, str):
+        match = URN_UUID.match(proposed)
+        expected = match.group(1) if match else proposed if SAFE_SEGMENT.match(proposed) else None
+        if expected is not None and expected.lower() != segment.lower():
+            raise BadRequest(f"occi.core.id {proposed} does not match the path {path}")
     if proposed is None:
         attributes = dict(message.attributes)
         try:

@@ -261,12 +261,19 @@ class Provisioning:
         else:
             entity.attributes.pop(state_name + ".message", None)
 
-    def apply_observed(self, entity: Entity, observed: Observed) -> None:
-        """Write what the cloud reports into an entity (state, message, attributes it decided)."""
+    def apply_observed(self, entity: Entity, observed: Observed, *, overwrite: bool = True) -> None:
+        """Write what the cloud reports into an entity (state, message, attributes it decided).
+
+        With `overwrite` False (after an update or an action, and when reconciling), values the
+        client controls (mutable attributes that have a value) are kept: the cloud only fills in
+        what is missing and what the server manages.
+        """
         registry = self.svc.registry
         self._set_state(entity, observed.state, observed.message)
         for name, value in observed.attributes.items():
             defs = registry.attribute_defs(entity.kind, entity.mixins)
+            if not overwrite and name in entity.attributes and name in defs and defs[name].mutable:
+                continue
             if name not in defs:
                 mixin = MIXIN_OF_ATTRIBUTE.get(name)
                 if mixin is None or not registry.is_mixin(mixin) or not registry.applies_to(mixin, entity.kind):
@@ -367,7 +374,7 @@ class Provisioning:
             if current is None:
                 return Batch()
             fresh = current.copy()
-            self.apply_observed(fresh, observed)
+            self.apply_observed(fresh, observed, overwrite=False)
             return Batch(put=[fresh])
 
         self.svc.jobs.spawn(op, work, lambda error: self._fail(location, error, restore))
@@ -394,7 +401,7 @@ class Provisioning:
             if current is None:
                 return Batch()
             fresh = current.copy()
-            self.apply_observed(fresh, observed)
+            self.apply_observed(fresh, observed, overwrite=False)
             return Batch(put=[fresh])
 
         self.svc.jobs.spawn(op, work, lambda error: self._fail(location, error))
@@ -496,7 +503,7 @@ class Provisioning:
         if observed is None:
             self._set_state(updated, fsm.ERROR_STATE.get(entity.kind), "the object was deleted outside occipy")
         else:
-            self.apply_observed(updated, observed)
+            self.apply_observed(updated, observed, overwrite=False)
         if updated.attributes != entity.attributes or updated.mixins != entity.mixins:
             await svc.store.commit(Batch(put=[updated]))
 
