@@ -33,10 +33,20 @@ IMAGE_FORMATS: Final = {".qcow2": "qcow2", ".img": "raw", ".raw": "raw"}
 # Sidecar keys an image may carry (anything else is refused, so a typo does not go unnoticed).
 SIDECAR_KEYS: Final = frozenset({"title", "architecture", "kernel", "initrd", "cmdline"})
 
-OPTIONS: Final = frozenset({
-    "uri", "pool", "image_dir", "domain_type", "name_prefix", "network_prefix", "flavors",
-    "shutdown_timeout", "reconcile_interval", "default_os_tpl",
-})
+OPTIONS: Final = frozenset(
+    {
+        "uri",
+        "pool",
+        "image_dir",
+        "domain_type",
+        "name_prefix",
+        "network_prefix",
+        "flavors",
+        "shutdown_timeout",
+        "reconcile_interval",
+        "default_os_tpl",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,19 +60,27 @@ class Flavour:
 
     def template(self) -> Template:
         disk = f", {self.disk_gib:g} GiB disk" if self.disk_gib else ""
-        return Template("resource_tpl", self.term,
-                        f"{self.term}: {self.cores} core{'s' if self.cores > 1 else ''}, "
-                        f"{self.memory_gib:g} GiB{disk}",
-                        {"occi.compute.cores": self.cores, "occi.compute.memory": self.memory_gib})
+        return Template(
+            "resource_tpl",
+            self.term,
+            f"{self.term}: {self.cores} core{'s' if self.cores > 1 else ''}, {self.memory_gib:g} GiB{disk}",
+            {"occi.compute.cores": self.cores, "occi.compute.memory": self.memory_gib},
+        )
 
 
 # GFD.222 §7.3-§7.8 (monitoring-and-extensions.md §3.4). The registry already offers these as
 # mixins, so the driver recognises their terms (for the root disk size) without re-offering them.
-CRTP_FLAVOURS: Final[Mapping[str, Flavour]] = {f.term: f for f in (
-    Flavour("small", 1, 1.0, 10.0), Flavour("medium", 2, 2.0, 20.0), Flavour("large", 4, 4.0, 40.0),
-    Flavour("mem_small", 1, 4.0, 10.0), Flavour("mem_medium", 2, 8.0, 20.0),
-    Flavour("mem_large", 4, 16.0, 40.0),
-)}
+CRTP_FLAVOURS: Final[Mapping[str, Flavour]] = {
+    f.term: f
+    for f in (
+        Flavour("small", 1, 1.0, 10.0),
+        Flavour("medium", 2, 2.0, 20.0),
+        Flavour("large", 4, 4.0, 40.0),
+        Flavour("mem_small", 1, 4.0, 10.0),
+        Flavour("mem_medium", 2, 8.0, 20.0),
+        Flavour("mem_large", 4, 16.0, 40.0),
+    )
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +126,9 @@ def parse_settings(options: Mapping[str, str], data_dir: Path) -> Settings:
     """Settings from string options; ValueError naming the option when one is wrong."""
     unknown = sorted(set(options) - OPTIONS)
     if unknown:
-        raise ValueError(f"unknown libvirt driver option(s) {', '.join(unknown)}; "
-                         f"known: {', '.join(sorted(OPTIONS))}")
+        raise ValueError(
+            f"unknown libvirt driver option(s) {', '.join(unknown)}; known: {', '.join(sorted(OPTIONS))}"
+        )
     state_dir = Path(data_dir).resolve() / "libvirt"
     domain_type = options.get("domain_type", "qemu")
     # Never auto-pick kvm: libvirt advertises it here though KVM guests hang (ecosystem.md §1a).
@@ -117,7 +136,9 @@ def parse_settings(options: Mapping[str, str], data_dir: Path) -> Settings:
         raise ValueError(f"libvirt driver option domain_type: expected qemu or kvm, got {domain_type!r}")
     prefix = options.get("name_prefix", "occipy-")
     if not re.fullmatch(r"[A-Za-z0-9_.-]{0,32}", prefix):
-        raise ValueError(f"libvirt driver option name_prefix: use at most 32 of A-Z a-z 0-9 _ . -, got {prefix!r}")
+        raise ValueError(
+            f"libvirt driver option name_prefix: use at most 32 of A-Z a-z 0-9 _ . -, got {prefix!r}"
+        )
     try:
         network_prefix = ipaddress.ip_network(options.get("network_prefix", DEFAULT_NETWORK_PREFIX))
     except ValueError as exc:
@@ -167,11 +188,15 @@ def parse_flavours(spec: str) -> tuple[Flavour, ...]:
             if cores < 1 or not memory > 0 or (disk is not None and not disk > 0):
                 raise ValueError
         except ValueError:
-            raise ValueError(f"libvirt driver option flavors: {item!r} is not term=cores:memory_gib[:disk_gib] "
-                             "with positive sizes") from None
+            raise ValueError(
+                f"libvirt driver option flavors: {item!r} is not term=cores:memory_gib[:disk_gib] "
+                "with positive sizes"
+            ) from None
         if term in CRTP_FLAVOURS:
-            raise ValueError(f"libvirt driver option flavors: {term!r} is a CRTP template the server "
-                             "already offers; choose another term")
+            raise ValueError(
+                f"libvirt driver option flavors: {term!r} is a CRTP template the server "
+                "already offers; choose another term"
+            )
         if any(f.term == term for f in flavours):
             raise ValueError(f"libvirt driver option flavors: {term!r} is given twice")
         flavours.append(Flavour(term, cores, memory, disk))
@@ -207,9 +232,22 @@ class Image:
         return Template("os_tpl", self.term, self.title, {"occi.compute.architecture": self.architecture})
 
     def record(self) -> dict[str, object]:
-        return {k: getattr(self, k) for k in (
-            "term", "title", "path", "fmt", "virtual_size", "architecture", "kernel", "initrd", "cmdline",
-            "saved_from", "volume")}
+        return {
+            k: getattr(self, k)
+            for k in (
+                "term",
+                "title",
+                "path",
+                "fmt",
+                "virtual_size",
+                "architecture",
+                "kernel",
+                "initrd",
+                "cmdline",
+                "saved_from",
+                "volume",
+            )
+        }
 
 
 def virtual_size(path: Path, fmt: str) -> int:
@@ -258,8 +296,10 @@ def _image(path: Path, term: str, fmt: str) -> Image:
             raise ValueError(f"{meta.name} must hold a JSON object")
         extra = set(loaded) - SIDECAR_KEYS
         if extra:
-            raise ValueError(f"{meta.name}: unknown key(s) {', '.join(sorted(extra))}; "
-                             f"known: {', '.join(sorted(SIDECAR_KEYS))}")
+            raise ValueError(
+                f"{meta.name}: unknown key(s) {', '.join(sorted(extra))}; "
+                f"known: {', '.join(sorted(SIDECAR_KEYS))}"
+            )
         sidecar = loaded
     arch = str(sidecar.get("architecture", "x64"))
     if arch not in ("x64", "x86"):
@@ -343,8 +383,10 @@ def seed_iso(seed: Seed) -> bytes:
 
     iso = pycdlib.PyCdlib()
     iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident="cidata")
-    for iso_name, name, data in (("/METADATA.;1", "meta-data", seed.meta_data()),
-                                 ("/USERDATA.;1", "user-data", seed.user_data_bytes())):
+    for iso_name, name, data in (
+        ("/METADATA.;1", "meta-data", seed.meta_data()),
+        ("/USERDATA.;1", "user-data", seed.user_data_bytes()),
+    ):
         iso.add_fp(io.BytesIO(data), len(data), iso_name, rr_name=name, joliet_path=f"/{name}")
     out = io.BytesIO()
     iso.write_fp(out)

@@ -27,7 +27,7 @@ ALIAS_RE: Final = re.compile(r"ua-[A-Za-z0-9_-]+\Z")
 ARCH_TO_LIBVIRT: Final = {"x64": "x86_64", "x86": "i686"}
 ARCH_FROM_LIBVIRT: Final = {"x86_64": "x64", "i686": "x86", "i386": "x86"}
 KIB_PER_GIB: Final = 1024 * 1024
-BYTES_PER_GIB: Final = 1024 ** 3
+BYTES_PER_GIB: Final = 1024**3
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -217,24 +217,30 @@ def parse_domain(xml: str) -> DomainInfo:
         target = disk.find("target")
         source = disk.find("source")
         alias = disk.find("alias")
-        disks.append(Disk(
-            alias=alias.get("name") if alias is not None else None,
-            device=disk.get("device", "disk"),
-            target=target.get("dev", "") if target is not None else "",
-            source=(source.get("file") or source.get("dev") or source.get("volume")) if source is not None else None,
-            xml=_text(disk),
-        ))
+        disks.append(
+            Disk(
+                alias=alias.get("name") if alias is not None else None,
+                device=disk.get("device", "disk"),
+                target=target.get("dev", "") if target is not None else "",
+                source=(source.get("file") or source.get("dev") or source.get("volume"))
+                if source is not None
+                else None,
+                xml=_text(disk),
+            )
+        )
     interfaces = []
     for nic in dom.iterfind("devices/interface"):
         mac = nic.find("mac")
         source = nic.find("source")
         alias = nic.find("alias")
-        interfaces.append(Interface(
-            alias=alias.get("name") if alias is not None else None,
-            mac=(mac.get("address", "") if mac is not None else "").lower(),
-            network=source.get("network") if source is not None else None,
-            xml=_text(nic),
-        ))
+        interfaces.append(
+            Interface(
+                alias=alias.get("name") if alias is not None else None,
+                mac=(mac.get("address", "") if mac is not None else "").lower(),
+                network=source.get("network") if source is not None else None,
+                xml=_text(nic),
+            )
+        )
     memory = dom.find("memory")
     return DomainInfo(
         name=dom.findtext("name", ""),
@@ -253,9 +259,22 @@ def parse_domain(xml: str) -> DomainInfo:
     )
 
 
-_UNIT_FACTOR: Final = {"b": 1, "bytes": 1, "k": 1024, "kib": 1024, "kb": 1000, "m": 1024 ** 2,
-                       "mib": 1024 ** 2, "mb": 1000 ** 2, "g": 1024 ** 3, "gib": 1024 ** 3,
-                       "gb": 1000 ** 3, "t": 1024 ** 4, "tib": 1024 ** 4, "tb": 1000 ** 4}
+_UNIT_FACTOR: Final = {
+    "b": 1,
+    "bytes": 1,
+    "k": 1024,
+    "kib": 1024,
+    "kb": 1000,
+    "m": 1024**2,
+    "mib": 1024**2,
+    "mb": 1000**2,
+    "g": 1024**3,
+    "gib": 1024**3,
+    "gb": 1000**3,
+    "t": 1024**4,
+    "tib": 1024**4,
+    "tb": 1000**4,
+}
 
 
 def _kib(element: ET.Element | None) -> int:
@@ -265,10 +284,19 @@ def _kib(element: ET.Element | None) -> int:
     return int(element.text or "0") * factor // 1024
 
 
-def set_domain_xml(xml: str, *, vcpus: int | None = None, memory_kib: int | None = None,
-                   kernel: str | None = None, initrd: str | None = None, cmdline: str | None = None,
-                   metadata: dict[str, str | None] | None = None, arch: str | None = None,
-                   add_device: str | None = None, remove_alias: str | None = None) -> str:
+def set_domain_xml(
+    xml: str,
+    *,
+    vcpus: int | None = None,
+    memory_kib: int | None = None,
+    kernel: str | None = None,
+    initrd: str | None = None,
+    cmdline: str | None = None,
+    metadata: dict[str, str | None] | None = None,
+    arch: str | None = None,
+    add_device: str | None = None,
+    remove_alias: str | None = None,
+) -> str:
     """A changed copy of an inactive domain definition (resize, reimage, cold-plug, unplug)."""
     dom = _parse(xml)
     if vcpus is not None:
@@ -346,8 +374,10 @@ def free_disk_target(taken: Sequence[str], wanted: str | None = None) -> str:
     if wanted:
         target = wanted.rpartition("/")[2]
         if not re.fullmatch(r"vd[a-z]{1,2}", target):
-            raise BackendError(f"occi.storagelink.deviceid {wanted!r} is not a virtio disk name "
-                               "such as /dev/vdb (libvirt attaches volumes as virtio disks)")
+            raise BackendError(
+                f"occi.storagelink.deviceid {wanted!r} is not a virtio disk name "
+                "such as /dev/vdb (libvirt attaches volumes as virtio disks)"
+            )
         if target in taken:
             raise BackendError(f"the compute already has a disk {target}; choose another deviceid")
         return target
@@ -371,7 +401,9 @@ class NetworkInfo:
     hosts: dict[str, str] = field(default_factory=dict)  # MAC -> reserved address
 
 
-def network_xml(name: str, network: IPNetwork, gateway: IPAddress, dhcp: bool, uuid: str | None = None) -> str:
+def network_xml(
+    name: str, network: IPNetwork, gateway: IPAddress, dhcp: bool, uuid: str | None = None
+) -> str:
     """A NAT network: libvirt makes the bridge, runs dnsmasq (DHCP/DNS) and masquerades."""
     root = ET.Element("network")
     ET.SubElement(root, "name").text = name
@@ -448,8 +480,9 @@ class VolumeInfo:
     backing: str | None
 
 
-def volume_xml(name: str, capacity: int, fmt: str, backing: str | None = None,
-               backing_format: str | None = None) -> str:
+def volume_xml(
+    name: str, capacity: int, fmt: str, backing: str | None = None, backing_format: str | None = None
+) -> str:
     """A pool volume; with `backing`, a copy-on-write qcow2 overlay of that image."""
     root = ET.Element("volume")
     ET.SubElement(root, "name").text = name

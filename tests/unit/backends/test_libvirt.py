@@ -24,6 +24,7 @@ libvirt = pytest.importorskip("libvirt", reason="libvirt-python is the libvirt e
 
 from occipy.backends import _libvirt_xml as lx
 from occipy.backends import load_driver_class
+from occipy.backends._libvirt_compute import _compute_state
 from occipy.backends._libvirt_local import (
     CRTP_FLAVOURS,
     Flavour,
@@ -45,7 +46,7 @@ from occipy.backends.base import (
     StorageLinkSpec,
     StorageSpec,
 )
-from occipy.backends.libvirt import LibvirtDriver, _compute_state
+from occipy.backends.libvirt import LibvirtDriver
 from occipy.errors import BackendError, BackendUnavailable, InvalidAttribute
 
 from .contract import DriverContract, Made
