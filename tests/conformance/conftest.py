@@ -63,7 +63,7 @@ def split_type_id(type_id: str) -> tuple[str, str]:
 
 
 def media_type(response: httpx.Response) -> str:
-    return response.headers.get("content-type", "").split(";")[0].strip().lower()
+    return str(response.headers.get("content-type", "")).split(";")[0].strip().lower()
 
 
 # --- text rendering: writing -----------------------------------------------------------------
@@ -425,7 +425,7 @@ class Occi:
         return Model(response.json())
 
     def location_of(self, type_id: str) -> str:
-        return self.discover().category(type_id)["location"]
+        return str(self.discover().category(type_id)["location"])
 
     # entities
     def create_response(self, kind: str, media: str = JSON, *, mixins: Sequence[str] = (),
@@ -497,7 +497,7 @@ class Occi:
         """The path of an entity rendered in JSON: `<kind location><id tail>` (core.md §4.2)."""
         ident = str(entity["id"])
         tail = ident.removeprefix("urn:uuid:")
-        return self.model.category(entity["kind"])["location"] + tail
+        return str(self.model.category(entity["kind"])["location"]) + tail
 
     def delete(self, location: str) -> httpx.Response:
         return self.request("DELETE", location)

@@ -77,7 +77,7 @@ PROVIDER_SCHEME = "http://occipy.org/"
 def standard(category: dict[str, object]) -> bool:
     """Categories the provider publishes (OGF and occipy schemes), not user mixins of other tests."""
     scheme = str(category["scheme"])
-    return scheme.startswith(OGF_BASE) or scheme.startswith(PROVIDER_SCHEME)
+    return scheme.startswith((OGF_BASE, PROVIDER_SCHEME))
 
 
 # --- C-01, C-34: the Core types -------------------------------------------------------------------
@@ -185,10 +185,10 @@ def test_categories_have_term_scheme_title(occi: Occi) -> None:
         assert category["term"] and category["scheme"].endswith("#")
         if standard(category):
             assert category.get("title"), category
-    for category in text_categories(occi.get("/-/")):
-        assert category.term and category.scheme and category.cls in ("kind", "mixin", "action")
-        if category.scheme.startswith((OGF_BASE, PROVIDER_SCHEME)):
-            assert category.params.get("title"), category.raw
+    for rendered in text_categories(occi.get("/-/")):
+        assert rendered.term and rendered.scheme and rendered.cls in ("kind", "mixin", "action")
+        if rendered.scheme.startswith((OGF_BASE, PROVIDER_SCHEME)):
+            assert rendered.params.get("title"), rendered.raw
 
 
 @pytest.mark.spec("C-06")

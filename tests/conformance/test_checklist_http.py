@@ -41,12 +41,12 @@ from tests.conformance.conftest import (
     media_type,
     path_of,
     send_entity,
-    start_server,
     text_categories,
     text_fields,
     text_locations,
     view_of,
 )
+from tests.integration.conftest import start_server
 
 ABSOLUTE = re.compile(r"^https?://[^/]+/")
 
@@ -448,8 +448,6 @@ def test_put_create_derives_the_id_from_the_path(occi: Occi, media: str) -> None
 
 
 @pytest.mark.spec("H-23")
-@pytest.mark.xfail(strict=True, reason="server bug: PUT-create whose occi.core.id names another uuid creates the "
-                                       "entity at /compute/<that uuid> (201 with another Location) instead of 400")
 @pytest.mark.parametrize("media", ALL_MEDIA)
 def test_put_create_with_an_id_that_contradicts_the_path(occi: Occi, media: str) -> None:
     path, other = f"/compute/{uuid.uuid4()}", str(uuid.uuid4())

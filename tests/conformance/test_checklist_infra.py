@@ -45,9 +45,9 @@ from tests.conformance.conftest import (
     Occi,
     media_type,
     send_entity,
-    start_server,
     text_categories,
 )
+from tests.integration.conftest import start_server
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGl0IHdvcmtzIGZvciB0ZXN0cw tester@example"
 COMPUTE_STATES = {"active", "inactive", "suspended", "error"}

@@ -7,7 +7,6 @@ the project's own grammar module), in text/plain and text/occi.
 from __future__ import annotations
 
 import re
-import uuid
 
 import httpx
 import pytest
@@ -41,7 +40,6 @@ from tests.conformance.conftest import (
     split_outside_quotes,
     text_categories,
     text_fields,
-    text_locations,
     view_of,
 )
 
