@@ -91,12 +91,15 @@ class Service:
             media = negotiate.response_type(request.header("accept"), listing=_is_listing(route, request))
             self._check_version(request)
             method = request.method
+            allowed = ALLOWED[route.target]
+            if route.target is Target.UNBOUND and request.path == "/":
+                allowed = (*allowed, "POST")  # P-19: a full rendering POSTed to the root creates it
             if method == "OPTIONS":
-                return self._finish(Reply(headers=[("Allow", ", ".join(ALLOWED[route.target]))]), media, request)
+                return self._finish(Reply(headers=[("Allow", ", ".join(allowed))]), media, request)
             if route.target is Target.NEW and method not in ("PUT", "OPTIONS"):
                 raise errors.NotFound(f"nothing at {request.path}")
-            if method not in ALLOWED[route.target]:
-                raise MethodNotAllowed(f"{method} is not defined for {request.path}", ALLOWED[route.target])
+            if method not in allowed:
+                raise MethodNotAllowed(f"{method} is not defined for {request.path}", allowed)
             reply = await self._dispatch(request, route, stored)
             response = self._finish(reply, media, request)
             if method == "HEAD":
