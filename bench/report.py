@@ -1,9 +1,11 @@
 """Turn the raw wrk results of one `make bench` run into a table, ratios to the floor and targets.
 
 bench/run.sh leaves, in a raw directory, one `<run>.json` per wrk run (the BENCH_JSON line of
-stats.lua), its `<run>.args`, a `<scenario>.floors` per occipy scenario naming the floor runs
-measured just before and just after it, and a `meta.json`. Each scenario is divided by the mean of
-those two floor runs. Prints the table and writes the combined JSON (bench/results/latest.json);
+stats.lua), its `<run>.args`, its `<run>.cpu` (server CPU ticks used during the run, ticks per
+second), a `<scenario>.floors` per occipy scenario naming the floor runs measured just before and
+just after it, and a `meta.json`. Each scenario is divided by the mean of those two floor runs.
+The ratio that counts is the one of requests per second (the issue's targets); the ratio of CPU
+time per request is printed beside it because other load on a shared machine moves it far less. Prints the table and writes the combined JSON (bench/results/latest.json);
 `--markdown` prints the table as Markdown (for docs/performance.md). Standard library only.
 
     python bench/report.py RAW_DIR [--out bench/results/latest.json] [--markdown]
@@ -59,7 +61,17 @@ def _load(raw_dir: Path, name: str) -> dict[str, Any] | None:
     raw: dict[str, Any] = json.loads(path.read_text())
     args = raw_dir / f"{name}.args"
     raw["args"] = args.read_text() if args.exists() else ""
+    cpu = raw_dir / f"{name}.cpu"
+    raw["cpu_s"] = None
+    if cpu.exists():
+        ticks, per_second = cpu.read_text().split()
+        raw["cpu_s"] = int(ticks) / int(per_second)
     return raw
+
+
+def cpu_per_request_us(raw: dict[str, Any]) -> float | None:
+    ok = raw["requests"] - raw["errors"]["status"]
+    return raw["cpu_s"] * 1e6 / ok if raw["cpu_s"] is not None and ok > 0 else None
 
 
 def _row(name: str, label: str, raw: dict[str, Any]) -> dict[str, Any]:
@@ -67,7 +79,12 @@ def _row(name: str, label: str, raw: dict[str, Any]) -> dict[str, Any]:
         "scenario": name, "label": label, "rps": round(rate(raw), 1), "requests": raw["requests"],
         "errors": raw["errors"], "error_total": sum(raw["errors"].values()),
         "latency_ms": {k: round(v / 1000, 2) for k, v in raw["latency_us"].items()}, "wrk": raw["args"],
+        "cpu_s": raw["cpu_s"], "cpu_us_per_request": _round(cpu_per_request_us(raw)),
     }
+
+
+def _round(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def build(raw_dir: Path) -> dict[str, Any]:
@@ -81,9 +98,15 @@ def build(raw_dir: Path) -> dict[str, Any]:
         row = _row(scenario.name, scenario.label.replace("10,000", f"{count:,}"), raw)
         floors_file = raw_dir / f"{scenario.name}.floors"
         names = floors_file.read_text().split() if floors_file.exists() else []
-        floors = [(n, rate(f)) for n in names if (f := _load(raw_dir, n)) is not None]
+        loaded = [(n, f) for n in names if (f := _load(raw_dir, n)) is not None]
+        floors = [(n, rate(f)) for n, f in loaded]
         row.update(floor_runs={n: round(r, 1) for n, r in floors}, floor_rps=None, floor_spread=None,
-                   ratio=None, target=scenario.target, met=None)
+                   ratio=None, target=scenario.target, met=None, floor_cpu_us_per_request=None, cpu_ratio=None)
+        floor_cpus = [c for _, f in loaded if (c := cpu_per_request_us(f)) is not None]
+        if floor_cpus and row["cpu_us_per_request"]:
+            floor_cpu = sum(floor_cpus) / len(floor_cpus)
+            row["floor_cpu_us_per_request"] = round(floor_cpu, 1)
+            row["cpu_ratio"] = round(floor_cpu / row["cpu_us_per_request"], 4)
         if floors:
             floor_rps = sum(r for _, r in floors) / len(floors)
             row["floor_rps"] = round(floor_rps, 1)
@@ -110,29 +133,41 @@ def _cells(row: dict[str, Any]) -> tuple[str, str, str, str]:
     return floor, ratio, target, met
 
 
+def _cpu_cells(row: dict[str, Any]) -> tuple[str, str]:
+    if row["cpu_us_per_request"] is None or row["floor_cpu_us_per_request"] is None:
+        return "", ""
+    return (f"{row['cpu_us_per_request']:.0f} / {row['floor_cpu_us_per_request']:.0f}",
+            f"{row['cpu_ratio']:.3f}x")
+
+
 def table(report: dict[str, Any]) -> str:
-    lines = [f"{'scenario':42} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errs':>4} {'floor req/s':>13} "
-             f"{'ratio':>7} {'target':>8}  result"]
+    lines = [(f"{'scenario':42} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errs':>4} {'floor req/s':>13} "
+             f"{'ratio':>7} {'target':>8}  {'result':6}  {'CPU us/req (floor)':>18} {'CPU ratio':>9}")]
     for row in report["results"]:
         floor, ratio, target, met = _cells(row)
+        cpu, cpu_ratio = _cpu_cells(row)
         lines.append(f"{row['label']:42} {row['rps']:8.1f} {row['latency_ms']['p50']:8.2f} "
                      f"{row['latency_ms']['p99']:8.2f} {row['error_total']:4d} {floor:>13} {ratio:>7} "
-                     f"{target:>8}  {met}")
+                     f"{target:>8}  {met:6}  {cpu:>18} {cpu_ratio:>9}")
     return "\n".join(lines)
 
 
 def markdown(report: dict[str, Any]) -> str:
-    lines = ["| scenario | req/s | p50 ms | p99 ms | errors | floor req/s (mean of before/after) | ratio | target | result |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = [("| scenario | req/s | p50 ms | p99 ms | errors | floor req/s (mean of before/after) | ratio | target "
+             "| result | server CPU µs/req (floor) | CPU ratio |"),
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
     for row in report["results"]:
         floor, ratio, target, met = _cells(row)
+        cpu, cpu_ratio = _cpu_cells(row)
         lines.append(f"| {row['label']} | {row['rps']:.0f} | {row['latency_ms']['p50']:.2f} | "
                      f"{row['latency_ms']['p99']:.2f} | {row['error_total']} | {floor} | {ratio} | {target} | "
-                     f"{'**MISSED**' if met == 'MISSED' else met} |")
-    lines += ["", "| run | wrk command | req/s | p50 ms | p99 ms |", "|---|---|---:|---:|---:|"]
+                     f"{'**MISSED**' if met == 'MISSED' else met} | {cpu} | {cpu_ratio} |")
+    lines += ["", "| run | wrk command | req/s | p50 ms | p99 ms | server CPU µs/req |",
+              "|---|---|---:|---:|---:|---:|"]
     for row in [*report["results"], *report["floor_runs"]]:
+        cpu = "" if row["cpu_us_per_request"] is None else f"{row['cpu_us_per_request']:.0f}"
         lines.append(f"| {row['scenario']} | `{row['wrk']}` | {row['rps']:.0f} | {row['latency_ms']['p50']:.2f} | "
-                     f"{row['latency_ms']['p99']:.2f} |")
+                     f"{row['latency_ms']['p99']:.2f} | {cpu} |")
     return "\n".join(lines)
 
 

@@ -72,10 +72,12 @@ OCCI="http://127.0.0.1:$OCCI_PORT"
 # floor gets what the settings ask for; docs/performance.md measures the difference.)
 taskset -c "$SERVER_CPU" "$PY" -m uvicorn bench.floor:app --host 127.0.0.1 --port "$FLOOR_PORT" \
     --workers 1 --loop uvloop --http httptools --no-access-log --no-server-header --log-level warning &
-PIDS+=("$!")
+FLOOR_PID="$!"
+PIDS+=("$FLOOR_PID")
 taskset -c "$SERVER_CPU" .venv/bin/occipy serve --host 127.0.0.1 --port "$OCCI_PORT" \
     --data-dir "$WORK/data" --driver-opt delay=0 --log-level warning &
-PIDS+=("$!")
+OCCI_PID="$!"
+PIDS+=("$OCCI_PID")
 wait_up "$FLOOR" /
 wait_up "$OCCI" /-/
 
@@ -93,16 +95,30 @@ first_action() {
         'import json, sys; s = json.load(sys.stdin)["attributes"].get("occi.compute.state"); print("stop" if s == "active" else "start")'
 }
 
-# measure NAME WARMUP DURATION WRK-ARGS...: a warm-up run (discarded), then the measured run;
-# keeps the BENCH_JSON line (stats.lua) and the wrk arguments.
+TICKS_PER_S="$(getconf CLK_TCK)"
+# CPU time (user + system, every thread) a process has used so far, in clock ticks.
+cpu_ticks() {
+    local stat
+    stat="$(cat "/proc/$1/stat")"
+    stat="${stat##*) }"  # fields from 3 (state) on: utime and stime are fields 14 and 15
+    set -- $stat
+    echo $(( ${12} + ${13} ))
+}
+
+# measure NAME SERVER-PID WARMUP DURATION WRK-ARGS...: a warm-up run (discarded), then the
+# measured run; keeps the BENCH_JSON line (stats.lua), the wrk arguments, and the CPU time the
+# server used during the measured run (a figure other load on the machine barely moves).
 measure() {
-    local name="$1" warmup="$2" duration="$3"; shift 3
+    local name="$1" pid="$2" warmup="$3" duration="$4"; shift 4
     if [ "$name" = actions ]; then export BENCH_FIRST="$(first_action)"; fi
     taskset -c "$WRK_CPU" wrk -d"${warmup}s" "$@" >/dev/null
     if [ "$name" = actions ]; then export BENCH_FIRST="$(first_action)"; fi
     echo "bench: $name: wrk -d${duration}s $*" >&2
-    local out
+    local out before after
+    before="$(cpu_ticks "$pid")"
     out="$(taskset -c "$WRK_CPU" wrk -d"${duration}s" "$@")"
+    after="$(cpu_ticks "$pid")"
+    echo "$(( after - before )) $TICKS_PER_S" > "$RAW/$name.cpu"
     grep '^BENCH_JSON ' <<<"$out" | sed 's/^BENCH_JSON //' > "$RAW/$name.json"
     { printf 'wrk -d%ss' "$duration"; printf ' %q' "$@"; } > "$RAW/$name.args"
     if [ ! -s "$RAW/$name.json" ]; then echo "$out" >&2; echo "bench: $name gave no result" >&2; exit 1; fi
@@ -117,13 +133,13 @@ floor() {  # floor KIND WRK-ARGS...
     local kind="$1"; shift
     FLOOR_RUNS=$((FLOOR_RUNS + 1))
     local name="floor-$FLOOR_RUNS-$kind"
-    measure "$name" "$FLOOR_WARMUP" "$FLOOR_DURATION" "$@"
+    measure "$name" "$FLOOR_PID" "$FLOOR_WARMUP" "$FLOOR_DURATION" "$@"
     if [ -n "$PENDING" ]; then echo "$name" >> "$RAW/$PENDING.floors"; PENDING=""; fi
     LAST_FLOOR="$name"
 }
 scenario() {  # scenario NAME WRK-ARGS...: after a floor run, before the next one
     local name="$1"; shift
-    measure "$name" "$WARMUP" "$DURATION" "$@"
+    measure "$name" "$OCCI_PID" "$WARMUP" "$DURATION" "$@"
     echo "$LAST_FLOOR" > "$RAW/$name.floors"
     PENDING="$name"
 }
