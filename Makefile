@@ -12,8 +12,13 @@ export OCCIPY_HOST OCCIPY_PORT OCCIPY_DATA_DIR OCCIPY_DRIVER
 .PHONY: install run test lint bench clean
 
 install:
+ifeq ($(OCCIPY_DRIVER),libvirt)
+	@bash scripts/bootstrap.sh base libvirt
+	@$(UV) sync --frozen -p $(PYTHON) --quiet --extra libvirt
+else
 	@bash scripts/bootstrap.sh base
 	@$(UV) sync --frozen -p $(PYTHON) --quiet
+endif
 
 run: install
 	$(UV) run --frozen -p $(PYTHON) occipy serve

@@ -7,8 +7,9 @@ PYTHON="${PYTHON:-python3.11}"
 UV="$(command -v uv || echo "$HOME/.local/bin/uv")"
 SHARED="$(cd .. && pwd)/shared"
 
-bash scripts/bootstrap.sh test
-"$UV" sync --frozen -p "$PYTHON" --quiet
+# test: pOCCI's build deps; libvirt: daemons, QEMU and the headers the libvirt-python binding needs
+bash scripts/bootstrap.sh test libvirt
+"$UV" sync --frozen -p "$PYTHON" --quiet --extra libvirt
 
 export POCCI_VENV="${POCCI_VENV:-$HOME/.cache/occipy/pocci-venv}"
 if [ ! -x "$POCCI_VENV/bin/pOCCI" ]; then

@@ -5,12 +5,8 @@ The only module that names a concrete store and driver.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
-from pathlib import Path
-from typing import Any
-
 import click
 from starlette.applications import Starlette
 
@@ -26,30 +22,48 @@ from occipy.store.sql import SqlStore
 log = logging.getLogger("occipy")
 
 
+class Components:
+    """The store, driver and service for some settings, and how to open and close them."""
+
+    def __init__(self, settings: Settings) -> None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        driver_class = load_driver_class(settings.driver)
+        self.settings = settings
+        self.driver = driver_class.from_options(settings.driver_options, settings.data_dir)
+        self.store = SqlStore(settings.store_url, synchronous=settings.sqlite_synchronous)
+        options = ServiceOptions(
+            sync_wait=settings.sync_wait, max_page=settings.max_page, allow_delete_root=settings.allow_delete_root,
+            reconcile_interval=settings.reconcile_interval,
+        )
+        self.service = Service(standard_registry(), self.store, self.driver, options)
+        self.opened = False
+
+    async def open(self) -> None:
+        await self.store.open()
+        try:
+            await self.driver.open()
+            await self.service.start()
+        except BaseException:
+            await self.store.close()
+            raise
+        self.opened = True
+
+    async def close(self) -> None:
+        if not self.opened:
+            return
+        self.opened = False
+        await self.service.stop()
+        await self.driver.close()
+        await self.store.close()
+
+    def app(self, *, lifespan: bool) -> Starlette:
+        return create_app(self.service, max_body=self.settings.max_body, max_headers=self.settings.max_headers,
+                          on_startup=self.open if lifespan else None, on_shutdown=self.close if lifespan else None)
+
+
 def build_app(settings: Settings) -> Starlette:
     """The app for these settings; the store and driver are opened by its lifespan."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    driver_class = load_driver_class(settings.driver)
-    driver = driver_class.from_options(settings.driver_options, settings.data_dir)
-    store = SqlStore(settings.store_url, synchronous=settings.sqlite_synchronous)
-    options = ServiceOptions(
-        sync_wait=settings.sync_wait, max_page=settings.max_page, allow_delete_root=settings.allow_delete_root,
-        reconcile_interval=settings.reconcile_interval,
-    )
-    service = Service(standard_registry(), store, driver, options)
-
-    async def startup() -> None:
-        await store.open()
-        await driver.open()
-        await service.start()
-
-    async def shutdown() -> None:
-        await service.stop()
-        await driver.close()
-        await store.close()
-
-    return create_app(service, max_body=settings.max_body, max_headers=settings.max_headers,
-                      on_startup=startup, on_shutdown=shutdown)
+    return Components(settings).app(lifespan=True)
 
 
 @click.group(help="occipy: an OCCI 1.2 server.")
@@ -79,21 +93,34 @@ def serve(host: str | None, port: int | None, data_dir: str | None, driver: str 
             "host": host, "port": port, "data_dir": data_dir, "driver": driver, "database_url": database_url,
             "sync_wait": sync_wait, "log_level": log_level,
         })
-        app = build_app(settings)
+        components = Components(settings)
     except (ConfigError, ValueError, OcciError) as error:
         raise click.ClickException(str(error)) from None
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    store_url = settings.store_url
-    click.echo(f"occipy {__version__}: OCCI 1.2 on http://{settings.host}:{settings.port}/ "
-               f"(query interface /-/), store {store_url}, driver {settings.driver}", err=True)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
-                            server_header=False, log_level=settings.log_level, access_log=False,
-                            lifespan="on")
+    config = uvicorn.Config(components.app(lifespan=False), host=settings.host, port=settings.port,
+                            loop="none", http="httptools", server_header=False, log_level=settings.log_level,
+                            access_log=False, lifespan="off")
     server = uvicorn.Server(config)
+
+    async def run() -> None:
+        # The store and the driver are opened before the socket, in the loop that serves: an
+        # unreachable hypervisor or a missing pool is one clear line and exit 1, not a traceback.
+        await components.open()
+        click.echo(f"occipy {__version__}: OCCI 1.2 on http://{settings.host}:{settings.port}/ "
+                   f"(query interface /-/), store {settings.store_url}, driver {settings.driver}", err=True)
+        try:
+            await server.serve()
+        finally:
+            await components.close()
+
     try:
-        asyncio.run(server.serve())
-    except OcciError as error:  # raised by the driver or store while starting
-        raise click.ClickException(error.message) from None
+        import uvloop
+
+        uvloop.run(run())
+    except OcciError as error:
+        raise click.ClickException(f"cannot start: {error.message}") from None
+    except OSError as error:
+        raise click.ClickException(f"cannot start: {error}") from None
     if not server.started:
         sys.exit(1)
 
