@@ -68,7 +68,10 @@ class Fuzzed:
 
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
-    server = start_server(tmp_path_factory.mktemp("fuzz"))
+    # The periodic reconcile is pushed past the run: it writes back values that a successful PUT left
+    # out (a server bug, strict xfail test_durability.test_successful_replace_is_not_undone_by_reconcile),
+    # which would change the data between two requests and make failures here unreproducible.
+    server = start_server(tmp_path_factory.mktemp("fuzz"), reconcile_interval=3600.0)
     client = httpx.Client(base_url=server.url, timeout=TIMEOUT)
     try:
         world = seed(client)
