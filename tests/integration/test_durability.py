@@ -36,6 +36,7 @@ from tests.integration.test_bad_input import (
     settle,
     snapshot,
     text_request,
+    wire,
 )
 
 JSON_HEADERS = {"Content-Type": JSON, "Accept": JSON}
@@ -188,7 +189,7 @@ def test_acknowledged_concurrent_creates_survive_kill9(tmp_path: Path, kill_afte
                     index = next(counter)
                 path, headers, body = _create_request(index)
                 try:
-                    response = client.post(path, headers=headers, content=body)
+                    response = client.post(path, headers=wire(headers), content=body)
                 except httpx.HTTPError:
                     with lock:
                         interrupted.append(index)

@@ -17,8 +17,16 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.conftest import process_server
-from tests.integration.test_bad_input import INFRA, JSON, USER_MIXIN_LOCATION, locations, path_of, seed, settle, snapshot
+from tests.integration.test_bad_input import (
+    INFRA,
+    JSON,
+    USER_MIXIN_LOCATION,
+    locations,
+    path_of,
+    seed,
+    settle,
+    snapshot,
+)
 from tests.integration.test_durability import relative, serving
 
 SLOW = ("--driver-opt", "delay=5")  # later --driver-opt values win over conftest's delay=0
