@@ -57,6 +57,8 @@ MAX_EXTRA_ENTITIES = 6
 CONTROL_CHARACTERS_BREAK_TEXT_OCCI = True
 
 OCCI_FIELDS = ("Category", "X-OCCI-Attribute", "Link", "X-OCCI-Location")
+ACCEPTS = (*MEDIA, *MEDIA, "text/uri-list", "*/*", "application/json", "text/occi+plain", "text/*;q=0.5",
+           "application/xml", "text/plain;q=abc, text/occi;q=0")
 
 
 @dataclass
@@ -317,7 +319,7 @@ def targets(draw: st.DrawFn, natural: str) -> str:
 def mutated_requests(draw: st.DrawFn, world: World) -> Sent:
     template = draw(st.sampled_from(TEMPLATES))
     media = draw(st.sampled_from(MEDIA))
-    accept = draw(st.sampled_from(MEDIA))
+    accept = draw(st.sampled_from(ACCEPTS))
     method = draw(st.sampled_from((template.method, template.method, "POST", "PUT")))
     path = _fill(draw(targets(template.path)), world)
     headers: list[tuple[str, bytes]] = [("Accept", accept.encode()), ("Content-Type", media.encode())]
@@ -359,7 +361,7 @@ def test_random_bytes(fuzzed: Fuzzed, data: st.DataObject, body: bytes, content_
     path = _fill(data.draw(targets(data.draw(st.sampled_from(PATHS)))), fuzzed.world)
     if method == "DELETE" and not path.startswith(("/-/", USER_MIXIN_LOCATION)):
         method = "POST"  # DELETE of a collection or an entity would legitimately empty the world
-    headers = [("Accept", data.draw(st.sampled_from(MEDIA)).encode())]
+    headers = [("Accept", data.draw(st.sampled_from(ACCEPTS)).encode())]
     if content_type:
         headers.append(("Content-Type", content_type.encode()))
     send_and_check(fuzzed, Sent(method, path, headers, body))
@@ -376,7 +378,7 @@ HEADER_NAMES = (*OCCI_FIELDS, "X-OCCI-Category", "X-OCCI-Link", "Accept", "Conte
 def test_random_header_values(fuzzed: Fuzzed, data: st.DataObject, fields: list[tuple[str, bytes]],
                               method: str) -> None:
     path = _fill(data.draw(targets(data.draw(st.sampled_from(PATHS)))), fuzzed.world)
-    headers = [("Accept", data.draw(st.sampled_from(MEDIA)).encode()), ("Content-Type", b"text/occi")]
+    headers = [("Accept", data.draw(st.sampled_from(ACCEPTS)).encode()), ("Content-Type", b"text/occi")]
     for name, value in fields:
         value = header_safe(value)
         if name.lower() in ("accept", "content-type", "host"):  # replace rather than repeat these
