@@ -44,7 +44,7 @@ from tests.integration.test_bad_input import (
 TIMEOUT = 10.0  # seconds; a request that gets no answer in this time is a hang
 # Examples per test: the default keeps the file well under a minute on 2 shared cores; set
 # OCCIPY_FUZZ_EXAMPLES for a longer hunt.
-EXAMPLES = int(os.environ.get("OCCIPY_FUZZ_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("OCCIPY_FUZZ_EXAMPLES", "250"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 # Entities beyond the seeded ones that successful fuzz requests may leave before they are removed,
