@@ -2,7 +2,7 @@
 # `make bench`: occipy against a bare Starlette floor, same uvicorn settings, same run, one table.
 #
 # Starts bench/floor.py (fixed 1 KiB body) and `occipy serve` (simulated cloud with delay=0, the
-# default durable SQLite store in a temp data dir), both one uvicorn worker with uvloop and
+# default durable SQLite store in a temp data dir), both one uvicorn worker asking for uvloop and
 # httptools and no access log, pinned to the same CPU; wrk runs pinned to the other CPU. Seeds
 # 10,000 computes, runs every scenario (2 s warm-up, then a 10 s measured run), prints the table
 # (bench/report.py) and writes bench/results/latest.json.
