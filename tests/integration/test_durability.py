@@ -251,10 +251,6 @@ def test_successful_update_is_not_undone_by_reconcile(tmp_path: Path) -> None:
         server.stop()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: a PUT replace that leaves out values the cloud still reports (the network's ipnetwork "
-    "mixin, address and label; the compute's hostname) answers 200 with them gone, and the next "
-    "reconcile pass writes them back: a successful write is undone without any request"))
 @pytest.mark.parametrize("kind", ["network", "compute"])
 def test_successful_replace_is_not_undone_by_reconcile(tmp_path: Path, kind: str) -> None:
     server = start_server(tmp_path / "data", reconcile_interval=0.2)

@@ -50,11 +50,9 @@ SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None,
 # Entities beyond the seeded ones that successful fuzz requests may leave before they are removed,
 # so that the per-request snapshot stays cheap.
 MAX_EXTRA_ENTITIES = 6
-# Known server bug (strict xfail test_bad_input.test_control_characters_are_refused_or_rendered): a
-# string value holding a control character (from JSON "\u0000" or a raw byte in text/plain) is
-# stored, and its text/occi rendering then kills the connection. The render check below skips
-# such entities until it is fixed.
-CONTROL_CHARACTERS_BREAK_TEXT_OCCI = True
+# String values with control characters are refused (400), so every stored entity must render in
+# text/occi too; the render check below covers every entity.
+CONTROL_CHARACTERS_BREAK_TEXT_OCCI = False
 
 OCCI_FIELDS = ("Category", "X-OCCI-Attribute", "Link", "X-OCCI-Location")
 ACCEPTS = (*MEDIA, *MEDIA, "text/uri-list", "*/*", "application/json", "text/occi+plain", "text/*;q=0.5",
@@ -71,9 +69,7 @@ class Fuzzed:
 
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
-    # The periodic reconcile is pushed past the run: it writes back values that a successful PUT left
-    # out (a server bug, strict xfail test_durability.test_successful_replace_is_not_undone_by_reconcile),
-    # which would change the data between two requests and make failures here unreproducible.
+    # The periodic reconcile is pushed past the run so that the data only changes by requests.
     server = start_server(tmp_path_factory.mktemp("fuzz"), reconcile_interval=3600.0)
     client = httpx.Client(base_url=server.url, timeout=TIMEOUT)
     try:

@@ -81,6 +81,11 @@ def _coerce(adef: AttributeDef, value: object, lenient: bool) -> AttributeValue:
     kind = adef.type
     if kind == "string":
         if isinstance(value, str):
+            bad = _CONTROL.search(value)
+            if bad:
+                # No rendering can carry them: HTTP header values (text/occi) must not contain
+                # control characters (RFC 7230 §3.2); TAB, LF and CR are escaped by the renderers.
+                raise InvalidAttribute(f"attribute {name}: control character U+{ord(bad.group()):04X} is not allowed")
             return value
         if lenient and isinstance(value, (int, float)) and not isinstance(value, bool):
             return _number_text(value)
@@ -121,6 +126,7 @@ def _coerce(adef: AttributeDef, value: object, lenient: bool) -> AttributeValue:
     raise InvalidAttribute(f"attribute {name}: expected an object, got {_json_type(value)}")
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _NUMBER_RE = re.compile(r"-?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\Z")
 
 

@@ -26,7 +26,7 @@ from occipy.store.base import Batch, EntityQuery
 if TYPE_CHECKING:
     from occipy.service.core import Service
 
-_INT = re.compile(r"[0-9]{1,9}\Z")
+_INT = re.compile(r"[0-9]{1,4000}\Z")
 
 
 def page_bounds(svc: Service, request: OcciRequest) -> tuple[int, int | None]:

@@ -23,6 +23,8 @@ from occipy.errors import (
 )
 from occipy.model import state as fsm
 from occipy.model.catalogue import (
+    IPNETWORK,
+    IPNETWORKINTERFACE,
     LEGACY_IGNORED_ATTRIBUTES,
     NETWORKINTERFACE,
     OS_TPL,
@@ -37,6 +39,7 @@ from occipy.model.registry import LINK, RESOURCE
 from occipy.rendering.messages import EntityMessage, LinkMessage
 from occipy.service import payload
 from occipy.service.messages import OcciRequest
+from occipy.service.provisioning import CLOUD_REPORTED
 from occipy.service.reply import Reply
 from occipy.service.routes import Route
 from occipy.store.base import Batch, Operation
@@ -456,7 +459,8 @@ async def replace(svc: Service, request: OcciRequest, stored: Entity) -> Reply:
     message = payload.entity(request)
     _check_kind(stored, message, svc)
     # Templates cannot be taken away from a running compute, only replaced: keep them unless replaced.
-    kept = [m for m in stored.mixins if template_family(svc, m) is not None or m in CREATION_ONLY]
+    kept = [m for m in stored.mixins if template_family(svc, m) is not None or m in CREATION_ONLY
+            or (stored.backend_id is not None and m in (IPNETWORK, IPNETWORKINTERFACE))]
     mixins = resolve_mixins(svc, stored.kind, message.mixins, existing=kept, creating=False)
     values = check_attributes(svc, stored.kind, mixins, message.attributes, lenient=message.lenient,
                               current=stored)
@@ -466,10 +470,12 @@ async def replace(svc: Service, request: OcciRequest, stored: Entity) -> Reply:
     updated.mixins = mixins
     # "missing information will result in the deletion of the same" (GFD.185 §3.4.4): mutable
     # attributes not sent are unset; server-managed and write-once ones keep their values.
+    live = stored.backend_id is not None
     updated.attributes = {
         name: value for name, value in stored.attributes.items()
         if name in defs and (not defs[name].mutable or defs[name].write_once
-                             or name in ("occi.core.source", "occi.core.target"))
+                             or name in ("occi.core.source", "occi.core.target")
+                             or (live and name in CLOUD_REPORTED))
     }
     updated.attributes.update(values)
     _apply_template_defaults(svc, stored, updated)

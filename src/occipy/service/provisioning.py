@@ -72,6 +72,15 @@ MIXIN_OF_ATTRIBUTE: Mapping[str, str] = {
     "occi.networkinterface.gateway": IPNETWORKINTERFACE,
     "occi.networkinterface.allocation": IPNETWORKINTERFACE,
 }
+# Facts of a live cloud object the cloud reports: a PUT without them keeps them (they cannot be
+# unset in the cloud), and reconciling fills them in when missing. Other mutable attributes are
+# the client's alone and are never written back from the cloud after creation.
+CLOUD_REPORTED = frozenset({
+    "occi.compute.hostname", "occi.compute.architecture", "occi.compute.cores", "occi.compute.memory",
+    "occi.network.address", "occi.network.gateway", "occi.network.allocation",
+    "occi.networkinterface.mac", "occi.networkinterface.address", "occi.networkinterface.gateway",
+    "occi.networkinterface.allocation", "occi.storagelink.deviceid",
+})
 _SLUG = re.compile(r"[^a-z0-9-]+")
 
 
@@ -272,8 +281,12 @@ class Provisioning:
         self._set_state(entity, observed.state, observed.message)
         for name, value in observed.attributes.items():
             defs = registry.attribute_defs(entity.kind, entity.mixins)
-            if not overwrite and name in entity.attributes and name in defs and defs[name].mutable:
-                continue
+            if not overwrite:
+                # after creation the cloud only updates what the server manages and fills in its
+                # own facts that are missing; the client's values stay
+                server_managed = name in defs and not defs[name].mutable
+                if not server_managed and (name in entity.attributes or name not in CLOUD_REPORTED):
+                    continue
             if name not in defs:
                 mixin = MIXIN_OF_ATTRIBUTE.get(name)
                 if mixin is None or not registry.is_mixin(mixin) or not registry.applies_to(mixin, entity.kind):

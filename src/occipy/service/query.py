@@ -73,11 +73,15 @@ def _check_definition(svc: Service, request: OcciRequest, definition: CategoryDe
         raise BadRequest(f"the scheme {OGF_BASE} is reserved for OGF specifications")
     if not TERM_RE.match(definition.term):
         raise BadRequest(f"invalid term {definition.term!r}")
+    if definition.title is not None and any(ord(c) < 32 or ord(c) == 127 for c in definition.title):
+        raise BadRequest("the title of a mixin cannot contain control characters")
     if definition.attributes or definition.actions:
         raise BadRequest("user-defined mixins cannot define attributes or actions (GFD.185 §3.4.1)")
     if not definition.location:
         raise BadRequest("a user-defined mixin needs a location")
     location = local_path(request, definition.location)
+    if any(ord(c) <= 32 or ord(c) == 127 or c in '"<>\\^`{|}' for c in location):
+        raise BadRequest(f"the location of a mixin must be a plain path: {definition.location!r}")
     if not (location.startswith("/") and location.endswith("/")) or location in QUERY_PATHS or location == "/":
         raise BadRequest(f"the location of a mixin must be a path ending with '/': {definition.location}")
     depends: list[str] = []
