@@ -31,6 +31,8 @@ class Registry:
         self._value_aliases: dict[str, str] = {}
         self._cache: dict[tuple[str, tuple[str, ...]], dict[str, AttributeDef]] = {}
         self._ancestors: dict[str, tuple[str, ...]] = {}
+        # Bumped by every change: lets callers cache what they derive from the registry.
+        self.version = 0
 
     # ---- building -------------------------------------------------------------------------
 
@@ -45,6 +47,7 @@ class Registry:
             raise Conflict(f"category {type_id} is already defined")
         if isinstance(category, Action):
             self._actions[type_id] = category
+            self.version += 1
             return
         location = category.location
         if location is not None:
@@ -76,6 +79,7 @@ class Registry:
         if location is not None:
             self._locations[location] = category
         self._cache.clear()
+        self.version += 1
 
     def add_all(self, categories: Iterable[Category]) -> None:
         for category in categories:
@@ -95,6 +99,7 @@ class Registry:
         if mixin.location is not None:
             self._locations.pop(mixin.location, None)
         self._cache.clear()
+        self.version += 1
         return mixin
 
     def add_alias(self, alias: str, canonical: str) -> None:

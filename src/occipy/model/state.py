@@ -43,9 +43,12 @@ def state_attribute(kind_id: str) -> str | None:
     return STATE_ATTRIBUTE.get(kind_id)
 
 
+_GOVERNED: Final[frozenset[tuple[str, str]]] = frozenset((kind, action) for kind, _, action in TRANSITIONS)
+
+
 def governed(kind_id: str, action_id: str) -> bool:
     """Whether the kind's state machine says anything about this action."""
-    return any(key[0] == kind_id and key[2] == action_id for key in TRANSITIONS)
+    return (kind_id, action_id) in _GOVERNED
 
 
 def next_state(kind_id: str, state: str | None, action_id: str) -> str | None:

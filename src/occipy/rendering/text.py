@@ -681,6 +681,17 @@ def render_locations(urls: Sequence[str]) -> list[Field]:
     return [(LOCATION, url) for url in urls]
 
 
+def body_from_locations(urls: Sequence[str]) -> bytes:
+    """The text/plain body of `render_locations(urls)` in one pass (large collections).
+
+    Same bytes as `body_from_fields(render_locations(urls))` for URLs without line breaks (the
+    server's own locations never have any).
+    """
+    if not urls:
+        return b""
+    return ("X-OCCI-Location: " + "\r\nX-OCCI-Location: ".join(urls) + "\r\n").encode("utf-8")
+
+
 # =============================================================================================
 # client side: render requests
 # =============================================================================================

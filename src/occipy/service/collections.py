@@ -140,11 +140,8 @@ async def list_collection(svc: Service, request: OcciRequest, route: Route) -> R
 
 
 def _decorated(svc: Service, request: OcciRequest, members: Sequence[Entity]) -> Sequence[Entity]:
-    """JSON collections carry full renderings (with actions); text ones only need locations."""
-    accept = request.header("accept") or ""
-    if "json" not in accept:
-        return members
-    return [svc.decorate(entity) for entity in members]
+    """The stored entities themselves: the renderer decorates (and caches) JSON renderings."""
+    return members
 
 
 async def delete_kind_members(svc: Service, request: OcciRequest, route: Route) -> Reply:

@@ -65,6 +65,9 @@ class Service:
         self.options = options or ServiceOptions()
         self.jobs = jobs.Jobs(self)
         self.provisioning = provisioning.Provisioning(self)
+        # Renderings that depend only on the registry (discovery), and per-entity JSON renderings.
+        self._rendered: dict[tuple[str, ...], tuple[list[tuple[str, str]], bytes]] = {}
+        self._entity_json: dict[str, tuple[Entity, bytes]] = {}
 
     # ---- life cycle ------------------------------------------------------------------------
 
@@ -202,28 +205,41 @@ class Service:
     def _finish(self, reply: Reply, media: str, request: OcciRequest) -> OcciResponse:
         headers = list(reply.headers)
         headers.append(("Content-Type", media))
-        status = reply.status
         if reply.locations:
             headers.append(("Location", reply.locations[0]))
-        body = b""
+        key = None
+        if reply.cache_key is not None:
+            key = (*reply.cache_key, media, str(self.registry.version), request.base_url)
+            cached = self._rendered.get(key)
+            if cached is not None:
+                return OcciResponse(status=reply.status, headers=headers + cached[0], body=cached[1])
+        occi_headers, body = self._render(reply, media, request)
+        if key is not None:
+            if len(self._rendered) > 64:
+                self._rendered.clear()
+            self._rendered[key] = (occi_headers, body)
+        return OcciResponse(status=reply.status, headers=headers + occi_headers, body=body)
+
+    def _render(self, reply: Reply, media: str, request: OcciRequest) -> tuple[list[tuple[str, str]], bytes]:
+        """The OCCI headers (text/occi) and the body of a reply in one media type."""
         if negotiate.is_json(media):
-            body = self._render_json(reply)
-        elif media == negotiate.URI_LIST:
+            return [], self._render_json(reply)
+        only_listing = reply.entity is None and reply.categories is None and reply.record is None
+        if media == negotiate.URI_LIST:
             urls = self._listing_urls(reply, request)
-            body = urilist.render(urls) if urls else b""
-        else:
-            fields = self._text_fields(reply, request)
-            if media == negotiate.TEXT_OCCI:
-                occi_headers = text.headers_from_fields(fields)
-                if any(len(value) > self.options.max_header_value for _, value in occi_headers):
-                    raise errors.NotAcceptable(
-                        "the text/occi rendering is too large for HTTP headers; ask for text/plain or application/occi+json"
-                    )
-                headers.extend(occi_headers)
-                body = b"OK"
-            else:
-                body = text.body_from_fields(fields)
-        return OcciResponse(status=status, headers=headers, body=body)
+            return [], urilist.render(urls) if urls else b""
+        if only_listing and media != negotiate.TEXT_OCCI:
+            # large collections: one pass, no intermediate fields (text-rendering.md §6.5)
+            return [], text.body_from_locations(self._listing_urls(reply, request))
+        fields = self._text_fields(reply, request)
+        if media == negotiate.TEXT_OCCI:
+            occi_headers = text.headers_from_fields(fields)
+            if any(len(value) > self.options.max_header_value for _, value in occi_headers):
+                raise errors.NotAcceptable(
+                    "the text/occi rendering is too large for HTTP headers; ask for text/plain or application/occi+json"
+                )
+            return occi_headers, b"OK"
+        return [], text.body_from_fields(fields)
 
     def _listing_urls(self, reply: Reply, request: OcciRequest) -> list[str]:
         if reply.locations is not None:
@@ -256,10 +272,35 @@ class Service:
         if reply.locations is not None:
             return json_rendering.render_locations(reply.locations)
         if reply.collection is not None:
-            resources = [e for e in reply.collection if not self.registry.is_link_kind(e.kind)]
-            links = [e for e in reply.collection if self.registry.is_link_kind(e.kind)]
-            return json_rendering.render_entities(resources, links, keys=reply.collection_keys)
+            return self._render_json_collection(reply.collection, reply.collection_keys)
         return b""
+
+    def _render_json_collection(self, members: Sequence[Entity], keys: str) -> bytes:
+        """`json.render_entities` of the decorated members, reusing each entity's rendering.
+
+        Stored entities are never mutated (an update stores a new object), so a rendering stays
+        valid while the store holds the same object and no operation runs on it.
+        """
+        resources: list[bytes] = []
+        links: list[bytes] = []
+        cache = self._entity_json
+        is_link = self.registry.is_link_kind
+        for entity in members:
+            hit = cache.get(entity.location)
+            if hit is not None and hit[0] is entity and not self.jobs.busy(entity.location):
+                rendered = hit[1]
+            else:
+                rendered = json_rendering.render_entity(self.decorate(entity))
+                cache[entity.location] = (entity, rendered)
+            (links if is_link(entity.kind) else resources).append(rendered)
+        if len(cache) > 4 * max(len(members), 10000):
+            cache.clear()
+        parts = []
+        if keys in ("resources", "both"):
+            parts.append(b'"resources":[' + b",".join(resources) + b"]")
+        if keys in ("links", "both"):
+            parts.append(b'"links":[' + b",".join(links) + b"]")
+        return b"{" + b",".join(parts) + b"}"
 
     def render_error(self, error: OcciError, media: str) -> OcciResponse:
         """An error in the negotiated media type, with a message that says what was wrong."""

@@ -76,7 +76,7 @@ MIXIN_OF_ATTRIBUTE: Mapping[str, str] = {
 # unset in the cloud), and reconciling fills them in when missing. Other mutable attributes are
 # the client's alone and are never written back from the cloud after creation.
 CLOUD_REPORTED = frozenset({
-    "occi.compute.hostname", "occi.compute.architecture", "occi.compute.cores", "occi.compute.memory",
+    "occi.compute.architecture", "occi.compute.cores", "occi.compute.memory",
     "occi.network.address", "occi.network.gateway", "occi.network.allocation",
     "occi.networkinterface.mac", "occi.networkinterface.address", "occi.networkinterface.gateway",
     "occi.networkinterface.allocation", "occi.storagelink.deviceid",

@@ -54,6 +54,8 @@ def discover(svc: Service, request: OcciRequest) -> Reply:
             wanted.add(svc.registry.canonical(value))
         else:
             wanted.update(c.type_id for c in categories if c.term == value)
+    if not (filters.categories or raw):
+        return Reply(categories=categories, cache_key=("discover", request.user))
     if filters.categories or raw:
         categories = [
             c for c in categories

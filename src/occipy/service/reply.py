@@ -28,3 +28,5 @@ class Reply:
     # A plain record (an operation): X-OCCI-Attribute lines in text, an object in JSON.
     record: dict[str, Any] | None = None
     headers: list[tuple[str, str]] = field(default_factory=list)
+    # Set when the rendering depends only on this key, the media type and the registry version.
+    cache_key: tuple[str, ...] | None = None
