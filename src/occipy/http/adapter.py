@@ -56,11 +56,15 @@ async def to_occi(request: Request, *, max_body: int, max_headers: int) -> OcciR
         raise PayloadTooLarge(f"the body is larger than {max_body} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_body:
-            raise PayloadTooLarge(f"the body is larger than {max_body} bytes")
-        chunks.append(chunk)
+    # GETs (most requests) skip the receive loop unless they announce a body.
+    has_body = (scope["method"] in ("POST", "PUT", "PATCH") or declared not in (None, "0")
+                or any(k == "transfer-encoding" for k, _ in headers))
+    if has_body:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_body:
+                raise PayloadTooLarge(f"the body is larger than {max_body} bytes")
+            chunks.append(chunk)
     host = next((v for k, v in headers if k == "host"), None)
     scheme = scope.get("scheme", "http")
     if not host or any(c in host for c in "/\\@ \t\"<>"):

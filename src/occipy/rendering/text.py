@@ -681,15 +681,16 @@ def render_locations(urls: Sequence[str]) -> list[Field]:
     return [(LOCATION, url) for url in urls]
 
 
-def body_from_locations(urls: Sequence[str]) -> bytes:
-    """The text/plain body of `render_locations(urls)` in one pass (large collections).
+def body_from_locations(locations: Sequence[str], base: str = "") -> bytes:
+    """The text/plain body of `render_locations([base + l for l in locations])` in one pass.
 
-    Same bytes as `body_from_fields(render_locations(urls))` for URLs without line breaks (the
-    server's own locations never have any).
+    For large collections. Same bytes as the field-by-field rendering for locations without line
+    breaks (the server's own locations never have any).
     """
-    if not urls:
+    if not locations:
         return b""
-    return ("X-OCCI-Location: " + "\r\nX-OCCI-Location: ".join(urls) + "\r\n").encode("utf-8")
+    head = "X-OCCI-Location: " + base
+    return (head + ("\r\n" + head).join(locations) + "\r\n").encode("utf-8")
 
 
 # =============================================================================================

@@ -68,6 +68,8 @@ class Service:
         # Renderings that depend only on the registry (discovery), and per-entity JSON renderings.
         self._rendered: dict[tuple[str, ...], tuple[list[tuple[str, str]], bytes]] = {}
         self._entity_json: dict[str, tuple[Entity, bytes]] = {}
+        self._entity_responses: dict[
+            tuple[str, str], tuple[Entity, int, tuple[Entity, ...], list[tuple[str, str]], bytes]] = {}
 
     # ---- life cycle ------------------------------------------------------------------------
 
@@ -103,8 +105,11 @@ class Service:
                 raise errors.NotFound(f"nothing at {request.path}")
             if method not in allowed:
                 raise MethodNotAllowed(f"{method} is not defined for {request.path}", allowed)
-            reply = await self._dispatch(request, route, stored)
-            response = self._finish(reply, media, request)
+            if stored is not None and route.target is Target.ENTITY and method in ("GET", "HEAD"):
+                response = await self._entity_response(stored, media, request)
+            else:
+                reply = await self._dispatch(request, route, stored)
+                response = self._finish(reply, media, request)
             if method == "HEAD":
                 response.body = b""
             return response
@@ -168,6 +173,34 @@ class Service:
             return await collections.replace_members(self, request, route)
         return await collections.dissociate(self, request, route)
 
+    async def _entity_response(self, stored: Entity, media: str, request: OcciRequest) -> OcciResponse:
+        """GET of one entity, reusing the last rendering while nothing it shows has changed.
+
+        Stored entities are never mutated (an update stores a new object), so the rendering is
+        valid while the same entity and link objects are stored, no operation runs on them and the
+        registry is unchanged.
+        """
+        location = stored.location
+        links: tuple[Entity, ...] = ()
+        if self.registry.is_resource_kind(stored.kind):
+            links = tuple((await self.store.links_from([location])).get(location, ()))
+        key = (location, media)
+        hit = self._entity_responses.get(key)
+        busy = self.jobs.busy_locations
+        quiet = location not in busy and not any(link.location in busy for link in links)
+        if (hit is not None and quiet and hit[0] is stored and hit[1] == self.registry.version
+                and len(hit[2]) == len(links) and all(a is b for a, b in zip(hit[2], links))):
+            return OcciResponse(status=200, headers=[("Content-Type", media), *hit[3]], body=hit[4])
+        view = self.decorate(stored)
+        view.links = [self.decorate(link) for link in links]
+        response = self._finish(Reply(entity=view), media, request)
+        if quiet:
+            if len(self._entity_responses) > 20000:
+                self._entity_responses.clear()
+            extra = [header for header in response.headers if header[0] != "Content-Type"]
+            self._entity_responses[key] = (stored, self.registry.version, links, extra, response.body)
+        return response
+
     # ---- entity views --------------------------------------------------------------------------
 
     async def view(self, entity: Entity) -> Entity:
@@ -225,12 +258,17 @@ class Service:
         if negotiate.is_json(media):
             return [], self._render_json(reply)
         only_listing = reply.entity is None and reply.categories is None and reply.record is None
+        if only_listing and reply.collection is not None and media != negotiate.TEXT_OCCI:
+            # large collections: one pass, no intermediate fields (text-rendering.md §6.5);
+            # stored entities always have path locations, made absolute with the base URL
+            paths = [entity.location for entity in reply.collection]
+            if media == negotiate.URI_LIST:
+                base = request.base_url
+                return [], ("".join([base + path + "\r\n" for path in paths])).encode("utf-8")
+            return [], text.body_from_locations(paths, request.base_url)
         if media == negotiate.URI_LIST:
             urls = self._listing_urls(reply, request)
             return [], urilist.render(urls) if urls else b""
-        if only_listing and media != negotiate.TEXT_OCCI:
-            # large collections: one pass, no intermediate fields (text-rendering.md §6.5)
-            return [], text.body_from_locations(self._listing_urls(reply, request))
         fields = self._text_fields(reply, request)
         if media == negotiate.TEXT_OCCI:
             occi_headers = text.headers_from_fields(fields)
@@ -284,15 +322,22 @@ class Service:
         resources: list[bytes] = []
         links: list[bytes] = []
         cache = self._entity_json
-        is_link = self.registry.is_link_kind
+        cached = cache.get
+        busy = self.jobs.busy_locations
+        link_kinds: dict[str, bool] = {}
         for entity in members:
-            hit = cache.get(entity.location)
-            if hit is not None and hit[0] is entity and not self.jobs.busy(entity.location):
+            location = entity.location
+            hit = cached(location)
+            if hit is not None and hit[0] is entity and location not in busy:
                 rendered = hit[1]
             else:
                 rendered = json_rendering.render_entity(self.decorate(entity))
-                cache[entity.location] = (entity, rendered)
-            (links if is_link(entity.kind) else resources).append(rendered)
+                cache[location] = (entity, rendered)
+            kind = entity.kind
+            is_link = link_kinds.get(kind)
+            if is_link is None:
+                is_link = link_kinds[kind] = self.registry.is_link_kind(kind)
+            (links if is_link else resources).append(rendered)
         if len(cache) > 4 * max(len(members), 10000):
             cache.clear()
         parts = []

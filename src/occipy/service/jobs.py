@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from occipy.errors import Conflict, NotFound, OcciError
@@ -49,6 +49,11 @@ class Jobs:
 
     def busy(self, location: str) -> bool:
         return self._busy.get(location, 0) > 0
+
+    @property
+    def busy_locations(self) -> Mapping[str, int]:
+        """Locations with work in flight (a location is present only while its count is > 0)."""
+        return self._busy
 
     def ensure_idle(self, location: str) -> None:
         """Refuse a change while an operation on the entity is in flight (409)."""
