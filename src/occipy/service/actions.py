@@ -85,7 +85,12 @@ async def invoke(svc: Service, request: OcciRequest, stored: Entity, term: str) 
         mixin = await svc.provisioning.save(stored, name if isinstance(name, str) else None, str(method))
         # GFD.224 §3.1: "the response MUST contain the rendering of the newly created OS Template"
         return Reply(categories=[mixin])
-    ops = await _run(svc, request, [(stored, action_id, params, target_state)])
+    planned = svc.provisioning.plan_action(stored, action_id.rpartition("#")[2], request.user)
+    if planned is None:
+        ops = await _run(svc, request, [(stored, action_id, params, target_state)])
+    else:
+        await svc.provisioning.run_action(stored, action_id.rpartition("#")[2], params, planned)
+        ops = [planned[1]]
     current = await svc.store.get(stored.location) or stored
     reply = Reply(entity=await svc.view(current))
     if ops:

@@ -71,8 +71,33 @@ class Jobs:
         task.occi_location = op.location  # type: ignore[attr-defined]
         self._tasks[op.op_id] = task
 
+    async def run(self, op: Operation, work: Work, on_error: OnError, start: Batch, wait: float) -> None:
+        """Run `work` now; persist `start` (the operation as running) only if it outlasts `wait`.
+
+        Work that ends within `wait` is written once, with its result and the operation as ended,
+        before this returns: the answer never reports what is not durable, and the operation row
+        exists before the answer either way (style.md, "Long work is a resource").
+        """
+        ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        decided = asyncio.Event()
+        self._busy[op.location] = self._busy.get(op.location, 0) + 1
+        task = asyncio.get_running_loop().create_task(self._run(op, work, on_error, [], ended, decided))
+        task.occi_location = op.location  # type: ignore[attr-defined]
+        self._tasks[op.op_id] = task
+        try:
+            await asyncio.wait_for(asyncio.shield(ended), timeout=wait)
+        except asyncio.TimeoutError:
+            try:
+                await self.svc.store.commit(start)
+            finally:
+                decided.set()
+            return
+        decided.set()
+        await asyncio.wait([task])
+
     async def _run(self, op: Operation, work: Work, on_error: OnError,
-                   waits: list[asyncio.Task[None]]) -> None:
+                   waits: list[asyncio.Task[None]], ended: asyncio.Future[None] | None = None,
+                   decided: asyncio.Event | None = None) -> None:
         try:
             if waits:
                 await asyncio.wait(waits)
@@ -88,6 +113,10 @@ class Jobs:
                 batch = await on_error(_Internal(op.message))
             op.updated = time.time()
             batch.put_operations.append(op)
+            if ended is not None and decided is not None:
+                if not ended.done():
+                    ended.set_result(None)
+                await decided.wait()  # the start batch, if any, is written first
             await self.svc.store.commit(batch)
         except Exception:
             log.exception("could not record the end of operation %s", op.op_id)

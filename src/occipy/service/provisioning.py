@@ -44,6 +44,7 @@ from occipy.model.catalogue import (
 )
 from occipy.model.category import AttributeDef, AttributeValue, Mixin
 from occipy.model.entity import Entity
+from occipy.service import jobs
 from occipy.store.base import Batch, EntityQuery, Operation
 
 if TYPE_CHECKING:
@@ -402,7 +403,7 @@ class Provisioning:
         self._set_state(updated, None, f"{term} in progress")
         return updated, self.svc.jobs.new(entity.location, term, owner, f"{term} in progress")
 
-    def launch_action(self, entity: Entity, term: str, params: Mapping[str, AttributeValue], op: Operation) -> None:
+    def _action_work(self, entity: Entity, term: str, params: Mapping[str, AttributeValue]) -> jobs.Work:
         location = entity.location
         resource = self.backed(entity.kind)
         assert resource is not None and entity.backend_id
@@ -417,7 +418,19 @@ class Provisioning:
             self.apply_observed(fresh, observed, overwrite=False)
             return Batch(put=[fresh])
 
-        self.svc.jobs.spawn(op, work, lambda error: self._fail(location, error))
+        return work
+
+    def launch_action(self, entity: Entity, term: str, params: Mapping[str, AttributeValue], op: Operation) -> None:
+        location = entity.location
+        self.svc.jobs.spawn(op, self._action_work(entity, term, params), lambda error: self._fail(location, error))
+
+    async def run_action(self, entity: Entity, term: str, params: Mapping[str, AttributeValue],
+                         planned: tuple[Entity, Operation]) -> None:
+        """One action on one entity: one write when the cloud answers within `sync_wait`."""
+        updated, op = planned
+        location = entity.location
+        await self.svc.jobs.run(op, self._action_work(entity, term, params), lambda error: self._fail(location, error),
+                                Batch(put=[updated], put_operations=[op]), self.svc.options.sync_wait)
 
     # ---- delete ------------------------------------------------------------------------------------
 

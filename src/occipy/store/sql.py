@@ -192,6 +192,47 @@ def _write_batch(conn: Connection, batch: Batch, now: float) -> None:
             conn.execute(operations.insert(), {**values, "op_id": op.op_id})
 
 
+def _upsert(conn: Connection, table: sa.Table, key: str, rows: list[dict[str, Any]], keep: Sequence[str]) -> None:
+    """INSERT ... ON CONFLICT (key) DO UPDATE for many rows in one statement (SQLite, PostgreSQL).
+
+    `keep` are columns an update must not touch (the creation sequence and time).
+    """
+    if not rows:
+        return
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    columns = [name for name in rows[0] if name != key and name not in keep]
+    if conn.dialect.name == "postgresql":
+        pg = postgresql.insert(table)
+        conn.execute(pg.on_conflict_do_update(index_elements=[key],
+                                              set_={name: pg.excluded[name] for name in columns}), rows)
+    else:
+        lite = sqlite.insert(table)
+        conn.execute(lite.on_conflict_do_update(index_elements=[key],
+                                                set_={name: lite.excluded[name] for name in columns}), rows)
+
+
+def _write_puts(conn: Connection, puts: list[Entity], operations_: list[Operation], now: float) -> None:
+    """Upsert entities (with their mixin rows) and operations: a few statements for many rows.
+
+    Only for groups without deletes: then applying every put in order, last value winning, is
+    the same as applying the batches one after the other.
+    """
+    latest = {entity.location: entity for entity in puts}
+    _upsert(conn, entities, "location",
+            [{**_entity_row(e), "location": loc, "created": now, "updated": now} for loc, e in latest.items()],
+            keep=("seq", "created"))
+    locations = list(latest)
+    for start in range(0, len(locations), 500):
+        conn.execute(entity_mixins.delete().where(entity_mixins.c.location.in_(locations[start:start + 500])))
+    mixin_rows = [{"location": loc, "mixin": m} for loc, e in latest.items() for m in e.mixins]
+    if mixin_rows:
+        conn.execute(entity_mixins.insert(), mixin_rows)
+    ops = {op.op_id: op for op in operations_}
+    _upsert(conn, operations, "op_id", [{**_operation_row(op), "op_id": op_id} for op_id, op in ops.items()],
+            keep=("created",))
+
+
 def _store_error(exc: Exception) -> Exception:
     """What the caller of commit() sees: an OcciError for what the database refused."""
     if isinstance(exc, sa.exc.IntegrityError):
@@ -364,10 +405,16 @@ class SqlStore(MemoryStore):
     def _write_group(self, engine: Engine, group: Sequence[_Pending]) -> None:
         outcomes: list[Exception | None]
         now = time.time()
+        bulk = engine.dialect.name in ("sqlite", "postgresql") and not any(
+            batch.delete or batch.delete_mixins or batch.put_mixins for batch, _, _ in group)
         try:
             with engine.begin() as conn:
-                for batch, _, _ in group:
-                    _write_batch(conn, batch, now)
+                if bulk:
+                    _write_puts(conn, [e for batch, _, _ in group for e in batch.put],
+                                [op for batch, _, _ in group for op in batch.put_operations], now)
+                else:
+                    for batch, _, _ in group:
+                        _write_batch(conn, batch, now)
             outcomes = [None] * len(group)
         # Any failure goes back to the caller of commit(), never kills the writer: a dead writer
         # would leave every later commit() waiting for ever.
