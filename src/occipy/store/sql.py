@@ -192,6 +192,9 @@ def _write_batch(conn: Connection, batch: Batch, now: float) -> None:
             conn.execute(operations.insert(), {**values, "op_id": op.op_id})
 
 
+_UPSERTS: dict[tuple[str, str, str, tuple[str, ...]], Any] = {}
+
+
 def _upsert(conn: Connection, table: sa.Table, key: str, rows: list[dict[str, Any]], keep: Sequence[str]) -> None:
     """INSERT ... ON CONFLICT (key) DO UPDATE for many rows in one statement (SQLite, PostgreSQL).
 
@@ -199,17 +202,21 @@ def _upsert(conn: Connection, table: sa.Table, key: str, rows: list[dict[str, An
     """
     if not rows:
         return
-    from sqlalchemy.dialects import postgresql, sqlite
+    columns = tuple(name for name in rows[0] if name != key and name not in keep)
+    cache_key = (conn.dialect.name, table.name, key, columns)
+    statement = _UPSERTS.get(cache_key)
+    if statement is None:
+        # Built once: building `excluded` proxies every column and costs far more than running it.
+        from sqlalchemy.dialects import postgresql, sqlite
 
-    columns = [name for name in rows[0] if name != key and name not in keep]
-    if conn.dialect.name == "postgresql":
-        pg = postgresql.insert(table)
-        conn.execute(pg.on_conflict_do_update(index_elements=[key],
-                                              set_={name: pg.excluded[name] for name in columns}), rows)
-    else:
-        lite = sqlite.insert(table)
-        conn.execute(lite.on_conflict_do_update(index_elements=[key],
-                                                set_={name: lite.excluded[name] for name in columns}), rows)
+        if conn.dialect.name == "postgresql":
+            pg = postgresql.insert(table)
+            statement = pg.on_conflict_do_update(index_elements=[key], set_={n: pg.excluded[n] for n in columns})
+        else:
+            lite = sqlite.insert(table)
+            statement = lite.on_conflict_do_update(index_elements=[key], set_={n: lite.excluded[n] for n in columns})
+        _UPSERTS[cache_key] = statement
+    conn.execute(statement, rows)
 
 
 def _write_puts(conn: Connection, puts: list[Entity], operations_: list[Operation], now: float) -> None:
@@ -222,9 +229,8 @@ def _write_puts(conn: Connection, puts: list[Entity], operations_: list[Operatio
     _upsert(conn, entities, "location",
             [{**_entity_row(e), "location": loc, "created": now, "updated": now} for loc, e in latest.items()],
             keep=("seq", "created"))
-    locations = list(latest)
-    for start in range(0, len(locations), 500):
-        conn.execute(entity_mixins.delete().where(entity_mixins.c.location.in_(locations[start:start + 500])))
+    if latest:
+        conn.execute(_DELETE_ENTITY_MIXINS, [{"b_location": location} for location in latest])
     mixin_rows = [{"location": loc, "mixin": m} for loc, e in latest.items() for m in e.mixins]
     if mixin_rows:
         conn.execute(entity_mixins.insert(), mixin_rows)
