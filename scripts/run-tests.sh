@@ -20,6 +20,9 @@ fi
 echo "== import layers (import-linter)"
 "$UV" run --frozen -p "$PYTHON" lint-imports
 
+echo "== types (mypy --strict)"
+"$UV" run --frozen -p "$PYTHON" mypy src
+
 echo "== tests"
 set +e
 "$UV" run --frozen -p "$PYTHON" pytest -q -p no:cacheprovider "$@"

@@ -150,7 +150,7 @@ HTTP_STATUS: Final[Mapping[type[OcciError], int]] = {
 def status_for(error_type: type[BaseException]) -> int:
     """The HTTP status of an error class, found by MRO; 500 for anything unlisted."""
     for cls in error_type.__mro__:
-        status = HTTP_STATUS.get(cls)  # type: ignore[call-overload]
+        status = HTTP_STATUS.get(cls)
         if status is not None:
             return status
     return 500
