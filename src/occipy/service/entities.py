@@ -334,6 +334,13 @@ class Creation:
         try:
             planned = [svc.provisioning.plan_create(entity, self.request.user) for entity in self.entities]
             batch.put_operations = [op for op in planned if op is not None]
+            only = self.entities[0]
+            waiting = any(svc.jobs.busy(end) for end in (only.source, only.target) if end)
+            if len(self.entities) == 1 and planned[0] is not None and not waiting:
+                # one entity: the cloud works before the first write; a quick answer is one write
+                self.operations = batch.put_operations
+                await svc.provisioning.run_create(self.entities[0], planned[0])
+                return
             await svc.store.commit(batch)
         except BaseException:
             for entity in self.entities:

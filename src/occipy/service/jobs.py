@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,17 @@ log = logging.getLogger("occipy.jobs")
 
 Work = Callable[[], Awaitable[Batch]]
 OnError = Callable[[OcciError], Awaitable[Batch]]
+Refresh = Callable[[Batch], Awaitable[Batch]]
+
+
+@dataclass(slots=True)
+class _Handoff:
+    """Between `Jobs.run` and its task: who writes the result of work that ended quickly."""
+
+    ended: asyncio.Future[Batch]
+    decided: asyncio.Event
+    refresh: Refresh | None
+    caller_commits: bool = False
 
 
 class Jobs:
@@ -71,33 +83,48 @@ class Jobs:
         task.occi_location = op.location  # type: ignore[attr-defined]
         self._tasks[op.op_id] = task
 
-    async def run(self, op: Operation, work: Work, on_error: OnError, start: Batch, wait: float) -> None:
+    async def run(self, op: Operation, work: Work, on_error: OnError, start: Batch, wait: float,
+                  refresh: Refresh | None = None) -> None:
         """Run `work` now; persist `start` (the operation as running) only if it outlasts `wait`.
 
         Work that ends within `wait` is written once, with its result and the operation as ended,
-        before this returns: the answer never reports what is not durable, and the operation row
-        exists before the answer either way (style.md, "Long work is a resource").
+        by this call (so a failed write fails the request): the answer never reports what is not
+        durable, and the operation row exists before the answer either way (style.md, "Long work
+        is a resource"). Work that outlasts `wait` is written by its task after `start`;
+        `refresh` then adjusts its result to what happened meanwhile (e.g. a delete).
         """
-        ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        decided = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        handoff = _Handoff(loop.create_future(), asyncio.Event(), refresh)
         self._busy[op.location] = self._busy.get(op.location, 0) + 1
-        task = asyncio.get_running_loop().create_task(self._run(op, work, on_error, [], ended, decided))
+        task = loop.create_task(self._run(op, work, on_error, [], handoff))
         task.occi_location = op.location  # type: ignore[attr-defined]
         self._tasks[op.op_id] = task
         try:
-            await asyncio.wait_for(asyncio.shield(ended), timeout=wait)
+            batch = await asyncio.wait_for(asyncio.shield(handoff.ended), timeout=wait)
         except asyncio.TimeoutError:
             try:
                 await self.svc.store.commit(start)
             finally:
-                decided.set()
+                handoff.decided.set()
             return
-        decided.set()
-        await asyncio.wait([task])
+        handoff.caller_commits = True
+        handoff.decided.set()
+        try:
+            await self.svc.store.commit(batch)
+        finally:
+            await asyncio.wait([task])
+            self._release(op)
+
+    def _release(self, op: Operation) -> None:
+        count = self._busy.get(op.location, 1) - 1
+        if count <= 0:
+            self._busy.pop(op.location, None)
+        else:
+            self._busy[op.location] = count
+        self._tasks.pop(op.op_id, None)
 
     async def _run(self, op: Operation, work: Work, on_error: OnError,
-                   waits: list[asyncio.Task[None]], ended: asyncio.Future[None] | None = None,
-                   decided: asyncio.Event | None = None) -> None:
+                   waits: list[asyncio.Task[None]], handoff: _Handoff | None = None) -> None:
         try:
             if waits:
                 await asyncio.wait(waits)
@@ -113,20 +140,22 @@ class Jobs:
                 batch = await on_error(_Internal(op.message))
             op.updated = time.time()
             batch.put_operations.append(op)
-            if ended is not None and decided is not None:
-                if not ended.done():
-                    ended.set_result(None)
-                await decided.wait()  # the start batch, if any, is written first
+            if handoff is not None:
+                handoff.ended.set_result(batch)
+                await handoff.decided.wait()  # the start batch, if any, is written first
+                if handoff.caller_commits:
+                    return
+                if handoff.refresh is not None:
+                    batch = await handoff.refresh(batch)
             await self.svc.store.commit(batch)
-        except Exception:
+        except Exception as error:
+            if handoff is not None and not handoff.ended.done():
+                handoff.ended.set_exception(error)
+                return
             log.exception("could not record the end of operation %s", op.op_id)
         finally:
-            count = self._busy.get(op.location, 1) - 1
-            if count <= 0:
-                self._busy.pop(op.location, None)
-            else:
-                self._busy[op.location] = count
-            self._tasks.pop(op.op_id, None)
+            if handoff is None or not handoff.caller_commits:
+                self._release(op)
 
     async def wait(self, ops: Sequence[Operation], timeout: float) -> None:
         """Wait up to `timeout` seconds for these operations to end (the answer shows the result)."""

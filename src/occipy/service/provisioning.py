@@ -342,6 +342,52 @@ class Provisioning:
 
         self.svc.jobs.spawn(op, work, lambda error: self._fail(location, error), after=after)
 
+    async def run_create(self, entity: Entity, op: Operation) -> None:
+        """Create one entity in the cloud: one write when the cloud answers within `sync_wait`.
+
+        Until the answer, the entity exists only here, so the work starts from this object; if
+        the cloud takes longer, the entity is written as "creating" first and the result after.
+        """
+        location = entity.location
+        resource = self.backed(entity.kind) or ResourceType.COMPUTE
+
+        made: list[str] = []
+
+        async def work() -> Batch:
+            observed = await self.svc.driver.create(await self.spec_for(entity))
+            made.append(observed.backend_id)
+            updated = entity.copy()
+            self.apply_observed(updated, observed)
+            return Batch(put=[updated])
+
+        async def on_error(error: OcciError) -> Batch:
+            failed = entity.copy()
+            self._set_state(failed, fsm.ERROR_STATE.get(entity.kind), error.message)
+            return Batch(put=[failed])
+
+        async def refresh(batch: Batch) -> Batch:
+            if await self.svc.store.get(location) is None:
+                # deleted while the cloud was creating it: do not leak the object
+                for made in batch.put:
+                    if made.backend_id:
+                        await self.svc.driver.delete(resource, made.backend_id)
+                return Batch(put_operations=batch.put_operations)
+            return batch
+
+        start = Batch(put=[entity], put_operations=[op])
+        try:
+            await self.svc.jobs.run(op, work, on_error, start, self.svc.options.sync_wait, refresh)
+        except OcciError:
+            # the write was refused (e.g. a concurrent create took the id): nothing may stay behind
+            for backend_id in made:
+                await self.svc.driver.delete(resource, backend_id)
+            raise
+
+    async def keep_existing(self, batch: Batch) -> Batch:
+        """The batch without puts of entities deleted meanwhile (a late result must not resurrect them)."""
+        kept = [entity for entity in batch.put if await self.svc.store.get(entity.location) is not None]
+        return Batch(put=kept, put_operations=batch.put_operations)
+
     # ---- update ----------------------------------------------------------------------------------
 
     def _live_changes(self, stored: Entity, updated: Entity) -> dict[str, AttributeValue]:
@@ -430,7 +476,8 @@ class Provisioning:
         updated, op = planned
         location = entity.location
         await self.svc.jobs.run(op, self._action_work(entity, term, params), lambda error: self._fail(location, error),
-                                Batch(put=[updated], put_operations=[op]), self.svc.options.sync_wait)
+                                Batch(put=[updated], put_operations=[op]), self.svc.options.sync_wait,
+                                self.keep_existing)
 
     # ---- delete ------------------------------------------------------------------------------------
 

@@ -1,0 +1,108 @@
+"""Long work: quick cloud answers are written once; slow ones show progress and never leak."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from occipy.backends.base import ResourceType
+from occipy.backends.simulated import SimulatedDriver
+from occipy.model.catalogue import standard_registry
+from occipy.service.core import Service, ServiceOptions
+from occipy.store.base import Batch
+from occipy.store.memory import MemoryStore
+from tests.unit.service.conftest import Harness
+
+ACTION = "http://schemas.ogf.org/occi/infrastructure/compute/action#"
+
+
+class CountingStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.commits = 0
+
+    async def commit(self, batch: Batch) -> None:
+        self.commits += 1
+        await super().commit(batch)
+
+
+async def _harness(tmp_path: Path, delay: str, sync_wait: float) -> tuple[Harness, CountingStore]:
+    driver = SimulatedDriver.from_options({"delay": delay, "seed": "2"}, tmp_path)
+    store = CountingStore()
+    service = Service(standard_registry(), store, driver, ServiceOptions(sync_wait=sync_wait, reconcile_interval=0))
+    await store.open()
+    await driver.open()
+    await service.start()
+    return Harness(service, driver), store
+
+
+@pytest.fixture
+async def quick(tmp_path: Path) -> AsyncIterator[tuple[Harness, CountingStore]]:
+    harness, store = await _harness(tmp_path, "0", 1.0)
+    yield harness, store
+    await harness.service.stop()
+
+
+@pytest.fixture
+async def slow(tmp_path: Path) -> AsyncIterator[tuple[Harness, CountingStore]]:
+    harness, store = await _harness(tmp_path, "0.3", 0.02)
+    yield harness, store
+    await harness.service.stop()
+
+
+async def test_quick_create_and_action_are_one_write_each(quick: tuple[Harness, CountingStore]) -> None:
+    harness, store = quick
+    before = store.commits
+    location = await harness.create_compute()
+    assert store.commits == before + 1
+    answer = await harness.json("POST", location + "?action=stop", {"action": ACTION + "stop"})
+    assert answer.status == 200 and answer.json()["attributes"]["occi.compute.state"] == "inactive"
+    assert store.commits == before + 2
+    operation = answer.header("X-OCCI-Operation")
+    assert operation is not None
+    record = await harness.get_json(operation.split("test.example", 1)[1])
+    assert record["state"] == "succeeded"
+
+
+async def test_slow_create_shows_progress_then_the_result(slow: tuple[Harness, CountingStore]) -> None:
+    harness, _ = slow
+    location = await harness.create_compute()
+    attributes = (await harness.get_json(location))["attributes"]
+    assert attributes["occi.compute.state"] == "inactive"
+    assert attributes["occi.compute.state.message"] == "creating"
+    busy = await harness.json("POST", location + "?action=stop", {"action": ACTION + "stop"})
+    assert busy.status == 409  # an operation is in flight
+    await asyncio.sleep(0.5)
+    attributes = (await harness.get_json(location))["attributes"]
+    assert attributes["occi.compute.state"] == "active"
+    assert "occi.compute.state.message" not in attributes
+
+
+async def test_delete_during_a_slow_create_leaves_nothing_in_the_cloud(slow: tuple[Harness, CountingStore]) -> None:
+    harness, _ = slow
+    location = await harness.create_compute()
+    assert (await harness.call("DELETE", location)).status == 200
+    await asyncio.sleep(1.0)  # the creation ends (0.3 s), then the object it made is deleted (0.3 s)
+    assert (await harness.call("GET", location)).status == 404
+    computes = [o for o in harness.driver._objects.values() if o.resource is ResourceType.COMPUTE]
+    assert computes == []
+
+
+async def test_slow_action_is_recorded_running_then_succeeded(slow: tuple[Harness, CountingStore]) -> None:
+    harness, _ = slow
+    location = await harness.create_compute()
+    await asyncio.sleep(0.5)
+    answer = await harness.text("POST", location + "?action=stop",
+                                f'Category: stop; scheme="{ACTION}"; class="action"')
+    assert answer.status == 200
+    assert "stop in progress" in answer.text
+    operation = answer.header("X-OCCI-Operation")
+    assert operation is not None
+    path = operation.split("test.example", 1)[1]
+    assert (await harness.get_json(path))["state"] == "running"
+    await asyncio.sleep(0.5)
+    assert (await harness.get_json(path))["state"] == "succeeded"
+    assert (await harness.get_json(location))["attributes"]["occi.compute.state"] == "inactive"
