@@ -15,6 +15,7 @@ from urllib.parse import unquote
 from occipy.errors import BadRequest, Forbidden, NotFound, PageTooLarge
 from occipy.model.category import Kind, Mixin
 from occipy.model.entity import Entity
+from occipy.rendering import negotiate
 from occipy.rendering.messages import Filter
 from occipy.service import entities as entity_ops
 from occipy.service import payload
@@ -132,6 +133,9 @@ async def list_collection(svc: Service, request: OcciRequest, route: Route) -> R
     keys = _collection_keys(svc, route)
     if not wanted and not values:
         query = EntityQuery(kinds=base.kinds, mixin=base.mixin, prefix=base.prefix, offset=offset, limit=limit)
+        if not negotiate.is_json(negotiate.response_type(request.header("accept"), listing=True)):
+            # text renderings of a collection are locations only (GFD.229 §5.3)
+            return Reply(paths=await svc.store.query_locations(query), collection_keys=keys)
         members = await svc.store.query(query)
         return Reply(collection=_decorated(svc, request, members), collection_keys=keys)
     members = [e for e in await svc.store.query(base) if _matches(svc, e, wanted, values)]

@@ -258,10 +258,11 @@ class Service:
         if negotiate.is_json(media):
             return [], self._render_json(reply)
         only_listing = reply.entity is None and reply.categories is None and reply.record is None
-        if only_listing and reply.collection is not None and media != negotiate.TEXT_OCCI:
+        if only_listing and (reply.collection is not None or reply.paths is not None) \
+                and media != negotiate.TEXT_OCCI:
             # large collections: one pass, no intermediate fields (text-rendering.md §6.5);
             # stored entities always have path locations, made absolute with the base URL
-            paths = [entity.location for entity in reply.collection]
+            paths = reply.paths if reply.paths is not None else [e.location for e in reply.collection or ()]
             if media == negotiate.URI_LIST:
                 base = request.base_url
                 return [], ("".join([base + path + "\r\n" for path in paths])).encode("utf-8")
@@ -282,6 +283,8 @@ class Service:
     def _listing_urls(self, reply: Reply, request: OcciRequest) -> list[str]:
         if reply.locations is not None:
             return list(reply.locations)
+        if reply.paths is not None:
+            return [request.base_url + path for path in reply.paths]
         if reply.collection is not None:
             return [self.absolute(request, entity.location) for entity in reply.collection]
         return []
@@ -294,7 +297,7 @@ class Service:
             return text.render_entity(reply.entity)
         if reply.categories is not None:
             return text.render_categories(reply.categories, self.registry)
-        if reply.locations is not None or reply.collection is not None:
+        if reply.locations is not None or reply.collection is not None or reply.paths is not None:
             return text.render_locations(self._listing_urls(reply, request))
         return []
 

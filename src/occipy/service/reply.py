@@ -24,6 +24,8 @@ class Reply:
     collection_keys: str = "both"
     categories: Sequence[Kind | Mixin | Action] | None = None
     locations: Sequence[str] | None = None
+    # A listing given by paths only (text renderings of large collections need nothing more).
+    paths: Sequence[str] | None = None
     raw_json: bytes | None = None
     # A plain record (an operation): X-OCCI-Attribute lines in text, an object in JSON.
     record: dict[str, Any] | None = None
