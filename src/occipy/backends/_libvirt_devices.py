@@ -259,6 +259,8 @@ class _DeviceOps(_LibvirtBase):
                     try:
                         dom.detachDeviceFlags(device.xml, flag)
                     except libvirt.libvirtError as exc:
+                        if _code(exc) == getattr(libvirt, "VIR_ERR_DEVICE_MISSING", 99):
+                            continue  # already detached (e.g. by the link's own delete, just now)
                         if _code(exc) != libvirt.VIR_ERR_NO_SUPPORT:
                             raise
                         if flag == libvirt.VIR_DOMAIN_AFFECT_CONFIG and device.alias:  # the test driver

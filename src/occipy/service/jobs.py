@@ -48,6 +48,7 @@ class Jobs:
     def __init__(self, svc: Service) -> None:
         self.svc = svc
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._ops: dict[str, Operation] = {}
         self._busy: dict[str, int] = {}
 
     def new(self, location: str, action: str, owner: str, message: str | None = None) -> Operation:
@@ -72,6 +73,10 @@ class Jobs:
         if self.busy(location):
             raise Conflict(f"an operation on {location} is in progress; retry when it has finished")
 
+    def in_flight(self, action: str) -> list[str]:
+        """Locations with an operation of this action running (e.g. earlier deletes)."""
+        return [op.location for op in self._ops.values() if op.action == action]
+
     def task_for(self, location: str) -> list[asyncio.Task[None]]:
         return [task for op_id, task in self._tasks.items() if getattr(task, "occi_location", None) == location]
 
@@ -82,6 +87,7 @@ class Jobs:
         task = asyncio.get_running_loop().create_task(self._run(op, work, on_error, waits))
         task.occi_location = op.location  # type: ignore[attr-defined]
         self._tasks[op.op_id] = task
+        self._ops[op.op_id] = op
 
     async def run(self, op: Operation, work: Work, on_error: OnError, start: Batch, wait: float,
                   refresh: Refresh | None = None) -> None:
@@ -99,6 +105,7 @@ class Jobs:
         task = loop.create_task(self._run(op, work, on_error, [], handoff))
         task.occi_location = op.location  # type: ignore[attr-defined]
         self._tasks[op.op_id] = task
+        self._ops[op.op_id] = op
         try:
             batch = await asyncio.wait_for(asyncio.shield(handoff.ended), timeout=wait)
         except asyncio.TimeoutError:
@@ -122,6 +129,7 @@ class Jobs:
         else:
             self._busy[op.location] = count
         self._tasks.pop(op.op_id, None)
+        self._ops.pop(op.op_id, None)
 
     async def _run(self, op: Operation, work: Work, on_error: OnError,
                    waits: list[asyncio.Task[None]], handoff: _Handoff | None = None) -> None:

@@ -490,6 +490,9 @@ class Provisioning:
     def launch_deletes(self, jobs: Sequence[tuple[Entity, Operation]]) -> None:
         """Delete cloud objects; links first, so resources wait for their links' jobs."""
         link_locations = [entity.location for entity, _ in jobs if entity.source]
+        # A resource is deleted after every delete already running: one of them may be a link
+        # that still attaches something to it (deleted from the store, not yet from the cloud).
+        earlier = self.svc.jobs.in_flight("delete")
         for entity, op in jobs:
             resource = self.backed(entity.kind)
             assert resource is not None and entity.backend_id
@@ -507,7 +510,7 @@ class Provisioning:
                 self.unindex(doomed)
                 return Batch()
 
-            after = [doomed.location] + ([] if entity.source else link_locations)
+            after = [doomed.location] + ([] if entity.source else [*link_locations, *earlier])
             self.svc.jobs.spawn(op, work, on_error, after=after)
 
     # ---- save ------------------------------------------------------------------------------------
