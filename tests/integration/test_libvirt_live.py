@@ -22,6 +22,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -126,15 +127,17 @@ def remove_leftovers(live: Live) -> None:
     pool.undefine()
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+@contextmanager
+def libvirt_server(tmp_path_factory: pytest.TempPathFactory, name: str,
+                   options: dict[str, str]) -> Iterator[Live]:
+    """`occipy serve --driver libvirt` on a pool and name prefix of its own; everything removed after."""
     libvirt = prepare_host()
     build = subprocess.run(["bash", str(REPO / "scripts" / "build-guest.sh"), str(GUEST_CACHE)],
                            check=False, capture_output=True, text=True)
     assert build.returncode == 0, f"scripts/build-guest.sh failed:\n{build.stderr}"
-    root = tmp_path_factory.mktemp("libvirt-live")
+    root = tmp_path_factory.mktemp(f"libvirt-{name}")
     tag = uuid.uuid4().hex[:6]
-    prefix, pool_name = f"live{tag}-", f"occipy-live-{tag}"
+    prefix, pool_name = f"{name}{tag}-", f"occipy-{name}-{tag}"
     conn = libvirt.open(URI)
     # A pool of its own (a named pool must exist: the driver creates only its default one), so
     # "no volume left" means exactly that.
@@ -148,8 +151,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     args = [sys.executable, "-m", "occipy", "serve", "--port", str(port), "--data-dir", str(data_dir),
             "--driver", "libvirt"]
     for key, value in {"uri": URI, "image_dir": str(GUEST_CACHE), "pool": pool_name, "name_prefix": prefix,
-                       "network_prefix": "10.214.0.0/16", "shutdown_timeout": "30",
-                       "reconcile_interval": "2"}.items():
+                       **options}.items():
         args += ["--driver-opt", f"{key}={value}"]
     log = (root / "server.log").open("wb")
     server = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
@@ -166,6 +168,13 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         log.close()
         remove_leftovers(state)
         conn.close()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    options = {"network_prefix": "10.214.0.0/16", "shutdown_timeout": "30", "reconcile_interval": "2"}
+    with libvirt_server(tmp_path_factory, "live", options) as state:
+        yield state
         if state.figures:
             out = REPO / ".bench" / "libvirt-live.json"
             out.parent.mkdir(exist_ok=True)

@@ -704,9 +704,12 @@ def registries(draw: st.DrawFn) -> tuple[Registry, list[Kind | Mixin | Action]]:
                   actions=tuple(draw(st.lists(st.sampled_from(action_ids), unique=True))) if action_ids else (),
                   parent=draw(st.sampled_from([RESOURCE, LINK])), location=f"/k{i}-{term}/")
              for i, (scheme, term) in enumerate(draw(st.lists(st.tuples(SCHEMES, TERMS), unique=True, max_size=3)))]
+    # One type id names one category: drop kinds that collide with an action (a mixin applying to
+    # such a dropped kind could not be registered).
+    kinds = [k for k in kinds if k.type_id not in action_ids]
     mixins: list[Mixin] = []
     for i, (scheme, term) in enumerate(draw(st.lists(st.tuples(SCHEMES, TERMS), unique=True, max_size=3))):
-        if scheme + term in {k.type_id for k in kinds}:
+        if scheme + term in {k.type_id for k in kinds} | set(action_ids):
             continue
         earlier = [m.type_id for m in mixins]
         kind_ids = [k.type_id for k in kinds] + [RESOURCE]
