@@ -336,6 +336,7 @@ class SqlStore(MemoryStore):
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._opened = False
+        self._conn: Connection | None = None  # the writer thread's own connection
 
     async def open(self) -> None:
         """Create the schema if needed, load everything into memory, start the writer thread."""
@@ -406,7 +407,24 @@ class SqlStore(MemoryStore):
                     group.append(item)
                 self._write_group(engine, group)
         finally:
+            if self._conn is not None:
+                self._conn.close()
             engine.dispose()
+
+    def _connection(self, engine: Engine) -> Connection:
+        """The writer's one connection, kept for its life (a pool checkout per group costs a third)."""
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            self._conn = engine.connect()
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        """After a failure the connection may be broken: the next group opens a fresh one."""
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001  (closing a broken connection may fail too)
+                pass
+            self._conn = None
 
     def _write_group(self, engine: Engine, group: Sequence[_Pending]) -> None:
         outcomes: list[Exception | None]
@@ -414,7 +432,8 @@ class SqlStore(MemoryStore):
         bulk = engine.dialect.name in ("sqlite", "postgresql") and not any(
             batch.delete or batch.delete_mixins or batch.put_mixins for batch, _, _ in group)
         try:
-            with engine.begin() as conn:
+            conn = self._connection(engine)
+            with conn.begin():
                 if bulk:
                     _write_puts(conn, [e for batch, _, _ in group for e in batch.put],
                                 [op for batch, _, _ in group for op in batch.put_operations], now)
@@ -425,6 +444,7 @@ class SqlStore(MemoryStore):
         # Any failure goes back to the caller of commit(), never kills the writer: a dead writer
         # would leave every later commit() waiting for ever.
         except Exception as exc:  # noqa: BLE001
+            self._drop_connection()
             if len(group) == 1:
                 outcomes = [_store_error(exc)]
             else:
