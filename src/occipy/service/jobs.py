@@ -109,11 +109,15 @@ class Jobs:
         try:
             batch = await asyncio.wait_for(asyncio.shield(handoff.ended), timeout=wait)
         except asyncio.TimeoutError:
-            try:
-                await self.svc.store.commit(start)
-            finally:
-                handoff.decided.set()
-            return
+            if not handoff.ended.done():
+                try:
+                    await self.svc.store.commit(start)
+                finally:
+                    handoff.decided.set()
+                return
+            # ended while the timer fired (the loop was paused, e.g. by a GC pass): still quick;
+            # result() re-raises a failure of the task itself
+            batch = handoff.ended.result()
         handoff.caller_commits = True
         handoff.decided.set()
         try:
