@@ -67,9 +67,7 @@ FLOOR="http://127.0.0.1:$FLOOR_PORT"
 OCCI="http://127.0.0.1:$OCCI_PORT"
 
 # Same uvicorn settings as `occipy serve` (src/occipy/server.py): one worker, uvloop, httptools,
-# no access log, no Server header. (`occipy serve` passes loop="uvloop" but starts the server with
-# asyncio.run(server.serve()), which skips uvicorn's loop factory: it runs the stdlib loop. The
-# floor gets what the settings ask for; docs/performance.md measures the difference.)
+# no access log, no Server header (`occipy serve` runs its server under uvloop.run).
 taskset -c "$SERVER_CPU" "$PY" -m uvicorn bench.floor:app --host 127.0.0.1 --port "$FLOOR_PORT" \
     --workers 1 --loop uvloop --http httptools --no-access-log --no-server-header --log-level warning &
 FLOOR_PID="$!"
