@@ -8,18 +8,22 @@ Imports nothing from occipy. Tree (GFD.223 §5.4, http-protocol.md §5.3)::
     │   ├── UnknownCategory       a type identifier the registry does not know
     │   ├── InvalidAttribute      unknown attribute, wrong type, pattern, enum, missing required
     │   └── UriListNotListing     text/uri-list asked for something that is not a listing
-    ├── Unauthorized (401)
+    ├── Unauthorized (401)        carries the WWW-Authenticate challenges
     ├── Forbidden (403)
     │   ├── ImmutableAttribute    a client tried to change a server-managed attribute
-    │   └── MixinNotApplicable    a mixin whose `applies` excludes the entity's Kind
+    │   ├── MixinNotApplicable    a mixin whose `applies` excludes the entity's Kind
+    │   └── QuotaExceeded         a tenant quota would be exceeded (names quota, limit, usage)
     ├── NotFound (404)
     ├── MethodNotAllowed (405)    carries the allowed methods
     ├── NotAcceptable (406)
     ├── Conflict (409)
     │   └── ActionNotAllowed      action not allowed in the entity's current state
+    ├── PreconditionFailed (412)  If-Match / If-None-Match did not hold
     ├── PayloadTooLarge (413)
     │   └── PageTooLarge          pagination `number` above the provider's limit
     ├── UnsupportedMediaType (415)
+    ├── TooManyRequests (429)     a rate limit; carries Retry-After seconds
+    ├── HeaderTooLarge (431)      the request header section is too large
     ├── BackendError (502)        the cloud behind a driver failed
     ├── NotSupported (501)        not implemented, or a client OCCI version above 1.2
     └── BackendUnavailable (503)
@@ -68,7 +72,11 @@ class UriListNotListing(BadRequest):
 
 
 class Unauthorized(OcciError):
-    """401: missing or invalid credentials."""
+    """401: missing or invalid credentials; `challenges` become WWW-Authenticate headers (RFC 7235)."""
+
+    def __init__(self, message: str, challenges: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.challenges = tuple(challenges)
 
 
 class Forbidden(OcciError):
@@ -81,6 +89,10 @@ class ImmutableAttribute(Forbidden):
 
 class MixinNotApplicable(Forbidden):
     """403: the mixin's `applies` does not cover the entity's Kind (core.md §2.5 decision)."""
+
+
+class QuotaExceeded(Forbidden):
+    """403: the request would take a tenant over one of its quotas (the message names it, as Nova does)."""
 
 
 class NotFound(OcciError):
@@ -107,6 +119,10 @@ class ActionNotAllowed(Conflict):
     """409: the action is defined for the entity but not allowed in its current state."""
 
 
+class PreconditionFailed(OcciError):
+    """412: a conditional request (If-Match, If-None-Match) did not hold (RFC 9110 §13)."""
+
+
 class PayloadTooLarge(OcciError):
     """413: body or header section larger than the server accepts."""
 
@@ -117,6 +133,18 @@ class PageTooLarge(PayloadTooLarge):
 
 class UnsupportedMediaType(OcciError):
     """415: the request Content-Type is not one we parse."""
+
+
+class TooManyRequests(OcciError):
+    """429: a rate limit was hit; `retry_after` (seconds) becomes the Retry-After header (RFC 6585)."""
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class HeaderTooLarge(OcciError):
+    """431: the request header section is larger than the server reads (RFC 6585 §5)."""
 
 
 class NotSupported(OcciError):
@@ -139,8 +167,11 @@ HTTP_STATUS: Final[Mapping[type[OcciError], int]] = {
     MethodNotAllowed: 405,
     NotAcceptable: 406,
     Conflict: 409,
+    PreconditionFailed: 412,
     PayloadTooLarge: 413,
     UnsupportedMediaType: 415,
+    TooManyRequests: 429,
+    HeaderTooLarge: 431,
     NotSupported: 501,
     BackendError: 502,
     BackendUnavailable: 503,

@@ -1,0 +1,1 @@
+"""Identity: principals, credentials and the authentication methods (basic, OIDC, Keystone, X.509)."""
