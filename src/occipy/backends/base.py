@@ -1,150 +1,349 @@
-"""The Driver protocol every cloud driver implements, and the OCCI-free values it exchanges.
+"""The driver contract: one small core protocol, optional capability protocols, OCCI-free values.
 
-Drivers never see an Entity: the service turns OCCI attributes into specs, and drivers answer
-with `Observed` values in OCCI state vocabulary. Long calls are awaited by the service's job
-worker (`service/jobs.py`), which records progress; blocking SDKs run under
-`anyio.to_thread.run_sync`. Errors: raise `errors.BackendError` (the cloud refused or failed:
-502, entity goes to `error`) or `errors.BackendUnavailable` (cloud unreachable: 503).
+A driver fronts one cloud. It never sees an OCCI entity, attribute name or category: the service
+turns entities into the typed specs, updates and actions below (`service/bindings/`), and turns
+the typed facts a driver reports back into OCCI attributes. Resource types are open: a new type
+is a spec class registered with `@resource("name")`, its facts class and (in the service) a
+binding; nothing here lists them all.
+
+Every driver implements `Driver`. Where its cloud can, it also implements the small
+`@runtime_checkable` protocols `Updates`, `Saves`, `Watches`, `Adopts`, `Inventories`,
+`Proposes`; the service asks `isinstance(driver, Saves)` once, at start-up, to decide what to
+offer. `Driver.supports` says which resource types, actions and live updates the cloud has.
+
+Errors: raise `errors.BackendError` when the cloud refused or failed (502; the entity goes to
+`error`), `errors.BackendUnavailable` when it cannot be reached (503), `errors.NotSupported`
+for something it cannot do (501). Blocking SDKs run under `anyio.to_thread.run_sync`.
+Imports only the standard library (and `errors` by convention in drivers).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
-from typing import Protocol, Self, Union
+from typing import ClassVar, Final, Protocol, Self, TypeVar, runtime_checkable
 
-from occipy.model.category import AttributeValue
+# ---- resource types ----------------------------------------------------------------------------
+
+# The Infrastructure types (GFD.224 §3); extensions register more with @resource.
+COMPUTE: Final = "compute"
+STORAGE: Final = "storage"
+NETWORK: Final = "network"
+STORAGELINK: Final = "storagelink"
+NETWORKINTERFACE: Final = "networkinterface"
+
+# Lifecycle words a driver reports in `Observed.state` (the service maps them per type).
+ACTIVE: Final = "active"
+INACTIVE: Final = "inactive"
+SUSPENDED: Final = "suspended"
+ONLINE: Final = "online"
+OFFLINE: Final = "offline"
+ERROR: Final = "error"
+
+_SPEC_TYPES: dict[type, str] = {}
+S = TypeVar("S", bound=type)
 
 
-class ResourceType(str, Enum):
-    """The Infrastructure types a driver can provide (GFD.224 §3)."""
+def resource(name: str) -> Callable[[S], S]:
+    """Register a spec class as the creation request of the resource type `name`."""
 
-    COMPUTE = "compute"
-    STORAGE = "storage"
-    NETWORK = "network"
-    STORAGELINK = "storagelink"
-    NETWORKINTERFACE = "networkinterface"
+    def register(cls: S) -> S:
+        if cls in _SPEC_TYPES:
+            raise ValueError(f"{cls.__name__} is already registered")
+        _SPEC_TYPES[cls] = name
+        cls.resource = name  # type: ignore[attr-defined]
+        return cls
+
+    return register
 
 
-class Capability(str, Enum):
-    """What a driver can do; read at start-up to decide which kinds and actions are offered."""
+def resource_of(spec: object) -> str:
+    """The resource type a spec creates."""
+    try:
+        return _SPEC_TYPES[type(spec)]
+    except KeyError:
+        raise TypeError(f"{type(spec).__name__} is not a registered spec") from None
 
-    COMPUTE = "compute"
-    STORAGE = "storage"
-    NETWORK = "network"
-    STORAGELINK = "storagelink"
-    NETWORKINTERFACE = "networkinterface"
-    SAVE = "save"  # compute save action: snapshot into a new os_tpl
-    RESIZE_STORAGE = "resize_storage"  # occi.storage.size update on an existing volume
-    RESIZE_COMPUTE = "resize_compute"  # cores/memory/resource_tpl change on an existing compute
-    REIMAGE = "reimage"  # os_tpl replacement on an existing compute
-    EXTERNAL_CHANGES = "external_changes"  # state can change outside occipy: reconcile it
+
+def spec_types() -> Mapping[type, str]:
+    """Every registered spec class and its resource type."""
+    return dict(_SPEC_TYPES)
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """One object in a cloud: its resource type and the cloud's own identifier."""
+
+    resource: str
+    backend_id: str
+
+
+# ---- templates ------------------------------------------------------------------------------------
+
+# Template families: the service offers IMAGE ones as os_tpl and FLAVOUR ones as resource_tpl mixins.
+IMAGE: Final = "image"
+FLAVOUR: Final = "flavour"
 
 
 @dataclass(frozen=True, slots=True)
 class Template:
-    """A provider template offered as a mixin: an OS image (os_tpl) or a flavour (resource_tpl).
+    """Something the cloud offers to create from: an image or a flavour (provider names, not terms).
 
-    `defaults` are OCCI attribute defaults the template supplies (e.g. occi.compute.cores).
+    `name` is the cloud's own identifier (the service derives a strict OCCI term from it); the
+    sizes are what a flavour gives (None: it does not say).
     """
 
-    family: str  # "os_tpl" or "resource_tpl"
-    term: str
+    family: str
+    name: str
     title: str
-    defaults: Mapping[str, AttributeValue] = field(default_factory=dict)
+    cores: int | None = None
+    memory_gib: float | None = None
+    architecture: str | None = None
+    disk_gib: float | None = None
 
 
+# ---- creation requests (specs) -------------------------------------------------------------------
+
+
+@resource(COMPUTE)
 @dataclass(frozen=True, slots=True)
 class ComputeSpec:
     name: str
+    entity_id: str = ""  # recorded on the object where the cloud has labels, tags or metadata
     cores: int | None = None
     memory_gib: float | None = None
     architecture: str | None = None
     hostname: str | None = None
     share: int | None = None
-    os_template: str | None = None  # a Template.term of family os_tpl
-    resource_template: str | None = None  # a Template.term of family resource_tpl
+    image: str | None = None  # a Template.name of family IMAGE (None: the cloud's default)
+    flavour: str | None = None  # a Template.name of family FLAVOUR
     ssh_public_key: str | None = None
     user_data: bytes | None = None
 
 
+@resource(STORAGE)
 @dataclass(frozen=True, slots=True)
 class StorageSpec:
     name: str
     size_gib: float
+    entity_id: str = ""
 
 
+@resource(NETWORK)
 @dataclass(frozen=True, slots=True)
 class NetworkSpec:
     name: str
-    address: str | None = None  # CIDR, e.g. "10.20.0.0/24"
+    entity_id: str = ""
+    address: str | None = None  # CIDR, e.g. "10.20.0.0/24" (None: the cloud picks a free range)
     gateway: str | None = None
     allocation: str | None = None  # "dynamic" | "static"
     vlan: int | None = None
     label: str | None = None
 
 
+@resource(STORAGELINK)
 @dataclass(frozen=True, slots=True)
 class StorageLinkSpec:
     name: str
-    compute_id: str  # backend ids
+    compute_id: str  # backend ids of the ends
     storage_id: str
-    deviceid: str | None = None
+    entity_id: str = ""
+    device: str | None = None  # the device the client asked for (None: the driver picks)
     mountpoint: str | None = None
 
 
+@resource(NETWORKINTERFACE)
 @dataclass(frozen=True, slots=True)
 class NetworkInterfaceSpec:
     name: str
     compute_id: str
     network_id: str
+    entity_id: str = ""
+    interface: str | None = None  # the name the client asked for (None: the driver picks)
     mac: str | None = None
     address: str | None = None
     allocation: str | None = None
 
 
-Spec = Union[ComputeSpec, StorageSpec, NetworkSpec, StorageLinkSpec, NetworkInterfaceSpec]
+# ---- what the cloud reports (facts) ----------------------------------------------------------------
 
-SPEC_TYPES: Mapping[type, ResourceType] = {
-    ComputeSpec: ResourceType.COMPUTE,
-    StorageSpec: ResourceType.STORAGE,
-    NetworkSpec: ResourceType.NETWORK,
-    StorageLinkSpec: ResourceType.STORAGELINK,
-    NetworkInterfaceSpec: ResourceType.NETWORKINTERFACE,
-}
+
+@dataclass(frozen=True, slots=True)
+class ComputeFacts:
+    cores: int | None = None
+    memory_gib: float | None = None
+    architecture: str | None = None
+    hostname: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StorageFacts:
+    size_gib: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkFacts:
+    address: str | None = None  # CIDR
+    gateway: str | None = None
+    allocation: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StorageLinkFacts:
+    device: str | None = None
+    mountpoint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkInterfaceFacts:
+    interface: str | None = None
+    mac: str | None = None
+    address: str | None = None
+    gateway: str | None = None
+    allocation: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Observed:
-    """What the cloud reports about one object, in OCCI terms.
+    """What the cloud reports about one object: its state word, a message, and typed facts.
 
-    `state` is the OCCI state value (compute: active/inactive/suspended/error; storage:
-    online/offline/error; network and links: active/inactive/error). `attributes` are OCCI
-    attribute values the cloud decided (occi.networkinterface.mac, .address, occi.storagelink.deviceid, ...).
+    `state` is one of the lifecycle words above that fits the type (compute: active, inactive,
+    suspended, error; storage: online, offline, error; network and links: active, inactive,
+    error). `facts` is the type's facts value, or None when the cloud says nothing more.
     """
 
     backend_id: str
     state: str
     message: str | None = None
-    attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
+    facts: object | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """A change that happened outside occipy; `observed` None means the object is gone."""
+    """A change made outside occipy; `observed` None means the object is gone."""
 
-    resource: ResourceType
-    backend_id: str
+    ref: Ref
     observed: Observed | None
 
 
-class Driver(Protocol):
-    """One cloud. Instances are created by server.py from settings, then `open()`ed once."""
+@dataclass(frozen=True, slots=True)
+class Tagged:
+    """An object that carries an occipy entity id (found by `Inventories.inventory`)."""
+
+    ref: Ref
+    entity_id: str
+
+
+# ---- actions ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    name: ClassVar[str] = "start"
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    name: ClassVar[str] = "stop"
+    method: str = "graceful"  # graceful | acpioff | poweroff
+
+
+@dataclass(frozen=True, slots=True)
+class Restart:
+    name: ClassVar[str] = "restart"
+    method: str = "graceful"  # graceful | warm | cold
+
+
+@dataclass(frozen=True, slots=True)
+class Suspend:
+    name: ClassVar[str] = "suspend"
+    method: str = "suspend"  # hibernate | suspend
+
+
+@dataclass(frozen=True, slots=True)
+class Save:
+    """Snapshot a compute into a new image (run through `Saves.save`, which returns the template)."""
+
+    name: ClassVar[str] = "save"
+    image_name: str | None = None
+    method: str = "hot"  # hot | deferred
+
+
+@dataclass(frozen=True, slots=True)
+class Up:
+    name: ClassVar[str] = "up"
+
+
+@dataclass(frozen=True, slots=True)
+class Down:
+    name: ClassVar[str] = "down"
+
+
+@dataclass(frozen=True, slots=True)
+class Online:
+    name: ClassVar[str] = "online"
+
+
+@dataclass(frozen=True, slots=True)
+class Offline:
+    name: ClassVar[str] = "offline"
+
+
+@dataclass(frozen=True, slots=True)
+class Custom:
+    """An action of an extension type that has no class of its own: its name and plain parameters."""
 
     name: str
-    capabilities: frozenset[Capability]
+    params: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+
+
+Action = Start | Stop | Restart | Suspend | Save | Up | Down | Online | Offline | Custom
+
+
+# ---- live updates ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ComputeUpdate:
+    """Changes to a running compute; None fields stay as they are (GFD.224 §3.5 template replacement)."""
+
+    cores: int | None = None
+    memory_gib: float | None = None
+    architecture: str | None = None
+    image: str | None = None  # replace the OS (a Template.name of family IMAGE)
+    flavour: str | None = None  # replace the flavour (a Template.name of family FLAVOUR)
+
+
+@dataclass(frozen=True, slots=True)
+class StorageUpdate:
+    size_gib: float | None = None
+
+
+Update = ComputeUpdate | StorageUpdate
+
+
+@dataclass(frozen=True, slots=True)
+class Support:
+    """What a cloud can do with one resource type.
+
+    `actions` are `Action.name` values it runs; `updates` are the field names of the type's update
+    value it can apply to a live object (e.g. {"size_gib"} for storage).
+    """
+
+    actions: frozenset[str] = frozenset()
+    updates: frozenset[str] = frozenset()
+
+
+# ---- the protocols ------------------------------------------------------------------------------------
+
+
+class Driver(Protocol):
+    """One cloud. server.py builds it from settings, then `open()`s it once."""
+
+    name: str
+    # The resource types this cloud provides, with the actions and updates it supports for each.
+    supports: Mapping[str, Support]
 
     @classmethod
     def from_options(cls, options: Mapping[str, str], data_dir: Path) -> Self:
@@ -157,34 +356,67 @@ class Driver(Protocol):
         """Disconnect and stop background work."""
 
     def templates(self) -> Sequence[Template]:
-        """The os_tpl and resource_tpl templates this cloud offers (read after open())."""
+        """The images and flavours this cloud offers (read after open(), and again after a save)."""
 
-    async def adopt(self, resource: ResourceType, backend_id: str, observed: Observed) -> None:
-        """Learn about an object occipy already manages (called at start-up for every stored entity)."""
+    async def create(self, spec: object) -> Observed:
+        """Create (and for computes, boot) the object a registered spec describes; return it when done."""
 
-    async def create(self, spec: Spec) -> Observed:
-        """Create (and for computes, boot) the object; return what the cloud reports when done."""
+    async def delete(self, ref: Ref) -> None:
+        """Delete the object (stopping or detaching it first if needed); a missing one is not an error."""
 
-    async def delete(self, resource: ResourceType, backend_id: str) -> None:
-        """Delete the object (stopping it first if needed); deleting a missing object is not an error."""
-
-    async def act(self, resource: ResourceType, backend_id: str, action: str,
-                  params: Mapping[str, AttributeValue]) -> Observed:
-        """Run an OCCI action by term ("start", "stop", "up", "online", ...) with its parameters."""
-
-    async def update(self, resource: ResourceType, backend_id: str,
-                     changes: Mapping[str, AttributeValue]) -> Observed:
-        """Apply changed OCCI attributes to an existing object (e.g. occi.storage.size resize).
-
-        Template replacement on a compute arrives as the keys "os_tpl" / "resource_tpl" whose value
-        is the new Template.term (GFD.224 §3.5.1-§3.5.2: replace and change the environment).
-        """
-
-    async def save(self, backend_id: str, name: str | None, method: str) -> Template:
-        """Snapshot a compute into a new os_tpl template (compute save action)."""
-
-    async def observe(self, resource: ResourceType, backend_id: str) -> Observed | None:
+    async def observe(self, ref: Ref) -> Observed | None:
         """The current state of the object, or None when it no longer exists."""
 
+    async def act(self, ref: Ref, action: Action) -> Observed:
+        """Run an action listed in `supports[ref.resource].actions`; return the object afterwards."""
+
+
+@runtime_checkable
+class Updates(Protocol):
+    """The cloud can change live objects (resize, replace the image or flavour)."""
+
+    async def update(self, ref: Ref, change: Update) -> Observed:
+        """Apply the change (only fields listed in `supports[ref.resource].updates` are set)."""
+
+
+@runtime_checkable
+class Saves(Protocol):
+    """The cloud can snapshot a compute into a new image."""
+
+    async def save(self, ref: Ref, request: Save) -> Template:
+        """Make the image and return it as a template (also listed by `templates()` afterwards)."""
+
+
+@runtime_checkable
+class Watches(Protocol):
+    """Objects can change outside occipy: the service follows the stream and reconciles periodically."""
+
     def changes(self) -> AsyncIterator[Change]:
-        """Changes made outside occipy, as they happen (lifecycle events); may never yield."""
+        """Changes as they happen (lifecycle events); may never yield."""
+
+
+@runtime_checkable
+class Adopts(Protocol):
+    """The driver must be told, at start-up, about every object occipy manages (in-memory clouds)."""
+
+    async def adopt(self, ref: Ref, observed: Observed) -> None:
+        """Learn about an object occipy already manages."""
+
+
+@runtime_checkable
+class Inventories(Protocol):
+    """The cloud labels objects with the entity id: after a crash, lost objects can be found."""
+
+    async def inventory(self) -> Sequence[Tagged]:
+        """Every object of this cloud that carries an occipy entity id."""
+
+
+@runtime_checkable
+class Proposes(Protocol):
+    """The driver names link devices before the cloud call (GFD.224 §3.4: multiplicity-1 attributes)."""
+
+    def propose(self, spec: object, taken: Sequence[object]) -> object | None:
+        """The facts (device, interface, MAC) the driver will use for this link spec.
+
+        `taken` are the facts of the compute's other links of the same type.
+        """
