@@ -17,7 +17,8 @@ from occipy.config import ConfigError, Settings, load
 from occipy.errors import OcciError
 from occipy.http.app import create_app
 from occipy.model.catalogue import standard_registry
-from occipy.service.core import Service, ServiceOptions
+from occipy.service.options import ServiceOptions
+from occipy.service.pipeline import Service
 from occipy.store.sql import SqlStore
 
 log = logging.getLogger("occipy")

@@ -19,7 +19,7 @@ from starlette.routing import Route
 from occipy.errors import OcciError
 from occipy.http import adapter
 from occipy.rendering import negotiate
-from occipy.service.core import Service
+from occipy.service.pipeline import Service
 
 log = logging.getLogger("occipy.http")
 

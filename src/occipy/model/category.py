@@ -284,7 +284,9 @@ class Mixin:
     applies: tuple[str, ...] = ()
     location: str | None = None
     user_defined: bool = False
+    # User mixins: the user who defined it and the tenant it belongs to (None: the provider's).
     owner: str | None = None
+    tenant: str | None = None
 
     @property
     def type_id(self) -> str:

@@ -1,33 +1,45 @@
-"""Entity instances: Resources and Links, told apart by their Kind (GFD.221 §5.4).
+"""Entity instances: Resources and Links, told apart by their Kind (GFD.221 §5.4), as immutable values.
 
-Attribute values, including every `occi.core.*` one, live in one dict keyed by the rendered
-name (core.md §11). `links` and `actions` are not stored: the service fills them before
-rendering. Imports only `occi.model.category`.
+Attribute values, including every `occi.core.*` one, live in one mapping keyed by the rendered
+name (core.md §11). An entity is never changed in place: `evolve()` and `with_attributes()` make
+a new one, so a stored entity can be shared by the store, caches and renderings. `links` and
+`actions` are not stored: the service fills them into the view it renders. Imports only
+`occipy.model.category`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from occipy.model.category import AttributeValue
 
 ANONYMOUS = "anonymous"
+DEFAULT_TENANT = "default"
+
+_EMPTY: Mapping[str, AttributeValue] = {}
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Entity:
-    """One Resource or Link instance, with its Kind, Mixins and attribute values."""
+    """One Resource or Link instance, with its Kind, Mixins and attribute values.
+
+    Treat `attributes` as read-only (it is typed as a Mapping): make a new entity instead.
+    """
 
     kind: str
     entity_id: str
     location: str
-    mixins: list[str] = field(default_factory=list)
-    attributes: dict[str, AttributeValue] = field(default_factory=dict)
+    mixins: tuple[str, ...] = ()
+    attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
+    # The tenant the entity belongs to, and the user who created it.
+    tenant: str = DEFAULT_TENANT
     owner: str = ANONYMOUS
     # The driver's own identifier of the thing behind this entity (a domain UUID, a volume path).
     backend_id: str | None = None
     # Filled by the service for rendering; never persisted.
-    links: list[Entity] = field(default_factory=list)
+    links: tuple[Entity, ...] = ()
     actions: tuple[str, ...] = ()
 
     @property
@@ -45,14 +57,25 @@ class Entity:
         value = self.attributes.get("occi.core.target")
         return value if isinstance(value, str) else None
 
-    def copy(self) -> Entity:
-        """A copy whose mixin list and attribute dict can be changed without touching this one."""
-        return Entity(
-            kind=self.kind,
-            entity_id=self.entity_id,
-            location=self.location,
-            mixins=list(self.mixins),
-            attributes=dict(self.attributes),
-            owner=self.owner,
-            backend_id=self.backend_id,
-        )
+    def evolve(self, **changes: Any) -> Entity:
+        """A new entity with these fields replaced (mixins given as any iterable become a tuple)."""
+        if "mixins" in changes:
+            changes["mixins"] = tuple(dict.fromkeys(changes["mixins"]))
+        if "attributes" in changes:
+            changes["attributes"] = dict(changes["attributes"])
+        return replace(self, **changes)
+
+    def with_attributes(self, values: Mapping[str, AttributeValue] = _EMPTY, *,
+                        drop: Iterable[str] = ()) -> Entity:
+        """A new entity with `values` set and the names in `drop` removed."""
+        attributes = dict(self.attributes)
+        for name in drop:
+            attributes.pop(name, None)
+        attributes.update(values)
+        return replace(self, attributes=attributes)
+
+    def persistent(self) -> Entity:
+        """The entity without the view-only `links` and `actions`."""
+        if not self.links and not self.actions:
+            return self
+        return replace(self, links=(), actions=())

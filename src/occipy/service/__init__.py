@@ -1,1 +1,1 @@
-"""GFD.223 semantics, sans-IO: OcciRequest in, OcciResponse out."""
+"""GFD.223 semantics, sans-IO: OcciRequest in, OcciResponse out (`pipeline.Service`)."""

@@ -1,21 +1,25 @@
-"""Which OCCI object a request path names, and which methods it allows (GFD.223 §8 Table 1).
+"""Which OCCI object a request path names (GFD.223 §8 Table 1), as a typed `Route`.
 
-Dispatch follows http-protocol.md §1 "Path dispatch algorithm": query interface, Kind or Mixin
-location, entity location, unbound path, then (PUT only) creation at a client-chosen path.
+Dispatch follows http-protocol.md §1 "Path dispatch algorithm": query interface, operation
+records, Kind or Mixin location, entity location, unbound path, then (PUT only) creation at a
+client-chosen path. Which methods each target allows is the dispatch table's business
+(`service/dispatch.py`); this module only classifies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Final
 
 from occipy.model.category import Kind, Mixin
+from occipy.model.entity import Entity
 from occipy.model.registry import Registry
 
 QUERY_PATHS: Final = ("/-/", "/.well-known/org/ogf/occi/-/")
 OPERATIONS_PREFIX: Final = "/-/operations/"
+# Server paths below the query interface that are not categories (user mixins may not use them).
+RESERVED_PREFIXES: Final = ("/-/", "/.well-known/")
 
 
 class Target(str, Enum):
@@ -24,43 +28,44 @@ class Target(str, Enum):
     MIXIN = "mixin"
     ENTITY = "entity"
     UNBOUND = "unbound"
+    ROOT = "root"  # `/` when no category lives there: list everything, create from a full rendering
+    OPERATIONS = "operations"  # the operation collection /-/operations/
     OPERATION = "operation"
     NEW = "new"  # an unused path: only PUT (create at this path) is meaningful
 
 
-ALLOWED: Final[Mapping[Target, tuple[str, ...]]] = {
-    Target.QUERY: ("GET", "HEAD", "POST", "DELETE", "OPTIONS"),
-    Target.KIND: ("GET", "HEAD", "POST", "DELETE", "OPTIONS"),
-    Target.MIXIN: ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"),
-    Target.ENTITY: ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"),
-    Target.UNBOUND: ("GET", "HEAD", "DELETE", "OPTIONS"),
-    Target.OPERATION: ("GET", "HEAD", "OPTIONS"),
-    Target.NEW: ("PUT", "OPTIONS"),
-}
-
-
 @dataclass(frozen=True, slots=True)
 class Route:
+    """A classified path. `entity` is the stored entity at an ENTITY path (visible to the caller);
+    `taken` is True when the path holds an entity the caller may not see."""
+
     target: Target
     path: str
     category: Kind | Mixin | None = None
+    entity: Entity | None = None
+    taken: bool = False
 
 
-def classify(path: str, registry: Registry, entity_exists: bool) -> Route:
-    """Classify a path; `entity_exists` says whether an entity is stored at exactly `path`."""
+def classify(path: str, registry: Registry, entity: Entity | None, *, visible: bool = True) -> Route:
+    """Classify a path; `entity` is what is stored at exactly `path` (None: nothing),
+    `visible` whether the caller's scope includes it."""
     if path in QUERY_PATHS:
         return Route(Target.QUERY, path)
-    if path.startswith(OPERATIONS_PREFIX) and len(path) > len(OPERATIONS_PREFIX):
+    if path == OPERATIONS_PREFIX:
+        return Route(Target.OPERATIONS, path)
+    if path.startswith(OPERATIONS_PREFIX):
         return Route(Target.OPERATION, path)
     category = registry.by_location(path)
     if category is not None:
         return Route(Target.KIND if isinstance(category, Kind) else Target.MIXIN, path, category)
-    if entity_exists:
-        return Route(Target.ENTITY, path)
+    if entity is not None and visible:
+        return Route(Target.ENTITY, path, entity=entity)
+    if path == "/":
+        return Route(Target.ROOT, path)
     if path.endswith("/"):
         return Route(Target.UNBOUND, path)
     # Leniency for clients that drop the trailing slash of a collection (http-protocol.md §1, rule 5).
     category = registry.by_location(path + "/")
     if category is not None:
         return Route(Target.KIND if isinstance(category, Kind) else Target.MIXIN, path + "/", category)
-    return Route(Target.NEW, path)
+    return Route(Target.NEW, path, taken=entity is not None)

@@ -2,32 +2,59 @@
 
 Only `server.py` names a concrete store (`sql.SqlStore`, `memory.MemoryStore`). Every write goes
 through `commit(Batch)`, which is atomic and durable when it returns: a batch answered with
-success survives `kill -9` of the server (DEVELOPERS.md, Durability).
+success survives `kill -9` of the server (DEVELOPERS.md, Durability). Entities and operations
+are immutable values, shared freely between the store and its callers. Every entity, user mixin
+and operation belongs to a tenant; queries name the tenant they are scoped to (None: every
+tenant, for administrators and the server's own work).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Final, Protocol
 
 from occipy.model.category import Mixin
-from occipy.model.entity import Entity
+from occipy.model.entity import ANONYMOUS, DEFAULT_TENANT, Entity
+
+# Operation states (docs/decisions.md D-QUEUE): an operation waits its turn behind the ones
+# before it on the same entity, runs, and ends.
+QUEUED: Final = "queued"
+RUNNING: Final = "running"
+SUCCEEDED: Final = "succeeded"
+FAILED: Final = "failed"
+PENDING_STATES: Final = frozenset({QUEUED, RUNNING})
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Operation:
-    """A long operation (a job) on one entity: persisted before the answer (style.md, Long work)."""
+    """A unit of cloud work on one entity (create, update, delete or an action), persisted first.
+
+    `params` holds what is needed to run it later (action parameters, the changes of an update),
+    so that queued work survives a restart. `seq` orders the operations of one entity.
+    """
 
     op_id: str
     location: str
     action: str  # "create", "delete", "update" or an action term such as "start"
-    state: str = "running"  # running | succeeded | failed
+    state: str = RUNNING
     message: str | None = None
-    owner: str = "anonymous"
+    tenant: str = DEFAULT_TENANT
+    owner: str = ANONYMOUS
     created: float = 0.0
     updated: float = 0.0
-    result: dict[str, Any] = field(default_factory=dict)
+    seq: int = 0
+    params: Mapping[str, Any] = field(default_factory=dict)
+    result: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def pending(self) -> bool:
+        return self.state in PENDING_STATES
+
+    def ended(self, state: str, message: str | None, now: float, **result: Any) -> Operation:
+        """This operation in a final (or later) state."""
+        return replace(self, state=state, message=message, updated=now,
+                       result={**self.result, **result} if result else self.result)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +62,14 @@ class EntityQuery:
     """Which entities to list; every field narrows the result, in creation order.
 
     `kinds`: the entity's kind is one of these (None: any). `mixin`: the entity has this mixin.
-    `prefix`: the location starts with it. `offset`/`limit`: one page (limit None: all).
+    `prefix`: the location starts with it. `tenant`: the entity belongs to it (None: any).
+    `offset`/`limit`: one page (limit None: all).
     """
 
     kinds: tuple[str, ...] | None = None
     mixin: str | None = None
     prefix: str | None = None
-    owner: str | None = None
+    tenant: str | None = None
     offset: int = 0
     limit: int | None = None
 
@@ -59,21 +87,28 @@ class Batch:
     def __bool__(self) -> bool:
         return bool(self.put or self.delete or self.put_mixins or self.delete_mixins or self.put_operations)
 
+    def merge(self, other: Batch) -> Batch:
+        """Both batches as one (this one first)."""
+        return Batch(put=[*self.put, *other.put], delete=[*self.delete, *other.delete],
+                     put_mixins=[*self.put_mixins, *other.put_mixins],
+                     delete_mixins=[*self.delete_mixins, *other.delete_mixins],
+                     put_operations=[*self.put_operations, *other.put_operations])
+
 
 class Store(Protocol):
     """Persistence for the service. Reads may be served from memory; writes are durable."""
 
     async def open(self) -> None:
-        """Create the schema if needed and get ready; called once at start-up."""
+        """Create or migrate the schema if needed and get ready; called once at start-up."""
 
     async def close(self) -> None:
         """Flush and release every resource."""
 
     async def get(self, location: str) -> Entity | None:
-        """The entity at this location (path), or None."""
+        """The entity at this location (path), whatever its tenant, or None."""
 
     async def get_by_id(self, entity_id: str) -> Entity | None:
-        """The entity whose `occi.core.id` is this, or None."""
+        """The entity whose `occi.core.id` is this, whatever its tenant, or None."""
 
     async def query(self, query: EntityQuery) -> list[Entity]:
         """Entities matching the query, in creation order."""
@@ -94,10 +129,14 @@ class Store(Protocol):
         """Apply the batch atomically; when this returns, it is durable."""
 
     async def user_mixins(self) -> list[Mixin]:
-        """Every user-defined mixin, in creation order."""
+        """Every user-defined mixin (and saved template), in creation order."""
 
     async def get_operation(self, op_id: str) -> Operation | None:
         """One operation, or None."""
 
-    async def operations(self, state: str | None = None, location: str | None = None) -> list[Operation]:
-        """Operations, optionally only those in `state` or on `location`, oldest first."""
+    async def operations(self, state: str | None = None, location: str | None = None,
+                         tenant: str | None = None) -> list[Operation]:
+        """Operations, optionally only those in `state`, on `location` or of `tenant`, oldest first."""
+
+    async def pending_operations(self) -> list[Operation]:
+        """Every queued or running operation, in the order they must run (per entity: by `seq`)."""

@@ -1,9 +1,9 @@
 """MemoryStore: the whole store in process memory, indexed for every read the service makes.
 
 It is the store of the unit tests and also the read cache of `sql.SqlStore`, which inherits every
-read from here and only replaces `open`, `close` and `commit`. Entities it returns are shared with
-its indexes: never mutate one, call `.copy()` first. `commit` takes its own copies of what it
-receives, without the non-persistent `links` and `actions`. Imports only the model, errors and
+read from here and only replaces `open`, `close` and `commit`. Entities and operations are
+immutable values, shared with the indexes; `commit` keeps them without the non-persistent `links`
+and `actions`. Imports only the model, errors and
 `store.base`.
 """
 
@@ -12,55 +12,22 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import replace
-from typing import Any
-
 from occipy.errors import Conflict
-from occipy.model.category import AttributeValue, Mixin
+from occipy.model.category import Mixin
 from occipy.model.entity import Entity
-from occipy.store.base import Batch, EntityQuery, Operation
-
-
-def clone_value(value: Any) -> Any:
-    """A deep copy of a JSON value (lists and dicts are copied; scalars are immutable)."""
-    if isinstance(value, list):
-        return [clone_value(item) for item in value]
-    if isinstance(value, dict):
-        return {key: clone_value(item) for key, item in value.items()}
-    return value
-
-
-def snapshot_entity(entity: Entity) -> Entity:
-    """The persistent part of an entity, sharing nothing mutable with it (no links, no actions)."""
-    attributes: dict[str, AttributeValue] = {
-        name: clone_value(value) if isinstance(value, (list, dict)) else value
-        for name, value in entity.attributes.items()
-    }
-    return Entity(
-        kind=entity.kind,
-        entity_id=entity.entity_id,
-        location=entity.location,
-        # A mixin is associated once: duplicates would also break the entity_mixins primary key.
-        mixins=list(dict.fromkeys(entity.mixins)),
-        attributes=attributes,
-        owner=entity.owner,
-        backend_id=entity.backend_id,
-    )
-
-
-def snapshot_operation(operation: Operation) -> Operation:
-    """A copy of an operation that shares no mutable value with it."""
-    return replace(operation, result=clone_value(operation.result))
+from occipy.store.base import PENDING_STATES, Batch, EntityQuery, Operation
 
 
 def snapshot_batch(batch: Batch) -> Batch:
-    """A copy of the batch that later changes by the caller cannot reach."""
+    """A copy of the batch that later changes by the caller cannot reach (values are immutable)."""
     return Batch(
-        put=[snapshot_entity(entity) for entity in batch.put],
+        # A mixin is associated once: duplicates would also break the entity_mixins primary key.
+        put=[entity.persistent() if len(set(entity.mixins)) == len(entity.mixins)
+             else entity.persistent().evolve(mixins=entity.mixins) for entity in batch.put],
         delete=list(batch.delete),
         put_mixins=list(batch.put_mixins),
         delete_mixins=list(batch.delete_mixins),
-        put_operations=[snapshot_operation(op) for op in batch.put_operations],
+        put_operations=list(batch.put_operations),
     )
 
 
@@ -245,7 +212,7 @@ class MemoryStore:
         if target is not None:
             _discard(self._by_target, target, location)
 
-    # ---- reads (shared objects: never mutate, call .copy()) -------------------------------
+    # ---- reads (immutable values, shared with the indexes) ---------------------------------
 
     async def get(self, location: str) -> Entity | None:
         """The entity at this location, or None."""
@@ -296,14 +263,22 @@ class MemoryStore:
         """One operation, or None (shared: never mutate it)."""
         return self._operations.get(op_id)
 
-    async def operations(self, state: str | None = None, location: str | None = None) -> list[Operation]:
-        """Operations, optionally only those in `state` or on `location`, oldest first."""
+    async def operations(self, state: str | None = None, location: str | None = None,
+                         tenant: str | None = None) -> list[Operation]:
+        """Operations, optionally only those in `state`, on `location` or of `tenant`, oldest first."""
         found = [
             op
             for op in self._operations.values()
             if (state is None or op.state == state) and (location is None or op.location == location)
+            and (tenant is None or op.tenant == tenant)
         ]
         found.sort(key=lambda op: op.created)  # stable: equal times keep insertion order
+        return found
+
+    async def pending_operations(self) -> list[Operation]:
+        """Every queued or running operation, in `seq` order (the order they were accepted)."""
+        found = [op for op in self._operations.values() if op.state in PENDING_STATES]
+        found.sort(key=lambda op: op.seq)
         return found
 
     # ---- query planning -------------------------------------------------------------------
@@ -314,7 +289,7 @@ class MemoryStore:
         `exact` is True when no further filter is needed (only the index itself was asked for).
         """
         seqs = self._seqs
-        has_filter = query.prefix is not None or query.owner is not None
+        has_filter = query.prefix is not None or query.tenant is not None
         if query.mixin is not None:
             bucket = self._by_mixin.get(query.mixin)
             items = bucket.ordered(seqs) if bucket is not None else {}
@@ -334,15 +309,15 @@ class MemoryStore:
             return iter(candidates)
         entities = self._entities
         kinds = set(query.kinds) if query.kinds is not None and query.mixin is not None else None
-        prefix, owner = query.prefix, query.owner
+        prefix, tenant = query.prefix, query.tenant
 
         def keep(location: str) -> bool:
             if prefix is not None and not location.startswith(prefix):
                 return False
-            if kinds is None and owner is None:
+            if kinds is None and tenant is None:
                 return True
             entity = entities[location]
-            return (kinds is None or entity.kind in kinds) and (owner is None or entity.owner == owner)
+            return (kinds is None or entity.kind in kinds) and (tenant is None or entity.tenant == tenant)
 
         return filter(keep, candidates)
 

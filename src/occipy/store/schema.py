@@ -2,8 +2,9 @@
 
 Portable types only (Text, BigInteger, Float): the same tables serve SQLite (the embedded default)
 and PostgreSQL. JSON lives in Text columns, encoded by `store.sql` (msgspec keeps 4.0 as "4.0").
-Every row carries an `owner` ("anonymous" until authentication lands) so tenancy needs no migration.
-Imports only sqlalchemy.
+Every row carries its `tenant` and the `owner` (user) who made it. `MIGRATIONS` lists the columns
+added since the first release, so that `store.sql` can bring an older database up to date at
+start-up (rows written before tenants existed land in the default tenant). Imports only sqlalchemy.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ entities = sa.Table(
     sa.Column("entity_id", sa.Text, nullable=False, unique=True),
     sa.Column("kind", sa.Text, nullable=False, index=True),
     sa.Column("owner", sa.Text, nullable=False, index=True),
+    sa.Column("tenant", sa.Text, nullable=False, index=True, server_default="default"),
     sa.Column("backend_id", sa.Text, nullable=True),
     # Links only: occi.core.source / occi.core.target, for links_from / links_to.
     sa.Column("source", sa.Text, nullable=True, index=True),
@@ -51,6 +53,7 @@ user_mixins = sa.Table(
     sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("location", sa.Text, nullable=True, unique=True),
     sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("tenant", sa.Text, nullable=True),
     sa.Column("definition", sa.Text, nullable=False),  # JSON object, see sql.mixin_to_json
 )
 
@@ -63,7 +66,20 @@ operations = sa.Table(
     sa.Column("state", sa.Text, nullable=False, index=True),
     sa.Column("message", sa.Text, nullable=True),
     sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("tenant", sa.Text, nullable=False, index=True, server_default="default"),
     sa.Column("created", sa.Float, nullable=False),
     sa.Column("updated", sa.Float, nullable=False),
+    # The order operations were accepted in (per entity they run in this order).
+    sa.Column("seq", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("params", sa.Text, nullable=False, server_default="{}"),  # JSON object
     sa.Column("result", sa.Text, nullable=False),  # JSON object
+)
+
+# Columns added after the first schema: (table, column) -> the SQL type and default of the ALTER.
+MIGRATIONS: tuple[tuple[sa.Table, str], ...] = (
+    (entities, "tenant"),
+    (user_mixins, "tenant"),
+    (operations, "tenant"),
+    (operations, "seq"),
+    (operations, "params"),
 )

@@ -35,10 +35,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from occipy.errors import BackendUnavailable, Conflict
 from occipy.model.category import AttributeDef, Mixin
-from occipy.model.entity import Entity
+from occipy.model.entity import ANONYMOUS, DEFAULT_TENANT, Entity
 from occipy.store.base import Batch, Operation
 from occipy.store.memory import MemoryStore, snapshot_batch
-from occipy.store.schema import entities, entity_mixins, metadata, operations, user_mixins
+from occipy.store.schema import MIGRATIONS, entities, entity_mixins, metadata, operations, user_mixins
 
 SYNCHRONOUS_MODES = ("NORMAL", "FULL", "EXTRA")
 
@@ -84,6 +84,7 @@ def mixin_to_json(mixin: Mixin) -> str:
             "location": mixin.location,
             "user_defined": mixin.user_defined,
             "owner": mixin.owner,
+            "tenant": mixin.tenant,
         }
     )
 
@@ -114,6 +115,8 @@ def mixin_from_json(text: str) -> Mixin:
         location=data.get("location"),
         user_defined=data.get("user_defined", True),
         owner=data.get("owner"),
+        # User mixins defined before tenants existed belong to the default tenant.
+        tenant=data.get("tenant") or (DEFAULT_TENANT if data.get("user_defined", True) else None),
     )
 
 
@@ -132,6 +135,7 @@ def _entity_row(entity: Entity) -> dict[str, Any]:
         "entity_id": entity.entity_id,
         "kind": entity.kind,
         "owner": entity.owner,
+        "tenant": entity.tenant,
         "backend_id": entity.backend_id,
         "source": entity.source,
         "target": entity.target,
@@ -147,8 +151,11 @@ def _operation_row(op: Operation) -> dict[str, Any]:
         "state": op.state,
         "message": op.message,
         "owner": op.owner,
+        "tenant": op.tenant,
         "created": op.created,
         "updated": op.updated,
+        "seq": op.seq,
+        "params": _json(op.params),
         "result": _json(op.result),
     }
 
@@ -181,7 +188,8 @@ def _write_batch(conn: Connection, batch: Batch, now: float) -> None:
     for mixin in batch.put_mixins:
         values = {
             "location": mixin.location,
-            "owner": mixin.owner or "anonymous",
+            "owner": mixin.owner or ANONYMOUS,
+            "tenant": mixin.tenant,
             "definition": mixin_to_json(mixin),
         }
         if not conn.execute(_UPDATE_MIXIN, {**values, "b_type_id": mixin.type_id}).rowcount:
@@ -266,8 +274,9 @@ def _load(conn: Connection) -> _Loaded:
                 kind=row.kind,
                 entity_id=row.entity_id,
                 location=row.location,
-                mixins=_decode_mixins(row.mixins),
+                mixins=tuple(_decode_mixins(row.mixins)),
                 attributes=_decode_object(row.attributes),
+                tenant=row.tenant,
                 owner=row.owner,
                 backend_id=row.backend_id,
             )
@@ -283,13 +292,40 @@ def _load(conn: Connection) -> _Loaded:
                 action=row.action,
                 state=row.state,
                 message=row.message,
+                tenant=row.tenant,
                 owner=row.owner,
                 created=row.created,
                 updated=row.updated,
+                seq=row.seq,
+                params=_decode_object(row.params),
                 result=_decode_object(row.result),
             )
         )
     return loaded
+
+
+def migrate(engine: Engine) -> None:
+    """Add the columns (and their indexes) that a database made by an older occipy lacks.
+
+    Additive only, with the column's server default, so existing rows get `tenant = 'default'`:
+    data created before tenants existed is migrated into the default tenant on first start.
+    """
+    inspector = sa.inspect(engine)
+    with engine.begin() as conn:
+        for table, name in MIGRATIONS:
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            if name in present:
+                continue
+            column = table.c[name]
+            ddl = f"ALTER TABLE {table.name} ADD COLUMN {name} {column.type.compile(engine.dialect)}"
+            if column.server_default is not None:
+                ddl += f" DEFAULT '{column.server_default.arg}'"  # type: ignore[attr-defined]
+            if not column.nullable:
+                ddl += " NOT NULL"
+            conn.execute(sa.text(ddl))
+            for index in table.indexes:
+                if [c.name for c in index.columns] == [name]:
+                    index.create(conn, checkfirst=True)
 
 
 def make_engine(url: str | sa.URL, synchronous: str = "NORMAL") -> Engine:
@@ -382,6 +418,7 @@ class SqlStore(MemoryStore):
     def _run(self, engine: Engine, loaded: concurrent.futures.Future[_Loaded]) -> None:
         try:
             metadata.create_all(engine)
+            migrate(engine)
             with engine.connect() as conn:
                 data = _load(conn)
         except BaseException as exc:  # noqa: BLE001  (re-raised by open())

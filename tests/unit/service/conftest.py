@@ -12,7 +12,8 @@ import pytest
 
 from occipy.backends.simulated import SimulatedDriver
 from occipy.model.catalogue import standard_registry
-from occipy.service.core import Service, ServiceOptions
+from occipy.service.options import ServiceOptions
+from occipy.service.pipeline import Service
 from occipy.service.messages import OcciRequest, OcciResponse
 from occipy.store.memory import MemoryStore
 

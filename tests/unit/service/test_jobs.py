@@ -11,7 +11,8 @@ import pytest
 from occipy.backends.base import ResourceType
 from occipy.backends.simulated import SimulatedDriver
 from occipy.model.catalogue import standard_registry
-from occipy.service.core import Service, ServiceOptions
+from occipy.service.options import ServiceOptions
+from occipy.service.pipeline import Service
 from occipy.store.base import Batch
 from occipy.store.memory import MemoryStore
 from tests.unit.service.conftest import Harness

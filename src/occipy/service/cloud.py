@@ -1,0 +1,669 @@
+"""The cloud-facing half of the service: entities to driver calls, as jobs in the entities' lanes.
+
+`Cloud` holds one driver, its templates (as mixins), the bindings of the kinds it realises and the
+lanes (`queue.Lanes`). Handlers ask it for jobs (create, edit, action, save, delete) and submit
+them; it writes back what the cloud reports, follows changes made outside occipy (lifecycle
+events and a periodic reconcile, through the same lanes), and at start-up resumes or closes the
+work a crash interrupted (D-RESTART, D-DELETE-DURABLE) and removes cloud objects no entity owns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from occipy.backends.base import (
+    IMAGE,
+    FLAVOUR,
+    Adopts,
+    Driver,
+    Inventories,
+    Observed,
+    Proposes,
+    Ref,
+    Save,
+    Saves,
+    Support,
+    Updates,
+    Watches,
+)
+from occipy.errors import BackendError, Conflict, NotFound, NotSupported, OcciError
+from occipy.model import state as fsm
+from occipy.model.category import AttributeValue, Mixin
+from occipy.model.entity import Entity
+from occipy.model.registry import Registry
+from occipy.service import bindings as bindings_module
+from occipy.service.bindings import Binding, SpecInput, observed_of
+from occipy.service.bindings import infrastructure as _infrastructure  # noqa: F401  (registers the kinds)
+from occipy.service.edits import Edit, apply_edit, set_state, state_of, template_family
+from occipy.service.queue import Finish, Job, Lanes
+from occipy.service.templates import TemplateIndex
+from occipy.store.base import FAILED, QUEUED, RUNNING, Batch, EntityQuery, Operation, Store
+
+log = logging.getLogger("occipy.cloud")
+
+_SLUG: Final = re.compile(r"[^a-z0-9-]+")
+SAVE_ACTION: Final = "http://schemas.ogf.org/occi/infrastructure/compute/action#save"
+
+
+@dataclass(frozen=True, slots=True)
+class CloudOptions:
+    provider_scheme: str = "http://occipy.org/occi/"
+    sync_wait: float = 0.2
+    reconcile_interval: float = 30.0
+    name: str = "default"
+
+
+def cloud_name(entity: Entity) -> str:
+    """A cloud-friendly object name: a slug of the title and the location's last segment."""
+    segment = entity.location.rstrip("/").rpartition("/")[2]
+    title = entity.title
+    if title:
+        slug = _SLUG.sub("-", title.lower()).strip("-")[:40]
+        if slug:
+            return f"{slug}-{segment}"
+    return segment
+
+
+class Cloud:
+    """One driver behind OCCI: templates, bindings, lanes, reconciling and recovery."""
+
+    def __init__(self, registry: Registry, store: Store, driver: Driver, options: CloudOptions) -> None:
+        self.registry = registry
+        self.store = store
+        self.driver = driver
+        self.options = options
+        self.lanes = Lanes(store, options.sync_wait)
+        self.templates = TemplateIndex(registry, options.provider_scheme, options.name)
+        self._index: dict[Ref, str] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ---- what the driver can do ---------------------------------------------------------------------
+
+    def binding(self, kind_id: str) -> Binding | None:
+        """The binding of a kind, if this driver realises its resource type."""
+        binding = bindings_module.BINDINGS.get(kind_id)
+        if binding is None or binding.resource not in self.driver.supports:
+            return None
+        return binding
+
+    def support(self, kind_id: str) -> Support | None:
+        binding = self.binding(kind_id)
+        return self.driver.supports[binding.resource] if binding is not None else None
+
+    def backed(self, entity: Entity) -> Binding | None:
+        """The binding when the entity has an object in the cloud."""
+        return self.binding(entity.kind) if entity.backend_id else None
+
+    def can_save(self) -> bool:
+        return isinstance(self.driver, Saves)
+
+    def offers_action(self, entity: Entity, action_id: str) -> bool:
+        """Whether the action may be invoked on the entity (the cloud runs it, or nothing runs it)."""
+        support = self.support(entity.kind)
+        if support is None:
+            return True
+        term = action_id.rpartition("#")[2]
+        if action_id == SAVE_ACTION:
+            return self.can_save()
+        return term in support.actions
+
+    # ---- start and stop ------------------------------------------------------------------------------
+
+    async def start(self, saved: Sequence[Mixin]) -> None:
+        """Offer templates, re-introduce stored objects, resume or close interrupted work, follow changes."""
+        listed = list(self.driver.templates())
+        for template in listed:
+            if template.family in (IMAGE, FLAVOUR):
+                self.templates.offer(template)
+        for mixin in saved:
+            self.templates.adopt_saved(mixin, listed)
+        for entity in await self.store.query(EntityQuery()):
+            binding = self.backed(entity)
+            if binding is None:
+                continue
+            assert entity.backend_id is not None
+            ref = Ref(binding.resource, entity.backend_id)
+            self._index[ref] = entity.location
+            if isinstance(self.driver, Adopts):
+                await self.driver.adopt(ref, observed_of(binding, entity, fsm.state_attribute(entity.kind)))
+        await self._recover()
+        if isinstance(self.driver, Inventories):
+            await self._sweep(self.driver)
+        if isinstance(self.driver, Watches):
+            loop = asyncio.get_running_loop()
+            self._tasks.append(loop.create_task(self._follow(self.driver)))
+            if self.options.reconcile_interval > 0:
+                self._tasks.append(loop.create_task(self._periodic()))
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # noqa: BLE001  (a follower that died is logged, shutting down goes on)
+                log.exception("background task %s ended with an error", task.get_name())
+        self._tasks.clear()
+        await self.lanes.drain(timeout)
+
+    async def _recover(self) -> None:
+        """D-RESTART: resume deletes and queued work; running work that cannot be resumed fails."""
+        now = time.time()
+        closing = Batch()
+        resumable: list[tuple[Operation, Entity]] = []
+        for op in await self.store.pending_operations():
+            entity = await self.store.get(op.location)
+            if entity is None:
+                closing.put_operations.append(op.ended(FAILED if op.action != "delete" else "succeeded",
+                                                       None if op.action == "delete" else "the entity is gone", now))
+                continue
+            if op.action == "delete" or op.state == QUEUED:
+                resumable.append((op, entity))
+                continue
+            closing.put_operations.append(op.ended(FAILED, "interrupted by a restart of the server", now))
+            closing.put.append(set_state(entity, fsm.ERROR_STATE.get(entity.kind),
+                                         f"{op.action} was interrupted by a restart of the server"))
+        if closing:
+            await self.store.commit(closing)
+        for op, entity in resumable:
+            try:
+                spec = self._resumed(op, entity)
+            except OcciError as error:
+                await self.store.commit(Batch(put_operations=[op.ended(FAILED, error.message, time.time())]))
+                continue
+            await self.lanes.resume(op, spec)
+
+    def _resumed(self, op: Operation, entity: Entity) -> Any:
+        if op.action == "delete":
+            return DeleteSpec(self, entity)
+        if op.action == "update":
+            return EditSpec(self, entity.location, Edit.from_params(op.params))
+        action_id = str(op.params.get("action_id", ""))
+        params = op.params.get("params", {})
+        if action_id == SAVE_ACTION:
+            return SaveSpec(self, entity.location, params)
+        return ActionSpec(self, entity.location, action_id, params)
+
+    async def _sweep(self, driver: Inventories) -> None:
+        """Remove cloud objects occipy made and lost track of (a crash between create and write)."""
+        try:
+            tagged = await driver.inventory()
+        except OcciError as error:
+            log.warning("cannot list the cloud's objects to find lost ones: %s", error.message)
+            return
+        for item in tagged:
+            if item.ref in self._index:
+                continue
+            owner = await self.store.get_by_id(item.entity_id)
+            if owner is not None and owner.backend_id == item.ref.backend_id:
+                continue
+            log.warning("deleting %s %s: no entity owns it (entity id %s)", item.ref.resource,
+                        item.ref.backend_id, item.entity_id)
+            try:
+                await self.driver.delete(item.ref)
+            except OcciError as error:
+                log.warning("could not delete lost object %s: %s", item.ref.backend_id, error.message)
+
+    # ---- indexes -----------------------------------------------------------------------------------
+
+    def index(self, entity: Entity) -> None:
+        binding = self.backed(entity)
+        if binding is not None and entity.backend_id:
+            self._index[Ref(binding.resource, entity.backend_id)] = entity.location
+
+    def unindex_ref(self, ref: Ref) -> None:
+        self._index.pop(ref, None)
+
+    def live_changes(self, stored: Entity, updated: Entity) -> tuple[dict[str, object], dict[str, AttributeValue]]:
+        """The update fields a change needs applied to the live object, and the values to restore if
+        it fails; NotSupported (501) when the cloud cannot apply them (GFD.224 §3.5)."""
+        binding = self.backed(stored)
+        if binding is None:
+            return {}, {}
+        fields: dict[str, object] = {}
+        restore: dict[str, AttributeValue] = {}
+        for name, field_name in binding.live.items():
+            if name in updated.attributes and stored.attributes.get(name) != updated.attributes[name]:
+                fields[field_name] = updated.attributes[name]
+                if name in stored.attributes:
+                    restore[name] = stored.attributes[name]
+        for mixin_id in updated.mixins:
+            template = self.templates.template(mixin_id) if mixin_id not in stored.mixins else None
+            if template is not None:
+                fields["image" if template.family == IMAGE else "flavour"] = template.name
+        if fields:
+            support = self.driver.supports[binding.resource]
+            missing = sorted(set(fields) - support.updates) if isinstance(self.driver, Updates) else sorted(fields)
+            if missing:
+                what = {"image": "replace the OS template of", "flavour": "replace the resource template of",
+                        "size_gib": "resize"}.get(missing[0], "resize")
+                raise NotSupported(f"the {self.driver.name} cloud cannot {what} a {binding.resource} "
+                                   f"({', '.join(missing)})")
+        return fields, restore
+
+    def unindex(self, entity: Entity) -> None:
+        binding = self.binding(entity.kind)
+        if binding is not None and entity.backend_id:
+            self._index.pop(Ref(binding.resource, entity.backend_id), None)
+
+    # ---- writing back what the cloud reports -----------------------------------------------------------
+
+    def apply_observed(self, entity: Entity, binding: Binding, observed: Observed, *,
+                       overwrite: bool = True) -> Entity:
+        """The entity with what the cloud reports (state, message, facts it decided).
+
+        With `overwrite` False (after an update or an action, and when reconciling), values the
+        client controls are kept: the cloud only fills in what is missing and what the server manages.
+        """
+        reported = binding.report(observed.facts)
+        mixins = list(entity.mixins)
+        defs = self.registry.attribute_defs(entity.kind, mixins)
+        values: dict[str, AttributeValue] = {}
+        for mixin_id in reported.mixins:
+            if mixin_id not in mixins and self.registry.is_mixin(mixin_id) \
+                    and self.registry.applies_to(mixin_id, entity.kind):
+                mixins.append(mixin_id)
+        if mixins != list(entity.mixins):
+            defs = self.registry.attribute_defs(entity.kind, mixins)
+        for name, value in reported.attributes.items():
+            adef = defs.get(name)
+            if adef is None:
+                continue
+            if not overwrite:
+                server_managed = not adef.mutable
+                if not server_managed and (name in entity.attributes or name not in binding.reported):
+                    continue
+            values[name] = value
+        updated = entity.evolve(mixins=mixins, attributes={**entity.attributes, **values},
+                                backend_id=observed.backend_id or entity.backend_id)
+        return set_state(updated, observed.state or None, observed.message)
+
+    def spec_input(self, entity: Entity, ends: tuple[str, str] | None = None) -> SpecInput:
+        return SpecInput(name=cloud_name(entity), image=self.templates.chosen(entity.mixins, IMAGE),
+                         flavour=self.templates.chosen(entity.mixins, FLAVOUR), ends=ends)
+
+    async def link_ends(self, link: Entity) -> tuple[str, str]:
+        ids = []
+        for end in (link.source, link.target):
+            other = await self.store.get(end) if end else None
+            if other is None or not other.backend_id:
+                raise BackendError(f"{end} has no object in the cloud (was its creation successful?)")
+            ids.append(other.backend_id)
+        return ids[0], ids[1]
+
+    def provisions_link(self, link: Entity, kinds: Mapping[str, str]) -> bool:
+        """A link is provisioned when both ends are local resources of kinds the driver realises."""
+        if self.binding(link.kind) is None:
+            return False
+        for end in (link.source, link.target):
+            kind = kinds.get(end or "")
+            if not end or not end.startswith("/") or kind is None or self.binding(kind) is None:
+                return False
+        return True
+
+    def propose(self, link: Entity, siblings: Sequence[Entity], provisioned: bool) -> Entity:
+        """Names for a new link's multiplicity-1 attributes (GFD.224 §3.4): the driver's, if it names
+        them, else neutral ones; values the client gave stay."""
+        binding = bindings_module.BINDINGS.get(link.kind)
+        if binding is None:
+            return link
+        values: Mapping[str, AttributeValue] = {}
+        if provisioned and isinstance(self.driver, Proposes):
+            spec = binding.spec(link, self.spec_input(link, ends=("", "")))
+            taken = [binding.facts(sibling) for sibling in siblings]
+            facts = self.driver.propose(spec, taken)
+            values = binding.report(facts).attributes
+        elif not provisioned:
+            values = binding.proposal(siblings)
+        missing = {name: value for name, value in values.items() if name not in link.attributes}
+        return link.with_attributes(missing) if missing else link
+
+    # ---- following the cloud ---------------------------------------------------------------------------
+
+    async def _follow(self, driver: Watches) -> None:
+        async for change in driver.changes():
+            location = self._index.get(change.ref)
+            if location is not None:
+                await self.reconcile_one(location, change.observed)
+
+    async def _periodic(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.reconcile_interval)
+            await self.reconcile_all()
+
+    async def reconcile_all(self) -> None:
+        """Observe every cloud object once and write back what changed outside occipy."""
+        for ref, location in list(self._index.items()):
+            try:
+                observed = await self.driver.observe(ref)
+            except OcciError as error:
+                log.warning("reconcile of %s failed: %s", location, error.message)
+                continue
+            await self.reconcile_one(location, observed)
+
+    async def reconcile_one(self, location: str, observed: Observed | None) -> None:
+        if self.lanes.busy(location):
+            return  # the running operation will write the state
+        entity = await self.store.get(location)
+        if entity is None:
+            return
+        binding = self.backed(entity)
+        if binding is None:
+            return
+        if observed is None:
+            # D-OUTSIDE: the entity stays, in error, with a message.
+            updated = set_state(entity, fsm.ERROR_STATE.get(entity.kind), "the object was deleted outside occipy")
+        else:
+            updated = self.apply_observed(entity, binding, observed, overwrite=False)
+        if updated.attributes != entity.attributes or updated.mixins != entity.mixins:
+            op = self.lanes.new_operation(location, "reconcile", entity.tenant, "occipy")
+            try:
+                await self.lanes.submit(op, ReconcileSpec(updated))
+            except NotFound:
+                pass  # being deleted
+
+
+# ---- the jobs ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class CreateSpec:
+    """Create an entity's cloud object (or only store it, when nothing in the cloud backs it)."""
+
+    cloud_: Cloud
+    entity: Entity
+    provisioned: bool
+    waits: list[asyncio.Future[Operation]] = field(default_factory=list)
+    action: str = "create"
+    params: dict[str, Any] = field(default_factory=dict)
+    made: Ref | None = None
+
+    @property
+    def cloud(self) -> bool:
+        return self.provisioned
+
+    def prepare(self, entity: Entity | None) -> Entity | None:
+        return set_state(self.entity, None, "creating")
+
+    async def run(self, entity: Entity | None) -> Finish:
+        cloud = self.cloud_
+        if not self.provisioned:
+            return lambda latest: Batch(put=[self.entity])
+        for waiting in self.waits:
+            try:
+                await asyncio.shield(waiting)
+            except Exception:  # noqa: BLE001  (the end's own failure is reported on the end)
+                pass
+        binding = cloud.binding(self.entity.kind)
+        assert binding is not None
+        ends = await cloud.link_ends(self.entity) if self.entity.source else None
+        observed = await cloud.driver.create(binding.spec(self.entity, cloud.spec_input(self.entity, ends)))
+        self.made = Ref(binding.resource, observed.backend_id)
+
+        def finish(latest: Entity | None) -> Batch:
+            created = cloud.apply_observed(latest or self.entity, binding, observed)
+            cloud.index(created)
+            return Batch(put=[created])
+
+        return finish
+
+    def fail(self, entity: Entity | None, error: OcciError) -> Batch:
+        base = entity or self.entity
+        return Batch(put=[set_state(base, fsm.ERROR_STATE.get(base.kind), error.message)])
+
+    async def undo(self) -> None:
+        if self.made is not None:
+            self.cloud_.unindex_ref(self.made)
+            await self.cloud_.driver.delete(self.made)
+
+
+@dataclass
+class ActionSpec:
+    """An action on an entity: the cloud runs it, or (nothing behind it) the state machine alone."""
+
+    cloud_: Cloud
+    location: str
+    action_id: str
+    args: Mapping[str, AttributeValue]
+    action: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    cloud: bool = False
+    _target: str | None = None
+
+    def __post_init__(self) -> None:
+        self.action = self.action_id.rpartition("#")[2]
+        self.params = {"action_id": self.action_id, "params": dict(self.args)}
+
+    def prepare(self, entity: Entity | None) -> Entity | None:
+        if entity is None:
+            raise NotFound(f"{self.location} no longer exists")
+        # Checked again at its turn: an earlier operation may have failed (INF-R1).
+        self._target = fsm.next_state(entity.kind, state_of(entity), self.action_id)
+        self.cloud = self.cloud_.backed(entity) is not None
+        return set_state(entity, None, f"{self.action} in progress")
+
+    async def run(self, entity: Entity | None) -> Finish:
+        assert entity is not None
+        cloud = self.cloud_
+        binding = cloud.backed(entity)
+        if binding is None:
+            target = self._target
+            return lambda latest: Batch(put=[set_state(latest, target, None)] if latest is not None else [])
+        assert entity.backend_id is not None
+        observed = await cloud.driver.act(Ref(binding.resource, entity.backend_id),
+                                          binding.action(self.action, self.args))
+
+        def finish(latest: Entity | None) -> Batch:
+            if latest is None:
+                return Batch()
+            return Batch(put=[cloud.apply_observed(latest, binding, observed, overwrite=False)])
+
+        return finish
+
+    def fail(self, entity: Entity | None, error: OcciError) -> Batch:
+        if entity is None:
+            return Batch()
+        return Batch(put=[set_state(entity, fsm.ERROR_STATE.get(entity.kind), error.message)])
+
+    async def undo(self) -> None:
+        return None
+
+
+@dataclass
+class SaveSpec:
+    """The compute `save` action: snapshot into a new OS template (GFD.224 §3.1), as an operation."""
+
+    cloud_: Cloud
+    location: str
+    args: Mapping[str, AttributeValue]
+    action: str = "save"
+    params: dict[str, Any] = field(default_factory=dict)
+    cloud: bool = True
+
+    def __post_init__(self) -> None:
+        self.params = {"action_id": SAVE_ACTION, "params": dict(self.args)}
+
+    def prepare(self, entity: Entity | None) -> Entity | None:
+        if entity is None:
+            raise NotFound(f"{self.location} no longer exists")
+        fsm.next_state(entity.kind, state_of(entity), SAVE_ACTION)
+        if not self.cloud_.can_save() or not entity.backend_id:
+            raise NotSupported(f"the {self.cloud_.driver.name} cloud cannot save a compute")
+        return set_state(entity, None, "save in progress")
+
+    async def run(self, entity: Entity | None) -> Finish:
+        assert entity is not None and entity.backend_id is not None
+        cloud = self.cloud_
+        driver = cloud.driver
+        assert isinstance(driver, Saves)
+        name = self.args.get("name")
+        method = self.args.get("method")
+        template = await driver.save(Ref(cloud.binding(entity.kind).resource, entity.backend_id),  # type: ignore[union-attr]
+                                     Save(image_name=name if isinstance(name, str) else None,
+                                          method=method if isinstance(method, str) else "hot"))
+        mixin = cloud.templates.mixin_for(template)
+        if cloud.registry.find(mixin.type_id) is not None:
+            raise Conflict(f"a template {mixin.type_id} already exists")
+        observed = await driver.observe(Ref(cloud.binding(entity.kind).resource, entity.backend_id))  # type: ignore[union-attr]
+
+        def finish(latest: Entity | None) -> Batch:
+            cloud.templates.offer(template)
+            batch = Batch(put_mixins=[mixin])
+            if latest is not None:
+                binding = cloud.backed(latest)
+                shown = set_state(latest, None, None)
+                if observed is not None and binding is not None:
+                    shown = cloud.apply_observed(shown, binding, observed, overwrite=False)
+                batch.put.append(shown)
+            self.params["template"] = mixin.type_id
+            return batch
+
+        return finish
+
+    def fail(self, entity: Entity | None, error: OcciError) -> Batch:
+        if entity is None:
+            return Batch()
+        # A failed snapshot leaves the compute as it was, with the reason as its message.
+        return Batch(put=[set_state(entity, None, f"save failed: {error.message}")])
+
+    async def undo(self) -> None:
+        return None
+
+
+@dataclass
+class EditSpec:
+    """A client's update (POST/PUT on the entity, a mixin association), with the cloud's part."""
+
+    cloud_: Cloud
+    location: str
+    edit: Edit
+    visible: Any = None
+    action: str = "update"
+    params: dict[str, Any] = field(default_factory=dict)
+    cloud: bool = False
+    _updated: Entity | None = None
+    _fields: dict[str, object] = field(default_factory=dict)
+    _restore: dict[str, AttributeValue] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.params = self.edit.params()
+
+    def prepare(self, entity: Entity | None) -> Entity | None:
+        if entity is None:
+            raise NotFound(f"{self.location} no longer exists")
+        cloud = self.cloud_
+        updated = apply_edit(cloud.registry, entity, self.edit, visible=self.visible)
+        self._updated = updated
+        self._fields, self._restore = cloud.live_changes(entity, updated)
+        self.cloud = bool(self._fields)
+        return set_state(updated, None, "updating") if self.cloud else None
+
+    async def run(self, entity: Entity | None) -> Finish:
+        assert entity is not None and self._updated is not None
+        cloud = self.cloud_
+        updated = self._updated
+        if not self._fields:
+            return lambda latest: Batch(put=[updated])
+        binding = cloud.backed(entity)
+        assert binding is not None and entity.backend_id is not None and isinstance(cloud.driver, Updates)
+        observed = await cloud.driver.update(Ref(binding.resource, entity.backend_id), binding.update(self._fields))
+
+        def finish(latest: Entity | None) -> Batch:
+            base = updated if latest is None else updated
+            return Batch(put=[cloud.apply_observed(base, binding, observed, overwrite=False)])
+
+        return finish
+
+    def fail(self, entity: Entity | None, error: OcciError) -> Batch:
+        if entity is None:
+            return Batch()
+        restored = entity.with_attributes(self._restore)
+        return Batch(put=[set_state(restored, fsm.ERROR_STATE.get(entity.kind), error.message)])
+
+    async def undo(self) -> None:
+        return None
+
+
+@dataclass
+class DeleteSpec:
+    """Delete an entity and its cloud object; durable: its record is written before the cloud call."""
+
+    cloud_: Cloud
+    entity: Entity
+    waits: list[asyncio.Future[Operation]] = field(default_factory=list)
+    action: str = "delete"
+    params: dict[str, Any] = field(default_factory=dict)
+    cloud: bool = False
+
+    def __post_init__(self) -> None:
+        self.cloud = self.cloud_.backed(self.entity) is not None
+
+    def prepare(self, entity: Entity | None) -> Entity | None:
+        return None
+
+    async def run(self, entity: Entity | None) -> Finish:
+        cloud = self.cloud_
+        for waiting in self.waits:
+            try:
+                await asyncio.shield(waiting)
+            except Exception:  # noqa: BLE001  (another delete's failure is its own)
+                pass
+        current = entity or self.entity
+        binding = cloud.backed(current)
+        if binding is not None:
+            assert current.backend_id is not None
+            await cloud.driver.delete(Ref(binding.resource, current.backend_id))
+        location = current.location
+
+        def finish(latest: Entity | None) -> Batch:
+            cloud.unindex(latest or current)
+            return Batch(delete=[location])
+
+        return finish
+
+    def fail(self, entity: Entity | None, error: OcciError) -> Batch:
+        # The cloud refused to delete: the entity stays, in error, with the reason (the client may retry).
+        if entity is None:
+            return Batch()
+        log.warning("cloud object of %s was not deleted: %s", entity.location, error.message)
+        return Batch(put=[set_state(entity, fsm.ERROR_STATE.get(entity.kind), f"delete failed: {error.message}")])
+
+    async def undo(self) -> None:
+        return None
+
+
+@dataclass
+class ReconcileSpec:
+    """Write what the cloud reported outside any operation (no cloud call)."""
+
+    updated: Entity
+    action: str = "reconcile"
+    params: dict[str, Any] = field(default_factory=dict)
+    cloud: bool = False
+
+    def prepare(self, entity: Entity | None) -> Entity | None:
+        if entity is None:
+            raise NotFound("gone")
+        return None
+
+    async def run(self, entity: Entity | None) -> Finish:
+        updated = self.updated
+        return lambda latest: Batch(put=[updated] if latest is not None else [])
+
+    def fail(self, entity: Entity | None, error: OcciError) -> Batch:
+        return Batch()
+
+    async def undo(self) -> None:
+        return None
+
+
+__all__ = ["ActionSpec", "Cloud", "CloudOptions", "CreateSpec", "DeleteSpec", "EditSpec", "Job", "ReconcileSpec",
+           "SaveSpec", "template_family", "RUNNING"]

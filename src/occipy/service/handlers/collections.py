@@ -1,0 +1,239 @@
+"""Collections: listing with filters and pagination, and mixin-collection membership (GFD.223 §6, §7, §11).
+
+Kind collections list their members (the `resource` and `link` kinds include sub-type instances,
+core.md §2.9); mixin collections list the entities carrying the mixin; unbound paths list
+everything below them. Every listing is scoped to the caller's tenant. PUT/POST/DELETE on a mixin
+collection change its membership, one update operation per entity that changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from occipy.errors import BadRequest, Forbidden, NotFound, PageTooLarge
+from occipy.model.category import Kind, Mixin
+from occipy.model.entity import Entity
+from occipy.rendering import negotiate
+from occipy.rendering.messages import CategoryRef, Filter
+from occipy.service.cloud import EditSpec
+from occipy.service.context import Context
+from occipy.service.edits import ASSOCIATE, DISSOCIATE, Edit, apply_edit, check_dissociation
+from occipy.service.handlers.base import Env, find_entity, outcome_of, settle, visible_mixin
+from occipy.service.handlers.entities import delete_entities
+from occipy.service.parse import Listing, Locations, Page
+from occipy.service.queue import Job
+from occipy.service.results import CollectionResult, EmptyResult, Result
+from occipy.service.routes import Route, Target
+from occipy.store.base import EntityQuery
+
+
+def page_bounds(env: Env, page: Page) -> tuple[int, int | None]:
+    """GFD.223 §6: "If the number of entities requested is too large for the provider, 413 MUST be returned"."""
+    if page.number is None:
+        return 0, None
+    if page.number > env.options.max_page:
+        raise PageTooLarge(f"number {page.number} is larger than the largest page this server gives "
+                           f"({env.options.max_page})")
+    return (page.page - 1) * page.number, page.number
+
+
+def _kinds_below(env: Env, kind_id: str) -> tuple[str, ...]:
+    """The kind and every kind that has it as an ancestor (core.md §2.9 decision)."""
+    return tuple(k.type_id for k in env.registry.kinds() if kind_id in env.registry.ancestors(k.type_id))
+
+
+def _matches(env: Env, entity: Entity, wanted: Filter, values: Mapping[str, Any]) -> bool:
+    """http-protocol.md §8.2: at least one filter category (kind chain or mixins with depends) and
+    every filter attribute present with an equal value."""
+    registry = env.registry
+    if wanted.categories:
+        related = set(registry.ancestors(entity.kind)) | set(registry.depends_closure(entity.mixins))
+        if not any(registry.canonical(ref.type_id) in related for ref in wanted.categories):
+            return False
+    for name, value in values.items():
+        current = entity.attributes.get(name)
+        if current is None:
+            return False
+        if isinstance(current, bool) or isinstance(value, bool):
+            if current is not value and str(current).lower() != str(value).lower():
+                return False
+        elif isinstance(current, (int, float)) and isinstance(value, (int, float)):
+            if float(current) != float(value):
+                return False
+        elif isinstance(current, (int, float)) and isinstance(value, str):
+            try:
+                if float(current) != float(value):
+                    return False
+            except ValueError:
+                return False
+        elif current != value:
+            return False
+    return True
+
+
+def _query_for(env: Env, ctx: Context, route: Route) -> EntityQuery:
+    category = route.category
+    tenant = ctx.tenant_filter
+    if isinstance(category, Kind):
+        return EntityQuery(kinds=_kinds_below(env, category.type_id), tenant=tenant)
+    if isinstance(category, Mixin):
+        return EntityQuery(mixin=category.type_id, tenant=tenant)
+    return EntityQuery(prefix=route.path, tenant=tenant)
+
+
+def _collection_keys(env: Env, route: Route) -> str:
+    category = route.category
+    if isinstance(category, Kind):
+        if category.type_id == "http://schemas.ogf.org/occi/core#entity":
+            return "both"
+        return "links" if env.registry.is_link_kind(category.type_id) else "resources"
+    return "both"
+
+
+def _check_mixin_visible(ctx: Context, route: Route) -> None:
+    category = route.category
+    if isinstance(category, Mixin) and category.user_defined and not ctx.sees(category.tenant):
+        raise NotFound(f"nothing at {route.path}")
+
+
+async def list_collection(env: Env, ctx: Context, route: Route, message: Listing) -> Result:
+    """GET on a collection or unbound path: 200 and the (filtered, paged) entity collection."""
+    _check_mixin_visible(ctx, route)
+    registry = env.registry
+    offset, limit = page_bounds(env, message.page)
+    wanted = message.filter
+    values = {registry.canonical_attribute(k): v for k, v in message.attributes.items()}
+    if message.category:
+        type_id = message.category
+        if "#" not in type_id:
+            found = [c.type_id for c in registry.categories() if c.term == type_id]
+            if not found:
+                raise BadRequest(f"unknown category {type_id}")
+            type_id = found[0]
+        scheme, _, term = type_id.rpartition("#")
+        wanted = Filter(categories=(*wanted.categories, CategoryRef(scheme + "#", term)), attributes=wanted.attributes)
+    base = _query_for(env, ctx, route)
+    if route.target is Target.UNBOUND and route.path != "/" and not await env.store.count(base) \
+            and not any(location.startswith(route.path) for location in registry.locations()):
+        raise NotFound(f"nothing is stored below {route.path}")
+    keys = _collection_keys(env, route)
+    if not wanted and not values:
+        query = EntityQuery(kinds=base.kinds, mixin=base.mixin, prefix=base.prefix, tenant=base.tenant,
+                            offset=offset, limit=limit)
+        if not negotiate.is_json(ctx.media):
+            # text renderings of a collection are locations only (GFD.229 §5.3)
+            return CollectionResult(paths=await env.store.query_locations(query), keys=keys)
+        return CollectionResult(members=await env.store.query(query), keys=keys)
+    members = [e for e in await env.store.query(base) if _matches(env, e, wanted, values)]
+    page = members[offset:offset + limit] if limit is not None else members
+    return CollectionResult(members=page, keys=keys)
+
+
+async def delete_kind_members(env: Env, ctx: Context, route: Route, message: object) -> Result:
+    """DELETE on a Kind collection: delete every member the caller can see (GFD.223 §11.4.1)."""
+    members = await env.store.query(_query_for(env, ctx, route))
+    jobs = await delete_entities(env, ctx, members)
+    await settle([job for job, _ in jobs], env.options.sync_wait)
+    return EmptyResult()
+
+
+async def delete_unbound(env: Env, ctx: Context, route: Route, message: object) -> Result:
+    """DELETE on an unbound path: delete everything below it (GFD.185 §3.4.2); `/` only if enabled."""
+    if route.path == "/" and not env.options.allow_delete_root:
+        raise Forbidden("deleting every entity (DELETE /) is disabled on this server")
+    members = await env.store.query(EntityQuery(prefix=route.path, tenant=ctx.tenant_filter))
+    if not members:
+        raise NotFound(f"nothing is stored below {route.path}")
+    jobs = await delete_entities(env, ctx, members)
+    await settle([job for job, _ in jobs], env.options.sync_wait)
+    return EmptyResult()
+
+
+# ---- mixin-collection membership ------------------------------------------------------------------
+
+
+async def _named_entities(env: Env, ctx: Context, message: Locations) -> list[Entity]:
+    """The entities a mixin-collection request names; an unknown one is 404 (http-protocol.md §5.3)."""
+    result: list[Entity] = []
+    for raw in message.items:
+        path = ctx.local_path(raw)
+        if "://" in path:
+            raise BadRequest(f"{raw} is not a location on this server")
+        entity = await find_entity(env, ctx, path)
+        if entity is None or env.cloud.lanes.deleting(entity.location):
+            raise NotFound(f"no entity at {raw}")
+        if entity.location not in {e.location for e in result}:
+            result.append(entity)
+    return result
+
+
+def _mixin_of(ctx: Context, route: Route) -> Mixin:
+    if not isinstance(route.category, Mixin):
+        raise BadRequest("only mixin collections have members to associate")
+    _check_mixin_visible(ctx, route)
+    return route.category
+
+
+async def _membership(env: Env, ctx: Context, mixin: Mixin, changes: Sequence[tuple[Entity, str]]) -> Result:
+    """Queue one membership edit per changed entity (checked first: all or none), then answer with
+    the collection (GFD.223 §11.2-§11.4)."""
+    cloud = env.cloud
+    visible = visible_mixin(ctx)
+    planned = []
+    for entity, mode in changes:
+        edit = Edit(mode=mode, mixins=(mixin.type_id,))
+        updated = apply_edit(env.registry, entity, edit, visible=visible)  # 4xx now, for every member
+        cloud.live_changes(entity, updated)
+        planned.append((entity, edit))
+    jobs: list[Job] = []
+    for entity, edit in planned:
+        op = cloud.lanes.new_operation(entity.location, "update", entity.tenant, ctx.principal.user,
+                                       params=edit.params())
+        jobs.append(await cloud.lanes.submit(op, EditSpec(cloud, entity.location, edit, visible)))
+    ops = await settle(jobs, env.options.sync_wait)
+    members = await env.store.query(EntityQuery(mixin=mixin.type_id, tenant=ctx.tenant_filter))
+    recorded = [op for job, op in zip(jobs, ops) if job.recorded]
+    return CollectionResult(members=members, keys="both",
+                            outcome=outcome_of(jobs[0] if recorded else None, recorded[0] if recorded else None,
+                                               others=recorded))
+
+
+async def associate(env: Env, ctx: Context, route: Route, message: Locations) -> Result:
+    """POST to a mixin collection: associate the named entities, all or none (GFD.223 §11.3.2)."""
+    mixin = _mixin_of(ctx, route)
+    named = await _named_entities(env, ctx, message)
+    if not named:
+        raise BadRequest("name at least one entity (X-OCCI-Location) to associate")
+    return await _membership(env, ctx, mixin, [(e, ASSOCIATE) for e in named if mixin.type_id not in e.mixins])
+
+
+async def replace_members(env: Env, ctx: Context, route: Route, message: Locations) -> Result:
+    """PUT to a mixin collection: the membership becomes exactly the named entities (GFD.223 §11.2)."""
+    mixin = _mixin_of(ctx, route)
+    named = await _named_entities(env, ctx, message)
+    keep = {e.location for e in named}
+    changes = [(e, ASSOCIATE) for e in named if mixin.type_id not in e.mixins]
+    current = await env.store.query(EntityQuery(mixin=mixin.type_id, tenant=ctx.tenant_filter))
+    leaving = [e for e in current if e.location not in keep]
+    if leaving:
+        check_dissociation(env.registry, mixin)
+    changes.extend((e, DISSOCIATE) for e in leaving)
+    return await _membership(env, ctx, mixin, changes)
+
+
+async def dissociate(env: Env, ctx: Context, route: Route, message: Locations) -> Result:
+    """DELETE on a mixin collection: remove the named entities (all, without a payload) (GFD.223 §11.4.2)."""
+    mixin = _mixin_of(ctx, route)
+    if message.given:
+        named = await _named_entities(env, ctx, message)
+    else:
+        named = await env.store.query(EntityQuery(mixin=mixin.type_id, tenant=ctx.tenant_filter))
+    leaving = [e for e in named if mixin.type_id in e.mixins]
+    if leaving:
+        check_dissociation(env.registry, mixin)
+    return await _membership(env, ctx, mixin, [(e, DISSOCIATE) for e in leaving])
+
+
+__all__ = ["associate", "delete_kind_members", "delete_unbound", "dissociate", "list_collection", "outcome_of",
+           "replace_members"]

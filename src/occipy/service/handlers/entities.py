@@ -1,0 +1,466 @@
+"""Entity CRUD (GFD.223 §10, §11.3.1; GFD.185 §3.4.4, §3.4.5; core.md §7, §8).
+
+Builds entities from parsed renderings, checks every attribute against the merged definitions of
+the Kind and mixins (`service/edits.py`), and hands every write to the entity's lane
+(`service/queue.py`): creates, updates and deletes become operations, run in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import Sequence
+from typing import Any, Final
+
+from occipy.errors import BadRequest, Conflict, InvalidAttribute, NotFound
+from occipy.model import state as fsm
+from occipy.model.category import Kind
+from occipy.model.entity import Entity
+from occipy.model.registry import LINK, RESOURCE
+from occipy.rendering.messages import EntityMessage, LinkMessage
+from occipy.service.cloud import CreateSpec, DeleteSpec, EditSpec
+from occipy.service.context import Context
+from occipy.service.edits import MERGE, REPLACE, Edit, apply_edit, check_attributes, check_required, resolve_mixins, with_defaults
+from occipy.service.handlers.base import Env, find_entity, outcome_of, settle, visible_mixin
+from occipy.service.parse import Entities, NoBody, OneEntity
+from occipy.service.queue import Job
+from occipy.service.results import CreatedResult, EmptyResult, EntityResult, Result
+from occipy.service.routes import Route
+from occipy.store.base import QUEUED, Batch, Operation
+
+SAFE_SEGMENT: Final = re.compile(r"[A-Za-z0-9._~-]+\Z")
+URN_UUID: Final = re.compile(r"urn:uuid:([0-9a-fA-F-]{36})\Z")
+
+
+# ---- building new entities -----------------------------------------------------------------------
+
+
+class Creation:
+    """Entities being created by one request: they see each other (ids, locations) before commit.
+
+    Ids and locations are reserved in `env` before the store is asked, and released when the
+    request's work is written (or refused): two concurrent creates of one location cannot both win.
+    """
+
+    def __init__(self, env: Env, ctx: Context) -> None:
+        self.env = env
+        self.ctx = ctx
+        self.entities: list[Entity] = []
+        self.ids: list[str] = []
+        self.locations: list[str] = []
+
+    def release(self) -> None:
+        self.env.creating_ids.difference_update(self.ids)
+        self.env.creating_locations.difference_update(self.locations)
+
+    async def _reserve_id(self, proposed: object) -> str:
+        if proposed is None:
+            entity_id = f"urn:uuid:{uuid.uuid4()}"
+            self.ids.append(entity_id)
+            self.env.creating_ids.add(entity_id)
+            return entity_id
+        if not isinstance(proposed, str) or not proposed or any(c.isspace() or ord(c) < 32 for c in proposed):
+            raise InvalidAttribute("occi.core.id must be a URI without white space")
+        if proposed in self.env.creating_ids:
+            raise Conflict(f"an entity with occi.core.id {proposed} already exists")
+        self.env.creating_ids.add(proposed)
+        self.ids.append(proposed)
+        if await self.env.store.get_by_id(proposed) is not None:
+            raise Conflict(f"an entity with occi.core.id {proposed} already exists")
+        return proposed
+
+    async def _reserve_location(self, location: str, *, fallback: Kind | None = None) -> str:
+        env = self.env
+        taken = location in env.creating_locations
+        if not taken:
+            env.creating_locations.add(location)
+            self.locations.append(location)
+            taken = await env.store.get(location) is not None or env.cloud.lanes.deleting(location)
+            if taken:
+                env.creating_locations.discard(location)
+                self.locations.remove(location)
+        if taken:
+            if fallback is None:
+                raise Conflict(f"location {location} is already taken")
+            assert fallback.location is not None
+            return await self._reserve_location(fallback.location + str(uuid.uuid4()))
+        return location
+
+    async def new_location(self, kind: Kind, entity_id: str) -> str:
+        assert kind.location is not None
+        match = URN_UUID.match(entity_id)
+        segment = match.group(1) if match else entity_id if SAFE_SEGMENT.match(entity_id) else str(uuid.uuid4())
+        exact = bool(match) or segment == entity_id
+        return await self._reserve_location(kind.location + segment, fallback=None if exact else kind)
+
+    async def build(self, message: EntityMessage, kind: Kind, *, location: str | None = None,
+                    source: str | None = None) -> Entity:
+        """One new entity (and its inline links) from a create request; raises on any bad value."""
+        env = self.env
+        registry = env.registry
+        if kind.location is None or kind.type_id in (RESOURCE, LINK) and kind.location is None:
+            raise BadRequest(f"kind {kind.type_id} cannot be instantiated")
+        mixins = resolve_mixins(registry, kind.type_id, message.mixins, creating=True, visible=visible_mixin(self.ctx))
+        values = check_attributes(registry, kind.type_id, mixins, message.attributes, lenient=message.lenient,
+                                  current=None)
+        entity_id = await self._reserve_id(values.pop("occi.core.id", None))
+        if location is None:
+            location = await self.new_location(kind, entity_id)
+        else:
+            location = await self._reserve_location(location)
+        attributes: dict[str, Any] = {"occi.core.id": entity_id, **values}
+        is_link = registry.is_link_kind(kind.type_id)
+        if is_link:
+            attributes.update(await self._link_ends(kind, attributes, source))
+        state_name = fsm.state_attribute(kind.type_id)
+        attributes = with_defaults(registry, kind.type_id, mixins, attributes)
+        if state_name is not None:
+            attributes[state_name] = fsm.INITIAL_STATE[kind.type_id]
+            attributes.pop(state_name + ".message", None)
+        principal = self.ctx.principal
+        entity = Entity(kind=kind.type_id, entity_id=entity_id, location=location, mixins=tuple(mixins),
+                        attributes=attributes, tenant=principal.tenant, owner=principal.user)
+        if is_link:
+            entity = await self._names(entity)
+        check_required(registry, entity)
+        self.entities.append(entity)
+        if not is_link:
+            for link_message in message.links:
+                await self.build_inline_link(entity, link_message)
+        elif message.links:
+            # GFD.185 §3.4.4: "for an entity of the Link type, Link renderings MUST NOT be allowed"
+            raise BadRequest("a link cannot carry links")
+        return entity
+
+    async def build_inline_link(self, resource: Entity, link: LinkMessage) -> Entity:
+        """A link created with its source resource (GFD.185 §3.4.5 inline creation)."""
+        registry = self.env.registry
+        if link.kind is None:
+            raise BadRequest("an inline link needs a category naming its kind")
+        kind = registry.kind(link.kind)
+        if not registry.is_link_kind(kind.type_id):
+            raise BadRequest(f"{link.kind} is not a link kind")
+        if link.target is None:
+            raise BadRequest("an inline link needs a target")
+        attributes = dict(link.attributes)
+        attributes["occi.core.target"] = link.target
+        attributes.pop("occi.core.source", None)
+        if link.target_kind and "occi.core.target.kind" not in attributes:
+            attributes["occi.core.target.kind"] = link.target_kind
+        message = EntityMessage(kind=kind.type_id, mixins=link.mixins, attributes=attributes, lenient=link.lenient)
+        location = None
+        if link.self_location:
+            candidate = self.ctx.local_path(link.self_location)
+            if kind.location and candidate.startswith(kind.location) and SAFE_SEGMENT.match(
+                    candidate[len(kind.location):]):
+                location = candidate
+        return await self.build(message, kind, location=location, source=resource.location)
+
+    async def find(self, location: str) -> Entity | None:
+        for entity in self.entities:
+            if entity.location == location:
+                return entity
+        return await find_entity(self.env, self.ctx, location)
+
+    async def _link_ends(self, kind: Kind, attributes: dict[str, object], source: str | None) -> dict[str, object]:
+        """Source and target of a new link (http-protocol.md §6.7 rules): both must exist in the
+        caller's tenant (a link cannot join two tenants' resources)."""
+        raw_source = source or attributes.get("occi.core.source")
+        raw_target = attributes.get("occi.core.target")
+        if not isinstance(raw_source, str) or not raw_source:
+            raise InvalidAttribute("attribute occi.core.source is required")
+        if not isinstance(raw_target, str) or not raw_target:
+            raise InvalidAttribute("attribute occi.core.target is required")
+        return await link_ends(self.env, self.ctx, raw_source, raw_target, self.find)
+
+    async def _names(self, link: Entity) -> Entity:
+        """Multiplicity-1 link attributes (GFD.224 §3.4): the driver names them, or neutral names."""
+        cloud = self.env.cloud
+        source = link.source
+        existing = (await self.env.store.links_from([source])).get(source, []) if source else []
+        siblings = [e for e in [*existing, *self.entities] if e.kind == link.kind and e.source == source]
+        kinds = {}
+        for end in (link.source, link.target):
+            found = await self.find(end) if end and end.startswith("/") else None
+            if found is not None:
+                kinds[found.location] = found.kind
+        return cloud.propose(link, siblings, cloud.provisions_link(link, kinds))
+
+    async def commit(self) -> tuple[list[Job], list[Operation]]:
+        """Start creating every entity: one durable batch for several, the lane for one.
+
+        Returns the jobs (whose operations the answer names) and, when several entities were
+        written at once, their operation records.
+        """
+        env = self.env
+        cloud = env.cloud
+        kinds = {e.location: e.kind for e in self.entities}
+        provisioned = [cloud.binding(e.kind) is not None and (not e.source or cloud.provisions_link(e, kinds))
+                       for e in self.entities]
+        ctx = self.ctx
+        if len(self.entities) == 1:
+            entity = self.entities[0]
+            binding = cloud.binding(entity.kind)
+            waits = [f for end in (entity.source, entity.target) if end for f in cloud.lanes.waits_for(end)]
+            op = cloud.lanes.new_operation(entity.location, "create", entity.tenant, ctx.principal.user)
+            if binding is not None and provisioned[0]:
+                cloud.lanes.project(entity.location, binding.created_state)
+            job = await cloud.lanes.submit(op, CreateSpec(cloud, entity, provisioned[0], waits))
+            return [job], []
+        # Several entities (inline links, collection creates): written first, then provisioned.
+        batch = Batch()
+        specs: list[tuple[Operation, CreateSpec]] = []
+        for entity, backed in zip(self.entities, provisioned):
+            if not backed:
+                batch.put.append(entity)
+                continue
+            op = cloud.lanes.new_operation(entity.location, "create", entity.tenant, ctx.principal.user)
+            specs.append((op, CreateSpec(cloud, entity, True)))
+            batch.put.append(specs[-1][1].prepare(None) or entity)
+            batch.put_operations.append(op)
+        await env.store.commit(batch)
+        jobs = []
+        for op, spec in specs:
+            entity = spec.entity
+            spec.waits = [f for end in (entity.source, entity.target) if end for f in cloud.lanes.waits_for(end)]
+            binding = cloud.binding(entity.kind)
+            if binding is not None:
+                cloud.lanes.project(entity.location, binding.created_state)
+            jobs.append(await cloud.lanes.resume(op, spec))
+        return jobs, [op for op, _ in specs]
+
+
+async def link_ends(env: Env, ctx: Context, raw_source: str, raw_target: str,
+                    find: object = None) -> dict[str, object]:
+    """Checked, normalised `occi.core.source`/`target` (+ `target.kind`) of a link."""
+    lookup = find if find is not None else (lambda path: find_entity(env, ctx, path))
+    source_path = ctx.local_path(raw_source)
+    source_entity = await lookup(source_path)  # type: ignore[operator]
+    if source_entity is None:
+        raise NotFound(f"link source {raw_source} does not exist")
+    if not env.registry.is_resource_kind(source_entity.kind):
+        raise BadRequest(f"link source {raw_source} is not a resource")
+    result: dict[str, object] = {"occi.core.source": source_path}
+    target_path = ctx.local_path(raw_target)
+    result["occi.core.target"] = target_path
+    if target_path.startswith("/"):
+        target_entity = await lookup(target_path)  # type: ignore[operator]
+        if target_entity is None:
+            raise NotFound(f"link target {raw_target} does not exist")
+        result["occi.core.target.kind"] = target_entity.kind
+    elif "://" not in target_path and ":" not in target_path:
+        raise InvalidAttribute(f"link target {raw_target} is neither a location nor an absolute URI")
+    return result
+
+
+def _kind_of(env: Env, message: EntityMessage) -> Kind:
+    if message.kind is None:
+        raise BadRequest("the request has no Kind category")
+    return env.registry.kind(message.kind)
+
+
+async def _create(env: Env, ctx: Context, creation: Creation, roots: Sequence[Entity]) -> Result:
+    try:
+        jobs, _ = await creation.commit()
+        ops = await settle(jobs, env.options.sync_wait)
+    finally:
+        creation.release()
+    first = roots[0].location
+    named = [(job, op) for job, op in zip(jobs, ops) if op.location == first]
+    job, op = named[0] if named else (None, None)
+    outcome = outcome_of(job, op, status=201, others=ops)
+    return CreatedResult(locations=[entity.location for entity in roots], outcome=outcome)
+
+
+async def create_in_kind(env: Env, ctx: Context, route: Route, message: Entities) -> Result:
+    """POST to a Kind location: create one or more entities (GFD.223 §11.3.1)."""
+    assert isinstance(route.category, Kind)
+    kind = route.category
+    creation = Creation(env, ctx)
+    try:
+        roots = []
+        for item in message.items:
+            given = _kind_of(env, item)
+            if given.type_id != kind.type_id:
+                raise BadRequest(f"kind {given.type_id} does not match the collection {route.path}")
+            roots.append(await creation.build(item, kind))
+    except BaseException:
+        creation.release()
+        raise
+    return await _create(env, ctx, creation, roots)
+
+
+async def create_in_root(env: Env, ctx: Context, route: Route, message: Entities) -> Result:
+    """POST to `/` with a full rendering: create in the entity's Kind collection (P-19)."""
+    creation = Creation(env, ctx)
+    try:
+        roots = [await creation.build(item, _kind_of(env, item)) for item in message.items]
+    except BaseException:
+        creation.release()
+        raise
+    return await _create(env, ctx, creation, roots)
+
+
+async def create_at(env: Env, ctx: Context, route: Route, message: OneEntity) -> Result:
+    """PUT to an unused path: create the entity there (GFD.223 §10.2.1; http-protocol.md §6.3)."""
+    item = message.item
+    kind = _kind_of(env, item)
+    path = route.path
+    if route.taken:
+        # The path holds another tenant's entity: as taken as one of the caller's own.
+        raise Conflict(f"location {path} is already taken")
+    if kind.location is None or not path.startswith(kind.location) \
+            or not SAFE_SEGMENT.match(path[len(kind.location):]):
+        # GFD.185 §3.4.4: a provider that does not let clients choose this path answers 400.
+        raise BadRequest(f"entities of kind {kind.term} can only be created below {kind.location}<name>")
+    segment = path[len(kind.location):]
+    proposed = item.attributes.get("occi.core.id")
+    if isinstance(proposed, str):
+        match = URN_UUID.match(proposed)
+        expected = match.group(1) if match else proposed if SAFE_SEGMENT.match(proposed) else None
+        if expected is not None and expected.lower() != segment.lower():
+            raise BadRequest(f"occi.core.id {proposed} does not match the path {path}")
+    if proposed is None:
+        attributes = dict(item.attributes)
+        try:
+            attributes["occi.core.id"] = f"urn:uuid:{uuid.UUID(segment)}"
+        except ValueError:
+            attributes["occi.core.id"] = segment
+        item = EntityMessage(kind=item.kind, mixins=item.mixins, attributes=attributes, links=item.links,
+                             lenient=item.lenient)
+    creation = Creation(env, ctx)
+    try:
+        entity = await creation.build(item, kind, location=path)
+    except BaseException:
+        creation.release()
+        raise
+    return await _create(env, ctx, creation, [entity])
+
+
+# ---- reading --------------------------------------------------------------------------------------
+
+
+async def get(env: Env, ctx: Context, route: Route, message: NoBody) -> Result:
+    """GET an entity (the pipeline answers from `Responder.entity`, which may reuse a rendering)."""
+    assert route.entity is not None
+    return EntityResult(await env.views.view(route.entity))
+
+
+# ---- updates ----------------------------------------------------------------------------------------
+
+
+def _check_kind(entity: Entity, message: EntityMessage, env: Env) -> None:
+    if message.kind is not None and env.registry.canonical(message.kind) != entity.kind:
+        # GFD.185 §3.4.4: "changing the type ... MUST NOT be possible"
+        raise BadRequest(f"the kind of {entity.location} is {entity.kind} and cannot change")
+
+
+async def _edit(env: Env, ctx: Context, stored: Entity, item: EntityMessage, mode: str) -> Result:
+    _check_kind(stored, item, env)
+    cloud = env.cloud
+    registry = env.registry
+    binding = cloud.binding(stored.kind)
+    attributes = dict(item.attributes)
+    if registry.is_link_kind(stored.kind) and ("occi.core.source" in attributes or "occi.core.target" in attributes):
+        raw_source = attributes.get("occi.core.source", stored.source)
+        raw_target = attributes.get("occi.core.target", stored.target)
+        if isinstance(raw_source, str) and isinstance(raw_target, str):
+            attributes.update(await link_ends(env, ctx, raw_source, raw_target))
+    edit = Edit(mode=mode, mixins=item.mixins, attributes=attributes, lenient=item.lenient,
+                reported=binding.reported if binding is not None else frozenset())
+    visible = visible_mixin(ctx)
+    # Invalid on its own terms: refused now (4xx), against the entity as it is now.
+    updated = apply_edit(registry, stored, edit, visible=visible)
+    cloud.live_changes(stored, updated)
+    creation = Creation(env, ctx)
+    try:
+        if item.links:
+            if registry.is_link_kind(stored.kind):
+                raise BadRequest("a link cannot carry links")
+            for link in item.links:
+                await creation.build_inline_link(stored, link)
+        op = cloud.lanes.new_operation(stored.location, "update", stored.tenant, ctx.principal.user,
+                                       params=edit.params())
+        job = await cloud.lanes.submit(op, EditSpec(cloud, stored.location, edit, visible))
+        jobs = [job]
+        if creation.entities:
+            link_jobs, _ = await creation.commit()
+            jobs.extend(link_jobs)
+        ops = await settle(jobs, env.options.sync_wait)
+    finally:
+        creation.release()
+    current = await env.store.get(stored.location) or updated
+    return EntityResult(await env.views.view(current), outcome_of(job, ops[0], others=ops))
+
+
+async def partial_update(env: Env, ctx: Context, route: Route, message: OneEntity) -> Result:
+    """POST on an entity: change what is sent, add mixins, create links (GFD.223 §10.3.1)."""
+    assert route.entity is not None
+    return await _edit(env, ctx, route.entity, message.item, MERGE)
+
+
+async def replace(env: Env, ctx: Context, route: Route, message: OneEntity) -> Result:
+    """PUT on an existing entity: full replacement; links stay intact (GFD.223 §10.2.2)."""
+    assert route.entity is not None
+    if message.item.links:
+        raise BadRequest("a PUT replaces the entity's own attributes and mixins; create links with POST")
+    return await _edit(env, ctx, route.entity, message.item, REPLACE)
+
+
+# ---- deletion -------------------------------------------------------------------------------------------
+
+
+async def delete_entities(env: Env, ctx: Context, targets: Sequence[Entity]) -> list[tuple[Job, Entity]]:
+    """Delete entities with their links: outgoing (composition, GFD.221 §5.4.2) and incoming ones.
+
+    Each deletion is an operation in its entity's lane, recorded before the cloud is asked
+    (D-DELETE-DURABLE); a resource's deletion waits for its links' (the cloud detaches first).
+    """
+    cloud = env.cloud
+    lanes = cloud.lanes
+    registry = env.registry
+    jobs: list[tuple[Job, Entity]] = []
+    claimed = [entity for entity in targets if lanes.claim_delete(entity.location)]
+    for entity in claimed:
+        waits: list[asyncio.Future[Operation]] = []
+        if registry.is_resource_kind(entity.kind):
+            outgoing = (await env.store.links_from([entity.location])).get(entity.location, [])
+            incoming = await env.store.links_to(entity.location)
+            for link in {link.location: link for link in [*outgoing, *incoming]}.values():
+                if lanes.claim_delete(link.location):
+                    job = await _delete_one(env, ctx, link, [])
+                    jobs.append((job, link))
+                    waits.append(job.done)
+                else:
+                    waits.extend(lanes.waits_for(link.location))
+        jobs.append((await _delete_one(env, ctx, entity, waits), entity))
+    return jobs
+
+
+async def _delete_one(env: Env, ctx: Context, entity: Entity, waits: list[asyncio.Future[Operation]]) -> Job:
+    cloud = env.cloud
+    spec = DeleteSpec(cloud, entity, waits)
+    op = cloud.lanes.new_operation(entity.location, "delete", entity.tenant, ctx.principal.user,
+                                   message="deleting")
+    return await cloud.lanes.submit_delete(op, spec, record=spec.cloud, claimed=True)
+
+
+async def delete(env: Env, ctx: Context, route: Route, message: NoBody) -> Result:
+    """DELETE an entity: 200; a GET afterwards is 404 (GFD.223 §10.4). A second DELETE of an entity
+    being deleted is 404."""
+    stored = route.entity
+    assert stored is not None
+    if env.cloud.lanes.deleting(stored.location):
+        raise NotFound(f"{stored.location} is being deleted")
+    jobs = await delete_entities(env, ctx, [stored])
+    if not any(entity.location == stored.location for _, entity in jobs):
+        raise NotFound(f"{stored.location} is being deleted")
+    ops = await settle([job for job, _ in jobs], env.options.sync_wait)
+    mine = [(job, op) for (job, entity), op in zip(jobs, ops) if entity.location == stored.location]
+    job, op = mine[0]
+    return EmptyResult(outcome_of(job, op, others=ops))
+
+
+__all__ = ["Creation", "QUEUED", "create_at", "create_in_kind", "create_in_root", "delete", "delete_entities",
+           "get", "link_ends", "partial_update", "replace"]

@@ -1,0 +1,368 @@
+"""One FIFO lane of operations per entity: accepted in order, persisted, run one at a time.
+
+Every write to an existing entity goes through its lane, so a cloud operation's result, a client's
+update and a reconcile never overwrite each other. A lane runs its jobs one after the other:
+
+- a job that arrives while another runs is *queued*: its operation record is written (state
+  `queued`, with the parameters needed to run it after a restart) before the request is answered;
+- at its turn, `Job.prepare` checks it against the entity as it is then (a transition no longer
+  allowed ends the operation `failed`, the entity unchanged);
+- cloud work that ends within `quick` seconds is written once, with its result and the operation
+  as ended; work that outlasts it is written as running first (D-SYNCWAIT);
+- the final batch is built from the entity as it is at write time (`Finish`), never from a stale
+  copy.
+
+A delete empties the lane's queue (the queued operations end `failed`, "cancelled") and runs after
+the job already running. Nothing here knows OCCI: `service/cloud.py` builds the jobs. Imports the
+store protocol and errors only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from occipy.errors import NotFound, OcciError
+from occipy.model.entity import Entity
+from occipy.store.base import FAILED, QUEUED, RUNNING, SUCCEEDED, Batch, Operation, Store
+
+log = logging.getLogger("occipy.queue")
+
+# What a job's cloud work returns: given the entity as it is when the result is written (None if it
+# is gone), the batch to write. The operation's final record is added by the lane.
+Finish = Callable[[Entity | None], Batch]
+
+
+class JobSpec(Protocol):
+    """What one operation does; built by `service/cloud.py`."""
+
+    action: str  # "create", "update", "delete" or an action term
+    params: dict[str, Any]  # persisted with a queued operation, to rebuild the job after a restart
+
+    @property
+    def cloud(self) -> bool:
+        """Whether `run` calls the cloud (else it is instant and needs no record when idle);
+        known once `prepare` has seen the entity."""
+
+    def prepare(self, entity: Entity | None) -> Entity | None:
+        """Check the job against the entity at its turn (raise OcciError to refuse it); return the
+        entity to show while the work runs, or None to show nothing new."""
+
+    async def run(self, entity: Entity | None) -> Finish:
+        """Do the work (the cloud call); return how to write its result."""
+
+    def fail(self, entity: Entity | None, error: OcciError) -> Batch:
+        """The batch that records a failure of `run` (e.g. the entity in `error` with a message)."""
+
+    async def undo(self) -> None:
+        """Called when the result could not be written: remove what `run` made in the cloud."""
+
+
+@dataclass(eq=False)
+class Job:
+    """One operation in a lane: its record, what it does, and who waits for it."""
+
+    op: Operation
+    spec: JobSpec
+    recorded: bool = False  # a record of it is in the store (queued or running)
+    done: asyncio.Future[Operation] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    # Set once something durable says the job exists (its first write, or its end).
+    settled: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def wait(self, timeout: float) -> Operation:
+        """The operation after up to `timeout` seconds (it may still be pending), once settled.
+
+        Raises the error of a write that failed (the request must not report what is not durable).
+        """
+        if timeout > 0 and not self.done.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self.done), timeout)
+            except asyncio.TimeoutError:
+                pass
+        if self.done.done():
+            return self.done.result()
+        await self.settled.wait()
+        if self.done.done():
+            return self.done.result()
+        return self.op
+
+
+@dataclass
+class _Lane:
+    jobs: deque[Job] = field(default_factory=deque)
+    running: Job | None = None
+    task: asyncio.Task[None] | None = None
+    deleting: bool = False
+    projected: str | None = None  # the entity's state once the accepted work is done
+
+
+class Lanes:
+    """The lanes of every entity with work accepted and not ended."""
+
+    def __init__(self, store: Store, quick: float) -> None:
+        self.store = store
+        self.quick = quick
+        self._lanes: dict[str, _Lane] = {}
+        self._seq = itertools.count(time.time_ns())
+        self._closed = False
+
+    # ---- what handlers ask ------------------------------------------------------------------------
+
+    def busy(self, location: str) -> bool:
+        lane = self._lanes.get(location)
+        return lane is not None and (lane.running is not None or bool(lane.jobs))
+
+    def deleting(self, location: str) -> bool:
+        lane = self._lanes.get(location)
+        return lane is not None and lane.deleting
+
+    def projected(self, location: str) -> str | None:
+        """The state the entity will be in when its accepted work is done (None: no such work)."""
+        lane = self._lanes.get(location)
+        return lane.projected if lane is not None and (lane.running or lane.jobs) else None
+
+    def project(self, location: str, state: str | None) -> None:
+        """Record the state an accepted operation leads to."""
+        if state is not None:
+            self._lane(location).projected = state
+
+    def pending(self, location: str) -> list[Job]:
+        """The running job and the queued ones, in order."""
+        lane = self._lanes.get(location)
+        if lane is None:
+            return []
+        return ([lane.running] if lane.running else []) + list(lane.jobs)
+
+    def busy_locations(self) -> Iterator[str]:
+        return (location for location in self._lanes if self.busy(location))
+
+    def new_operation(self, location: str, action: str, tenant: str, owner: str,
+                      params: dict[str, Any] | None = None, message: str | None = None) -> Operation:
+        now = time.time()
+        return Operation(op_id=str(uuid.uuid4()), location=location, action=action, state=QUEUED,
+                         message=message, tenant=tenant, owner=owner, created=now, updated=now,
+                         seq=next(self._seq), params=params or {})
+
+    # ---- accepting work ---------------------------------------------------------------------------
+
+    async def submit(self, op: Operation, spec: JobSpec, *, extra: Batch | None = None) -> Job:
+        """Accept a job: run it now if the lane is idle, else record it as queued first.
+
+        `extra` is written with the queued record (or with the job's first write when idle).
+        """
+        if self._closed:
+            raise NotFound("the server is shutting down")
+        lane = self._lane(op.location)
+        if lane.deleting:
+            raise NotFound(f"{op.location} is being deleted")
+        job = Job(op=op, spec=spec)
+        if lane.running is not None or lane.jobs:
+            job.recorded = True
+            await self.store.commit(Batch(put_operations=[op]).merge(extra or Batch()))
+            job.settled.set()
+        elif extra:
+            await self.store.commit(extra)
+        lane = self._lane(op.location)  # the lane may have ended (and been forgotten) meanwhile
+        lane.jobs.append(job)
+        self._kick(op.location, lane)
+        return job
+
+    def claim_delete(self, location: str) -> bool:
+        """Mark an entity as being deleted, at once (no await): False if it already is.
+
+        The first of several concurrent deletes wins; the others see the claim (404).
+        """
+        lane = self._lane(location)
+        if lane.deleting:
+            return False
+        lane.deleting = True
+        return True
+
+    def unclaim_delete(self, location: str) -> None:
+        lane = self._lanes.get(location)
+        if lane is not None:
+            lane.deleting = False
+            self._forget_if_idle(location, lane)
+
+    async def submit_delete(self, op: Operation, spec: JobSpec, *, extra: Batch | None = None,
+                            record: bool = True, claimed: bool = False) -> Job:
+        """Accept a delete: cancel what is queued, run after the running job, refuse later work.
+
+        The delete's record (and the cancelled ones) are written before this returns, so that a
+        crash cannot lose an accepted delete. `record` False: nothing to resume (no cloud object).
+        `claimed`: `claim_delete` was called for it already.
+        """
+        lane = self._lane(op.location)
+        if not claimed and not self.claim_delete(op.location):
+            raise NotFound(f"{op.location} is being deleted")
+        now = time.time()
+        cancelled = list(lane.jobs)
+        lane.jobs.clear()
+        batch = Batch(put_operations=[op] if record else [])
+        for job in cancelled:
+            ended = job.op.ended(FAILED, "cancelled: the entity is being deleted", now)
+            if job.recorded:
+                batch.put_operations.append(ended)
+            _resolve(job, ended)
+        job = Job(op=op, spec=spec, recorded=record)
+        try:
+            if record or extra:
+                await self.store.commit(batch.merge(extra or Batch()))
+        except BaseException:
+            self.unclaim_delete(op.location)
+            raise
+        job.settled.set()
+        lane = self._lane(op.location)
+        lane.deleting = True
+        lane.jobs.append(job)
+        self._kick(op.location, lane)
+        return job
+
+    async def resume(self, op: Operation, spec: JobSpec) -> Job:
+        """Re-queue an operation found pending at start-up (its record exists already)."""
+        lane = self._lane(op.location)
+        job = Job(op=op, spec=spec, recorded=True)
+        job.settled.set()
+        if op.action == "delete":
+            lane.deleting = True
+        lane.jobs.append(job)
+        self._kick(op.location, lane)
+        return job
+
+    def waits_for(self, location: str) -> list[asyncio.Future[Operation]]:
+        """The jobs accepted so far on `location` (a link's creation waits for its ends' work)."""
+        return [job.done for job in self.pending(location)]
+
+    async def drain(self, timeout: float) -> None:
+        """Stop accepting work; let running jobs end (up to `timeout`), then cancel the rest."""
+        self._closed = True
+        tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
+        if not tasks:
+            return
+        done, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+
+    # ---- running ----------------------------------------------------------------------------------
+
+    def _lane(self, location: str) -> _Lane:
+        lane = self._lanes.get(location)
+        if lane is None:
+            lane = self._lanes[location] = _Lane()
+        return lane
+
+    def _kick(self, location: str, lane: _Lane) -> None:
+        if lane.task is None:
+            lane.task = asyncio.get_running_loop().create_task(self._drive(location, lane))
+
+    async def _drive(self, location: str, lane: _Lane) -> None:
+        try:
+            while lane.jobs:
+                job = lane.jobs.popleft()
+                lane.running = job
+                try:
+                    await self._execute(job)
+                except asyncio.CancelledError:
+                    _resolve(job, job.op.ended(FAILED, "interrupted by a shutdown of the server", time.time()))
+                    raise
+                except BaseException as error:  # a write failed: the job's waiter gets it
+                    if not job.done.done():
+                        job.done.set_exception(error)
+                        job.done.exception()  # mark retrieved: the waiter may be gone
+                    job.settled.set()
+                finally:
+                    lane.running = None
+                    if job.op.action == "delete":
+                        # Done (the entity is gone) or refused by the cloud (the entity stays, in
+                        # error, and may be deleted again).
+                        lane.deleting = False
+        finally:
+            lane.task = None
+            lane.projected = None
+            self._forget_if_idle(location, lane)
+
+    def _forget_if_idle(self, location: str, lane: _Lane) -> None:
+        if (not lane.jobs and lane.running is None and lane.task is None and not lane.deleting
+                and self._lanes.get(location) is lane):
+            del self._lanes[location]
+
+    async def _execute(self, job: Job) -> None:
+        spec = job.spec
+        op = job.op
+        current = await self.store.get(op.location)
+        try:
+            showing = spec.prepare(current)
+        except OcciError as error:
+            if not job.recorded:
+                raise  # the request that brought it is waiting: it gets the error itself
+            ended = op.ended(FAILED, error.message, time.time())
+            await self.store.commit(Batch(put_operations=[ended]))
+            _resolve(job, ended)
+            return
+        running = replace(op, state=RUNNING, updated=time.time())
+        if not spec.cloud:
+            finish = await spec.run(current)
+            await self._finish(job, running, finish, None)
+            return
+        work = asyncio.get_running_loop().create_task(spec.run(current))
+        done, _ = await asyncio.wait([work], timeout=self.quick)
+        if not done:
+            start = Batch(put=[showing] if showing is not None else [], put_operations=[running])
+            await self.store.commit(start)
+            job.recorded = True
+            job.settled.set()
+            await asyncio.wait([work])
+        try:
+            finish = work.result()
+        except OcciError as error:
+            await self._finish(job, running, None, error)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # a driver bug must not leave the entity "in progress" forever
+            log.exception("operation %s (%s on %s) failed unexpectedly", op.op_id, op.action, op.location)
+            await self._finish(job, running, None, _Internal(f"internal error: {type(error).__name__}: {error}"))
+            return
+        await self._finish(job, running, finish, None)
+
+    async def _finish(self, job: Job, running: Operation, finish: Finish | None, error: OcciError | None) -> None:
+        latest = await self.store.get(running.location)
+        now = time.time()
+        if error is None and finish is not None:
+            batch = finish(latest)
+            ended = running.ended(SUCCEEDED, None, now)
+        else:
+            assert error is not None
+            batch = job.spec.fail(latest, error)
+            ended = running.ended(FAILED, error.message, now)
+        if job.recorded or job.spec.cloud:
+            batch.put_operations.append(ended)
+            job.recorded = True
+        try:
+            await self.store.commit(batch)
+        except OcciError:
+            if error is None:
+                await job.spec.undo()
+            raise
+        _resolve(job, ended)
+
+
+def _resolve(job: Job, op: Operation) -> None:
+    job.op = op
+    if not job.done.done():
+        job.done.set_result(op)
+    job.settled.set()
+
+
+class _Internal(OcciError):
+    """An unexpected failure inside a job, reported on the entity as a message."""
+

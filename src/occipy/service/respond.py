@@ -1,0 +1,214 @@
+"""Results rendered once, in the negotiated media type: the service's only rendering step.
+
+Handlers return `results.*` values; `Responder.render` turns one into an `OcciResponse` with the
+rendering modules (`rendering.text`, `rendering.json`, `rendering.urilist`), reusing what
+`cache.RenderCache` holds. Errors are rendered here too (`render_error`). The caches are consulted
+only here, after the pipeline has authenticated, authorised and run the handler.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Final
+
+from occipy import errors
+from occipy.errors import MethodNotAllowed, OcciError
+from occipy.model.entity import Entity
+from occipy.model.registry import Registry
+from occipy.rendering import json as json_rendering
+from occipy.rendering import negotiate, text, urilist
+from occipy.service.cache import RenderCache
+from occipy.service.context import Context
+from occipy.service.messages import OcciResponse
+from occipy.service.results import (
+    CategoriesResult,
+    CollectionResult,
+    CreatedResult,
+    EmptyResult,
+    EntityResult,
+    Outcome,
+    RecordResult,
+    Result,
+)
+from occipy.service.views import Views
+
+OPERATIONS_PREFIX: Final = "/-/operations/"
+
+
+class Responder:
+    def __init__(self, registry: Registry, views: Views, cache: RenderCache, *, max_header_value: int) -> None:
+        self.registry = registry
+        self.views = views
+        self.cache = cache
+        self.max_header_value = max_header_value
+
+    async def render(self, result: Result, ctx: Context) -> OcciResponse:
+        outcome: Outcome = result.outcome
+        media = ctx.media
+        headers: list[tuple[str, str]] = list(outcome.headers)
+        if outcome.operation is not None:
+            headers.append(("X-OCCI-Operation", ctx.absolute(OPERATIONS_PREFIX + outcome.operation.op_id)))
+        headers.append(("Content-Type", media))
+        if isinstance(result, CreatedResult) and result.locations:
+            headers.append(("Location", ctx.absolute(result.locations[0])))
+        occi_headers, body = await self._render(result, ctx)
+        return OcciResponse(status=outcome.status, headers=headers + occi_headers, body=body)
+
+    async def _render(self, result: Result, ctx: Context) -> tuple[list[tuple[str, str]], bytes]:
+        media = ctx.media
+        if isinstance(result, CategoriesResult) and result.cacheable:
+            key = self.cache.discovery_key(ctx, self.registry.version)
+            hit = self.cache.discovery.get(key)
+            if hit is not None:
+                return hit
+            rendered = self._render_categories(result, ctx)
+            self.cache.keep_discovery(key, rendered)
+            return rendered
+        if isinstance(result, CategoriesResult):
+            return self._render_categories(result, ctx)
+        if isinstance(result, EmptyResult):
+            return [], b"OK" if media == negotiate.TEXT_OCCI else b""
+        if negotiate.is_json(media):
+            return [], await self._json(result, ctx)
+        if isinstance(result, CollectionResult) and media != negotiate.TEXT_OCCI:
+            # large collections: one pass, no intermediate fields (text-rendering.md §6.5)
+            paths = result.paths if result.paths is not None else [e.location for e in result.members or ()]
+            if media == negotiate.URI_LIST:
+                base = ctx.base_url
+                return [], "".join([base + path + "\r\n" for path in paths]).encode("utf-8")
+            return [], text.body_from_locations(paths, ctx.base_url)
+        if media == negotiate.URI_LIST:
+            urls = self._urls(result, ctx)
+            return [], urilist.render(urls) if urls else b""
+        fields = self._text_fields(result, ctx)
+        return self._text(fields, media)
+
+    def _text(self, fields: Sequence[tuple[str, str]], media: str) -> tuple[list[tuple[str, str]], bytes]:
+        if media == negotiate.TEXT_OCCI:
+            occi_headers = text.headers_from_fields(fields)
+            if any(len(value) > self.max_header_value for _, value in occi_headers):
+                raise errors.NotAcceptable(
+                    "the text/occi rendering is too large for HTTP headers; ask for text/plain or application/occi+json")
+            return occi_headers, b"OK"
+        return [], text.body_from_fields(fields)
+
+    def _render_categories(self, result: CategoriesResult, ctx: Context) -> tuple[list[tuple[str, str]], bytes]:
+        if negotiate.is_json(ctx.media):
+            return [], json_rendering.render_categories(result.categories, self.registry)
+        if ctx.media == negotiate.URI_LIST:
+            raise errors.UriListNotListing("text/uri-list can only render entity collections")
+        return self._text(text.render_categories(result.categories, self.registry), ctx.media)
+
+    def _urls(self, result: Result, ctx: Context) -> list[str]:
+        if isinstance(result, CreatedResult):
+            return [ctx.absolute(location) for location in result.locations]
+        if isinstance(result, CollectionResult):
+            paths = result.paths if result.paths is not None else [e.location for e in result.members or ()]
+            return [ctx.absolute(path) for path in paths]
+        return []
+
+    def _text_fields(self, result: Result, ctx: Context) -> Sequence[tuple[str, str]]:
+        if isinstance(result, RecordResult):
+            return [("X-OCCI-Attribute", f"{name}={text.render_value(value)}")
+                    for name, value in result.record.items() if value is not None]
+        if isinstance(result, EntityResult):
+            return text.render_entity(result.entity)
+        if isinstance(result, (CreatedResult, CollectionResult)):
+            return text.render_locations(self._urls(result, ctx))
+        return []
+
+    async def _json(self, result: Result, ctx: Context) -> bytes:
+        if isinstance(result, RecordResult):
+            return json.dumps({k: v for k, v in result.record.items() if v is not None}).encode()
+        if isinstance(result, EntityResult):
+            return json_rendering.render_entity(result.entity)
+        if isinstance(result, CreatedResult):
+            return json_rendering.render_locations([ctx.absolute(location) for location in result.locations])
+        if isinstance(result, CollectionResult):
+            if result.members is None:
+                return json_rendering.render_locations([ctx.absolute(path) for path in result.paths or ()])
+            return await self._json_collection(result.members, result.keys)
+        return b""
+
+    async def _json_collection(self, members: Sequence[Entity], keys: str) -> bytes:
+        """`json.render_entities` of the decorated members, reusing each entity's rendering while the
+        store holds the same (immutable) entity and no operation is pending on it."""
+        resources: list[bytes] = []
+        links: list[bytes] = []
+        cache = self.cache.entity_json
+        busy = self.views.cloud.lanes.busy
+        link_kinds: dict[str, bool] = {}
+        for entity in members:
+            location = entity.location
+            hit = cache.get(location)
+            if hit is not None and hit[0] is entity and not busy(location):
+                rendered = hit[1]
+            else:
+                rendered = json_rendering.render_entity(await self.views.decorate(entity))
+                cache[location] = (entity, rendered)
+            kind = entity.kind
+            is_link = link_kinds.get(kind)
+            if is_link is None:
+                is_link = link_kinds[kind] = self.registry.is_link_kind(kind)
+            (links if is_link else resources).append(rendered)
+        self.cache.trim_entity_json(len(members))
+        parts = []
+        if keys in ("resources", "both"):
+            parts.append(b'"resources":[' + b",".join(resources) + b"]")
+        if keys in ("links", "both"):
+            parts.append(b'"links":[' + b",".join(links) + b"]")
+        return b"{" + b",".join(parts) + b"}"
+
+    # ---- one entity, reused while nothing it shows has changed -------------------------------------
+
+    async def entity(self, stored: Entity, ctx: Context, outcome: Outcome = Outcome()) -> OcciResponse:
+        """GET of one entity. The rendering is reused while the same entity and link objects are
+        stored, no operation is pending on them and the registry is unchanged (entities are
+        immutable: an update stores a new object)."""
+        links: tuple[Entity, ...] = ()
+        if self.registry.is_resource_kind(stored.kind):
+            links = tuple((await self.views.store.links_from([stored.location])).get(stored.location, ()))
+        key = self.cache.entity_key(ctx, stored.location)
+        hit = self.cache.entities.get(key)
+        lanes = self.views.cloud.lanes
+        quiet = not lanes.busy(stored.location) and not any(lanes.busy(link.location) for link in links)
+        if (hit is not None and quiet and hit.entity is stored and hit.version == self.registry.version
+                and len(hit.links) == len(links) and all(a is b for a, b in zip(hit.links, links))):
+            return OcciResponse(status=200, headers=[("Content-Type", ctx.media), *hit.headers], body=hit.body)
+        view = await self.views.decorate(stored)
+        decorated = tuple([await self.views.decorate(link) for link in links])
+        response = await self.render(EntityResult(view.evolve(links=decorated) if decorated else view, outcome), ctx)
+        if quiet and not outcome.headers and outcome.operation is None:
+            extra = tuple(header for header in response.headers if header[0] != "Content-Type")
+            self.cache.keep_entity(key, stored, self.registry.version, links, extra, response.body)
+        return response
+
+    # ---- errors --------------------------------------------------------------------------------------
+
+    def render_error(self, error: OcciError, media: str) -> OcciResponse:
+        """An error in the negotiated media type, with a message that says what was wrong."""
+        status = error.status
+        message = error.message
+        headers: list[tuple[str, str]] = []
+        if isinstance(error, MethodNotAllowed) and error.allowed:
+            headers.append(("Allow", ", ".join(error.allowed)))
+        if isinstance(error, errors.Unauthorized):
+            headers.extend(("WWW-Authenticate", challenge) for challenge in error.challenges)
+        if isinstance(error, errors.TooManyRequests):
+            headers.append(("Retry-After", str(error.retry_after)))
+        if negotiate.is_json(media):
+            body = json_rendering.render_error(status, message)
+        elif media == negotiate.TEXT_OCCI:
+            headers.append(("X-OCCI-Error", _one_line(message)))
+            body = message.encode() + b"\n"
+        else:
+            if media == negotiate.URI_LIST:
+                media = negotiate.TEXT_PLAIN
+            body = message.encode() + b"\n"
+        headers.append(("Content-Type", media))
+        return OcciResponse(status=status, headers=headers, body=body)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())[:1000]

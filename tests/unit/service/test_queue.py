@@ -1,0 +1,257 @@
+"""Operations on one entity are a FIFO queue (issue 7 regression tests, docs/decisions.md D-QUEUE).
+
+A valid request that arrives while another operation runs is accepted, recorded as queued, answered
+as D-SYNCWAIT says and run after the one before it; it is checked against the state the entity will
+be in, and again at its turn. DELETE cancels what is queued and runs last. Concurrent creates of
+one location and concurrent deletes of one entity have exactly one winner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from occipy.backends.base import Inventories
+from occipy.backends.simulated import SimulatedDriver
+from occipy.model.catalogue import standard_registry
+from occipy.service.options import ServiceOptions
+from occipy.service.pipeline import Service
+from occipy.store.base import FAILED, QUEUED, RUNNING, SUCCEEDED, Batch, Operation
+from occipy.store.memory import MemoryStore
+from tests.unit.service.conftest import BASE, COMPUTE_KIND, Harness
+
+ACTION = "http://schemas.ogf.org/occi/infrastructure/compute/action#"
+DELAY = 0.3
+
+
+async def _harness(tmp_path: Path, delay: float, sync_wait: float) -> Harness:
+    driver = SimulatedDriver.from_options({"delay": str(delay), "seed": "3"}, tmp_path)
+    store = MemoryStore()
+    service = Service(standard_registry(), store, driver, ServiceOptions(sync_wait=sync_wait, reconcile_interval=0))
+    await store.open()
+    await driver.open()
+    await service.start()
+    return Harness(service, driver)
+
+
+@pytest.fixture
+async def slow(tmp_path: Path) -> AsyncIterator[Harness]:
+    harness = await _harness(tmp_path, DELAY, 0.02)
+    yield harness
+    await harness.service.stop()
+
+
+@pytest.fixture
+async def quick(tmp_path: Path) -> AsyncIterator[Harness]:
+    harness = await _harness(tmp_path, 0.0, 1.0)
+    yield harness
+    await harness.service.stop()
+
+
+def _path(url: str | None) -> str:
+    assert url is not None
+    return url[len(BASE):] if url.startswith(BASE) else url
+
+
+async def _operation(harness: Harness, url: str | None) -> dict[str, object]:
+    record = await harness.get_json(_path(url))
+    assert isinstance(record, dict)
+    return record
+
+
+async def _settle(harness: Harness, location: str, timeout: float = 5.0) -> None:
+    """Wait until no operation is pending on the entity."""
+    lanes = harness.service.cloud.lanes
+    deadline = asyncio.get_running_loop().time() + timeout
+    while lanes.busy(location) or lanes.deleting(location):
+        assert asyncio.get_running_loop().time() < deadline, f"{location} still busy"
+        await asyncio.sleep(0.02)
+
+
+async def _cloud_objects(harness: Harness, resource: str = "compute") -> int:
+    driver = harness.driver
+    assert isinstance(driver, Inventories)
+    return sum(1 for item in await driver.inventory() if item.ref.resource == resource)
+
+
+async def _stop(harness: Harness, location: str) -> tuple[int, str | None, str]:
+    answer = await harness.json("POST", location + "?action=stop", {"action": ACTION + "stop"})
+    return answer.status, answer.header("X-OCCI-Operation"), answer.text
+
+
+async def test_an_action_on_a_compute_being_created_is_queued_and_runs_after_it(slow: Harness) -> None:
+    location = await slow.create_compute()
+    # The compute is being created: its rendering offers the actions of the state it will be in.
+    document = await slow.get_json(location)
+    assert document["attributes"]["occi.compute.state.message"] == "creating"
+    assert ACTION + "stop" in document.get("actions", [])
+    status, operation, text = await _stop(slow, location)
+    assert status == 200, text
+    record = await _operation(slow, operation)
+    assert record["state"] == QUEUED and record["action"] == "stop"
+    # Visible in the operation collection.
+    listing = await slow.call("GET", "/-/operations/", accept="text/uri-list")
+    assert _path(operation) in listing.text
+    await _settle(slow, location)
+    assert (await _operation(slow, operation))["state"] == SUCCEEDED
+    assert (await slow.get_json(location))["attributes"]["occi.compute.state"] == "inactive"
+
+
+async def test_two_actions_in_a_row_run_in_order(slow: Harness) -> None:
+    location = await slow.create_compute()
+    await _settle(slow, location)
+    stop = await slow.json("POST", location + "?action=stop", {"action": ACTION + "stop"})
+    start = await slow.json("POST", location + "?action=start", {"action": ACTION + "start"})
+    assert (stop.status, start.status) == (200, 200), (stop.text, start.text)
+    first = await _operation(slow, stop.header("X-OCCI-Operation"))
+    second = await _operation(slow, start.header("X-OCCI-Operation"))
+    assert first["state"] == RUNNING and second["state"] == QUEUED
+    # After stop and start, the future state is active again: stop is offered, start is not.
+    actions = (await slow.get_json(location)).get("actions", [])
+    assert ACTION + "stop" in actions and ACTION + "start" not in actions
+    await _settle(slow, location)
+    assert (await _operation(slow, stop.header("X-OCCI-Operation")))["state"] == SUCCEEDED
+    assert (await _operation(slow, start.header("X-OCCI-Operation")))["state"] == SUCCEEDED
+    assert (await slow.get_json(location))["attributes"]["occi.compute.state"] == "active"
+
+
+async def test_a_request_invalid_against_the_future_state_is_409(slow: Harness) -> None:
+    location = await slow.create_compute()
+    await _settle(slow, location)
+    assert (await _stop(slow, location))[0] == 200
+    # stop is queued or running: a second stop is invalid on its own terms (inactive -> stop).
+    status, _, text = await _stop(slow, location)
+    assert status == 409, text
+    await _settle(slow, location)
+
+
+async def test_a_queued_action_whose_turn_finds_it_not_allowed_fails_and_changes_nothing(slow: Harness) -> None:
+    location = await slow.create_compute()
+    await _settle(slow, location)
+    document = await slow.get_json(location)
+    # The stop will fail in the cloud; the queued start (valid after a stop) then finds the
+    # compute in error, where start is not allowed.
+    entity = await slow.service.store.get(location)
+    assert entity is not None and entity.backend_id
+    slow.driver.fail_next(entity.backend_id, "the hypervisor refused")
+    stop = await slow.json("POST", location + "?action=stop", {"action": ACTION + "stop"})
+    start = await slow.json("POST", location + "?action=start", {"action": ACTION + "start"})
+    assert (stop.status, start.status) == (200, 200)
+    await _settle(slow, location)
+    failed_stop = await _operation(slow, stop.header("X-OCCI-Operation"))
+    failed_start = await _operation(slow, start.header("X-OCCI-Operation"))
+    assert failed_stop["state"] == FAILED and "refused" in str(failed_stop["message"])
+    assert failed_start["state"] == FAILED and "not allowed" in str(failed_start["message"])
+    after = await slow.get_json(location)
+    assert after["attributes"]["occi.compute.state"] == "error"
+    assert document["attributes"]["occi.core.id"] == after["attributes"]["occi.core.id"]
+
+
+async def test_an_update_of_a_busy_entity_is_queued_not_refused(slow: Harness) -> None:
+    location = await slow.create_compute()
+    answer = await slow.json("POST", location, {"kind": "http://schemas.ogf.org/occi/infrastructure#compute",
+                                                "attributes": {"occi.core.title": "renamed"}})
+    assert answer.status == 200, answer.text
+    await _settle(slow, location)
+    attributes = (await slow.get_json(location))["attributes"]
+    assert attributes["occi.core.title"] == "renamed"
+    assert attributes["occi.compute.state"] == "active"  # the create's result was not lost
+
+
+async def test_a_mixin_collection_put_with_a_busy_member_is_accepted(slow: Harness) -> None:
+    tag = ('Category: tag; scheme="http://example.com/tags#"; class="mixin"; location="/tags/t1/"')
+    assert (await slow.text("POST", "/-/", tag)).status == 200
+    location = await slow.create_compute()
+    answer = await slow.call("PUT", "/tags/t1/", f"X-OCCI-Location: {BASE}{location}", ctype="text/plain")
+    assert answer.status == 200, answer.text
+    await _settle(slow, location)
+    assert "http://example.com/tags#tag" in (await slow.get_json(location))["mixins"]
+
+
+async def test_delete_cancels_what_is_queued_and_runs_last(slow: Harness) -> None:
+    location = await slow.create_compute()
+    stop = await slow.json("POST", location + "?action=stop", {"action": ACTION + "stop"})
+    assert stop.status == 200
+    deleted = await slow.call("DELETE", location)
+    assert deleted.status == 200, deleted.text
+    cancelled = await _operation(slow, stop.header("X-OCCI-Operation"))
+    assert cancelled["state"] == FAILED and "cancelled" in str(cancelled["message"])
+    # Being deleted: still visible, with no actions; a second delete is 404.
+    shown = await slow.get_json(location)
+    assert shown.get("actions", []) == []
+    assert (await slow.call("DELETE", location)).status == 404
+    await _settle(slow, location)
+    assert (await slow.call("GET", location)).status == 404
+    assert await _cloud_objects(slow) == 0
+    assert (await _operation(slow, deleted.header("X-OCCI-Operation")))["state"] == SUCCEEDED
+
+
+async def test_save_is_an_operation(quick: Harness) -> None:
+    location = await quick.create_compute()
+    answer = await quick.text("POST", location + "?action=save", f'Category: save; scheme="{ACTION}"; class="action"',
+                              'X-OCCI-Attribute: name="golden"')
+    assert answer.status == 200, answer.text
+    # GFD.224 §3.1: the answer renders the new OS template.
+    assert "os_tpl" in answer.text and "class=\"mixin\"" in answer.text
+    record = await _operation(quick, answer.header("X-OCCI-Operation"))
+    assert record["action"] == "save" and record["state"] == SUCCEEDED
+
+
+@pytest.mark.parametrize("how", ["put", "post-id"])
+async def test_concurrent_creates_at_one_location_have_one_winner(slow: Harness, how: str) -> None:
+    async def create() -> int:
+        if how == "put":
+            return (await slow.text("PUT", "/compute/same", COMPUTE_KIND)).status
+        answer = await slow.text("POST", "/compute/", COMPUTE_KIND, 'X-OCCI-Attribute: occi.core.id="same-id"')
+        return answer.status
+
+    statuses = await asyncio.gather(*(create() for _ in range(20)))
+    assert sorted(statuses) == [201] + [409] * 19
+    await asyncio.sleep(DELAY * 3)
+    assert await _cloud_objects(slow) == 1
+    location = "/compute/same" if how == "put" else "/compute/same-id"
+    assert (await slow.call("DELETE", location)).status == 200
+    await _settle(slow, location)
+    assert await _cloud_objects(slow) == 0
+
+
+async def test_concurrent_deletes_have_one_winner(slow: Harness) -> None:
+    location = await slow.create_compute()
+    await _settle(slow, location)
+    statuses = await asyncio.gather(*(slow.call("DELETE", location) for _ in range(20)))
+    assert sorted(answer.status for answer in statuses) == [200] + [404] * 19
+    await _settle(slow, location)
+    assert await _cloud_objects(slow) == 0
+
+
+async def test_an_interrupted_delete_is_finished_after_a_restart(tmp_path: Path) -> None:
+    """D-DELETE-DURABLE: the delete's record is written first; a new server finishes it."""
+    driver = SimulatedDriver.from_options({"delay": "0", "seed": "4"}, tmp_path)
+    store = MemoryStore()
+    first = Service(standard_registry(), store, driver, ServiceOptions(sync_wait=1.0, reconcile_interval=0))
+    await store.open()
+    await driver.open()
+    await first.start()
+    harness = Harness(first, driver)
+    location = await harness.create_compute()
+    entity = await store.get(location)
+    assert entity is not None
+    await first.stop()
+    # What a crash right after the delete's record leaves: the entity, its cloud object and a
+    # running delete operation.
+    op = Operation(op_id="crashed-delete", location=location, action="delete", state=RUNNING,
+                   tenant=entity.tenant, seq=1)
+    await store.commit(Batch(put_operations=[op]))
+    assert await _cloud_objects(harness) == 1
+    second = Service(standard_registry(), store, driver, ServiceOptions(sync_wait=1.0, reconcile_interval=0))
+    await second.start()
+    again = Harness(second, driver)
+    await _settle(again, location)
+    assert await store.get(location) is None
+    assert await _cloud_objects(again) == 0
+    finished = await store.get_operation("crashed-delete")
+    assert finished is not None and finished.state == SUCCEEDED
+    await second.stop()
