@@ -20,20 +20,14 @@ import libvirt
 
 from occipy.backends import _libvirt_xml as lx
 from occipy.backends._libvirt_local import Image, Settings, load_saved, scan_images, slug
-from occipy.backends.base import ResourceType
-from occipy.errors import BackendError, BackendUnavailable, InvalidAttribute, OcciError
+from occipy.backends.base import NETWORKINTERFACE, STORAGELINK
+from occipy.errors import BackendError, BackendUnavailable, NotSupported, OcciError
 
 T = TypeVar("T")
-COMPUTE, STORAGE, NETWORK = ResourceType.COMPUTE, ResourceType.STORAGE, ResourceType.NETWORK
-STORAGELINK, NETWORKINTERFACE = ResourceType.STORAGELINK, ResourceType.NETWORKINTERFACE
 LINKS: Final = (STORAGELINK, NETWORKINTERFACE)
-
-# Same update keys as the simulated cloud: the service passes template replacements under these
-# names with a Template.term as value (GFD.224 §3.5.1/§3.5.2).
-OS_TEMPLATE_KEYS: Final = ("os_template", "os_tpl")
-RESOURCE_TEMPLATE_KEYS: Final = ("resource_template", "resource_tpl")
-# Action attribute defaults when the client gives none (infrastructure.md §4.2, rOCCI's choices).
-DEFAULT_METHOD: Final = {"stop": "poweroff", "restart": "cold", "suspend": "suspend", "save": "deferred"}
+# Device aliases name the link type: "ua-sl-<hex>" disks, "ua-nic-<hex>" interfaces.
+ALIAS_PREFIX: Final = {STORAGELINK: "ua-sl-", NETWORKINTERFACE: "ua-nic-"}
+# GFD.224 §3.1 action methods the driver runs.
 METHODS: Final = {
     "stop": ("graceful", "acpioff", "poweroff"),
     "restart": ("graceful", "warm", "cold"),
@@ -248,6 +242,17 @@ class _LibvirtBase:
                 lx.set_domain_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), add_device=device)
             )
 
+    def _set_link_meta(self, dom: Any, add: lx.LinkMeta | None = None, forget: str | None = None) -> None:
+        """Record (`add`) or drop (`forget`, an alias) occipy's metadata of a device of `dom`.
+
+        The metadata lives in the persistent definition, where the driver reads it; a running
+        domain picks the new definition up at its next start, which changes nothing it runs.
+        """
+        xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        if forget is not None and lx.parse_domain(xml).link(forget) is None:
+            return
+        self._conn().defineXML(lx.set_domain_xml(xml, add_link=add, forget_link=forget))
+
     def _attachments(self, path: str) -> list[tuple[Any, lx.Disk]]:
         """Every (domain, disk) that uses the file, in a live or a persistent definition."""
         found = []
@@ -309,15 +314,23 @@ def _network_config(net: Any) -> str:
         return str(net.XMLDesc(0))
 
 
+def _check_method(action: str, method: str) -> str:
+    """The method if the driver runs it for this action; NotSupported otherwise."""
+    if method not in METHODS[action]:
+        offered = ", ".join(m for m in METHODS[action] if m != "deffered")
+        raise NotSupported(f"the libvirt driver has no {action} method {method!r}; it has {offered}")
+    return "deferred" if method == "deffered" else method
+
+
 def _positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < 1:
-        raise InvalidAttribute(f"{name} must be a whole number of 1 or more, got {value!r}")
+        raise BackendError(f"{name} must be a whole number of 1 or more, got {value!r}")
     return int(value)
 
 
 def _positive_float(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise InvalidAttribute(f"{name} must be a number above 0, got {value!r}")
+        raise BackendError(f"{name} must be a number above 0, got {value!r}")
     return float(value)
 
 
@@ -330,17 +343,17 @@ def _is_address(text: str) -> bool:
 
 
 def _address_and_gateway(address: str, gateway: str | None) -> tuple[lx.IPNetwork, lx.IPAddress]:
-    """occi.network.address (CIDR; "192.168.0.1/24" also names the gateway) and .gateway."""
+    """A network's range (CIDR; "192.168.0.1/24" also names the gateway) and gateway."""
     try:
         interface = ipaddress.ip_interface(address)
     except ValueError:
-        raise InvalidAttribute(f"occi.network.address: {address!r} is not a CIDR range") from None
+        raise BackendError(f"network address {address!r} is not a CIDR range") from None
     network = interface.network
     if gateway:
         try:
             gw = ipaddress.ip_address(gateway)
         except ValueError:
-            raise InvalidAttribute(f"occi.network.gateway: {gateway!r} is not an IP address") from None
+            raise BackendError(f"gateway {gateway!r} is not an IP address") from None
     elif interface.ip != network.network_address:
         gw = interface.ip
     else:
@@ -350,7 +363,7 @@ def _address_and_gateway(address: str, gateway: str | None) -> tuple[lx.IPNetwor
     return network, gw
 
 
-def _free_mac(taken: set[str]) -> str:
+def _free_mac(taken: set[str | None]) -> str:
     rng = random.SystemRandom()
     while True:
         # 52:54:00 is the prefix QEMU/libvirt use for generated MACs.

@@ -1,7 +1,7 @@
 """The libvirt driver's compute operations: domains from images, actions, resize, reimage, save.
 
-Synchronous: `LibvirtDriver` runs each in a worker thread. Maps OCCI compute attributes,
-templates and actions (GFD.224 §3.1, §3.5) to libvirt domain calls; docs/drivers/libvirt.md has
+Synchronous: `LibvirtDriver` runs each in a worker thread. Maps compute specs, updates, images,
+flavours and actions (GFD.224 §3.1, §3.5) to libvirt domain calls; docs/drivers/libvirt.md has
 the table. Imports libvirt, the driver's base and helpers, backends.base and errors.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import uuid as uuidlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +18,6 @@ import libvirt
 
 from occipy.backends import _libvirt_xml as lx
 from occipy.backends._libvirt_base import (
-    DEFAULT_METHOD,
-    METHODS,
-    OS_TEMPLATE_KEYS,
-    RESOURCE_TEMPLATE_KEYS,
     _code,
     _LibvirtBase,
     _missing,
@@ -29,44 +25,51 @@ from occipy.backends._libvirt_base import (
     _positive_int,
 )
 from occipy.backends._libvirt_local import Flavour, Image, Seed, seed_iso, slug, store_saved, write_file
-from occipy.backends.base import ComputeSpec, Observed
-from occipy.errors import BackendError, InvalidAttribute
-from occipy.model.category import AttributeValue
+from occipy.backends.base import (
+    ACTIVE,
+    ERROR,
+    INACTIVE,
+    SUSPENDED,
+    ComputeFacts,
+    ComputeSpec,
+    ComputeUpdate,
+    Observed,
+)
+from occipy.errors import BackendError
 
 
 class _ComputeOps(_LibvirtBase):
     """Compute (domain) operations."""
 
-    def _image(self, term: str) -> Image:
-        image = self._saved.get(term) or self._images.get(term)
+    def _image(self, name: str) -> Image:
+        image = self._saved.get(name) or self._images.get(name)
         if image is None:
             self._rescan_images()  # a file dropped into image_dir since the last scan
-            image = self._saved.get(term) or self._images.get(term)
+            image = self._saved.get(name) or self._images.get(name)
         if image is None:
             offered = ", ".join(sorted({*self._images, *self._saved})) or "none"
-            raise BackendError(f"no os_tpl {term!r} in {self.settings.image_dir} (offered: {offered})")
+            raise BackendError(f"no image {name!r} in {self.settings.image_dir} (offered: {offered})")
         return image
 
     def _sizes(self, spec: ComputeSpec) -> tuple[int, float, Flavour | None]:
-        flavour = self.settings.flavour(spec.resource_template) if spec.resource_template else None
+        flavour = self.settings.flavour(spec.flavour) if spec.flavour else None
+        if spec.flavour and flavour is None:
+            offered = ", ".join(f.name for f in self.settings.flavours) or "none besides the CRTP ones"
+            raise BackendError(f"no flavour {spec.flavour!r} (offered: {offered})")
         # "If the resource itself carries size-related attributes, the assigned resource template
         #  overrides them where applicable" (GFD.224 §3.5.2).
         cores = flavour.cores if flavour else spec.cores if spec.cores is not None else 1
         memory = flavour.memory_gib if flavour else spec.memory_gib if spec.memory_gib is not None else 1.0
-        if cores < 1:
-            raise InvalidAttribute(f"occi.compute.cores must be 1 or more, got {cores}")
-        if not memory > 0:
-            raise InvalidAttribute(f"occi.compute.memory must be more than 0 GiB, got {memory}")
-        return cores, float(memory), flavour
+        return _positive_int("cores", cores), _positive_float("memory", memory), flavour
 
     def _create_compute(self, spec: ComputeSpec) -> str:
         conn = self._conn()
-        term = spec.os_template or self.settings.default_os_tpl
-        image = self._image(term) if term else None
+        image_name = spec.image or self.settings.default_os_tpl
+        image = self._image(image_name) if image_name else None
         cores, memory, flavour = self._sizes(spec)
         arch = spec.architecture or (image.architecture if image else "x64")
         if arch not in lx.ARCH_TO_LIBVIRT:
-            raise InvalidAttribute(f"occi.compute.architecture must be x64 or x86, got {arch!r}")
+            raise BackendError(f"the libvirt driver runs x64 and x86 guests, not {arch!r}")
         name = self._free_name({d.name() for d in conn.listAllDomains(0)}, spec.name)
         domain_uuid = str(uuidlib.uuid4())
         hostname = spec.hostname or slug(spec.name, 63)
@@ -105,8 +108,9 @@ class _ComputeOps(_LibvirtBase):
                 kernel=image.kernel if image else None,
                 initrd=image.initrd if image else None,
                 cmdline=image.cmdline if image else None,
-                os_template=image.term if image else None,
-                resource_template=spec.resource_template,
+                image=image.name if image else None,
+                flavour=spec.flavour,
+                entity_id=spec.entity_id,
             )
             dom = conn.defineXML(lx.domain_xml(plan))
             undo.append(dom.undefine)
@@ -135,31 +139,16 @@ class _ComputeOps(_LibvirtBase):
             if _missing(exc):
                 return None  # deleted while we looked
             raise
-        occi_state, message = _compute_state(state, reason, saved)
-        if occi_state == "active" and (live.vcpus, live.memory_kib) != (config.vcpus, config.memory_kib):
+        word, message = _compute_state(state, reason, saved)
+        if word == ACTIVE and (live.vcpus, live.memory_kib) != (config.vcpus, config.memory_kib):
             message = "new cores/memory apply at the next start (stop and start, or restart method=cold)"
-        attributes: dict[str, AttributeValue] = {
-            "occi.compute.cores": config.vcpus,
-            "occi.compute.memory": round(config.memory_kib / lx.KIB_PER_GIB, 6),
-        }
-        arch = lx.ARCH_FROM_LIBVIRT.get(config.arch or "")
-        if arch:
-            attributes["occi.compute.architecture"] = arch
-        if config.metadata.get("hostname"):
-            attributes["occi.compute.hostname"] = config.metadata["hostname"]
-        if config.share is not None:
-            attributes["occi.compute.share"] = config.share
-        return Observed(backend_id, occi_state, message, attributes)
-
-    def _method(self, action: str, params: Mapping[str, AttributeValue]) -> str | None:
-        if action not in METHODS:
-            return None
-        method = params.get("method") or DEFAULT_METHOD[action]
-        if not isinstance(method, str) or method not in METHODS[action]:
-            raise InvalidAttribute(
-                f"action {action}: method must be one of {', '.join(METHODS[action])}, got {method!r}"
-            )
-        return method
+        facts = ComputeFacts(
+            cores=config.vcpus,
+            memory_gib=round(config.memory_kib / lx.KIB_PER_GIB, 6),
+            architecture=lx.ARCH_FROM_LIBVIRT.get(config.arch or ""),
+            hostname=config.metadata.get("hostname") or None,
+        )
+        return Observed(backend_id, word, message, facts)
 
     def _start(self, backend_id: str) -> None:
         dom = self._dom(backend_id)
@@ -235,26 +224,32 @@ class _ComputeOps(_LibvirtBase):
         root = config.disk("ua-root")
         if root is None or not root.source:
             raise BackendError(
-                f"compute {config.name} has no root disk to save (it was created without an os_tpl)"
+                f"compute {config.name} has no root disk to save (it was created without an image)"
             )
         source = conn.storageVolLookupByPath(root.source)
         info = lx.parse_volume(source.XMLDesc(0))
         # The provider "MAY honour the client's name or replace it by policy" (GFD.224 §3.1): we
-        # keep it, made a valid term, and number it when another template has it.
+        # keep it as given, numbered when another image already has it.
         taken = {*self._images, *self._saved}
-        base = slug(name) if name else f"{config.name.removeprefix(self.settings.name_prefix)}-snapshot"
-        numbers = iter(range(1 if name is None else 2, 1_000_000))
-        term = base if name is not None else f"{base}-{next(numbers)}"
-        while term in taken:
-            term = f"{base}-{next(numbers)}"
+        if name:
+            image_name = next(n for n in _numbered(name, first=None) if n not in taken)
+        else:
+            base = f"{config.name.removeprefix(self.settings.name_prefix)}-snapshot"
+            image_name = next(n for n in _numbered(base, first=1) if n not in taken)
         pool = conn.storagePoolLookupByName(self.settings.pool)
-        volume_name = f"{self.settings.name_prefix}tpl-{term}.qcow2"
+        volumes = set(pool.listVolumes())
+        stem = next(
+            s
+            for s in _numbered(f"{self.settings.name_prefix}tpl-{slug(image_name)}", first=None)
+            if f"{s}.qcow2" not in volumes and not (self.settings.template_dir / f"{s}.json").exists()
+        )
+        volume_name = f"{stem}.qcow2"
         # createXMLFrom copies through `qemu-img convert`: the new image has no backing file.
         copy = pool.createXMLFrom(lx.volume_xml(volume_name, info.capacity, "qcow2"), source, 0)
         origin = config.metadata.get("os-template")
-        title = f"Snapshot {term} of compute {config.name}" + (f" (from {origin})" if origin else "")
+        title = f"Snapshot {image_name} of compute {config.name}" + (f" (from {origin})" if origin else "")
         image = Image(
-            term=term,
+            name=image_name,
             title=title,
             path=str(copy.path()),
             fmt="qcow2",
@@ -266,39 +261,38 @@ class _ComputeOps(_LibvirtBase):
             saved_from=config.name,
             volume=f"{self.settings.pool}/{volume_name}",
         )
-        store_saved(self.settings.template_dir, image)
-        self._saved[term] = image
+        store_saved(self.settings.template_dir, image, stem)
+        self._saved[image_name] = image
         return image
 
-    def _update_compute(self, backend_id: str, changes: Mapping[str, AttributeValue]) -> None:
+    def _update_compute(self, backend_id: str, change: ComputeUpdate) -> None:
         conn = self._conn()
         dom = self._dom(backend_id)
         xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
         config = lx.parse_domain(xml)
-        vcpus: int | None = None
-        memory: int | None = None
+        vcpus = _positive_int("cores", change.cores) if change.cores is not None else None
+        memory = (
+            int(_positive_float("memory", change.memory_gib) * lx.KIB_PER_GIB)
+            if change.memory_gib is not None
+            else None
+        )
         metadata: dict[str, str | None] = {}
         arch: str | None = None
-        for key, value in changes.items():
-            if key == "occi.compute.cores":
-                vcpus = _positive_int(key, value)
-            elif key == "occi.compute.memory":
-                memory = int(_positive_float(key, value) * lx.KIB_PER_GIB)
-            elif key == "occi.compute.hostname":
-                metadata["hostname"] = str(value)  # recorded; the guest keeps its name until reinstalled
-            elif key == "occi.compute.architecture":
-                if value not in lx.ARCH_TO_LIBVIRT:
-                    raise InvalidAttribute(f"occi.compute.architecture must be x64 or x86, got {value!r}")
-                arch = lx.ARCH_TO_LIBVIRT[str(value)]
-            elif key in RESOURCE_TEMPLATE_KEYS:
-                flavour = self.settings.flavour(str(value)) if value else None
-                metadata["resource-template"] = str(value) if value else None
-                if flavour is not None:  # CRTP R0305: applying a template resizes the compute
-                    vcpus, memory = flavour.cores, int(flavour.memory_gib * lx.KIB_PER_GIB)
+        if change.architecture is not None:
+            if change.architecture not in lx.ARCH_TO_LIBVIRT:
+                raise BackendError(f"the libvirt driver runs x64 and x86 guests, not {change.architecture!r}")
+            arch = lx.ARCH_TO_LIBVIRT[change.architecture]
+        if change.flavour is not None:
+            flavour = self.settings.flavour(change.flavour)
+            if flavour is None:
+                raise BackendError(f"cannot resize compute {config.name}: no flavour {change.flavour!r}")
+            metadata["resource-template"] = change.flavour
+            # CRTP R0305: applying a template resizes the compute.
+            vcpus, memory = flavour.cores, int(flavour.memory_gib * lx.KIB_PER_GIB)
+        image = self._image(change.image) if change.image is not None else None
         new_xml = lx.set_domain_xml(xml, vcpus=vcpus, memory_kib=memory, metadata=metadata or None, arch=arch)
-        term = next((str(changes[k]) for k in OS_TEMPLATE_KEYS if changes.get(k)), None)
-        if term is not None and term != config.metadata.get("os-template"):
-            new_xml = self._reimage(conn, dom, new_xml, config, self._image(term))
+        if image is not None and image.name != config.metadata.get("os-template"):
+            self._reimage(conn, dom, new_xml, config, image)
             return
         if new_xml != xml:
             conn.defineXML(new_xml)
@@ -329,7 +323,7 @@ class _ComputeOps(_LibvirtBase):
             kernel=image.kernel or "",
             initrd=image.initrd,
             cmdline=image.cmdline,
-            metadata={"os-template": image.term, "root-volume": path},
+            metadata={"os-template": image.name, "root-volume": path},
             remove_alias="ua-root",
             add_device=disk,
         )
@@ -377,28 +371,39 @@ class _ComputeOps(_LibvirtBase):
                 Path(path).unlink(missing_ok=True)
 
 
+def _numbered(base: str, first: int | None) -> Iterator[str]:
+    """base, base-2, base-3, ... (first None), or base-1, base-2, ... (first 1)."""
+    if first is None:
+        yield base
+        first = 2
+    n = first
+    while True:
+        yield f"{base}-{n}"
+        n += 1
+
+
 def _compute_state(state: int, reason: int, managed_save: bool) -> tuple[str, str | None]:
-    """libvirt domain state -> OCCI compute state and message (GFD.224 §3.1 states)."""
+    """libvirt domain state -> compute state word and message (GFD.224 §3.1 states)."""
     if state in (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_BLOCKED):
-        return "active", None
+        return ACTIVE, None
     if state == libvirt.VIR_DOMAIN_SHUTDOWN:
-        return "active", "shutting down"
+        return ACTIVE, "shutting down"
     if state == libvirt.VIR_DOMAIN_PAUSED:
         if reason == libvirt.VIR_DOMAIN_PAUSED_IOERROR:
-            return "error", "paused by a disk I/O error (is the pool full?)"
+            return ERROR, "paused by a disk I/O error (is the pool full?)"
         if reason == libvirt.VIR_DOMAIN_PAUSED_CRASHED:
-            return "error", "the guest crashed"
-        return "suspended", None
+            return ERROR, "the guest crashed"
+        return SUSPENDED, None
     if state == libvirt.VIR_DOMAIN_PMSUSPENDED:
-        return "suspended", "suspended by the guest (ACPI S3)"
+        return SUSPENDED, "suspended by the guest (ACPI S3)"
     if state == libvirt.VIR_DOMAIN_SHUTOFF:
         if managed_save:
-            return "suspended", "hibernated: memory saved to disk, start resumes it"
+            return SUSPENDED, "hibernated: memory saved to disk, start resumes it"
         if reason == libvirt.VIR_DOMAIN_SHUTOFF_CRASHED:
-            return "error", "the guest crashed"
+            return ERROR, "the guest crashed"
         if reason == libvirt.VIR_DOMAIN_SHUTOFF_FAILED:
-            return "error", "the domain failed to start"
-        return "inactive", None
+            return ERROR, "the domain failed to start"
+        return INACTIVE, None
     if state == libvirt.VIR_DOMAIN_CRASHED:
-        return "error", "the guest crashed"
-    return "error", f"libvirt reports no state for this domain (state {state})"
+        return ERROR, "the guest crashed"
+    return ERROR, f"libvirt reports no state for this domain (state {state})"

@@ -2,8 +2,8 @@
 
 Synchronous: `LibvirtDriver` runs each in a worker thread. Maps GFD.224 §3.2-§3.4 to pool
 volumes, libvirt networks (with DHCP reservations) and hot-plugged virtio devices named by user
-aliases; docs/drivers/libvirt.md has the table. Imports libvirt, the driver's base and helpers,
-backends.base and errors.
+aliases, and lists what carries an occipy entity id (`_inventory`); docs/drivers/libvirt.md has
+the table. Imports libvirt, the driver's base and helpers, backends.base and errors.
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ import contextlib
 import ipaddress
 import re
 import uuid as uuidlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import libvirt
 
 from occipy.backends import _libvirt_xml as lx
 from occipy.backends._libvirt_base import (
+    ALIAS_PREFIX,
     _address_and_gateway,
     _code,
     _free_mac,
@@ -28,25 +29,44 @@ from occipy.backends._libvirt_base import (
     _network_config,
     _positive_float,
 )
+from occipy.backends._libvirt_local import TAG_SEPARATOR, decode_tag, encode_tag
 from occipy.backends.base import (
+    ACTIVE,
+    COMPUTE,
+    ERROR,
+    INACTIVE,
+    NETWORK,
+    NETWORKINTERFACE,
+    OFFLINE,
+    ONLINE,
+    STORAGE,
+    STORAGELINK,
+    NetworkFacts,
+    NetworkInterfaceFacts,
     NetworkInterfaceSpec,
     NetworkSpec,
     Observed,
-    ResourceType,
+    Ref,
+    StorageFacts,
+    StorageLinkFacts,
     StorageLinkSpec,
     StorageSpec,
+    Tagged,
 )
-from occipy.errors import BackendError, InvalidAttribute
-from occipy.model.category import AttributeValue
+from occipy.errors import BackendError
+
+_MAC_RE = re.compile(r"([0-9a-f]{2}:){5}[0-9a-f]{2}")
 
 
 class _DeviceOps(_LibvirtBase):
     """Storage, network, storagelink and networkinterface operations."""
 
     def _create_storage(self, spec: StorageSpec) -> str:
-        size = _positive_float("occi.storage.size", spec.size_gib)
+        size = _positive_float("size", spec.size_gib)
         pool = self._pool()
-        suffix = ".qcow2"
+        # The entity id goes into the name: volumes have no metadata (see encode_tag).
+        tag = encode_tag(spec.entity_id) if spec.entity_id else None
+        suffix = f"{TAG_SEPARATOR}{tag}.qcow2" if tag else ".qcow2"
         name = self._free_name(set(pool.listVolumes()), spec.name, suffix) + suffix
         pool.createXML(lx.volume_xml(name, int(size * lx.BYTES_PER_GIB), "qcow2"), 0)
         return f"{self.settings.pool}/{name}"
@@ -61,9 +81,9 @@ class _DeviceOps(_LibvirtBase):
             if _missing(exc):
                 return None
             raise
-        state = "offline" if backend_id in self._offline else "online"
+        state = OFFLINE if backend_id in self._offline else ONLINE
         return Observed(
-            backend_id, state, None, {"occi.storage.size": round(info.capacity / lx.BYTES_PER_GIB, 6)}
+            backend_id, state, None, StorageFacts(size_gib=round(info.capacity / lx.BYTES_PER_GIB, 6))
         )
 
     def _storage_action(self, backend_id: str, action: str) -> None:
@@ -79,11 +99,9 @@ class _DeviceOps(_LibvirtBase):
             )
         self._offline.add(backend_id)  # occipy refuses to attach an offline volume
 
-    def _update_storage(self, backend_id: str, changes: Mapping[str, AttributeValue]) -> None:
-        if "occi.storage.size" not in changes:
-            return
+    def _update_storage(self, backend_id: str, size_gib: float) -> None:
         volume = self._vol(backend_id)
-        wanted = int(_positive_float("occi.storage.size", changes["occi.storage.size"]) * lx.BYTES_PER_GIB)
+        wanted = int(_positive_float("size", size_gib) * lx.BYTES_PER_GIB)
         current = int(volume.info()[1])
         if wanted < current:
             raise BackendError(
@@ -121,15 +139,15 @@ class _DeviceOps(_LibvirtBase):
 
     def _create_network(self, spec: NetworkSpec) -> str:
         if spec.vlan is not None:
-            raise BackendError(
-                "libvirt NAT networks have no 802.1q VLAN tagging: leave occi.network.vlan unset"
-            )
+            raise BackendError("libvirt NAT networks have no 802.1q VLAN tagging: leave the VLAN unset")
+        if spec.allocation not in (None, "dynamic", "static"):
+            raise BackendError(f"allocation must be dynamic or static, got {spec.allocation!r}")
         conn = self._conn()
         name = self._free_name({n.name() for n in conn.listAllNetworks(0)}, spec.name)
         dhcp = spec.allocation != "static"
         if spec.address:
             network, gateway = _address_and_gateway(spec.address, spec.gateway)
-            return self._define_network(conn, name, network, gateway, dhcp)
+            return self._define_network(conn, name, network, gateway, dhcp, spec.entity_id)
         # No range given: take the next free /24 of network_prefix; a range the host already uses
         # (libvirt: "Network is already in use by interface ...") makes us try the next one.
         used = self._used_ranges(conn)
@@ -145,7 +163,7 @@ class _DeviceOps(_LibvirtBase):
                 else candidate.network_address + 1
             )
             try:
-                return self._define_network(conn, name, candidate, gateway, dhcp)
+                return self._define_network(conn, name, candidate, gateway, dhcp, spec.entity_id)
             except libvirt.libvirtError as exc:
                 tried += 1
                 if "in use" not in (exc.get_error_message() or "") or tried >= 8:
@@ -153,9 +171,9 @@ class _DeviceOps(_LibvirtBase):
         raise BackendError(f"no free /24 left in network_prefix {self.settings.network_prefix}")
 
     def _define_network(
-        self, conn: Any, name: str, network: lx.IPNetwork, gateway: lx.IPAddress, dhcp: bool
+        self, conn: Any, name: str, network: lx.IPNetwork, gateway: lx.IPAddress, dhcp: bool, entity_id: str
     ) -> str:
-        net = conn.networkDefineXML(lx.network_xml(name, network, gateway, dhcp))
+        net = conn.networkDefineXML(lx.network_xml(name, network, gateway, dhcp, entity_id=entity_id))
         try:
             net.create()
         except libvirt.libvirtError:
@@ -175,13 +193,12 @@ class _DeviceOps(_LibvirtBase):
             if _missing(exc):
                 return None
             raise
-        attributes: dict[str, AttributeValue] = {}
-        if info.network is not None:
-            attributes["occi.network.address"] = str(info.network)
-            attributes["occi.network.allocation"] = "dynamic" if info.dhcp else "static"
-        if info.gateway is not None:
-            attributes["occi.network.gateway"] = str(info.gateway)
-        return Observed(backend_id, "active" if active else "inactive", None, attributes)
+        facts = NetworkFacts(
+            address=str(info.network) if info.network is not None else None,
+            gateway=str(info.gateway) if info.gateway is not None else None,
+            allocation=("dynamic" if info.dhcp else "static") if info.network is not None else None,
+        )
+        return Observed(backend_id, ACTIVE if active else INACTIVE, None, facts)
 
     def _network_action(self, backend_id: str, action: str) -> None:
         net = self._net(backend_id)
@@ -189,45 +206,6 @@ class _DeviceOps(_LibvirtBase):
             net.create()
         elif action == "down" and net.isActive():
             net.destroy()
-
-    def _users_of_network(self, name: str) -> list[str]:
-        users = []
-        for dom in self._conn().listAllDomains(0):
-            flags = [0] + ([libvirt.VIR_DOMAIN_XML_INACTIVE] if dom.isPersistent() else [])
-            if any(nic.network == name for f in flags for nic in lx.parse_domain(dom.XMLDesc(f)).interfaces):
-                users.append(str(dom.name()))
-        return users
-
-    def _update_network(self, backend_id: str, changes: Mapping[str, AttributeValue]) -> None:
-        if changes.get("occi.network.vlan") is not None:
-            raise BackendError(
-                "libvirt NAT networks have no 802.1q VLAN tagging: leave occi.network.vlan unset"
-            )
-        keys = ("occi.network.address", "occi.network.gateway", "occi.network.allocation")
-        if not any(k in changes for k in keys):
-            return  # label and the Core attributes concern only the service
-        conn = self._conn()
-        net = self._net(backend_id)
-        info = lx.parse_network(_network_config(net))
-        users = self._users_of_network(info.name)
-        if users:
-            raise BackendError(
-                f"network {info.name} has interfaces on compute(s) {', '.join(users)}: delete "
-                "those networkinterfaces before changing its addressing"
-            )
-        address = str(changes.get("occi.network.address") or info.network or "")
-        gateway = changes.get("occi.network.gateway")
-        if gateway is None and "occi.network.address" not in changes and info.gateway is not None:
-            gateway = str(info.gateway)
-        network, gw = _address_and_gateway(address, str(gateway) if gateway else None)
-        allocation = changes.get("occi.network.allocation") or ("dynamic" if info.dhcp else "static")
-        xml = lx.network_xml(info.name, network, gw, allocation != "static", uuid=info.uuid)
-        active = bool(net.isActive())
-        if active:
-            net.destroy()
-        conn.networkDefineXML(xml)
-        if active:
-            conn.networkLookupByUUIDString(backend_id).create()
 
     def _delete_network(self, backend_id: str) -> None:
         net = self._net(backend_id, required=False)
@@ -269,6 +247,8 @@ class _DeviceOps(_LibvirtBase):
                                     dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), remove_alias=device.alias
                                 )
                             )
+                    if flag == libvirt.VIR_DOMAIN_AFFECT_CONFIG and device.alias:
+                        self._set_link_meta(dom, forget=device.alias)
             except libvirt.libvirtError as exc:
                 if not _missing(exc):
                     raise  # a domain deleted meanwhile has nothing left to detach
@@ -288,11 +268,29 @@ class _DeviceOps(_LibvirtBase):
             )
         config, live = self._definitions(dom)
         taken = [d.target for d in (*config.disks, *(live.disks if live else ()))]
-        target = lx.free_disk_target(taken, spec.deviceid)
-        alias = f"ua-sl-{uuidlib.uuid4().hex[:12]}"
+        target = lx.free_disk_target(taken, spec.device)
+        alias = f"{ALIAS_PREFIX[STORAGELINK]}{uuidlib.uuid4().hex[:12]}"
         fmt = lx.parse_volume(volume.XMLDesc(0)).fmt or "raw"
-        self._attach(dom, lx.disk_xml(path, fmt, target, alias))
+        meta = lx.LinkMeta(alias, entity_id=spec.entity_id, mountpoint=spec.mountpoint)
+        self._attach_link(dom, lx.disk_xml(path, fmt, target, alias), meta)
         return f"{dom.UUIDString()}/{alias}"
+
+    def _attach_link(self, dom: Any, device: str, meta: lx.LinkMeta) -> None:
+        """Record the link's metadata, then attach its device (a failed attach drops the record).
+
+        The record comes first so that a crash in between leaves at worst a record without a
+        device, which nothing lists, rather than an untagged device.
+        """
+        recorded = bool(meta.entity_id or meta.interface or meta.mountpoint)
+        if recorded:
+            self._set_link_meta(dom, add=meta)
+        try:
+            self._attach(dom, device)
+        except BaseException:
+            if recorded:
+                with contextlib.suppress(libvirt.libvirtError):
+                    self._set_link_meta(dom, forget=meta.alias)
+            raise
 
     @staticmethod
     def _placement(in_config: bool, in_live: bool, running: bool) -> str | None:
@@ -313,7 +311,9 @@ class _DeviceOps(_LibvirtBase):
         message = self._placement(
             config.disk(alias) is not None, bool(live and live.disk(alias)), live is not None
         )
-        return Observed(backend_id, "active", message, {"occi.storagelink.deviceid": f"/dev/{disk.target}"})
+        meta = config.link(alias)
+        facts = StorageLinkFacts(device=f"/dev/{disk.target}", mountpoint=meta.mountpoint if meta else None)
+        return Observed(backend_id, ACTIVE, message, facts)
 
     def _create_networkinterface(self, spec: NetworkInterfaceSpec) -> str:
         conn = self._conn()
@@ -325,19 +325,22 @@ class _DeviceOps(_LibvirtBase):
         macs = {nic.mac for d in conn.listAllDomains(0) for nic in lx.parse_domain(d.XMLDesc(0)).interfaces}
         if spec.mac:
             mac = spec.mac.lower().replace("-", ":")
-            if not re.fullmatch(r"([0-9a-f]{2}:){5}[0-9a-f]{2}", mac):
-                raise InvalidAttribute(f"occi.networkinterface.mac: {spec.mac!r} is not a MAC address")
+            if not _MAC_RE.fullmatch(mac):
+                raise BackendError(f"{spec.mac!r} is not a MAC address")
             if mac in macs:
                 raise BackendError(f"MAC address {mac} is already in use")
         else:
-            mac = _free_mac(macs)
+            mac = _free_mac(set(macs))
+        if spec.interface:
+            config = lx.parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+            names = {m.interface for m in config.links if config.interface(m.alias) is not None}
+            if spec.interface in names:
+                raise BackendError(f"compute {config.name} already has an interface {spec.interface}")
         reserved = False
         if spec.address:
             address = ipaddress.ip_interface(spec.address).ip if _is_address(spec.address) else None
             if address is None:
-                raise InvalidAttribute(
-                    f"occi.networkinterface.address: {spec.address!r} is not an IP address"
-                )
+                raise BackendError(f"interface address {spec.address!r} is not an IP address")
             if info.network is not None and address not in info.network:
                 raise BackendError(f"address {address} is outside network {info.name} ({info.network})")
             if address == info.gateway or str(address) in info.hosts.values():
@@ -348,9 +351,10 @@ class _DeviceOps(_LibvirtBase):
                     net, libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, lx.dhcp_host_xml(mac, str(address))
                 )
                 reserved = True
-        alias = f"ua-nic-{uuidlib.uuid4().hex[:12]}"
+        alias = f"{ALIAS_PREFIX[NETWORKINTERFACE]}{uuidlib.uuid4().hex[:12]}"
+        meta = lx.LinkMeta(alias, entity_id=spec.entity_id, interface=spec.interface)
         try:
-            self._attach(dom, lx.interface_xml(info.name, mac, alias))
+            self._attach_link(dom, lx.interface_xml(info.name, mac, alias), meta)
         except libvirt.libvirtError:
             if reserved:
                 with contextlib.suppress(libvirt.libvirtError):
@@ -370,17 +374,18 @@ class _DeviceOps(_LibvirtBase):
         nic = config.interface(alias) or (live.interface(alias) if live else None)
         if nic is None:
             return None
-        order = [i.alias for i in config.interfaces] + [
-            i.alias
-            for i in (live.interfaces if live else ())
-            if i.alias not in [c.alias for c in config.interfaces]
-        ]
-        attributes: dict[str, AttributeValue] = {
-            "occi.networkinterface.mac": nic.mac,
+        meta = config.link(alias)
+        if meta is not None and meta.interface:
+            interface = meta.interface  # the name occipy gave it (Proposes)
+        else:
             # Guests name virtio NICs in PCI order, which is the definition's order.
-            "occi.networkinterface.interface": f"eth{order.index(alias)}",
-        }
-        state = "active"
+            order = [i.alias for i in config.interfaces] + [
+                i.alias
+                for i in (live.interfaces if live else ())
+                if i.alias not in [c.alias for c in config.interfaces]
+            ]
+            interface = f"eth{order.index(alias)}"
+        state = ACTIVE
         message = self._placement(
             config.interface(alias) is not None, bool(live and live.interface(alias)), live is not None
         )
@@ -390,18 +395,22 @@ class _DeviceOps(_LibvirtBase):
         except libvirt.libvirtError as exc:
             if not _missing(exc):
                 raise
-            return Observed(backend_id, "error", f"network {nic.network} no longer exists", attributes)
+            facts = NetworkInterfaceFacts(interface=interface, mac=nic.mac)
+            return Observed(backend_id, ERROR, f"network {nic.network} no longer exists", facts)
         if not net.isActive():
-            state, message = "inactive", f"network {info.name} is down"
-        if info.gateway is not None:
-            attributes["occi.networkinterface.gateway"] = str(info.gateway)
+            state, message = INACTIVE, f"network {info.name} is down"
         address = info.hosts.get(nic.mac)
-        attributes["occi.networkinterface.allocation"] = "static" if address or not info.dhcp else "dynamic"
+        allocation = "static" if address or not info.dhcp else "dynamic"
         if address is None and live is not None and live.interface(alias) is not None:
             address = self._leased_address(dom, net, nic.mac)
-        if address:
-            attributes["occi.networkinterface.address"] = address
-        return Observed(backend_id, state, message, attributes)
+        facts = NetworkInterfaceFacts(
+            interface=interface,
+            mac=nic.mac,
+            address=address or None,
+            gateway=str(info.gateway) if info.gateway is not None else None,
+            allocation=allocation,
+        )
+        return Observed(backend_id, state, message, facts)
 
     @staticmethod
     def _leased_address(dom: Any, net: Any, mac: str) -> str | None:
@@ -458,23 +467,48 @@ class _DeviceOps(_LibvirtBase):
             self._conn().defineXML(
                 lx.set_domain_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), remove_alias=alias)
             )
+        self._set_link_meta(dom, forget=alias)
         if isinstance(device, lx.Interface):
             self._drop_reservation(self._conn(), device)
 
-    def _update_link(
-        self, resource: ResourceType, backend_id: str, changes: Mapping[str, AttributeValue]
-    ) -> None:
-        if self._link(backend_id) is None:
-            raise BackendError(f"{resource.value} {backend_id} does not exist (any more) in libvirt")
-        fixed = {
-            "occi.storagelink.deviceid",
-            "occi.networkinterface.mac",
-            "occi.networkinterface.address",
-            "occi.networkinterface.allocation",
-        }
-        changed = sorted(k for k in changes if k in fixed)
-        if changed:
-            raise BackendError(
-                f"{', '.join(changed)} cannot change on an attached device: delete the "
-                f"{resource.value} and create it again"
-            )
+    # ------------------------------------------------------------------ inventory
+
+    def _inventory(self) -> list[Tagged]:
+        """Every domain, device, network and volume of this driver that carries an entity id."""
+        conn = self._conn()
+        prefix = self.settings.name_prefix
+        found: list[Tagged] = []
+        for dom in conn.listAllDomains(0):
+            try:
+                if not str(dom.name()).startswith(prefix):
+                    continue
+                config, live = self._definitions(dom)
+            except libvirt.libvirtError as exc:
+                if _missing(exc):
+                    continue  # deleted while we looked
+                raise
+            uuid = str(dom.UUIDString())
+            if config.metadata.get("entity"):
+                found.append(Tagged(Ref(COMPUTE, uuid), config.metadata["entity"]))
+            for meta in config.links:
+                present = config.disk(meta.alias) or config.interface(meta.alias)
+                if live is not None:
+                    present = present or live.disk(meta.alias) or live.interface(meta.alias)
+                resource = next((r for r, p in ALIAS_PREFIX.items() if meta.alias.startswith(p)), None)
+                if meta.entity_id and present is not None and resource is not None:
+                    found.append(Tagged(Ref(resource, f"{uuid}/{meta.alias}"), meta.entity_id))
+        for net in conn.listAllNetworks(0):
+            try:
+                info = lx.parse_network(_network_config(net))
+            except libvirt.libvirtError as exc:
+                if _missing(exc):
+                    continue
+                raise
+            if info.entity_id and info.name.startswith(prefix):
+                found.append(Tagged(Ref(NETWORK, info.uuid), info.entity_id))
+        for volume in self._pool().listVolumes():
+            stem, sep, tag = str(volume).removesuffix(".qcow2").rpartition(TAG_SEPARATOR)
+            entity_id = decode_tag(tag) if sep and stem.startswith(prefix) else None
+            if entity_id:
+                found.append(Tagged(Ref(STORAGE, f"{self.settings.pool}/{volume}"), entity_id))
+        return found

@@ -20,14 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from occipy.backends.base import Template
+from occipy.backends.base import FLAVOUR, IMAGE, Template
 from occipy.errors import BackendError
 
 DEFAULT_URI: Final = "qemu:///system"
 DEFAULT_POOL: Final = "occipy"
 DEFAULT_NETWORK_PREFIX: Final = "10.213.0.0/16"
 _DEFAULT_RANGE: Final = ipaddress.ip_network(DEFAULT_NETWORK_PREFIX)
-_TERM_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")  # model.category.TERM_RE
+# Flavour names in the `flavors` setting (the service derives OCCI terms from them).
+_FLAVOUR_NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 _SLUG_BAD: Final = re.compile(r"[^A-Za-z0-9_.-]+")
 IMAGE_FORMATS: Final = {".qcow2": "qcow2", ".img": "raw", ".raw": "raw"}
 # Sidecar keys an image may carry (anything else is refused, so a typo does not go unnoticed).
@@ -51,9 +52,9 @@ OPTIONS: Final = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class Flavour:
-    """A resource_tpl: sizes a compute; `disk_gib` is the minimum root disk (CRTP ephemeral storage)."""
+    """A flavour: sizes a compute; `disk_gib` is the minimum root disk (CRTP ephemeral storage)."""
 
-    term: str
+    name: str
     cores: int
     memory_gib: float
     disk_gib: float | None = None
@@ -61,17 +62,19 @@ class Flavour:
     def template(self) -> Template:
         disk = f", {self.disk_gib:g} GiB disk" if self.disk_gib else ""
         return Template(
-            "resource_tpl",
-            self.term,
-            f"{self.term}: {self.cores} core{'s' if self.cores > 1 else ''}, {self.memory_gib:g} GiB{disk}",
-            {"occi.compute.cores": self.cores, "occi.compute.memory": self.memory_gib},
+            FLAVOUR,
+            self.name,
+            f"{self.name}: {self.cores} core{'s' if self.cores > 1 else ''}, {self.memory_gib:g} GiB{disk}",
+            cores=self.cores,
+            memory_gib=self.memory_gib,
+            disk_gib=self.disk_gib,
         )
 
 
 # GFD.222 §7.3-§7.8 (monitoring-and-extensions.md §3.4). The registry already offers these as
-# mixins, so the driver recognises their terms (for the root disk size) without re-offering them.
+# mixins, so the driver recognises their names (for the root disk size) without re-offering them.
 CRTP_FLAVOURS: Final[Mapping[str, Flavour]] = {
-    f.term: f
+    f.name: f
     for f in (
         Flavour("small", 1, 1.0, 10.0),
         Flavour("medium", 2, 2.0, 20.0),
@@ -115,11 +118,11 @@ class Settings:
     def template_dir(self) -> Path:
         return self.state_dir / "templates"
 
-    def flavour(self, term: str) -> Flavour | None:
+    def flavour(self, name: str) -> Flavour | None:
         for flavour in self.flavours:
-            if flavour.term == term:
+            if flavour.name == name:
                 return flavour
-        return CRTP_FLAVOURS.get(term)
+        return CRTP_FLAVOURS.get(name)
 
 
 def parse_settings(options: Mapping[str, str], data_dir: Path) -> Settings:
@@ -175,13 +178,13 @@ def _seconds(options: Mapping[str, str], key: str, default: float) -> float:
 
 
 def parse_flavours(spec: str) -> tuple[Flavour, ...]:
-    """`term=cores:memory_gib[:disk_gib]` items separated by commas, e.g. "tiny=1:0.5,xl=8:32:80"."""
+    """`name=cores:memory_gib[:disk_gib]` items separated by commas, e.g. "tiny=1:0.5,xl=8:32:80"."""
     flavours: list[Flavour] = []
     for item in filter(None, (part.strip() for part in spec.split(","))):
-        term, sep, sizes = item.partition("=")
+        name, sep, sizes = item.partition("=")
         parts = sizes.split(":")
         try:
-            if not sep or not _TERM_RE.match(term) or len(parts) not in (2, 3):
+            if not sep or not _FLAVOUR_NAME_RE.match(name) or len(parts) not in (2, 3):
                 raise ValueError
             cores, memory = int(parts[0]), float(parts[1])
             disk = float(parts[2]) if len(parts) == 3 else None
@@ -189,17 +192,17 @@ def parse_flavours(spec: str) -> tuple[Flavour, ...]:
                 raise ValueError
         except ValueError:
             raise ValueError(
-                f"libvirt driver option flavors: {item!r} is not term=cores:memory_gib[:disk_gib] "
-                "with positive sizes"
+                f"libvirt driver option flavors: {item!r} is not name=cores:memory_gib[:disk_gib] "
+                "with positive sizes (a name is letters, digits, '.', '_' and '-')"
             ) from None
-        if term in CRTP_FLAVOURS:
+        if name in CRTP_FLAVOURS:
             raise ValueError(
-                f"libvirt driver option flavors: {term!r} is a CRTP template the server "
-                "already offers; choose another term"
+                f"libvirt driver option flavors: {name!r} is a CRTP template the server "
+                "already offers; choose another name"
             )
-        if any(f.term == term for f in flavours):
-            raise ValueError(f"libvirt driver option flavors: {term!r} is given twice")
-        flavours.append(Flavour(term, cores, memory, disk))
+        if any(f.name == name for f in flavours):
+            raise ValueError(f"libvirt driver option flavors: {name!r} is given twice")
+        flavours.append(Flavour(name, cores, memory, disk))
     return tuple(flavours)
 
 
@@ -209,14 +212,51 @@ def slug(name: str, limit: int = 40) -> str:
     return cleaned[:limit].rstrip("-.") or "x"
 
 
+# ---------------------------------------------------------------------------- entity tags of volumes
+
+# Volumes have no metadata in libvirt, so a volume made for an entity carries the entity id in its
+# name: "<prefix><slug>+<tag>.qcow2". The tag is the id with every byte outside [A-Za-z0-9.-]
+# written as _XX (hex), so it is reversible and file-system safe; slug() and name_prefix never
+# produce "+", which makes the split unambiguous.
+TAG_SEPARATOR: Final = "+"
+MAX_TAG: Final = 160  # keeps a volume name well under the 255 bytes of a file name
+_TAG_SAFE: Final = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-")
+_TAG_RE: Final = re.compile(r"(?:[A-Za-z0-9.-]|_[0-9a-f]{2})+\Z")
+
+
+def encode_tag(entity_id: str) -> str | None:
+    """The volume-name tag of an entity id; None when the id is too long to fit a file name."""
+    tag = "".join(chr(c) if c in _TAG_SAFE else f"_{c:02x}" for c in entity_id.encode())
+    return tag if tag and len(tag) <= MAX_TAG else None
+
+
+def decode_tag(tag: str) -> str | None:
+    """The entity id a volume-name tag carries; None when it is not a tag."""
+    if not _TAG_RE.match(tag):
+        return None
+    out = bytearray()
+    i = 0
+    while i < len(tag):
+        if tag[i] == "_":
+            out.append(int(tag[i + 1 : i + 3], 16))
+            i += 3
+        else:
+            out.append(ord(tag[i]))
+            i += 1
+    try:
+        return out.decode()
+    except UnicodeDecodeError:
+        return None
+
+
 # ---------------------------------------------------------------------------- images
 
 
 @dataclass(frozen=True, slots=True)
 class Image:
-    """A base image behind an os_tpl: a file in the image directory or a saved snapshot volume."""
+    """A base image: a file in the image directory or a saved snapshot volume."""
 
-    term: str
+    name: str
     title: str
     path: str
     fmt: str
@@ -229,13 +269,13 @@ class Image:
     volume: str | None = None  # "pool/volume" of a saved template
 
     def template(self) -> Template:
-        return Template("os_tpl", self.term, self.title, {"occi.compute.architecture": self.architecture})
+        return Template(IMAGE, self.name, self.title, architecture=self.architecture)
 
     def record(self) -> dict[str, object]:
         return {
             k: getattr(self, k)
             for k in (
-                "term",
+                "name",
                 "title",
                 "path",
                 "fmt",
@@ -264,7 +304,8 @@ def virtual_size(path: Path, fmt: str) -> int:
 
 
 def scan_images(image_dir: Path) -> tuple[dict[str, Image], list[str]]:
-    """Every image of the directory by term, and a problem line for each file skipped."""
+    """Every image of the directory by name (the file name without its extension), and a problem
+    line for each file skipped."""
     images: dict[str, Image] = {}
     problems: list[str] = []
     if not image_dir.is_dir():
@@ -273,21 +314,21 @@ def scan_images(image_dir: Path) -> tuple[dict[str, Image], list[str]]:
         fmt = IMAGE_FORMATS.get(entry.suffix)
         if fmt is None or not entry.is_file():
             continue
-        term = entry.stem
-        if not _TERM_RE.match(term):
-            problems.append(f"{entry.name}: {term!r} is not a valid OCCI term")
+        name = entry.stem
+        if name.startswith(".") or not name.isprintable():
+            problems.append(f"{entry.name}: a hidden file or a name with control characters")
             continue
-        if term in images:
-            problems.append(f"{entry.name}: another image already uses the term {term!r}")
+        if name in images:
+            problems.append(f"{entry.name}: another image already has the name {name!r}")
             continue
         try:
-            images[term] = _image(entry, term, fmt)
+            images[name] = _image(entry, name, fmt)
         except (OSError, ValueError) as exc:
             problems.append(f"{entry.name}: {exc}")
     return images, problems
 
 
-def _image(path: Path, term: str, fmt: str) -> Image:
+def _image(path: Path, name: str, fmt: str) -> Image:
     sidecar: dict[str, object] = {}
     meta = path.with_suffix(".json")
     if meta.is_file():
@@ -316,8 +357,8 @@ def _image(path: Path, term: str, fmt: str) -> Image:
 
     cmdline = sidecar.get("cmdline")
     return Image(
-        term=term,
-        title=str(sidecar.get("title") or f"{term} ({path.name})"),
+        name=name,
+        title=str(sidecar.get("title") or f"{name} ({path.name})"),
         path=str(path.resolve()),
         fmt=fmt,
         virtual_size=virtual_size(path, fmt),
@@ -336,16 +377,19 @@ def load_saved(template_dir: Path) -> dict[str, Image]:
     for entry in sorted(template_dir.glob("*.json")):
         try:
             record = json.loads(entry.read_text(encoding="utf-8"))
+            if isinstance(record, dict) and "term" in record:  # written before names replaced terms
+                record["name"] = record.pop("term")
             image = Image(**record)
         except (OSError, ValueError, TypeError):
             continue  # a half-written record of a crashed save: the volume is cleaned by hand
-        saved[image.term] = image
+        saved[image.name] = image
     return saved
 
 
-def store_saved(template_dir: Path, image: Image) -> None:
+def store_saved(template_dir: Path, image: Image, file_stem: str) -> None:
+    """Record a saved image as `<file_stem>.json` (the stem is file-system safe and unique)."""
     template_dir.mkdir(parents=True, exist_ok=True)
-    target = template_dir / f"{image.term}.json"
+    target = template_dir / f"{file_stem}.json"
     temporary = target.with_suffix(".tmp")
     temporary.write_text(json.dumps(image.record(), indent=2), encoding="utf-8")
     os.replace(temporary, target)  # atomic: a reader never sees half a record

@@ -66,8 +66,9 @@ class DomainPlan:
     kernel: str | None = None
     initrd: str | None = None
     cmdline: str | None = None
-    os_template: str | None = None
-    resource_template: str | None = None
+    image: str | None = None  # Template.name of the image (metadata key "os-template")
+    flavour: str | None = None  # Template.name of the flavour (metadata key "resource-template")
+    entity_id: str = ""  # the occipy entity id, for Inventories (metadata key "entity")
 
 
 def domain_xml(plan: DomainPlan) -> str:
@@ -120,10 +121,12 @@ def domain_xml(plan: DomainPlan) -> str:
 
 def _metadata_element(plan: DomainPlan) -> ET.Element:
     root = ET.Element(f"{{{METADATA_NS}}}compute")
+    # The key names predate the OCCI-free driver contract; domains made before keep working.
     values = {
+        "entity": plan.entity_id,
         "hostname": plan.hostname,
-        "os-template": plan.os_template,
-        "resource-template": plan.resource_template,
+        "os-template": plan.image,
+        "resource-template": plan.flavour,
         "root-volume": plan.root_path,
         "seed": plan.seed_path,
     }
@@ -171,6 +174,16 @@ class Interface:
 
 
 @dataclass(frozen=True, slots=True)
+class LinkMeta:
+    """What occipy records about one of its devices in the domain metadata (by device alias)."""
+
+    alias: str
+    entity_id: str = ""
+    interface: str | None = None  # networkinterface: the name occipy gave it
+    mountpoint: str | None = None  # storagelink: where the client wants it mounted
+
+
+@dataclass(frozen=True, slots=True)
 class DomainInfo:
     """What the driver reads from a domain's XML description."""
 
@@ -187,6 +200,10 @@ class DomainInfo:
     metadata: dict[str, str]
     disks: tuple[Disk, ...] = ()
     interfaces: tuple[Interface, ...] = ()
+    links: tuple[LinkMeta, ...] = ()
+
+    def link(self, alias: str) -> LinkMeta | None:
+        return next((m for m in self.links if m.alias == alias), None)
 
     def disk(self, alias: str) -> Disk | None:
         return next((d for d in self.disks if d.alias == alias), None)
@@ -207,11 +224,15 @@ def parse_domain(xml: str) -> DomainInfo:
     type_el = os_el.find("type") if os_el is not None else None
     shares = dom.findtext("cputune/shares")
     metadata: dict[str, str] = {}
+    links: list[LinkMeta] = []
     compute = dom.find(f"metadata/{{{METADATA_NS}}}compute")
     if compute is not None:
         for child in compute:
             tag = child.tag.rpartition("}")[2]
-            metadata[tag] = (child.text or "").strip()
+            if tag == "link":
+                links.append(_link_meta(child))
+            else:
+                metadata[tag] = (child.text or "").strip()
     disks = []
     for disk in dom.iterfind("devices/disk"):
         target = disk.find("target")
@@ -256,7 +277,29 @@ def parse_domain(xml: str) -> DomainInfo:
         metadata=metadata,
         disks=tuple(disks),
         interfaces=tuple(interfaces),
+        links=tuple(links),
     )
+
+
+def _link_meta(element: ET.Element) -> LinkMeta:
+    return LinkMeta(
+        alias=element.get("alias", ""),
+        entity_id=element.get("entity", ""),
+        interface=element.get("interface") or None,
+        mountpoint=element.get("mountpoint") or None,
+    )
+
+
+def _link_element(meta: LinkMeta) -> ET.Element:
+    element = ET.Element(f"{{{METADATA_NS}}}link", alias=meta.alias)
+    for key, value in (
+        ("entity", meta.entity_id),
+        ("interface", meta.interface),
+        ("mountpoint", meta.mountpoint),
+    ):
+        if value:
+            element.set(key, value)
+    return element
 
 
 _UNIT_FACTOR: Final = {
@@ -296,8 +339,14 @@ def set_domain_xml(
     arch: str | None = None,
     add_device: str | None = None,
     remove_alias: str | None = None,
+    add_link: LinkMeta | None = None,
+    forget_link: str | None = None,
 ) -> str:
-    """A changed copy of an inactive domain definition (resize, reimage, cold-plug, unplug)."""
+    """A changed copy of an inactive domain definition (resize, reimage, cold-plug, unplug).
+
+    `add_link` records (or replaces) occipy's metadata of a device, `forget_link` drops the
+    metadata of the device with that alias; `remove_alias` removes the device and its metadata.
+    """
     dom = _parse(xml)
     if vcpus is not None:
         vcpu = dom.find("vcpu")
@@ -330,14 +379,20 @@ def set_domain_xml(
                     element.text = value
                     os_el.insert(index, element)
                     index += 1
-    if metadata:
+    if metadata or add_link is not None or remove_alias is not None or forget_link is not None:
         meta = dom.find("metadata")
         if meta is None:
             meta = ET.SubElement(dom, "metadata")
         compute = meta.find(f"{{{METADATA_NS}}}compute")
         if compute is None:
             compute = ET.SubElement(meta, f"{{{METADATA_NS}}}compute")
-        for key, value in metadata.items():
+        dropped = {remove_alias, forget_link, add_link.alias if add_link else None} - {None}
+        for old in compute.findall(f"{{{METADATA_NS}}}link"):
+            if old.get("alias") in dropped:
+                compute.remove(old)
+        if add_link is not None:
+            compute.append(_link_element(add_link))
+        for key, value in (metadata or {}).items():
             for old in compute.findall(f"{{{METADATA_NS}}}{key}"):
                 compute.remove(old)
             if value:
@@ -369,17 +424,17 @@ def set_disk_source(disk_xml_text: str, path: str) -> str:
 def free_disk_target(taken: Sequence[str], wanted: str | None = None) -> str:
     """A virtio target name (vdb, vdc, ...; vda is the root disk) not in `taken`.
 
-    `wanted` is occi.storagelink.deviceid as the client gave it ("/dev/vdc" or "vdc").
+    `wanted` is the device the client (or the driver's proposal) gave ("/dev/vdc" or "vdc").
     """
     if wanted:
         target = wanted.rpartition("/")[2]
         if not re.fullmatch(r"vd[a-z]{1,2}", target):
             raise BackendError(
-                f"occi.storagelink.deviceid {wanted!r} is not a virtio disk name "
-                "such as /dev/vdb (libvirt attaches volumes as virtio disks)"
+                f"device {wanted!r} is not a virtio disk name such as /dev/vdb "
+                "(libvirt attaches volumes as virtio disks)"
             )
         if target in taken:
-            raise BackendError(f"the compute already has a disk {target}; choose another deviceid")
+            raise BackendError(f"the compute already has a disk {target}; choose another device")
         return target
     for letter in "bcdefghijklmnopqrstuvwxyz":
         if f"vd{letter}" not in taken:
@@ -399,16 +454,25 @@ class NetworkInfo:
     gateway: IPAddress | None
     dhcp: bool
     hosts: dict[str, str] = field(default_factory=dict)  # MAC -> reserved address
+    entity_id: str = ""
 
 
 def network_xml(
-    name: str, network: IPNetwork, gateway: IPAddress, dhcp: bool, uuid: str | None = None
+    name: str,
+    network: IPNetwork,
+    gateway: IPAddress,
+    dhcp: bool,
+    uuid: str | None = None,
+    entity_id: str = "",
 ) -> str:
     """A NAT network: libvirt makes the bridge, runs dnsmasq (DHCP/DNS) and masquerades."""
     root = ET.Element("network")
     ET.SubElement(root, "name").text = name
     if uuid:
         ET.SubElement(root, "uuid").text = uuid
+    if entity_id:
+        element = ET.SubElement(ET.SubElement(root, "metadata"), f"{{{METADATA_NS}}}network")
+        ET.SubElement(element, f"{{{METADATA_NS}}}entity").text = entity_id
     ET.SubElement(root, "forward", mode="nat")
     ip = ET.SubElement(root, "ip", address=str(gateway), prefix=str(network.prefixlen))
     if network.version == 6:
@@ -461,6 +525,7 @@ def parse_network(xml: str) -> NetworkInfo:
         gateway=gateway,
         dhcp=dhcp,
         hosts=hosts,
+        entity_id=(root.findtext(f"metadata/{{{METADATA_NS}}}network/{{{METADATA_NS}}}entity") or "").strip(),
     )
 
 

@@ -1,20 +1,21 @@
 """LibvirtDriver: OCCI Infrastructure on libvirt (QEMU/TCG, KVM on request, or test:///).
 
 compute = domain, storage = volume in one pool, network = NAT network, storagelink = virtio
-disk, networkinterface = virtio NIC; os_tpl = base images (qcow2 overlays), resource_tpl =
-flavours; ssh_key/user_data = a cloud-init NoCloud seed CD-ROM. The mapping, settings and limits
-are in docs/drivers/libvirt.md. libvirt-python blocks, so every call runs in a worker thread
-(`anyio.to_thread`); libvirt connections are thread-safe, so the threads share one. Lifecycle
-events come from libvirt's default event loop, run in one daemon thread per process.
-The blocking operations live in `_libvirt_compute.py` and `_libvirt_devices.py` on the shared
-`_libvirt_base.py`; with `_libvirt_xml.py` and `_libvirt_local.py` they are the only modules
-of occipy that import `libvirt`. Imports backends.base, errors and those helpers.
+disk, networkinterface = virtio NIC; images = base images (qcow2 overlays) and saved snapshots,
+flavours from the settings; ssh_public_key/user_data = a cloud-init NoCloud seed CD-ROM. The
+mapping, settings and limits are in docs/drivers/libvirt.md. libvirt-python blocks, so every call
+runs in a worker thread (`anyio.to_thread`); libvirt connections are thread-safe, so the threads
+share one. Lifecycle events come from libvirt's default event loop, run in one daemon thread per
+process. The blocking operations live in `_libvirt_compute.py` and `_libvirt_devices.py` on the
+shared `_libvirt_base.py`; with `_libvirt_xml.py` and `_libvirt_local.py` they are the only
+modules of occipy that import `libvirt`. Imports backends.base, errors and those helpers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -25,11 +26,13 @@ import anyio.to_thread
 import libvirt
 
 from occipy.backends import _libvirt_xml as lx
+from occipy.backends import base as b
 from occipy.backends._libvirt_base import (
-    DEFAULT_METHOD,
     DETACH_TIMEOUT,
-    METHODS,
+    LINKS,
     POLL,
+    _check_method,
+    _free_mac,
     _missing,
     _start_event_loop,
 )
@@ -37,46 +40,76 @@ from occipy.backends._libvirt_compute import _ComputeOps
 from occipy.backends._libvirt_devices import _DeviceOps
 from occipy.backends._libvirt_local import DEFAULT_POOL, Settings, parse_settings
 from occipy.backends.base import (
-    Capability,
+    COMPUTE,
+    NETWORK,
+    NETWORKINTERFACE,
+    OFFLINE,
+    STORAGE,
+    STORAGELINK,
+    Action,
     Change,
     ComputeSpec,
+    ComputeUpdate,
+    Down,
+    NetworkInterfaceFacts,
     NetworkInterfaceSpec,
     NetworkSpec,
     Observed,
-    ResourceType,
-    Spec,
+    Offline,
+    Online,
+    Ref,
+    Restart,
+    Save,
+    Start,
+    Stop,
+    StorageLinkFacts,
     StorageLinkSpec,
     StorageSpec,
+    StorageUpdate,
+    Support,
+    Suspend,
+    Tagged,
     Template,
+    Up,
+    Update,
 )
-from occipy.errors import BackendError, InvalidAttribute, NotSupported, OcciError
-from occipy.model.category import AttributeValue
+from occipy.errors import BackendError, NotSupported, OcciError
 
 T = TypeVar("T")
-COMPUTE, STORAGE, NETWORK = ResourceType.COMPUTE, ResourceType.STORAGE, ResourceType.NETWORK
-STORAGELINK, NETWORKINTERFACE = ResourceType.STORAGELINK, ResourceType.NETWORKINTERFACE
-LINKS: Final = (STORAGELINK, NETWORKINTERFACE)
+
+# What libvirt can do; open() drops what the connection lacks (test:/// has no volume resize).
+SUPPORTS: Final[Mapping[str, Support]] = {
+    COMPUTE: Support(
+        actions=frozenset({"start", "stop", "restart", "suspend", "save"}),
+        updates=frozenset({"cores", "memory_gib", "architecture", "image", "flavour"}),
+    ),
+    STORAGE: Support(actions=frozenset({"online", "offline"}), updates=frozenset({"size_gib"})),
+    NETWORK: Support(actions=frozenset({"up", "down"})),
+    STORAGELINK: Support(),
+    NETWORKINTERFACE: Support(),
+}
 
 
 class LibvirtDriver(_ComputeOps, _DeviceOps):
-    """One libvirt connection behind the Driver protocol (backends.base).
+    """One libvirt connection behind the driver contract (backends.base).
 
-    The blocking operations come from `_ComputeOps` and `_DeviceOps`; this class runs them in
-    worker threads, serialises them per object and turns libvirt events into `changes()`.
+    Implements Driver, Updates, Saves, Watches, Adopts, Inventories and Proposes. The blocking
+    operations come from `_ComputeOps` and `_DeviceOps`; this class runs them in worker
+    threads, serialises them per object and turns libvirt events into `changes()`.
     """
 
     name = "libvirt"
-    capabilities: frozenset[Capability] = frozenset(Capability)
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
+        self.supports: Mapping[str, Support] = dict(SUPPORTS)
         self._callbacks: list[int] = []
         self._network_callbacks: list[int] = []
-        self._known: dict[str, ResourceType] = {}
+        self._known: dict[str, str] = {}  # backend id -> resource type, for changes()
         self._last: dict[str, Observed] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._hints: asyncio.Queue[tuple[ResourceType, str] | None] | None = None
+        self._hints: asyncio.Queue[tuple[str, str] | None] | None = None
         self._pending: set[str] = set()
         self._reconciler: asyncio.Task[None] | None = None
         self._closed = False
@@ -103,7 +136,7 @@ class LibvirtDriver(_ComputeOps, _DeviceOps):
         ids = [backend_id, backend_id.partition("/")[0]]
         return any(self._locks[i].locked() for i in ids if i in self._locks)
 
-    def _remember(self, resource: ResourceType, observed: Observed) -> Observed:
+    def _remember(self, resource: str, observed: Observed) -> Observed:
         self._known[observed.backend_id] = resource
         self._last[observed.backend_id] = observed
         return observed
@@ -124,9 +157,13 @@ class LibvirtDriver(_ComputeOps, _DeviceOps):
         self._hints = asyncio.Queue()
         await anyio.to_thread.run_sync(_start_event_loop)
         await self._run("preparing libvirt", self._prepare)
-        if Capability.RESIZE_STORAGE in self.capabilities and self._domain_type == "test":
+        if self._domain_type == "test":
             # The test driver has no virStorageVolResize (ecosystem.md §1a): do not offer it.
-            self.capabilities = self.capabilities - {Capability.RESIZE_STORAGE}
+            storage = self.supports[STORAGE]
+            self.supports = {
+                **self.supports,
+                STORAGE: dataclasses.replace(storage, updates=storage.updates - {"size_gib"}),
+            }
         if self.settings.reconcile_interval > 0:
             self._reconciler = asyncio.create_task(self._reconcile_forever())
 
@@ -189,10 +226,10 @@ class LibvirtDriver(_ComputeOps, _DeviceOps):
         self._network_callbacks.clear()
 
     def templates(self) -> Sequence[Template]:
-        """One os_tpl per base image and saved snapshot, plus the configured flavours.
+        """One image per file of image_dir and per saved snapshot, plus the configured flavours.
 
         The CRTP small/medium/large... come from the registry; the driver sizes computes that
-        carry them (including their root disk) but does not offer them twice.
+        name them (including their root disk) but does not offer them twice.
         """
         images = {**self._images, **self._saved}
         return (
@@ -200,7 +237,7 @@ class LibvirtDriver(_ComputeOps, _DeviceOps):
             *(flavour.template() for flavour in self.settings.flavours),
         )
 
-    # ------------------------------------------------------------------ events and reconcile
+    # ------------------------------------------------------------------ events and reconcile (Watches)
 
     def _register_events(self, conn: Any) -> None:
         self._callbacks = []
@@ -242,14 +279,14 @@ class LibvirtDriver(_ComputeOps, _DeviceOps):
     def _on_close(self, _conn: Any, _reason: int, _opaque: Any) -> None:
         self._connection = None  # libvirtd went away: reconnect on the next call
 
-    def _hint(self, resource: ResourceType, backend_id: str) -> None:
+    def _hint(self, resource: str, backend_id: str) -> None:
         loop, hints = self._loop, self._hints
         if loop is None or hints is None or self._closed:
             return
         with contextlib.suppress(RuntimeError):  # the loop is closing
             loop.call_soon_threadsafe(self._enqueue, resource, backend_id)
 
-    def _enqueue(self, resource: ResourceType, backend_id: str) -> None:
+    def _enqueue(self, resource: str, backend_id: str) -> None:
         if self._hints is None or backend_id not in self._known or backend_id in self._pending:
             return
         self._pending.add(backend_id)
@@ -287,7 +324,7 @@ class LibvirtDriver(_ComputeOps, _DeviceOps):
             if backend_id not in self._known or self._busy(backend_id):
                 continue  # our own operation is running: its result is the truth
             try:
-                observed = await self.observe(resource, backend_id)
+                observed = await self.observe(Ref(resource, backend_id))
             except OcciError:
                 continue  # unreachable right now: the next reconcile tries again
             before = self._last.get(backend_id)
@@ -295,159 +332,198 @@ class LibvirtDriver(_ComputeOps, _DeviceOps):
                 gone = [(k, r) for k, r in self._known.items() if k.startswith(backend_id + "/")]
                 self._forget(backend_id)
                 for link_id, link_type in gone:  # a deleted domain takes its devices with it
-                    yield Change(link_type, link_id, None)
-                yield Change(resource, backend_id, None)
-            elif before is None or (before.state, before.message, dict(before.attributes)) != (
+                    yield Change(Ref(link_type, link_id), None)
+                yield Change(Ref(resource, backend_id), None)
+            elif before is None or (before.state, before.message, before.facts) != (
                 observed.state,
                 observed.message,
-                dict(observed.attributes),
+                observed.facts,
             ):
                 self._last[backend_id] = observed
-                yield Change(resource, backend_id, observed)
+                yield Change(Ref(resource, backend_id), observed)
 
-    # ------------------------------------------------------------------ the protocol
+    # ------------------------------------------------------------------ Adopts, Inventories, Proposes
 
-    async def adopt(self, resource: ResourceType, backend_id: str, observed: Observed) -> None:
-        """Track an object occipy made before a restart (its offline flag comes back from `observed`)."""
-        self._known[backend_id] = resource
-        self._last.setdefault(backend_id, observed)
-        if resource is STORAGE and observed.state == "offline":
-            self._offline.add(backend_id)
+    async def adopt(self, ref: Ref, observed: Observed) -> None:
+        """Follow an object occipy made before a restart; its offline flag comes back from `observed`."""
+        self._known[ref.backend_id] = ref.resource
+        self._last.setdefault(ref.backend_id, observed)
+        if ref.resource == STORAGE and observed.state == OFFLINE:
+            self._offline.add(ref.backend_id)
 
-    async def create(self, spec: Spec) -> Observed:
-        """Create the object; a compute is defined and booted."""
-        if isinstance(spec, ComputeSpec):
-            backend_id = await self._run(f"creating compute {spec.name!r}", self._create_compute, spec)
-            resource = COMPUTE
-        elif isinstance(spec, StorageSpec):
-            backend_id = await self._run(f"creating storage {spec.name!r}", self._create_storage, spec)
-            resource = STORAGE
-        elif isinstance(spec, NetworkSpec):
-            backend_id = await self._run(f"creating network {spec.name!r}", self._create_network, spec)
-            resource = NETWORK
-        elif isinstance(spec, StorageLinkSpec):
-            async with self._lock(spec.compute_id):
-                backend_id = await self._run(
-                    f"attaching storage {spec.storage_id}", self._create_storagelink, spec
+    async def inventory(self) -> Sequence[Tagged]:
+        """Every domain, device, network and volume with this driver's name_prefix and an entity id.
+
+        Domains, their devices and networks carry the id in occipy's metadata element; volumes,
+        which have no metadata in libvirt, in their name (see `_libvirt_local.encode_tag`).
+        """
+        return await self._run("listing occipy's objects", self._inventory)
+
+    def propose(self, spec: object, taken: Sequence[object]) -> object | None:
+        """The virtio device (/dev/vdb...) of a storagelink, the name (eth0...) and MAC
+        (52:54:00:...) of an interface, free among `taken`; the client's own choices are kept."""
+        match spec:
+            case StorageLinkSpec():
+                devices = {f.device for f in taken if isinstance(f, StorageLinkFacts)}
+                targets = [d.rpartition("/")[2] for d in devices if d]
+                device = spec.device or f"/dev/{lx.free_disk_target(['vda', *targets])}"
+                return StorageLinkFacts(device=device, mountpoint=spec.mountpoint)
+            case NetworkInterfaceSpec():
+                nics = [f for f in taken if isinstance(f, NetworkInterfaceFacts)]
+                names = {f.interface for f in nics}
+                interface = spec.interface or next(
+                    f"eth{n}" for n in range(len(names) + 1) if f"eth{n}" not in names
                 )
-            resource = STORAGELINK
-        elif isinstance(spec, NetworkInterfaceSpec):
-            async with self._lock(spec.compute_id):
-                backend_id = await self._run(
-                    f"attaching a NIC on {spec.network_id}", self._create_networkinterface, spec
+                mac = spec.mac or _free_mac({(f.mac or "").lower() for f in nics})
+                return NetworkInterfaceFacts(
+                    interface=interface, mac=mac, address=spec.address, allocation=spec.allocation
                 )
-            resource = NETWORKINTERFACE
-        else:
-            raise NotSupported(f"the libvirt driver cannot create a {type(spec).__name__}")
+        return None
+
+    # ------------------------------------------------------------------ the core protocol
+
+    async def create(self, spec: object) -> Observed:
+        """Create the object; a compute is defined and booted, a link's device plugged in."""
+        match spec:
+            case ComputeSpec():
+                backend_id = await self._run(f"creating compute {spec.name!r}", self._create_compute, spec)
+                resource = COMPUTE
+            case StorageSpec():
+                backend_id = await self._run(f"creating storage {spec.name!r}", self._create_storage, spec)
+                resource = STORAGE
+            case NetworkSpec():
+                backend_id = await self._run(f"creating network {spec.name!r}", self._create_network, spec)
+                resource = NETWORK
+            case StorageLinkSpec():
+                async with self._lock(spec.compute_id):
+                    backend_id = await self._run(
+                        f"attaching storage {spec.storage_id}", self._create_storagelink, spec
+                    )
+                resource = STORAGELINK
+            case NetworkInterfaceSpec():
+                async with self._lock(spec.compute_id):
+                    backend_id = await self._run(
+                        f"attaching a NIC on {spec.network_id}", self._create_networkinterface, spec
+                    )
+                resource = NETWORKINTERFACE
+            case _:
+                raise NotSupported(f"the libvirt driver cannot create a {type(spec).__name__}")
         self._known[backend_id] = resource
-        observed = await self.observe(resource, backend_id)
+        observed = await self.observe(Ref(resource, backend_id))
         if observed is None:
-            raise BackendError(f"{resource.value} {spec.name!r} disappeared right after it was created")
+            raise BackendError(f"{resource} {spec.name!r} disappeared right after it was created")
         return self._remember(resource, observed)
 
-    async def observe(self, resource: ResourceType, backend_id: str) -> Observed | None:
+    async def observe(self, ref: Ref) -> Observed | None:
         """What libvirt reports now, or None when the object does not exist."""
-        fn: Callable[[str], Observed | None] = {
+        fn: Callable[[str], Observed | None] | None = {
             COMPUTE: self._observe_compute,
             STORAGE: self._observe_storage,
             NETWORK: self._observe_network,
             STORAGELINK: self._observe_storagelink,
             NETWORKINTERFACE: self._observe_networkinterface,
-        }[resource]
-        return await self._run(f"reading {resource.value} {backend_id}", fn, backend_id)
+        }.get(ref.resource)
+        if fn is None:
+            return None  # a type this driver never creates
+        return await self._run(f"reading {ref.resource} {ref.backend_id}", fn, ref.backend_id)
 
-    async def delete(self, resource: ResourceType, backend_id: str) -> None:
+    async def delete(self, ref: Ref) -> None:
         """Delete the object (a compute is powered off first); a missing object is fine."""
-        fn: Callable[[str], None] = {
+        fn: Callable[[str], None] | None = {
             COMPUTE: self._delete_compute,
             STORAGE: self._delete_storage,
             NETWORK: self._delete_network,
             STORAGELINK: self._detach_config,
             NETWORKINTERFACE: self._detach_config,
-        }[resource]
-        lock_id = backend_id.partition("/")[0] if resource in LINKS else backend_id
+        }.get(ref.resource)
+        if fn is None:
+            return
+        lock_id = ref.backend_id.partition("/")[0] if ref.resource in LINKS else ref.backend_id
         async with self._lock(lock_id):
-            await self._run(f"deleting {resource.value} {backend_id}", fn, backend_id)
-            if resource in LINKS:
-                await self._detach_live(resource, backend_id)
-        self._forget(backend_id)
+            await self._run(f"deleting {ref.resource} {ref.backend_id}", fn, ref.backend_id)
+            if ref.resource in LINKS:
+                await self._detach_live(ref)
+        self._forget(ref.backend_id)
 
-    async def act(
-        self, resource: ResourceType, backend_id: str, action: str, params: Mapping[str, AttributeValue]
-    ) -> Observed:
-        """Run an OCCI action on the real object (GFD.224 §3.1-§3.3)."""
-        if resource is COMPUTE and action == "save":
-            name = params.get("name")
-            template = await self.save(
-                backend_id,
-                name if isinstance(name, str) and name else None,
-                str(params.get("method") or DEFAULT_METHOD["save"]),
-            )
-            observed = await self._require(COMPUTE, backend_id)
+    async def act(self, ref: Ref, action: Action) -> Observed:
+        """Run an action on the real object (GFD.224 §3.1-§3.3); the methods map as in the docs."""
+        backend_id = ref.backend_id
+        what = f"{action.name} of {ref.resource} {backend_id}"
+        if isinstance(action, Save) and ref.resource == COMPUTE:
+            template = await self.save(ref, action)
+            observed = await self._require(ref)
             return self._remember(
-                COMPUTE,
-                Observed(
-                    observed.backend_id,
-                    observed.state,
-                    f"saved as os_tpl {template.term}",
-                    observed.attributes,
-                ),
+                COMPUTE, dataclasses.replace(observed, message=f"saved as image {template.name}")
             )
-        method = self._method(action, params) if resource is COMPUTE else None
         async with self._lock(backend_id):
-            if resource is COMPUTE and action == "stop" and method in ("graceful", "acpioff"):
-                await self._graceful_stop(backend_id, acpi=method == "acpioff")
-            elif resource is COMPUTE and action in ("start", "stop", "restart", "suspend"):
-                await self._run(
-                    f"{action} ({method}) of compute {backend_id}",
-                    self._compute_action,
-                    backend_id,
-                    action,
-                    method,
-                )
-            elif resource is NETWORK and action in ("up", "down"):
-                await self._run(f"{action} of network {backend_id}", self._network_action, backend_id, action)
-            elif resource is STORAGE and action in ("online", "offline"):
-                await self._run(f"{action} of storage {backend_id}", self._storage_action, backend_id, action)
-            else:
-                raise NotSupported(f"the libvirt driver has no action {action!r} on a {resource.value}")
-            observed = await self._require(resource, backend_id)
-        return self._remember(resource, observed)
+            match (ref.resource, action):
+                case (b.COMPUTE, Stop(method=method)):
+                    if _check_method("stop", method) == "poweroff":
+                        await self._run(what, self._compute_action, backend_id, "stop", "poweroff")
+                    else:
+                        await self._graceful_stop(backend_id, acpi=method == "acpioff")
+                case (b.COMPUTE, Start()):
+                    await self._run(what, self._compute_action, backend_id, "start", None)
+                case (b.COMPUTE, Restart(method=method)):
+                    await self._run(
+                        what, self._compute_action, backend_id, "restart", _check_method("restart", method)
+                    )
+                case (b.COMPUTE, Suspend(method=method)):
+                    await self._run(
+                        what, self._compute_action, backend_id, "suspend", _check_method("suspend", method)
+                    )
+                case (b.NETWORK, Up() | Down()):
+                    await self._run(what, self._network_action, backend_id, action.name)
+                case (b.STORAGE, Online() | Offline()):
+                    await self._run(what, self._storage_action, backend_id, action.name)
+                case _:
+                    raise NotSupported(
+                        f"the libvirt driver has no action {action.name!r} on a {ref.resource}"
+                    )
+            observed = await self._require(ref)
+        return self._remember(ref.resource, observed)
 
-    async def update(
-        self, resource: ResourceType, backend_id: str, changes: Mapping[str, AttributeValue]
-    ) -> Observed:
-        """Apply changed attributes: volume grow, compute resize/reimage, network addressing."""
-        async with self._lock(backend_id.partition("/")[0] if resource in LINKS else backend_id):
-            if resource is COMPUTE:
-                await self._run(f"updating compute {backend_id}", self._update_compute, backend_id, changes)
-            elif resource is STORAGE:
-                await self._run(f"resizing storage {backend_id}", self._update_storage, backend_id, changes)
-            elif resource is NETWORK:
-                await self._run(f"updating network {backend_id}", self._update_network, backend_id, changes)
-            else:
-                await self._run(
-                    f"updating {resource.value} {backend_id}",
-                    self._update_link,
-                    resource,
-                    backend_id,
-                    changes,
-                )
-            observed = await self._require(resource, backend_id)
-        return self._remember(resource, observed)
+    # ------------------------------------------------------------------ Updates, Saves
 
-    async def save(self, backend_id: str, name: str | None, method: str) -> Template:
-        """Copy the compute's root disk into a new os_tpl (GFD.224 §3.1 save).
+    async def update(self, ref: Ref, change: Update) -> Observed:
+        """Resize or re-image a compute (the definition; a running guest sees it at its next start),
+        or grow a volume."""
+        async with self._lock(ref.backend_id):
+            match (ref.resource, change):
+                case (b.COMPUTE, ComputeUpdate()):
+                    await self._run(
+                        f"updating compute {ref.backend_id}", self._update_compute, ref.backend_id, change
+                    )
+                case (b.STORAGE, StorageUpdate(size_gib=size)) if size is not None:
+                    if "size_gib" not in self.supports[STORAGE].updates:
+                        await self._require(ref)  # a missing volume is a BackendError first
+                        raise NotSupported(
+                            f"the libvirt connection {self.settings.uri} cannot resize volumes"
+                        )
+                    await self._run(
+                        f"resizing storage {ref.backend_id}", self._update_storage, ref.backend_id, size
+                    )
+                case (b.STORAGE, StorageUpdate()):
+                    pass
+                case _:
+                    raise NotSupported(
+                        f"the libvirt driver cannot apply a {type(change).__name__} to a {ref.resource}"
+                    )
+            observed = await self._require(ref)
+        return self._remember(ref.resource, observed)
+
+    async def save(self, ref: Ref, request: Save) -> Template:
+        """Copy the compute's root disk into a new image (GFD.224 §3.1 save).
 
         hot: the memory is saved (managed save), the disk copied, the domain resumed where it was;
         deferred: the guest is shut down (ACPI, then powered off after shutdown_timeout), copied,
         and started again. Either way the compute ends as it was before.
         """
-        if method not in METHODS["save"]:
-            raise InvalidAttribute(f"action save: method must be hot or deferred, got {method!r}")
+        method = _check_method("save", request.method)
+        backend_id = ref.backend_id
         async with self._lock(backend_id):
             was = await self._run(f"reading compute {backend_id}", self._domain_state, backend_id)
-            if was is None:
+            if was is None or ref.resource != COMPUTE:
                 raise BackendError(f"compute {backend_id} does not exist")
             running = was in (
                 libvirt.VIR_DOMAIN_RUNNING,
@@ -463,16 +539,17 @@ class LibvirtDriver(_ComputeOps, _DeviceOps):
                     await self._graceful_stop(backend_id, acpi=True, force_after_timeout=True)
             try:
                 image = await self._run(
-                    f"copying the disk of compute {backend_id}", self._copy_root, backend_id, name
+                    f"copying the disk of compute {backend_id}",
+                    self._copy_root,
+                    backend_id,
+                    request.image_name,
                 )
             finally:
                 if running:
                     await self._run(f"restarting compute {backend_id}", self._start, backend_id)
         return image.template()
 
-    # ------------------------------------------------------------------ compute: create, observe
-
-    # ------------------------------------------------------------------ compute: actions
+    # ------------------------------------------------------------------ waits
 
     async def _graceful_stop(self, backend_id: str, acpi: bool, force_after_timeout: bool = False) -> None:
         what = f"stopping compute {backend_id}"
@@ -492,36 +569,26 @@ class LibvirtDriver(_ComputeOps, _DeviceOps):
                 )
             await asyncio.sleep(POLL)
 
-    # ------------------------------------------------------------------ compute: update, delete
-
-    # ------------------------------------------------------------------ storage
-
-    # ------------------------------------------------------------------ networks
-
-    # ------------------------------------------------------------------ links
-
-    async def _detach_live(self, resource: ResourceType, backend_id: str) -> None:
+    async def _detach_live(self, ref: Ref) -> None:
         """Hot-unplug a link's device from the running guest and wait until the guest lets go."""
+        backend_id = ref.backend_id
         if not await self._run(f"detaching {backend_id}", self._detach_live_request, backend_id):
             return
         deadline = time.monotonic() + DETACH_TIMEOUT
         while await self._run(f"detaching {backend_id}", self._live_has, backend_id):
             if time.monotonic() >= deadline:
                 raise BackendError(
-                    f"the guest has not released the {resource.value} device after {DETACH_TIMEOUT:g} s "
+                    f"the guest has not released the {ref.resource} device after {DETACH_TIMEOUT:g} s "
                     "(the guest OS must acknowledge PCI hot-unplug); it is already gone from the "
                     "definition, so it goes away at the next stop; delete the link again to retry"
                 )
             await asyncio.sleep(POLL)
 
-    async def _require(self, resource: ResourceType, backend_id: str) -> Observed:
-        observed = await self.observe(resource, backend_id)
+    async def _require(self, ref: Ref) -> Observed:
+        observed = await self.observe(ref)
         if observed is None:
-            raise BackendError(f"{resource.value} {backend_id} does not exist (any more) in libvirt")
+            raise BackendError(f"{ref.resource} {ref.backend_id} does not exist (any more) in libvirt")
         return observed
-
-
-# ---------------------------------------------------------------------------- pure helpers
 
 
 __all__ = ["LibvirtDriver"]

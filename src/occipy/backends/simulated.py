@@ -2,14 +2,16 @@
 
 It is the default driver and the one every service test runs on: computes boot, actions take
 `delay` seconds, networks hand out address ranges, interfaces get MACs and addresses, volumes
-attach as /dev/vdb..., snapshots become os_tpl templates, and a test can make things fail or
-change behind occipy's back. No I/O; with a `seed` every id, MAC and range is deterministic.
-Imports only backends.base, errors and the model's value type.
+attach as /dev/xvdb..., snapshots become images, and a test can make things fail (`fail`,
+`fail_next`) or change behind occipy's back (`simulate_external`). No I/O; with a `seed` every
+id, MAC and range is deterministic. docs/drivers/simulated.md has the settings and the mapping.
+Imports only backends.base and errors.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import math
 import random
@@ -19,62 +21,61 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from occipy.backends import base as b
 from occipy.backends.base import (
-    Capability,
+    Action,
     Change,
+    ComputeFacts,
     ComputeSpec,
+    ComputeUpdate,
+    Down,
+    NetworkFacts,
+    NetworkInterfaceFacts,
     NetworkInterfaceSpec,
     NetworkSpec,
     Observed,
-    ResourceType,
-    Spec,
+    Offline,
+    Online,
+    Ref,
+    Restart,
+    Save,
+    Start,
+    Stop,
+    StorageFacts,
+    StorageLinkFacts,
     StorageLinkSpec,
     StorageSpec,
+    StorageUpdate,
+    Support,
+    Suspend,
+    Tagged,
     Template,
+    Up,
+    Update,
 )
-from occipy.errors import BackendError, InvalidAttribute, NotSupported
-from occipy.model.category import AttributeValue
+from occipy.errors import BackendError, NotSupported
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-# Update keys that replace a compute's templates (Driver.update: they are mixins, not attributes, so the
-# service passes them under these names with a Template.term as value; GFD.224 §3.5.1/§3.5.2 say the
-# replacement "MUST immediately remove the old template ... and change the execution environment").
-OS_TEMPLATE_KEYS: Final = ("os_tpl", "os_template")
-RESOURCE_TEMPLATE_KEYS: Final = ("resource_tpl", "resource_template")
-
 # The images and flavours of the simulated cloud. The CRTP small/medium/large... templates come
-# from the registry, so the flavours here use other terms.
+# from the registry, so the flavours here use other names.
 _IMAGES: Final[tuple[Template, ...]] = (
-    Template("os_tpl", "debian-12", "Debian GNU/Linux 12 (bookworm)", {"occi.compute.architecture": "x64"}),
-    Template(
-        "os_tpl", "ubuntu-24.04", "Ubuntu 24.04 LTS (Noble Numbat)", {"occi.compute.architecture": "x64"}
-    ),
-    Template("os_tpl", "alpine-3.20", "Alpine Linux 3.20", {"occi.compute.architecture": "x64"}),
-    Template("os_tpl", "rocky-9", "Rocky Linux 9", {"occi.compute.architecture": "x64"}),
+    Template(b.IMAGE, "debian-12", "Debian GNU/Linux 12 (bookworm)", architecture="x64"),
+    Template(b.IMAGE, "ubuntu-24.04", "Ubuntu 24.04 LTS (Noble Numbat)", architecture="x64"),
+    Template(b.IMAGE, "alpine-3.20", "Alpine Linux 3.20", architecture="x64"),
+    Template(b.IMAGE, "rocky-9", "Rocky Linux 9", architecture="x64"),
 )
 _FLAVOURS: Final[tuple[Template, ...]] = (
-    Template(
-        "resource_tpl", "tiny", "Tiny: 1 core, 0.5 GiB", {"occi.compute.cores": 1, "occi.compute.memory": 0.5}
-    ),
-    Template(
-        "resource_tpl",
-        "xlarge",
-        "Extra large: 8 cores, 32 GiB",
-        {"occi.compute.cores": 8, "occi.compute.memory": 32.0},
-    ),
-    Template(
-        "resource_tpl",
-        "xxlarge",
-        "Double extra large: 16 cores, 64 GiB",
-        {"occi.compute.cores": 16, "occi.compute.memory": 64.0},
-    ),
+    Template(b.FLAVOUR, "tiny", "Tiny: 1 core, 0.5 GiB", cores=1, memory_gib=0.5),
+    Template(b.FLAVOUR, "xlarge", "Extra large: 8 cores, 32 GiB", cores=8, memory_gib=32.0),
+    Template(b.FLAVOUR, "xxlarge", "Double extra large: 16 cores, 64 GiB", cores=16, memory_gib=64.0),
 )
 _DEFAULT_IMAGE: Final = "debian-12"
 # "With no resource template the provider picks a default configuration" (GFD.224 §3.5.2).
 _DEFAULT_CORES: Final = 1
 _DEFAULT_MEMORY_GIB: Final = 1.0
+_ARCHITECTURES: Final = frozenset({"x86", "x64"})
 
 # GFD.224 §3.1 action attribute enums; rOCCI's misspelling "deffered" is an accepted alias.
 _METHODS: Final[Mapping[str, frozenset[str]]] = {
@@ -83,81 +84,90 @@ _METHODS: Final[Mapping[str, frozenset[str]]] = {
     "suspend": frozenset({"hibernate", "suspend"}),
     "save": frozenset({"hot", "deferred", "deffered"}),
 }
-# Target states of the actions (GFD.224 §3.1-§3.3). The simulated cloud applies an action in any
-# state: the service enforces the state diagrams before it calls a driver.
-_ACTIONS: Final[Mapping[tuple[ResourceType, str], str]] = {
-    (ResourceType.COMPUTE, "start"): "active",
-    (ResourceType.COMPUTE, "stop"): "inactive",
-    (ResourceType.COMPUTE, "restart"): "active",
-    (ResourceType.COMPUTE, "suspend"): "suspended",
-    (ResourceType.NETWORK, "up"): "active",
-    (ResourceType.NETWORK, "down"): "inactive",
-    (ResourceType.STORAGE, "online"): "online",
-    (ResourceType.STORAGE, "offline"): "offline",
+# What the simulated cloud can do: every Infrastructure type, action and live update.
+SUPPORTS: Final[Mapping[str, Support]] = {
+    b.COMPUTE: Support(
+        actions=frozenset({"start", "stop", "restart", "suspend", "save"}),
+        updates=frozenset({"cores", "memory_gib", "architecture", "image", "flavour"}),
+    ),
+    b.STORAGE: Support(actions=frozenset({"online", "offline"}), updates=frozenset({"size_gib"})),
+    b.NETWORK: Support(actions=frozenset({"up", "down"})),
+    b.STORAGELINK: Support(),
+    b.NETWORKINTERFACE: Support(),
 }
-_STATES: Final[Mapping[ResourceType, frozenset[str]]] = {
-    ResourceType.COMPUTE: frozenset({"active", "inactive", "suspended", "error"}),
-    ResourceType.STORAGE: frozenset({"online", "offline", "error"}),
-    ResourceType.NETWORK: frozenset({"active", "inactive", "error"}),
-    ResourceType.STORAGELINK: frozenset({"active", "inactive", "error"}),
-    ResourceType.NETWORKINTERFACE: frozenset({"active", "inactive", "error"}),
+_STATES: Final[Mapping[str, frozenset[str]]] = {
+    b.COMPUTE: frozenset({b.ACTIVE, b.INACTIVE, b.SUSPENDED, b.ERROR}),
+    b.STORAGE: frozenset({b.ONLINE, b.OFFLINE, b.ERROR}),
+    b.NETWORK: frozenset({b.ACTIVE, b.INACTIVE, b.ERROR}),
+    b.STORAGELINK: frozenset({b.ACTIVE, b.INACTIVE, b.ERROR}),
+    b.NETWORKINTERFACE: frozenset({b.ACTIVE, b.INACTIVE, b.ERROR}),
 }
-_CREATED_STATE: Final[Mapping[ResourceType, str]] = {
-    ResourceType.COMPUTE: "active",  # a created compute boots, as on every real cloud
-    ResourceType.STORAGE: "online",
-    ResourceType.NETWORK: "active",
-    ResourceType.STORAGELINK: "active",
-    ResourceType.NETWORKINTERFACE: "active",
+_CREATED_STATE: Final[Mapping[str, str]] = {
+    b.COMPUTE: b.ACTIVE,  # a created compute boots, as on every real cloud
+    b.STORAGE: b.ONLINE,
+    b.NETWORK: b.ACTIVE,
+    b.STORAGELINK: b.ACTIVE,
+    b.NETWORKINTERFACE: b.ACTIVE,
 }
-_ID_PREFIX: Final[Mapping[ResourceType, str]] = {
-    ResourceType.COMPUTE: "vm",
-    ResourceType.STORAGE: "vol",
-    ResourceType.NETWORK: "net",
-    ResourceType.STORAGELINK: "att",
-    ResourceType.NETWORKINTERFACE: "nic",
+_FACTS: Final[Mapping[str, type]] = {
+    b.COMPUTE: ComputeFacts,
+    b.STORAGE: StorageFacts,
+    b.NETWORK: NetworkFacts,
+    b.STORAGELINK: StorageLinkFacts,
+    b.NETWORKINTERFACE: NetworkInterfaceFacts,
+}
+_ID_PREFIX: Final[Mapping[str, str]] = {
+    b.COMPUTE: "vm",
+    b.STORAGE: "vol",
+    b.NETWORK: "net",
+    b.STORAGELINK: "att",
+    b.NETWORKINTERFACE: "nic",
 }
 # Link ids carry their ends ("nic-1a2b3c4d:vm-...:net-...") so that `adopt` can rebuild the
 # attachments from a backend id alone after a restart.
 _LINK_ID_RE: Final = re.compile(r"^(att|nic)-[0-9a-f]+:(vm-[0-9a-f]+):((?:vol|net)-[0-9a-f]+)$")
-_TERM_BAD_CHARS: Final = re.compile(r"[^A-Za-z0-9._-]+")
+_MAC_RE: Final = re.compile(r"([0-9a-f]{2}:){5}[0-9a-f]{2}")
+# The simulated cloud's own MAC block: locally administered (bit 1 of the first octet), unicast.
+MAC_PREFIX: Final = "02:53:49"
 _OPTIONS: Final = frozenset({"delay", "fail", "seed"})
 
 
 @dataclass(slots=True)
 class _Object:
-    """One object of the simulated cloud."""
+    """One object of the simulated cloud; `facts` is the type's facts value (replaced, never mutated)."""
 
-    resource: ResourceType
+    resource: str
     backend_id: str
     name: str
     state: str
-    attributes: dict[str, AttributeValue]
+    facts: object
+    entity_id: str = ""
     message: str | None = None
     compute_id: str | None = None  # links: the compute (source)
     target_id: str | None = None  # links: the storage or network (target)
-    image: str | None = None  # computes: os_tpl term
-    flavour: str | None = None  # computes: resource_tpl term
+    image: str | None = None  # computes: Template.name of the image
+    flavour: str | None = None  # computes: Template.name of the flavour
     snapshots: int = 0  # computes: snapshots taken, for "<name>-snapshot-N"
     deleting: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def observed(self) -> Observed:
-        return Observed(self.backend_id, self.state, self.message, dict(self.attributes))
+        return Observed(self.backend_id, self.state, self.message, self.facts)
 
 
 class SimulatedDriver:
-    """An in-memory cloud with every Capability; see the module docstring.
+    """An in-memory cloud that supports every type, action and optional protocol; see the module docstring.
 
-    Test hooks beyond the Driver protocol: `fail_next()` and `simulate_external()`.
+    Test hooks beyond the protocols: `fail_next()` and `simulate_external()`.
     """
 
     name = "simulated"
-    capabilities: frozenset[Capability] = frozenset(Capability)
+    supports: Mapping[str, Support] = SUPPORTS
 
     def __init__(
         self, *, delay: float = 1.0, fail: str = "simulate-failure", seed: int | None = None
     ) -> None:
-        if delay < 0:
+        if not (math.isfinite(delay) and delay >= 0):
             raise ValueError(f"delay must be 0 or more seconds, got {delay}")
         self.delay = delay
         self.fail = fail
@@ -213,7 +223,7 @@ class SimulatedDriver:
         return (*_IMAGES, *_FLAVOURS, *self._snapshots.values())
 
     def changes(self) -> AsyncIterator[Change]:
-        """Out-of-band changes made with `simulate_external()`, until `close()`."""
+        """Out-of-band changes made with `simulate_external()`, until `close()` (Watches)."""
         return self._stream()
 
     async def _stream(self) -> AsyncIterator[Change]:
@@ -225,23 +235,23 @@ class SimulatedDriver:
 
     # ------------------------------------------------------------------ create / delete
 
-    async def create(self, spec: Spec) -> Observed:
+    async def create(self, spec: object) -> Observed:
         """Create the object after `delay`; names containing `fail` fail (test hook)."""
         # Allocation happens before the first await, so concurrent creates never share an
         # address, MAC or device (one event loop: nothing interleaves until we sleep).
-        if isinstance(spec, ComputeSpec):
-            obj = self._new_compute(spec)
-        elif isinstance(spec, StorageSpec):
-            obj = self._new_storage(spec)
-        elif isinstance(spec, NetworkSpec):
-            obj = self._new_network(spec)
-        elif isinstance(spec, StorageLinkSpec):
-            obj = self._new_storagelink(spec)
-        elif isinstance(spec, NetworkInterfaceSpec):
-            obj = self._new_networkinterface(spec)
-        else:
-            raise NotSupported(f"the simulated cloud cannot create a {type(spec).__name__}")
-        target_state = _CREATED_STATE[obj.resource]
+        match spec:
+            case ComputeSpec():
+                obj = self._new_compute(spec)
+            case StorageSpec():
+                obj = self._new_storage(spec)
+            case NetworkSpec():
+                obj = self._new_network(spec)
+            case StorageLinkSpec():
+                obj = self._new_storagelink(spec)
+            case NetworkInterfaceSpec():
+                obj = self._new_networkinterface(spec)
+            case _:
+                raise NotSupported(f"the simulated cloud cannot create a {type(spec).__name__}")
         obj.message = "creating"
         self._objects[obj.backend_id] = obj
         async with obj.lock:
@@ -250,34 +260,32 @@ class SimulatedDriver:
                 if end is not None and end not in self._objects:
                     self._remove(obj.backend_id)
                     raise BackendError(
-                        f"{end} was deleted while {obj.resource.value} {obj.name!r} was being attached to it"
+                        f"{end} was deleted while {obj.resource} {obj.name!r} was being attached to it"
                     )
             if self._objects.get(obj.backend_id) is not obj:
-                raise BackendError(
-                    f"{obj.resource.value} {obj.name!r} was deleted while it was being created"
-                )
-            if self.fail and self.fail in spec.name:
+                raise BackendError(f"{obj.resource} {obj.name!r} was deleted while it was being created")
+            if self.fail and self.fail in obj.name:
                 self._remove(obj.backend_id)
                 raise BackendError(
-                    f"simulated failure: creating {obj.resource.value} {spec.name!r} failed "
+                    f"simulated failure: creating {obj.resource} {obj.name!r} failed "
                     f"(its name contains {self.fail!r})"
                 )
-            obj.state = target_state
+            obj.state = _CREATED_STATE[obj.resource]
             obj.message = None
             return obj.observed()
 
-    async def delete(self, resource: ResourceType, backend_id: str) -> None:
+    async def delete(self, ref: Ref) -> None:
         """Delete (stopping and detaching first); links of a deleted resource go with it."""
-        obj = self._find(resource, backend_id)
+        obj = self._find(ref)
         if obj is None:
             return
         async with obj.lock:
-            if self._objects.get(backend_id) is not obj:
+            if self._objects.get(ref.backend_id) is not obj:
                 return
             obj.message = "deleting"
             obj.deleting = True  # nothing new attaches to it from now on
             await self._sleep()
-            self._remove(backend_id)
+            self._remove(ref.backend_id)
 
     def _remove(self, backend_id: str) -> list[_Object]:
         """Forget an object and every link that hangs on it; returns what went (links first)."""
@@ -293,94 +301,84 @@ class SimulatedDriver:
     # ------------------------------------------------------------------ computes
 
     def _new_compute(self, spec: ComputeSpec) -> _Object:
-        image_term = spec.os_template or _DEFAULT_IMAGE
-        image = self._template("os_tpl", image_term)
+        image_name = spec.image or _DEFAULT_IMAGE
+        image = self._template(b.IMAGE, image_name)
         if image is None:
             raise BackendError(
-                f"the simulated cloud has no image {image_term!r}; it offers "
-                f"{', '.join(t.term for t in self.templates() if t.family == 'os_tpl')}"
+                f"the simulated cloud has no image {image_name!r}; it offers "
+                f"{', '.join(t.name for t in self.templates() if t.family == b.IMAGE)}"
             )
-        attributes: dict[str, AttributeValue] = {
-            "occi.compute.hostname": spec.hostname or spec.name,
-            "occi.compute.architecture": spec.architecture
-            or str(image.defaults.get("occi.compute.architecture", "x64")),
-            "occi.compute.cores": spec.cores if spec.cores is not None else _DEFAULT_CORES,
-            "occi.compute.memory": float(spec.memory_gib)
+        architecture = spec.architecture or image.architecture or "x64"
+        if architecture not in _ARCHITECTURES:
+            raise BackendError(f"the simulated cloud runs x64 and x86 machines, not {architecture!r}")
+        facts = ComputeFacts(
+            cores=_count("cores", spec.cores) if spec.cores is not None else _DEFAULT_CORES,
+            memory_gib=_positive("memory", spec.memory_gib)
             if spec.memory_gib is not None
             else _DEFAULT_MEMORY_GIB,
-        }
-        if spec.share is not None:
-            attributes["occi.compute.share"] = spec.share
-        obj = _Object(
-            ResourceType.COMPUTE,
-            self._new_id(ResourceType.COMPUTE),
-            spec.name,
-            "inactive",
-            attributes,
-            image=image.term,
+            architecture=architecture,
+            hostname=spec.hostname or spec.name,
         )
-        self._apply_flavour(obj, spec.resource_template)
+        obj = _Object(
+            b.COMPUTE,
+            self._new_id(b.COMPUTE),
+            spec.name,
+            b.INACTIVE,
+            facts,
+            spec.entity_id,
+            image=image.name,
+        )
+        self._apply_flavour(obj, spec.flavour)
         return obj
 
-    def _apply_flavour(self, obj: _Object, term: str | None) -> None:
+    def _apply_flavour(self, obj: _Object, name: str | None) -> None:
         # "If the resource itself carries size-related attributes, the assigned resource template
-        #  overrides them where applicable" (GFD.224 §3.5.2). Unknown terms (the CRTP templates
-        # of the registry) leave the sizes the service computed from their defaults.
-        obj.flavour = term
-        flavour = self._template("resource_tpl", term) if term else None
+        #  overrides them where applicable" (GFD.224 §3.5.2). An unknown name (a CRTP template of
+        # the registry, which the service sizes itself) leaves the sizes as given.
+        obj.flavour = name
+        flavour = self._template(b.FLAVOUR, name) if name else None
         if flavour is not None:
-            obj.attributes.update(flavour.defaults)
+            facts = _compute_facts(obj)
+            obj.facts = dataclasses.replace(
+                facts,
+                cores=flavour.cores if flavour.cores is not None else facts.cores,
+                memory_gib=flavour.memory_gib if flavour.memory_gib is not None else facts.memory_gib,
+            )
 
-    async def save(self, backend_id: str, name: str | None, method: str) -> Template:
-        """Snapshot a compute into a new os_tpl (GFD.224 §3.1 save); it joins `templates()`."""
-        self._check_method("save", method)
-        obj = self._require(ResourceType.COMPUTE, backend_id)
+    async def save(self, ref: Ref, request: Save) -> Template:
+        """Snapshot a compute into a new image (GFD.224 §3.1 save); it joins `templates()` (Saves)."""
+        _check_method("save", request.method)
+        obj = self._require(ref, b.COMPUTE)
         async with obj.lock:
-            self._require(ResourceType.COMPUTE, backend_id)
+            self._require(ref, b.COMPUTE)
             self._consume_failure(obj)
-            obj.message = f"saving ({method})"
+            obj.message = f"saving ({request.method})"
             await self._sleep()
-            if self._objects.get(backend_id) is not obj:
+            if self._objects.get(ref.backend_id) is not obj:
                 raise BackendError(f"compute {obj.name!r} was deleted while it was being saved")
             obj.message = None
             obj.snapshots += 1
-            base = name if name else f"{obj.name}-snapshot-{obj.snapshots}"
-            term = self._free_term(base)
-            image = self._template("os_tpl", obj.image or "")
+            # The provider "MAY honour the client's name or replace it by policy" (GFD.224 §3.1):
+            # the name is kept as given, numbered when another image already has it.
+            wanted = request.image_name or f"{obj.name}-snapshot-{obj.snapshots}"
+            taken = {t.name for t in self.templates() if t.family == b.IMAGE}
+            name = next(c for c in _numbered(wanted) if c not in taken)
+            image = self._template(b.IMAGE, obj.image or "")
             source = image.title if image is not None else "an adopted image"
             template = Template(
-                "os_tpl",
-                term,
-                f"Snapshot {term} of compute {obj.name} ({source})",
-                {"occi.compute.architecture": obj.attributes.get("occi.compute.architecture", "x64")},
+                b.IMAGE,
+                name,
+                f"Snapshot {name} of compute {obj.name} ({source})",
+                architecture=_compute_facts(obj).architecture,
             )
-            self._snapshots[term] = template
+            self._snapshots[name] = template
             return template
 
-    def _free_term(self, wanted: str) -> str:
-        # The provider "MAY honour the client's name or replace it by policy" (GFD.224 §3.1):
-        # we keep it, made a valid term and unique among the templates.
-        term = _TERM_BAD_CHARS.sub("-", wanted).strip("-._") or "snapshot"
-        taken = {t.term for t in self.templates() if t.family == "os_tpl"}
-        candidate, n = term, 1
-        while candidate in taken:
-            n += 1
-            candidate = f"{term}-{n}"
-        return candidate
-
-    # ------------------------------------------------------------------ storage
+    # ------------------------------------------------------------------ storage and networks
 
     def _new_storage(self, spec: StorageSpec) -> _Object:
-        size = _positive_float("occi.storage.size", spec.size_gib)
-        return _Object(
-            ResourceType.STORAGE,
-            self._new_id(ResourceType.STORAGE),
-            spec.name,
-            "offline",
-            {"occi.storage.size": size},
-        )
-
-    # ------------------------------------------------------------------ networks
+        facts = StorageFacts(size_gib=_positive("size", spec.size_gib))
+        return _Object(b.STORAGE, self._new_id(b.STORAGE), spec.name, b.OFFLINE, facts, spec.entity_id)
 
     def _new_network(self, spec: NetworkSpec) -> _Object:
         if spec.address:
@@ -390,27 +388,19 @@ class SimulatedDriver:
             net = self._free_range()
             address = str(net)
         if spec.gateway:
-            gateway = _parse_address("occi.network.gateway", spec.gateway)
+            gateway = _parse_address("gateway", spec.gateway)
             if gateway not in net:
                 raise BackendError(f"gateway {spec.gateway} is outside the network range {address}")
         else:
             gateway = next(net.hosts(), net.network_address)
-        attributes: dict[str, AttributeValue] = {
-            "occi.network.address": address,
-            "occi.network.gateway": str(gateway),
-            "occi.network.allocation": spec.allocation or "dynamic",
-        }
-        if spec.vlan is not None:
-            attributes["occi.network.vlan"] = spec.vlan
-        if spec.label is not None:
-            attributes["occi.network.label"] = spec.label
-        return _Object(
-            ResourceType.NETWORK, self._new_id(ResourceType.NETWORK), spec.name, "inactive", attributes
-        )
+        if spec.allocation not in (None, "dynamic", "static"):
+            raise BackendError(f"allocation must be dynamic or static, got {spec.allocation!r}")
+        facts = NetworkFacts(address=address, gateway=str(gateway), allocation=spec.allocation or "dynamic")
+        return _Object(b.NETWORK, self._new_id(b.NETWORK), spec.name, b.INACTIVE, facts, spec.entity_id)
 
     def _free_range(self) -> IPNetwork:
         """The next 10.<n>.<m>.0/24 of the pool that overlaps no existing network."""
-        used = [net for obj in self._all(ResourceType.NETWORK) if (net := _range_of(obj)) is not None]
+        used = [net for obj in self._all(b.NETWORK) if (net := _range_of(obj)) is not None]
         while self._next_range < 246 * 256:
             n, m = divmod(self._next_range, 256)
             self._next_range += 1
@@ -421,103 +411,136 @@ class SimulatedDriver:
 
     # ------------------------------------------------------------------ links
 
+    def propose(self, spec: object, taken: Sequence[object]) -> object | None:
+        """The device (storagelinks) or interface name and MAC (interfaces) `create` will use (Proposes).
+
+        The client's own choices are kept; the rest is the next free name of this cloud's scheme
+        (/dev/xvdb..., eth0..., 02:53:49:xx:xx:xx), free among `taken` and the links it knows.
+        """
+        match spec:
+            case StorageLinkSpec():
+                devices = self._devices_of(spec.compute_id) | {
+                    f.device for f in taken if isinstance(f, StorageLinkFacts)
+                }
+                device = spec.device or next(d for d in _device_names() if d not in devices)
+                return StorageLinkFacts(device=device, mountpoint=spec.mountpoint)
+            case NetworkInterfaceSpec():
+                names = self._interfaces_of(spec.compute_id) | {
+                    f.interface for f in taken if isinstance(f, NetworkInterfaceFacts)
+                }
+                macs = self._macs() | {f.mac for f in taken if isinstance(f, NetworkInterfaceFacts) and f.mac}
+                return NetworkInterfaceFacts(
+                    interface=spec.interface or _free_interface(names),
+                    mac=spec.mac or self._free_mac(macs),
+                    address=spec.address,
+                    allocation=spec.allocation,
+                )
+        return None
+
+    def _devices_of(self, compute_id: str) -> set[str | None]:
+        return {
+            _link_facts(link).device for link in self._all(b.STORAGELINK) if link.compute_id == compute_id
+        }
+
+    def _interfaces_of(self, compute_id: str) -> set[str | None]:
+        return {
+            _nic_facts(nic).interface for nic in self._all(b.NETWORKINTERFACE) if nic.compute_id == compute_id
+        }
+
+    def _macs(self) -> set[str]:
+        return {(_nic_facts(nic).mac or "").lower() for nic in self._all(b.NETWORKINTERFACE)}
+
     def _new_storagelink(self, spec: StorageLinkSpec) -> _Object:
-        compute = self._require(ResourceType.COMPUTE, spec.compute_id)
-        volume = self._require(ResourceType.STORAGE, spec.storage_id)
-        for link in self._all(ResourceType.STORAGELINK):
+        compute = self._require(Ref(b.COMPUTE, spec.compute_id), b.COMPUTE)
+        volume = self._require(Ref(b.STORAGE, spec.storage_id), b.STORAGE)
+        for link in self._all(b.STORAGELINK):
             if link.target_id == volume.backend_id:
                 raise BackendError(f"volume {volume.name!r} is already attached to {link.compute_id}")
-        devices = {
-            link.attributes.get("occi.storagelink.deviceid")
-            for link in self._all(ResourceType.STORAGELINK)
-            if link.compute_id == compute.backend_id
-        }
-        if spec.deviceid:
-            if spec.deviceid in devices:
-                raise BackendError(f"compute {compute.name!r} already has a device {spec.deviceid}")
-            deviceid = spec.deviceid
+        devices = self._devices_of(compute.backend_id)
+        if spec.device:
+            if spec.device in devices:
+                raise BackendError(f"compute {compute.name!r} already has a device {spec.device}")
+            device = spec.device
         else:
-            # /dev/vda is the root disk of the image; data volumes follow.
-            deviceid = next(d for d in _device_names() if d not in devices)
-        attributes: dict[str, AttributeValue] = {"occi.storagelink.deviceid": deviceid}
-        if spec.mountpoint:
-            attributes["occi.storagelink.mountpoint"] = spec.mountpoint
-        backend_id = self._new_id(ResourceType.STORAGELINK, f":{compute.backend_id}:{volume.backend_id}")
+            # /dev/xvda is the root disk of the image; data volumes follow.
+            device = next(d for d in _device_names() if d not in devices)
+        facts = StorageLinkFacts(device=device, mountpoint=spec.mountpoint)
+        backend_id = self._new_id(b.STORAGELINK, f":{compute.backend_id}:{volume.backend_id}")
         return _Object(
-            ResourceType.STORAGELINK,
+            b.STORAGELINK,
             backend_id,
             spec.name,
-            "inactive",
-            attributes,
+            b.INACTIVE,
+            facts,
+            spec.entity_id,
             compute_id=compute.backend_id,
             target_id=volume.backend_id,
         )
 
     def _new_networkinterface(self, spec: NetworkInterfaceSpec) -> _Object:
-        compute = self._require(ResourceType.COMPUTE, spec.compute_id)
-        network = self._require(ResourceType.NETWORK, spec.network_id)
-        nics = self._all(ResourceType.NETWORKINTERFACE)
-        macs = {str(nic.attributes.get("occi.networkinterface.mac", "")).lower() for nic in nics}
+        compute = self._require(Ref(b.COMPUTE, spec.compute_id), b.COMPUTE)
+        network = self._require(Ref(b.NETWORK, spec.network_id), b.NETWORK)
+        macs = self._macs()
         if spec.mac:
             mac = spec.mac.lower().replace("-", ":")
-            if not re.fullmatch(r"([0-9a-f]{2}:){5}[0-9a-f]{2}", mac):
-                raise InvalidAttribute(f"occi.networkinterface.mac: {spec.mac!r} is not a MAC address")
+            if not _MAC_RE.fullmatch(mac):
+                raise BackendError(f"{spec.mac!r} is not a MAC address")
             if mac in macs:
                 raise BackendError(f"MAC address {mac} is already in use")
         else:
             mac = self._free_mac(macs)
-        names = {
-            nic.attributes.get("occi.networkinterface.interface")
-            for nic in nics
-            if nic.compute_id == compute.backend_id
-        }
-        interface = next(f"eth{n}" for n in range(len(names) + 1) if f"eth{n}" not in names)
-        allocation = spec.allocation or str(network.attributes.get("occi.network.allocation", "dynamic"))
-        attributes: dict[str, AttributeValue] = {
-            "occi.networkinterface.mac": mac,
-            "occi.networkinterface.interface": interface,
-            "occi.networkinterface.allocation": allocation,
-        }
+        names = self._interfaces_of(compute.backend_id)
+        if spec.interface:
+            if spec.interface in names:
+                raise BackendError(f"compute {compute.name!r} already has an interface {spec.interface}")
+            interface = spec.interface
+        else:
+            interface = _free_interface(names)
+        net_facts = _net_facts(network)
+        allocation = spec.allocation or net_facts.allocation or "dynamic"
         net = _range_of(network)
         used = self._addresses_on(network.backend_id)
+        address: str | None = None
         if spec.address:
             host = _parse_interface_address(spec.address)
             if net is not None and host not in net:
                 raise BackendError(f"address {spec.address} is outside network {network.name!r} ({net})")
             if host in used:
                 raise BackendError(f"address {host} is already in use on network {network.name!r}")
-            attributes["occi.networkinterface.address"] = spec.address
+            address = spec.address
         elif allocation != "static" and net is not None:
             # A static interface carries only the address its owner configures (GFD.224 §3.4.1.1).
-            attributes["occi.networkinterface.address"] = str(self._free_address(network, net, used))
-        gateway = network.attributes.get("occi.network.gateway")
-        if gateway is not None:
-            attributes["occi.networkinterface.gateway"] = gateway
-        backend_id = self._new_id(
-            ResourceType.NETWORKINTERFACE, f":{compute.backend_id}:{network.backend_id}"
+            address = str(self._free_address(network, net, used))
+        facts = NetworkInterfaceFacts(
+            interface=interface,
+            mac=mac,
+            address=address,
+            gateway=net_facts.gateway,
+            allocation=allocation,
         )
+        backend_id = self._new_id(b.NETWORKINTERFACE, f":{compute.backend_id}:{network.backend_id}")
         return _Object(
-            ResourceType.NETWORKINTERFACE,
+            b.NETWORKINTERFACE,
             backend_id,
             spec.name,
-            "inactive",
-            attributes,
+            b.INACTIVE,
+            facts,
+            spec.entity_id,
             compute_id=compute.backend_id,
             target_id=network.backend_id,
         )
 
     def _free_mac(self, taken: set[str]) -> str:
         while True:
-            # 52:54:00 is the locally administered prefix QEMU/libvirt use.
-            mac = "52:54:00:" + ":".join(f"{self._rng.randrange(256):02x}" for _ in range(3))
+            mac = MAC_PREFIX + ":" + ":".join(f"{self._rng.randrange(256):02x}" for _ in range(3))
             if mac not in taken:
                 return mac
 
     def _addresses_on(self, network_id: str) -> set[IPAddress]:
         used: set[IPAddress] = set()
-        for nic in self._all(ResourceType.NETWORKINTERFACE):
-            address = nic.attributes.get("occi.networkinterface.address")
-            if nic.target_id == network_id and isinstance(address, str):
+        for nic in self._all(b.NETWORKINTERFACE):
+            address = _nic_facts(nic).address
+            if nic.target_id == network_id and address:
                 try:
                     used.add(ipaddress.ip_interface(address).ip)
                 except ValueError:  # an adopted value we did not write: it holds nothing
@@ -525,7 +548,7 @@ class SimulatedDriver:
         return used
 
     def _free_address(self, network: _Object, net: IPNetwork, used: set[IPAddress]) -> IPAddress:
-        gateway = network.attributes.get("occi.network.gateway")
+        gateway = _net_facts(network).gateway
         for host in net.hosts():
             if str(host) != gateway and host not in used:
                 return host
@@ -533,171 +556,153 @@ class SimulatedDriver:
 
     # ------------------------------------------------------------------ actions and updates
 
-    async def act(
-        self, resource: ResourceType, backend_id: str, action: str, params: Mapping[str, AttributeValue]
-    ) -> Observed:
-        """Run an action after `delay`; the new state follows GFD.224 §3 (start -> active, ...)."""
-        if resource is ResourceType.COMPUTE and action == "save":
-            method = params.get("method", "deferred")
-            name = params.get("name")
-            template = await self.save(
-                backend_id, name if isinstance(name, str) and name else None, str(method)
-            )
-            observed = await self.observe(resource, backend_id)
-            if observed is None:
-                raise BackendError(f"compute {backend_id} disappeared after it was saved")
-            return Observed(
-                observed.backend_id, observed.state, f"saved as os_tpl {template.term}", observed.attributes
-            )
-        target = _ACTIONS.get((resource, action))
-        if target is None:
-            raise NotSupported(f"the simulated cloud has no action {action!r} on a {resource.value}")
-        if action in _METHODS:
-            self._check_method(action, params.get("method"))
-        obj = self._require(resource, backend_id)
+    async def act(self, ref: Ref, action: Action) -> Observed:
+        """Run an action after `delay`; the new state follows GFD.224 §3 (start -> active, ...).
+
+        The simulated cloud applies an action in any state: the service enforces the state
+        diagrams before it calls a driver.
+        """
+        match (ref.resource, action):
+            case (b.COMPUTE, Save()):
+                template = await self.save(ref, action)
+                observed = self._require(ref, b.COMPUTE).observed()
+                return dataclasses.replace(observed, message=f"saved as image {template.name}")
+            case (b.COMPUTE, Start()):
+                target = b.ACTIVE
+            case (b.COMPUTE, Stop(method=method)):
+                _check_method("stop", method)
+                target = b.INACTIVE
+            case (b.COMPUTE, Restart(method=method)):
+                _check_method("restart", method)
+                target = b.ACTIVE
+            case (b.COMPUTE, Suspend(method=method)):
+                _check_method("suspend", method)
+                target = b.SUSPENDED
+            case (b.NETWORK, Up()):
+                target = b.ACTIVE
+            case (b.NETWORK, Down()):
+                target = b.INACTIVE
+            case (b.STORAGE, Online()):
+                target = b.ONLINE
+            case (b.STORAGE, Offline()):
+                target = b.OFFLINE
+            case _:
+                raise NotSupported(f"the simulated cloud has no action {action.name!r} on a {ref.resource}")
+        obj = self._require(ref)
         async with obj.lock:
-            self._require(resource, backend_id)
+            self._require(ref)
             self._consume_failure(obj)
-            obj.message = f"{action} in progress"
+            obj.message = f"{action.name} in progress"
             await self._sleep()
-            if self._objects.get(backend_id) is not obj:
-                raise BackendError(f"{resource.value} {obj.name!r} was deleted during {action}")
+            if self._objects.get(ref.backend_id) is not obj:
+                raise BackendError(f"{ref.resource} {obj.name!r} was deleted during {action.name}")
             obj.state = target
             obj.message = None
             return obj.observed()
 
-    async def update(
-        self, resource: ResourceType, backend_id: str, changes: Mapping[str, AttributeValue]
-    ) -> Observed:
-        """Apply attribute changes: volume grow, compute resize and reimage, network settings.
-
-        Template replacement uses the keys `os_tpl` / `resource_tpl` (Driver.update; aliases
-        `os_template` / `resource_template`) with a Template.term as value. Unknown attributes
-        (title, summary, ...) concern only the service and are ignored.
-        """
-        obj = self._require(resource, backend_id)
+    async def update(self, ref: Ref, change: Update) -> Observed:
+        """Grow a volume, resize or re-image a compute (Updates); None fields stay as they are."""
+        obj = self._require(ref)
         async with obj.lock:
-            self._require(resource, backend_id)
+            self._require(ref)
             self._consume_failure(obj)
-            apply = self._plan_update(obj, changes)  # validate everything before touching anything
+            apply = self._plan_update(obj, change)  # validate everything before touching anything
             obj.message = "updating"
             await self._sleep()
-            if self._objects.get(backend_id) is not obj:
-                raise BackendError(f"{resource.value} {obj.name!r} was deleted during the update")
+            if self._objects.get(ref.backend_id) is not obj:
+                raise BackendError(f"{ref.resource} {obj.name!r} was deleted during the update")
             apply()
             obj.message = None
             return obj.observed()
 
-    def _plan_update(self, obj: _Object, changes: Mapping[str, AttributeValue]) -> Callable[[], None]:
-        new: dict[str, AttributeValue] = {}
-        image: str | None = None
-        flavour: str | None = None
-        flavour_given = False
-        if obj.resource is ResourceType.STORAGE and "occi.storage.size" in changes:
-            size = _positive_float("occi.storage.size", changes["occi.storage.size"])
-            current = obj.attributes.get("occi.storage.size", 0.0)
-            old = float(current) if isinstance(current, (int, float)) else 0.0
-            if size < old:
-                raise BackendError(
-                    f"volume {obj.name!r} cannot shrink from {old:g} GiB to {size:g} GiB: "
-                    "volumes only grow (create a smaller one and copy the data)"
-                )
-            new["occi.storage.size"] = size
-        elif obj.resource is ResourceType.COMPUTE:
-            for key, value in changes.items():
-                if key == "occi.compute.cores" or key == "occi.compute.share":
-                    new[key] = _count(key, value, minimum=1 if key.endswith("cores") else 0)
-                elif key == "occi.compute.memory":
-                    new[key] = _positive_float(key, value)
-                elif key in ("occi.compute.hostname", "occi.compute.architecture"):
-                    new[key] = _text(key, value)
-                elif key in OS_TEMPLATE_KEYS:
-                    image = _term(key, value)
-                    if self._template("os_tpl", image) is None:
-                        raise BackendError(f"cannot reimage compute {obj.name!r}: no image {image!r}")
-                elif key in RESOURCE_TEMPLATE_KEYS:
-                    flavour, flavour_given = _term(key, value), True
-        elif obj.resource is ResourceType.NETWORK:
-            for key in (
-                "occi.network.vlan",
-                "occi.network.label",
-                "occi.network.allocation",
-                "occi.network.gateway",
-                "occi.network.address",
-            ):
-                if key in changes:
-                    new[key] = changes[key]
-            if "occi.network.address" in new:
-                _parse_network(_text("occi.network.address", new["occi.network.address"]))
-                if any(nic.target_id == obj.backend_id for nic in self._all(ResourceType.NETWORKINTERFACE)):
+    def _plan_update(self, obj: _Object, change: Update) -> Callable[[], None]:
+        match (obj.resource, change):
+            case (b.STORAGE, StorageUpdate(size_gib=size)):
+                facts = _storage_facts(obj)
+                if size is None:
+                    return lambda: None
+                size = _positive("size", size)
+                old = facts.size_gib or 0.0
+                if size < old:
                     raise BackendError(
-                        f"network {obj.name!r} has interfaces attached: detach them "
-                        "before changing its address range"
+                        f"volume {obj.name!r} cannot shrink from {old:g} GiB to {size:g} GiB: "
+                        "volumes only grow (create a smaller one and copy the data)"
                     )
-        else:
-            prefix = f"occi.{obj.resource.value}."
-            new.update(
-                {
-                    k: v
-                    for k, v in changes.items()
-                    if k.startswith(prefix) and not k.startswith(prefix + "state")
-                }
-            )
+                new_size = size
+                return lambda: setattr(obj, "facts", dataclasses.replace(facts, size_gib=new_size))
+            case (b.COMPUTE, ComputeUpdate()):
+                return self._plan_compute_update(obj, change)
+        raise NotSupported(f"the simulated cloud cannot apply a {type(change).__name__} to a {obj.resource}")
+
+    def _plan_compute_update(self, obj: _Object, change: ComputeUpdate) -> Callable[[], None]:
+        facts = _compute_facts(obj)
+        new = dataclasses.replace(
+            facts,
+            cores=_count("cores", change.cores) if change.cores is not None else facts.cores,
+            memory_gib=_positive("memory", change.memory_gib)
+            if change.memory_gib is not None
+            else facts.memory_gib,
+            architecture=change.architecture or facts.architecture,
+        )
+        if new.architecture not in _ARCHITECTURES:
+            raise BackendError(f"the simulated cloud runs x64 and x86 machines, not {new.architecture!r}")
+        if change.image is not None and self._template(b.IMAGE, change.image) is None:
+            raise BackendError(f"cannot re-image compute {obj.name!r}: no image {change.image!r}")
 
         def apply() -> None:
-            obj.attributes.update(new)
-            if image is not None:
-                obj.image = image
-            if flavour_given:
-                self._apply_flavour(obj, flavour)
+            # GFD.224 §3.5.1/§3.5.2: replacing a template "MUST immediately remove the old template
+            # ... and change the execution environment".
+            obj.facts = new
+            if change.image is not None:
+                obj.image = change.image
+            if change.flavour is not None:
+                self._apply_flavour(obj, change.flavour)
 
         return apply
 
-    def _check_method(self, action: str, method: object) -> None:
-        # The service validates action attributes against the Action's enums first; this only
-        # keeps a bad call from doing something undefined.
-        if method is None:
-            return
-        allowed = _METHODS[action]
-        if not isinstance(method, str) or method not in allowed:
-            raise InvalidAttribute(
-                f"action {action}: method must be one of "
-                f"{', '.join(sorted(allowed - {'deffered'}))}, got {method!r}"
-            )
+    # ------------------------------------------------------------------ observation, adoption, inventory
 
-    # ------------------------------------------------------------------ observation, adoption
-
-    async def observe(self, resource: ResourceType, backend_id: str) -> Observed | None:
+    async def observe(self, ref: Ref) -> Observed | None:
         """The object's current state, or None when it does not exist."""
-        obj = self._find(resource, backend_id)
+        obj = self._find(ref)
         return obj.observed() if obj is not None else None
 
-    async def adopt(self, resource: ResourceType, backend_id: str, observed: Observed) -> None:
-        """Record an object occipy stored before a restart, with its allocations.
+    async def adopt(self, ref: Ref, observed: Observed) -> None:
+        """Record an object occipy stored before a restart, with its allocations (Adopts).
 
         Link ids carry their ends, so attachments, device names, MACs and addresses are all
         taken again and never handed out twice. An id already known is left as it is.
         """
-        if backend_id in self._objects:
+        if ref.backend_id in self._objects or ref.resource not in _FACTS:
             return
         compute_id = target_id = None
-        if resource in (ResourceType.STORAGELINK, ResourceType.NETWORKINTERFACE):
-            match = _LINK_ID_RE.match(backend_id)
+        if ref.resource in (b.STORAGELINK, b.NETWORKINTERFACE):
+            match = _LINK_ID_RE.match(ref.backend_id)
             if match is not None:
                 compute_id, target_id = match.group(2), match.group(3)
-        state = observed.state if observed.state in _STATES[resource] else "error"
-        hostname = observed.attributes.get("occi.compute.hostname")
-        name = hostname.partition(".")[0] if isinstance(hostname, str) and hostname else backend_id
-        self._objects[backend_id] = _Object(
-            resource,
-            backend_id,
+        state = observed.state if observed.state in _STATES[ref.resource] else b.ERROR
+        facts_type = _FACTS[ref.resource]
+        facts = observed.facts if isinstance(observed.facts, facts_type) else facts_type()
+        hostname = facts.hostname if isinstance(facts, ComputeFacts) else None
+        name = hostname.partition(".")[0] if hostname else ref.backend_id
+        self._objects[ref.backend_id] = _Object(
+            ref.resource,
+            ref.backend_id,
             name,
             state,
-            dict(observed.attributes),
-            observed.message,
+            facts,
+            message=observed.message,
             compute_id=compute_id,
             target_id=target_id,
         )
+
+    async def inventory(self) -> Sequence[Tagged]:
+        """Every object created with an entity id (Inventories)."""
+        return [
+            Tagged(Ref(obj.resource, obj.backend_id), obj.entity_id)
+            for obj in self._objects.values()
+            if obj.entity_id
+        ]
 
     # ------------------------------------------------------------------ test hooks
 
@@ -708,34 +713,33 @@ class SimulatedDriver:
         """
         self._fail_next[backend_id] = message
 
-    async def simulate_external(self, resource: ResourceType, backend_id: str, state: str | None) -> None:
+    async def simulate_external(self, ref: Ref, state: str | None) -> None:
         """Change an object as if someone used the cloud directly; None deletes it.
 
         Each affected object (a deleted resource's links first) is reported by `changes()`.
         Raises ValueError for an unknown object or a state outside the type's vocabulary.
         """
-        obj = self._find(resource, backend_id)
+        obj = self._find(ref)
         if obj is None:
-            raise ValueError(f"the simulated cloud has no {resource.value} {backend_id}")
+            raise ValueError(f"the simulated cloud has no {ref.resource} {ref.backend_id}")
         if state is None:
-            for gone in self._remove(backend_id):
-                self._changes.put_nowait(Change(gone.resource, gone.backend_id, None))
+            for gone in self._remove(ref.backend_id):
+                self._changes.put_nowait(Change(Ref(gone.resource, gone.backend_id), None))
             return
-        if state not in _STATES[resource]:
+        if state not in _STATES[ref.resource]:
             raise ValueError(
-                f"{state!r} is not a {resource.value} state; "
-                f"use one of {', '.join(sorted(_STATES[resource]))}"
+                f"{state!r} is not a {ref.resource} state; use one of {', '.join(sorted(_STATES[ref.resource]))}"
             )
         obj.state = state
         obj.message = None
-        self._changes.put_nowait(Change(resource, backend_id, obj.observed()))
+        self._changes.put_nowait(Change(ref, obj.observed()))
 
     # ------------------------------------------------------------------ helpers
 
     def _consume_failure(self, obj: _Object) -> None:
         message = self._fail_next.pop(obj.backend_id, None)
         if message is not None:
-            obj.state = "error"
+            obj.state = b.ERROR
             obj.message = message
             raise BackendError(message)
 
@@ -743,44 +747,90 @@ class SimulatedDriver:
         if self.delay > 0:
             await asyncio.sleep(self.delay)
 
-    def _new_id(self, resource: ResourceType, suffix: str = "") -> str:
+    def _new_id(self, resource: str, suffix: str = "") -> str:
         while True:
             backend_id = f"{_ID_PREFIX[resource]}-{self._rng.getrandbits(32):08x}{suffix}"
             if backend_id not in self._objects:
                 return backend_id
 
-    def _find(self, resource: ResourceType, backend_id: str) -> _Object | None:
-        obj = self._objects.get(backend_id)
-        return obj if obj is not None and obj.resource is resource else None
+    def _find(self, ref: Ref) -> _Object | None:
+        obj = self._objects.get(ref.backend_id)
+        return obj if obj is not None and obj.resource == ref.resource else None
 
-    def _require(self, resource: ResourceType, backend_id: str) -> _Object:
-        obj = self._find(resource, backend_id)
-        if obj is None:
-            raise BackendError(f"the simulated cloud has no {resource.value} {backend_id}")
+    def _require(self, ref: Ref, resource: str | None = None) -> _Object:
+        obj = self._find(ref)
+        if obj is None or (resource is not None and ref.resource != resource):
+            raise BackendError(f"the simulated cloud has no {resource or ref.resource} {ref.backend_id}")
         if obj.deleting:
-            raise BackendError(f"{resource.value} {obj.name!r} is being deleted")
+            raise BackendError(f"{ref.resource} {obj.name!r} is being deleted")
         return obj
 
-    def _all(self, resource: ResourceType) -> list[_Object]:
-        return [obj for obj in self._objects.values() if obj.resource is resource]
+    def _all(self, resource: str) -> list[_Object]:
+        return [obj for obj in self._objects.values() if obj.resource == resource]
 
-    def _template(self, family: str, term: str) -> Template | None:
-        return next((t for t in self.templates() if t.family == family and t.term == term), None)
+    def _template(self, family: str, name: str) -> Template | None:
+        return next((t for t in self.templates() if t.family == family and t.name == name), None)
+
+
+# ---------------------------------------------------------------------------- pure helpers
+
+
+def _compute_facts(obj: _Object) -> ComputeFacts:
+    return obj.facts if isinstance(obj.facts, ComputeFacts) else ComputeFacts()
+
+
+def _storage_facts(obj: _Object) -> StorageFacts:
+    return obj.facts if isinstance(obj.facts, StorageFacts) else StorageFacts()
+
+
+def _net_facts(obj: _Object) -> NetworkFacts:
+    return obj.facts if isinstance(obj.facts, NetworkFacts) else NetworkFacts()
+
+
+def _link_facts(obj: _Object) -> StorageLinkFacts:
+    return obj.facts if isinstance(obj.facts, StorageLinkFacts) else StorageLinkFacts()
+
+
+def _nic_facts(obj: _Object) -> NetworkInterfaceFacts:
+    return obj.facts if isinstance(obj.facts, NetworkInterfaceFacts) else NetworkInterfaceFacts()
+
+
+def _check_method(action: str, method: str) -> None:
+    # The service checks action attributes against the Action's enums first; this only keeps a
+    # bad call from doing something undefined.
+    allowed = _METHODS[action]
+    if method not in allowed:
+        raise NotSupported(
+            f"the simulated cloud has no {action} method {method!r}; "
+            f"it has {', '.join(sorted(allowed - {'deffered'}))}"
+        )
 
 
 def _device_names() -> Iterator[str]:
-    # /dev/vdb ... /dev/vdz, then /dev/vdaa ... like the Linux virtio-blk naming.
+    # /dev/xvdb ... /dev/xvdz, then /dev/xvdaa ...: Xen-style block device names.
     letters = "abcdefghijklmnopqrstuvwxyz"
     for second in letters[1:]:
-        yield f"/dev/vd{second}"
+        yield f"/dev/xvd{second}"
     for first in letters:
         for second in letters:
-            yield f"/dev/vd{first}{second}"
+            yield f"/dev/xvd{first}{second}"
+
+
+def _free_interface(taken: set[str | None]) -> str:
+    return next(f"eth{n}" for n in range(len(taken) + 1) if f"eth{n}" not in taken)
+
+
+def _numbered(wanted: str) -> Iterator[str]:
+    yield wanted
+    n = 2
+    while True:
+        yield f"{wanted}-{n}"
+        n += 1
 
 
 def _range_of(network: _Object) -> IPNetwork | None:
-    address = network.attributes.get("occi.network.address")
-    if not isinstance(address, str):
+    address = _net_facts(network).address
+    if not address:
         return None
     try:
         return ipaddress.ip_network(address, strict=False)
@@ -792,14 +842,14 @@ def _parse_network(value: str) -> IPNetwork:
     try:
         return ipaddress.ip_network(value, strict=False)
     except ValueError:
-        raise InvalidAttribute(f"occi.network.address: {value!r} is not an address range (CIDR)") from None
+        raise BackendError(f"network address {value!r} is not an address range (CIDR)") from None
 
 
 def _parse_address(name: str, value: str) -> IPAddress:
     try:
         return ipaddress.ip_address(value)
     except ValueError:
-        raise InvalidAttribute(f"{name}: {value!r} is not an IP address") from None
+        raise BackendError(f"{name} {value!r} is not an IP address") from None
 
 
 def _parse_interface_address(value: str) -> IPAddress:
@@ -807,27 +857,16 @@ def _parse_interface_address(value: str) -> IPAddress:
     try:
         return ipaddress.ip_interface(value).ip
     except ValueError:
-        raise InvalidAttribute(f"occi.networkinterface.address: {value!r} is not an IP address") from None
+        raise BackendError(f"interface address {value!r} is not an IP address") from None
 
 
-def _positive_float(name: str, value: object) -> float:
+def _positive(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise InvalidAttribute(f"{name}: expected a number above 0, got {value!r}")
+        raise BackendError(f"{name} must be a number above 0, got {value!r}")
     return float(value)
 
 
-def _count(name: str, value: object, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidAttribute(f"{name}: expected an integer of at least {minimum}, got {value!r}")
+def _count(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise BackendError(f"{name} must be a whole number of 1 or more, got {value!r}")
     return value
-
-
-def _text(name: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise InvalidAttribute(f"{name}: expected a string, got {value!r}")
-    return value
-
-
-def _term(name: str, value: object) -> str:
-    # A full type identifier ("http://.../os#debian-12") names the same template as its term.
-    return _text(name, value).rpartition("#")[2]
