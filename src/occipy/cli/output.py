@@ -138,8 +138,8 @@ class Printer:
             return
         if self.output == "occi":
             view = Entity(kind=entity.kind, entity_id=entity.entity_id, location=short(entity.location),
-                          mixins=list(entity.mixins), attributes=dict(entity.attributes),
-                          links=[_path_view(link) for link in entity.links], actions=entity.actions)
+                          mixins=entity.mixins, attributes=dict(entity.attributes),
+                          links=tuple(_path_view(link) for link in entity.links), actions=entity.actions)
             self._occi(text.render_entity(view))
             return
         table = Table(title=escape(short(entity.location)), show_header=False, title_justify="left")
@@ -246,7 +246,7 @@ class Printer:
 
 def _path_view(link: Entity) -> Entity:
     return Entity(kind=link.kind, entity_id=link.entity_id, location=short(link.location),
-                  mixins=list(link.mixins), attributes=dict(link.attributes))
+                  mixins=link.mixins, attributes=dict(link.attributes))
 
 
 def _definitions(categories: Sequence[Kind | Mixin | Action]) -> list[CategoryDefinition]:

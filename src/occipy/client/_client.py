@@ -233,14 +233,13 @@ class _Operations:
             kind=message.kind,
             entity_id=entity_id if isinstance(entity_id, str) else location.rstrip("/").rsplit("/", 1)[-1],
             location=location,
-            mixins=list(message.mixins),
+            mixins=tuple(message.mixins),
             attributes=attributes,
             actions=tuple(message.action_links),
         )
         source_path = self.path(location)
-        for link in message.links:
-            entity.links.append(self._link_entity(link, source_path, model))
-        return entity
+        links = tuple(self._link_entity(link, source_path, model) for link in message.links)
+        return entity.evolve(links=links) if links else entity
 
     def _link_entity(self, link: LinkMessage, source: str, model: Model) -> Entity:
         kind = link.kind or LINK
@@ -258,7 +257,7 @@ class _Operations:
         else:
             location = self._guess_location(kind, entity_id, model)
         return Entity(kind=kind, entity_id=entity_id or location.rsplit("/", 1)[-1], location=location,
-                      mixins=list(link.mixins), attributes=values)
+                      mixins=tuple(link.mixins), attributes=values)
 
     def _guess_location(self, kind: str, entity_id: str, model: Model) -> str:
         """A location for an entity rendered without one (JSON has no member for it, GFD.226):

@@ -366,9 +366,10 @@ class Cloud:
         if updated.attributes != entity.attributes or updated.mixins != entity.mixins:
             op = self.lanes.new_operation(location, "reconcile", entity.tenant, "occipy")
             try:
-                await self.lanes.submit(op, ReconcileSpec(updated))
+                job = await self.lanes.submit(op, ReconcileSpec(updated))
+                await asyncio.shield(job.done)
             except NotFound:
-                pass  # being deleted
+                pass  # being deleted, or deleted meanwhile
 
 
 # ---- the jobs ----------------------------------------------------------------------------------------
@@ -607,6 +608,8 @@ class DeleteSpec:
         self.cloud = self.cloud_.backed(self.entity) is not None
 
     def prepare(self, entity: Entity | None) -> Entity | None:
+        # At its turn the entity may have gained its cloud object (a delete queued behind a create).
+        self.cloud = self.cloud_.backed(entity or self.entity) is not None
         return None
 
     async def run(self, entity: Entity | None) -> Finish:

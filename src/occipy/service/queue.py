@@ -213,7 +213,7 @@ class Lanes:
             _resolve(job, ended)
         job = Job(op=op, spec=spec, recorded=record)
         try:
-            if record or extra:
+            if batch or extra:
                 await self.store.commit(batch.merge(extra or Batch()))
         except BaseException:
             self.unclaim_delete(op.location)

@@ -103,13 +103,10 @@ async def test_operation_is_recorded(harness: Harness) -> None:
 
 
 async def test_outside_change_is_reconciled(harness: Harness) -> None:
-    from occipy.backends.base import ResourceType
-
     compute = await harness.create_compute()
     entity = await harness.service.store.get(compute)
     assert entity is not None and entity.backend_id
-    await harness.service.provisioning.reconcile_one(compute, None)
+    await harness.service.cloud.reconcile_one(compute, None)
     attributes = (await harness.get_json(compute))["attributes"]
     assert attributes["occi.compute.state"] == "error"
     assert "outside" in attributes["occi.compute.state.message"]
-    assert ResourceType.COMPUTE

@@ -196,6 +196,12 @@ class Creation:
         env = self.env
         cloud = env.cloud
         kinds = {e.location: e.kind for e in self.entities}
+        for entity in self.entities:
+            for end in (entity.source, entity.target):
+                if end and end.startswith("/") and end not in kinds:
+                    found = await env.store.get(end)
+                    if found is not None:
+                        kinds[end] = found.kind
         provisioned = [cloud.binding(e.kind) is not None and (not e.source or cloud.provisions_link(e, kinds))
                        for e in self.entities]
         ctx = self.ctx
@@ -443,7 +449,9 @@ async def _delete_one(env: Env, ctx: Context, entity: Entity, waits: list[asynci
     spec = DeleteSpec(cloud, entity, waits)
     op = cloud.lanes.new_operation(entity.location, "delete", entity.tenant, ctx.principal.user,
                                    message="deleting")
-    return await cloud.lanes.submit_delete(op, spec, record=spec.cloud, claimed=True)
+    # Recorded (resumable after a crash) when it has cloud work, or may have once its turn comes.
+    record = spec.cloud or cloud.lanes.busy(entity.location)
+    return await cloud.lanes.submit_delete(op, spec, record=record, claimed=True)
 
 
 async def delete(env: Env, ctx: Context, route: Route, message: NoBody) -> Result:

@@ -19,7 +19,7 @@ from occipy.rendering.messages import CategoryDefinition
 from occipy.service.cloud import EditSpec
 from occipy.service.context import Context
 from occipy.service.edits import DISSOCIATE, Edit
-from occipy.service.handlers.base import Env, visible_categories, visible_mixin
+from occipy.service.handlers.base import Env, settle, visible_categories, visible_mixin
 from occipy.service.parse import Definitions, Listing
 from occipy.service.results import CategoriesResult, EmptyResult, Result
 from occipy.service.routes import QUERY_PATHS, RESERVED_PREFIXES, Route
@@ -160,15 +160,17 @@ async def remove_mixins(env: Env, ctx: Context, route: Route, message: Definitio
     # The associations go, one update per entity, in each entity's lane (after its pending work).
     cloud = env.cloud
     visible = visible_mixin(ctx)
+    jobs = []
     for mixin in doomed:
         for entity in await env.store.query(EntityQuery(mixin=mixin.type_id)):
             edit = Edit(mode=DISSOCIATE, mixins=(mixin.type_id,))
             op = cloud.lanes.new_operation(entity.location, "update", entity.tenant, ctx.principal.user,
                                            params=edit.params())
             try:
-                await cloud.lanes.submit(op, EditSpec(cloud, entity.location, edit, visible))
+                jobs.append(await cloud.lanes.submit(op, EditSpec(cloud, entity.location, edit, visible)))
             except NotFound:
                 pass  # being deleted
+    await settle(jobs, env.options.sync_wait)
     return EmptyResult()
 
 
