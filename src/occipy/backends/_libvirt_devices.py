@@ -322,7 +322,7 @@ class _DeviceOps(_LibvirtBase):
             raise BackendError(f"compute {spec.compute_id} does not exist (any more) in libvirt")
         net = self._net(spec.network_id)
         info = lx.parse_network(net.XMLDesc(0))
-        macs = {nic.mac for d in conn.listAllDomains(0) for nic in lx.parse_domain(d.XMLDesc(0)).interfaces}
+        macs = self._macs_in_use(conn)
         if spec.mac:
             mac = spec.mac.lower().replace("-", ":")
             if not _MAC_RE.fullmatch(mac):
@@ -365,6 +365,19 @@ class _DeviceOps(_LibvirtBase):
                     )
             raise
         return f"{dom.UUIDString()}/{alias}"
+
+    @staticmethod
+    def _macs_in_use(conn: Any) -> set[str]:
+        """The MACs of every domain, running and defined (a cold-plugged NIC is only defined)."""
+        macs: set[str] = set()
+        for dom in conn.listAllDomains(0):
+            flags = [0] + ([libvirt.VIR_DOMAIN_XML_INACTIVE] if dom.isPersistent() else [])
+            try:
+                macs.update(nic.mac for f in flags for nic in lx.parse_domain(dom.XMLDesc(f)).interfaces)
+            except libvirt.libvirtError as exc:
+                if not _missing(exc):
+                    raise
+        return macs
 
     def _observe_networkinterface(self, backend_id: str) -> Observed | None:
         found = self._link(backend_id)
