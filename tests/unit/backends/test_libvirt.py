@@ -805,6 +805,8 @@ async def test_interface_names_and_macs(drv: LibvirtDriver, made: Made, virt: An
     )
     with pytest.raises(BackendError, match="already has an interface eth7"):
         await drv.create(dataclasses.replace(spec, interface="eth7"))
+    with pytest.raises(BackendError, match="already has an interface eth0"):  # the unnamed one's
+        await drv.create(dataclasses.replace(spec, interface="eth0"))
     with pytest.raises(BackendError, match="already in use"):
         await drv.create(dataclasses.replace(spec, mac="52:54:00:ab:cd:ef"))
     with pytest.raises(BackendError, match="not a MAC"):
