@@ -322,7 +322,7 @@ class _DeviceOps(_LibvirtBase):
             raise BackendError(f"compute {spec.compute_id} does not exist (any more) in libvirt")
         net = self._net(spec.network_id)
         info = lx.parse_network(net.XMLDesc(0))
-        macs = {nic.mac for d in conn.listAllDomains(0) for nic in lx.parse_domain(d.XMLDesc(0)).interfaces}
+        macs = self._macs_in_use(conn)
         if spec.mac:
             mac = spec.mac.lower().replace("-", ":")
             if not _MAC_RE.fullmatch(mac):
@@ -332,9 +332,8 @@ class _DeviceOps(_LibvirtBase):
         else:
             mac = _free_mac(set(macs))
         if spec.interface:
-            config = lx.parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-            names = {m.interface for m in config.links if config.interface(m.alias) is not None}
-            if spec.interface in names:
+            config, live = self._definitions(dom)
+            if spec.interface in _interface_names(config, live).values():
                 raise BackendError(f"compute {config.name} already has an interface {spec.interface}")
         reserved = False
         if spec.address:
@@ -366,6 +365,19 @@ class _DeviceOps(_LibvirtBase):
             raise
         return f"{dom.UUIDString()}/{alias}"
 
+    @staticmethod
+    def _macs_in_use(conn: Any) -> set[str]:
+        """The MACs of every domain, running and defined (a cold-plugged NIC is only defined)."""
+        macs: set[str] = set()
+        for dom in conn.listAllDomains(0):
+            flags = [0] + ([libvirt.VIR_DOMAIN_XML_INACTIVE] if dom.isPersistent() else [])
+            try:
+                macs.update(nic.mac for f in flags for nic in lx.parse_domain(dom.XMLDesc(f)).interfaces)
+            except libvirt.libvirtError as exc:
+                if not _missing(exc):
+                    raise
+        return macs
+
     def _observe_networkinterface(self, backend_id: str) -> Observed | None:
         found = self._link(backend_id)
         if found is None:
@@ -374,17 +386,7 @@ class _DeviceOps(_LibvirtBase):
         nic = config.interface(alias) or (live.interface(alias) if live else None)
         if nic is None:
             return None
-        meta = config.link(alias)
-        if meta is not None and meta.interface:
-            interface = meta.interface  # the name occipy gave it (Proposes)
-        else:
-            # Guests name virtio NICs in PCI order, which is the definition's order.
-            order = [i.alias for i in config.interfaces] + [
-                i.alias
-                for i in (live.interfaces if live else ())
-                if i.alias not in [c.alias for c in config.interfaces]
-            ]
-            interface = f"eth{order.index(alias)}"
+        interface = _interface_names(config, live)[alias]
         state = ACTIVE
         message = self._placement(
             config.interface(alias) is not None, bool(live and live.interface(alias)), live is not None
@@ -512,3 +514,19 @@ class _DeviceOps(_LibvirtBase):
             if entity_id:
                 found.append(Tagged(Ref(STORAGE, f"{self.settings.pool}/{volume}"), entity_id))
         return found
+
+
+def _interface_names(config: lx.DomainInfo, live: lx.DomainInfo | None) -> dict[str | None, str]:
+    """The name occipy reports for each NIC of a domain, by alias.
+
+    A name given at creation (proposed by the driver or chosen by the client) is recorded in the
+    metadata and reported as is; any other NIC is eth<n> by its place in the definition, which is
+    the PCI order in which the guest names virtio NICs.
+    """
+    order = [i.alias for i in config.interfaces]
+    order += [i.alias for i in (live.interfaces if live else ()) if i.alias not in order]
+    names: dict[str | None, str] = {}
+    for index, alias in enumerate(order):
+        meta = config.link(alias) if alias else None
+        names[alias] = meta.interface if meta is not None and meta.interface else f"eth{index}"
+    return names

@@ -1,5 +1,5 @@
-"""Local-side helpers of the libvirt driver: settings, the image directory, saved templates and
-cloud-init NoCloud seed ISOs.
+"""Local-side helpers of the libvirt driver: settings, the image directory, saved templates,
+the entity tags of volume names and cloud-init NoCloud seed ISOs.
 
 Settings come from string options (`--driver-opt`, OCCIPY_LIBVIRT_*, `[drivers.libvirt]`);
 images are files on this host (docs/drivers/libvirt.md, "Image directory"). Blocking file I/O

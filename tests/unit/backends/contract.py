@@ -450,7 +450,9 @@ class DriverContract:
     async def test_resize_compute(self, driver: Driver, compute: Observed) -> None:
         require(driver, COMPUTE, updates=("cores", "memory_gib"))
         assert isinstance(driver, Updates)
-        observed = await driver.update(Ref(COMPUTE, compute.backend_id), ComputeUpdate(cores=2, memory_gib=1.0))
+        observed = await driver.update(
+            Ref(COMPUTE, compute.backend_id), ComputeUpdate(cores=2, memory_gib=1.0)
+        )
         assert observed.state in STATES[COMPUTE] - {"error"}
         reported = facts(observed, COMPUTE)
         assert reported.cores in (None, 2)
@@ -468,7 +470,9 @@ class DriverContract:
         require(driver, COMPUTE, updates=("image",))
         assert isinstance(driver, Updates)
         with pytest.raises(BackendError):
-            await driver.update(Ref(COMPUTE, compute.backend_id), ComputeUpdate(image=unique("no-such-image")))
+            await driver.update(
+                Ref(COMPUTE, compute.backend_id), ComputeUpdate(image=unique("no-such-image"))
+            )
 
     @pytest.mark.spec("INF-43")
     async def test_change_flavour(self, driver: Driver, compute: Observed) -> None:
@@ -615,7 +619,9 @@ class DriverContract:
         devices = [facts(link, STORAGELINK).device for link in links]
         assert devices[0] and devices[1] and devices[0] != devices[1]
 
-    async def test_storagelink_keeps_its_mountpoint(self, driver: Driver, compute: Observed, made: Made) -> None:
+    async def test_storagelink_keeps_its_mountpoint(
+        self, driver: Driver, compute: Observed, made: Made
+    ) -> None:
         require(driver, STORAGE)
         require(driver, STORAGELINK)
         link = await self._storagelink(driver, made, compute, mountpoint="/srv/data")
@@ -637,7 +643,9 @@ class DriverContract:
     # ---------------------------------------------------------------- networkinterfaces
 
     @pytest.mark.spec("INF-25")
-    async def test_networkinterface_attach_detach(self, driver: Driver, compute: Observed, made: Made) -> None:
+    async def test_networkinterface_attach_detach(
+        self, driver: Driver, compute: Observed, made: Made
+    ) -> None:
         require(driver, NETWORK)
         require(driver, NETWORKINTERFACE)
         network = await made.create(self.network_spec(driver))
@@ -668,7 +676,7 @@ class DriverContract:
         require(driver, NETWORK)
         require(driver, NETWORKINTERFACE)
         network = await made.create(self.network_spec(driver))
-        mac = "02:00:00:%02x:%02x:%02x" % tuple(uuid.uuid4().bytes[:3])
+        mac = "02:00:00:" + ":".join(f"{octet:02x}" for octet in uuid.uuid4().bytes[:3])
         spec = NetworkInterfaceSpec(
             name=unique("ct-nic"), compute_id=compute.backend_id, network_id=network.backend_id, mac=mac
         )
@@ -739,7 +747,9 @@ class DriverContract:
             if nic.mac is not None:
                 assert other.mac != nic.mac
 
-    async def test_create_uses_the_proposed_device(self, driver: Driver, compute: Observed, made: Made) -> None:
+    async def test_create_uses_the_proposed_device(
+        self, driver: Driver, compute: Observed, made: Made
+    ) -> None:
         require(driver, STORAGE)
         require(driver, STORAGELINK)
         require_protocol(driver, Proposes)
@@ -949,7 +959,9 @@ class DriverContract:
         require(driver, NETWORKINTERFACE)
         with pytest.raises(BackendError):
             await made.create(
-                NetworkInterfaceSpec(name=unique("ct-nic"), compute_id=compute.backend_id, network_id=missing_id())
+                NetworkInterfaceSpec(
+                    name=unique("ct-nic"), compute_id=compute.backend_id, network_id=missing_id()
+                )
             )
 
     async def test_unreachable_cloud_is_backend_unavailable(self) -> None:

@@ -305,7 +305,12 @@ async def test_save_as_action(sim: SimulatedDriver) -> None:
 async def test_actions_of_other_types_are_not_supported(sim: SimulatedDriver) -> None:
     vm = await _compute(sim)
     vol = await sim.create(StorageSpec(name="v", size_gib=1))
-    for ref, action in [(_ref(COMPUTE, vm), Up()), (_ref(STORAGE, vol), Start()), (_ref(STORAGE, vol), Down())]:
+    cases: list[tuple[Ref, Action]] = [
+        (_ref(COMPUTE, vm), Up()),
+        (_ref(STORAGE, vol), Start()),
+        (_ref(STORAGE, vol), Down()),
+    ]
+    for ref, action in cases:
         with pytest.raises(NotSupported):
             await sim.act(ref, action)
 
@@ -402,7 +407,9 @@ async def test_proposals_follow_the_cloud(sim: SimulatedDriver) -> None:
     # What the cloud already has on the compute counts even if the service does not pass it.
     await sim.create(link_spec)
     assert sim.propose(link_spec, []) == StorageLinkFacts(device="/dev/xvdc")
-    assert sim.propose(link_spec, [StorageLinkFacts(device="/dev/xvdc")]) == StorageLinkFacts(device="/dev/xvdd")
+    assert sim.propose(link_spec, [StorageLinkFacts(device="/dev/xvdc")]) == StorageLinkFacts(
+        device="/dev/xvdd"
+    )
     nic_spec = NetworkInterfaceSpec(name="i", compute_id=vm.backend_id, network_id=net.backend_id)
     proposal = sim.propose(nic_spec, [])
     assert isinstance(proposal, NetworkInterfaceFacts)
