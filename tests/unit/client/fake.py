@@ -91,10 +91,10 @@ class FakeServer:
         return text.parse_locations(self._fields(request))
 
     def _render(self, entity: Entity, media: str) -> httpx.Response:
-        view = entity.copy()
-        view.actions = available_actions(entity.kind, self._state(entity),
-                                         self.registry.action_ids(entity.kind, entity.mixins))
-        view.links = [e.copy() for e in self.entities.values() if e.source == entity.location]
+        view = entity.evolve(
+            actions=available_actions(entity.kind, self._state(entity),
+                                      self.registry.action_ids(entity.kind, entity.mixins)),
+            links=tuple(e for e in self.entities.values() if e.source == entity.location))
         if media == JSON_T:
             return httpx.Response(200, content=occi_json.render_entity(view), headers={"Content-Type": JSON_T})
         fields = text.render_entity(view)
@@ -167,13 +167,13 @@ class FakeServer:
         if message.kind is not None and message.kind != entity.kind:
             raise ParseError("kind differs")
         if method == "POST":
-            entity.mixins.extend(m for m in message.mixins if m not in entity.mixins)
-            entity.attributes.update(message.attributes)
+            entity = entity.evolve(mixins=[*entity.mixins, *(m for m in message.mixins if m not in entity.mixins)],
+                                   attributes={**entity.attributes, **message.attributes})
         elif method == "PUT":
             kept = {k: v for k, v in entity.attributes.items()
                     if not self.registry.attribute_defs(entity.kind, entity.mixins)[k].mutable}
-            entity.mixins = list(message.mixins)
-            entity.attributes = {**kept, **message.attributes}
+            entity = entity.evolve(mixins=message.mixins, attributes={**kept, **message.attributes})
+        self.entities[path] = entity
         return self._render(entity, self._accept(request))
 
     def _query(self, request: httpx.Request) -> httpx.Response:
@@ -218,9 +218,7 @@ class FakeServer:
             if media == JSON_T:
                 views = []
                 for e in members:
-                    view = e.copy()
-                    view.actions = ()
-                    views.append(view)
+                    views.append(e.evolve(actions=()))
                 return httpx.Response(200, content=occi_json.render_entities(views, [], keys="resources"),
                                       headers={"Content-Type": JSON_T})
             return self._listing([e.location for e in members], media)
@@ -230,9 +228,10 @@ class FakeServer:
                 if target is None:
                     raise NotFound(location)
                 if request.method == "POST" and type_id not in target.mixins:
-                    target.mixins.append(type_id)
+                    self.entities[target.location] = target.evolve(mixins=[*target.mixins, type_id])
                 elif request.method == "DELETE" and type_id in target.mixins:
-                    target.mixins.remove(type_id)
+                    self.entities[target.location] = target.evolve(
+                        mixins=[m for m in target.mixins if m != type_id])
             return self._listing([e.location for e in self.entities.values() if type_id in e.mixins],
                                  self._accept(request, listing=True))
         if request.method == "POST":
@@ -252,7 +251,7 @@ class FakeServer:
             values[state_name] = "online" if type_id == STORAGE else INITIAL_STATE.get(type_id, "active")
             if type_id in (COMPUTE, NETWORK):
                 values[state_name] = "active"
-        entity = Entity(kind=type_id, entity_id=entity_id, location=path, mixins=list(message.mixins),
+        entity = Entity(kind=type_id, entity_id=entity_id, location=path, mixins=tuple(message.mixins),
                         attributes=values)
         self.entities[path] = entity
         for n, link in enumerate(message.links):
@@ -263,7 +262,7 @@ class FakeServer:
             if link.target_kind:
                 attrs["occi.core.target.kind"] = link.target_kind
             self.entities[link_path] = Entity(kind=link.kind, entity_id=f"{entity_id}-{n}", location=link_path,
-                                              mixins=list(link.mixins), attributes=attrs)
+                                              mixins=tuple(link.mixins), attributes=attrs)
         media = self._accept(request, listing=True)
         headers = [("Location", BASE + path), *self._new_operation(path, "create")]
         response = self._listing([path], media, status=201, extra=headers)
@@ -278,7 +277,8 @@ class FakeServer:
         target = next_state(entity.kind, self._state(entity), invocation.action)
         name = STATE_ATTRIBUTE.get(entity.kind)
         if target is not None and name:
-            entity.attributes[name] = target
+            entity = entity.with_attributes({name: target})
+            self.entities[entity.location] = entity
         response = self._render(entity, self._accept(request))
         for header in self._new_operation(entity.location, term):
             response.headers[header[0]] = header[1]

@@ -171,7 +171,7 @@ def test_mixin_add_remove_and_list_by_mixin(server: FakeServer) -> None:
         assert "http://occi.test/occi/resource_tpl#tiny" in occi.get(vm).mixins
         assert occi.list_locations("resource_tpl#tiny") == [vm]
         occi.remove_mixin(vm, "tiny")
-        assert occi.get(vm).mixins == []
+        assert occi.get(vm).mixins == ()
 
 
 @pytest.mark.spec("C-44")

@@ -122,7 +122,7 @@ def links(draw: st.DrawFn, source: str) -> Entity:
         attributes["occi.core.title"] = draw(strings)
     attributes.update(draw(attribute_dicts))
     return Entity(kind=draw(type_ids), entity_id=entity_id, location=f"/link/{entity_id}",
-                  mixins=draw(st.lists(type_ids, unique=True, max_size=2)), attributes=attributes)
+                  mixins=tuple(draw(st.lists(type_ids, unique=True, max_size=2))), attributes=attributes)
 
 
 @st.composite
@@ -136,12 +136,10 @@ def entities(draw: st.DrawFn, *, with_links: bool = True) -> Entity:
     if draw(st.booleans()):
         attributes["occi.core.title"] = draw(strings)
     attributes.update(draw(attribute_dicts))
-    entity = Entity(kind=draw(type_ids), entity_id=entity_id, location=location,
-                    mixins=draw(st.lists(type_ids, unique=True, max_size=3)), attributes=attributes)
-    entity.actions = tuple(draw(st.lists(type_ids, unique=True, max_size=3)))
-    if with_links:
-        entity.links = draw(st.lists(links(location), max_size=3))
-    return entity
+    return Entity(kind=draw(type_ids), entity_id=entity_id, location=location,
+                  mixins=tuple(draw(st.lists(type_ids, unique=True, max_size=3))), attributes=attributes,
+                  actions=tuple(draw(st.lists(type_ids, unique=True, max_size=3))),
+                  links=tuple(draw(st.lists(links(location), max_size=3))) if with_links else ())
 
 
 # ---- hostile input --------------------------------------------------------------------------

@@ -409,9 +409,11 @@ async def partial_update(env: Env, ctx: Context, route: Route, message: OneEntit
 async def replace(env: Env, ctx: Context, route: Route, message: OneEntity) -> Result:
     """PUT on an existing entity: full replacement; links stay intact (GFD.223 §10.2.2)."""
     assert route.entity is not None
-    if message.item.links:
-        raise BadRequest("a PUT replaces the entity's own attributes and mixins; create links with POST")
-    return await _edit(env, ctx, route.entity, message.item, REPLACE)
+    # Links stay intact: links echoed in the rendering are not created again (GFD.223 §10.2.2).
+    item = message.item
+    if item.links:
+        item = EntityMessage(kind=item.kind, mixins=item.mixins, attributes=item.attributes, lenient=item.lenient)
+    return await _edit(env, ctx, route.entity, item, REPLACE)
 
 
 # ---- deletion -------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ log = logging.getLogger("occipy.query")
 _LOCATION: Final = re.compile(r"/(?:[A-Za-z0-9._~-]+/){1,8}\Z")
 MAX_LOCATION: Final = 256
 MAX_TERM: Final = 128
-MAX_TITLE: Final = 1024
+MAX_TITLE: Final = 4096
 
 
 async def discover(env: Env, ctx: Context, route: Route, message: Listing) -> Result:
