@@ -23,10 +23,11 @@ import msgspec
 
 from occipy import __version__, errors
 from occipy.client._auth import BasicAuth, BearerToken, ClientCertificate, httpx_auth, tls_verify
-from occipy.client._model import LINK, Model
+from occipy.client._model import Model
 from occipy.client._wait import Op, OperationStatus, Progress, Request, Sleep, follow
 from occipy.model.category import TERM_RE, AttributeValue, Kind, Mixin
 from occipy.model.entity import Entity
+from occipy.model.registry import LINK
 from occipy.rendering import json as occi_json
 from occipy.rendering import text, urilist
 from occipy.rendering.messages import ActionInvocation, CategoryDefinition, EntityMessage, LinkMessage

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from occipy.errors import BadRequest, Conflict, InvalidAttribute
+from occipy.errors import BadRequest
+from occipy.model import rules
 from occipy.model import state as fsm
 from occipy.model.category import AttributeValue, Kind
 from occipy.model.entity import Entity
@@ -26,44 +27,16 @@ if TYPE_CHECKING:
 SAVE = "http://schemas.ogf.org/occi/infrastructure/compute/action#save"
 
 
+# ---- the domain rules: one copy in occipy.model.rules (the SDK calls the same functions) --------
+
 def resolve_action(svc: Service, available: Sequence[str], term: str, invocation: ActionInvocation) -> str:
     """The action type id: the body's category (must match the query term) or the unique term match."""
-    registry = svc.registry
-    if invocation.action is not None:
-        action_id = registry.canonical(invocation.action)
-        if not registry.is_action(action_id):
-            raise BadRequest(f"unknown action {invocation.action}")
-        if action_id.rpartition("#")[2] != term:
-            raise BadRequest(f"the action in the body ({action_id}) does not match ?action={term}")
-        if action_id not in available:
-            raise BadRequest(f"action {action_id} is not defined for this entity")
-        return action_id
-    matches = [action_id for action_id in available if action_id.rpartition("#")[2] == term]
-    if not matches:
-        raise BadRequest(f"no action {term} is defined for this entity")
-    if len(matches) > 1:
-        # GFD.185 §3.6.8: 409 when the request yields a non-unique result; send the full category.
-        raise Conflict(f"action {term} is ambiguous ({', '.join(matches)}); send its category")
-    return matches[0]
+    return rules.resolve_action(svc.registry, available, term, invocation.action)
 
 
 def check_parameters(svc: Service, action_id: str, invocation: ActionInvocation) -> dict[str, AttributeValue]:
     """Parameters checked against the action's attribute definitions (INF-08: method enums)."""
-    action = svc.registry.action(action_id)
-    result: dict[str, AttributeValue] = {}
-    for name, value in invocation.attributes.items():
-        adef = action.attribute(name)
-        if adef is None:
-            raise InvalidAttribute(f"action {action.term} has no parameter {name}")
-        if isinstance(value, str):
-            value = svc.registry.canonical_value(value)
-        result[name] = adef.check(value, lenient=invocation.lenient)
-    for adef in action.attributes:
-        if adef.name not in result and adef.default is not None:
-            result[adef.name] = adef.default
-        if adef.required and adef.name not in result:
-            raise InvalidAttribute(f"action {action.term} needs the parameter {adef.name}")
-    return result
+    return rules.check_parameters(svc.registry, action_id, invocation.attributes, lenient=invocation.lenient)
 
 
 def _state(entity: Entity) -> str | None:

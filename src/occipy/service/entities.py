@@ -12,27 +12,10 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from occipy.errors import (
-    BadRequest,
-    Conflict,
-    ImmutableAttribute,
-    InvalidAttribute,
-    MixinNotApplicable,
-    NotFound,
-    UnknownCategory,
-)
+from occipy.errors import BadRequest, Conflict, InvalidAttribute, NotFound
+from occipy.model import rules
 from occipy.model import state as fsm
-from occipy.model.catalogue import (
-    IPNETWORK,
-    IPNETWORKINTERFACE,
-    LEGACY_IGNORED_ATTRIBUTES,
-    NETWORKINTERFACE,
-    OS_TPL,
-    RESOURCE_TPL,
-    SSH_KEY,
-    STORAGELINK,
-    USER_DATA,
-)
+from occipy.model.catalogue import IPNETWORK, IPNETWORKINTERFACE, NETWORKINTERFACE, STORAGELINK
 from occipy.model.category import AttributeValue, Kind
 from occipy.model.entity import Entity
 from occipy.model.registry import LINK, RESOURCE
@@ -49,10 +32,8 @@ if TYPE_CHECKING:
 
 SAFE_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+\Z")
 URN_UUID = re.compile(r"urn:uuid:([0-9a-fA-F-]{36})\Z")
-# Attributes the server renders and a client may echo back; never values a client sets.
-ECHOED = frozenset({"occi.core.source.kind"})
-# Mixins that can only be given when the entity is created (GFD.221 §5.3.4: other stage -> 400).
-CREATION_ONLY = frozenset({SSH_KEY, USER_DATA})
+ECHOED = rules.ECHOED
+CREATION_ONLY = rules.CREATION_ONLY
 
 
 # ---- helpers shared with the other handler modules ------------------------------------------
@@ -71,103 +52,37 @@ def local_path(request: OcciRequest, value: str) -> str:
     return value
 
 
+# ---- the domain rules: one copy in occipy.model.rules (the SDK calls the same functions) --------
+# These wrappers keep the handlers' call sites; the new request pipeline can call the model
+# functions directly with `svc.registry`.
+
 def template_family(svc: Service, mixin_id: str) -> str | None:
     """OS_TPL or RESOURCE_TPL when the mixin is a template of that family, else None."""
-    registry = svc.registry
-    for family in (OS_TPL, RESOURCE_TPL):
-        if mixin_id != family and registry.depends_on(mixin_id, family):
-            return family
-    return None
-
-
-def _same(a: object, b: object) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return float(a) == float(b)
-    return a == b
+    return rules.template_family(svc.registry, mixin_id)
 
 
 def check_attributes(
     svc: Service, kind_id: str, mixin_ids: Sequence[str], values: Mapping[str, Any], *,
     lenient: bool, current: Entity | None,
 ) -> dict[str, AttributeValue]:
-    """Values a client sent, checked against the merged definitions (core.md §8).
-
-    Unknown names -> 400; immutable ones: ignored at creation (except occi.core.id), 403 on update
-    when the value differs (core.md §2.1 decision); write-once ones changed later -> 409.
-    """
-    registry = svc.registry
-    defs = registry.attribute_defs(kind_id, mixin_ids)
-    result: dict[str, AttributeValue] = {}
-    for raw_name, value in values.items():
-        name = registry.canonical_attribute(raw_name)
-        if name in LEGACY_IGNORED_ATTRIBUTES or name in ECHOED:
-            continue
-        adef = defs.get(name)
-        if adef is None:
-            term = kind_id.rpartition("#")[2]
-            raise InvalidAttribute(f"unknown attribute {name} for a {term}" +
-                                   ("" if not mixin_ids else " with the given mixins"))
-        if isinstance(value, str):
-            value = registry.canonical_value(value)
-        checked = adef.check(value, lenient=lenient)
-        if not adef.mutable:
-            if current is None:
-                if name == "occi.core.id":
-                    result[name] = checked
-                continue
-            if not _same(current.attributes.get(name), checked):
-                raise ImmutableAttribute(f"attribute {name} is managed by the server and cannot be changed")
-            continue
-        if adef.write_once and current is not None and name in current.attributes \
-                and not _same(current.attributes[name], checked):
-            raise Conflict(f"attribute {name} can only be supplied once, at creation")
-        result[name] = checked
-    return result
+    """Values a client sent, checked against the merged definitions (`rules.check_attributes`)."""
+    return rules.check_attributes(svc.registry, kind_id, mixin_ids, values, lenient=lenient,
+                                  current=None if current is None else current.attributes).values
 
 
 def fill_defaults(svc: Service, entity: Entity) -> None:
     """Template and kind defaults for attributes without a value (GFD.221 §5.3.7)."""
-    for name, adef in svc.registry.attribute_defs(entity.kind, entity.mixins).items():
-        if name not in entity.attributes and adef.default is not None:
-            entity.attributes[name] = adef.default
+    entity.attributes.update(rules.defaults_to_fill(svc.registry, entity.kind, entity.mixins, entity.attributes))
 
 
 def check_required(svc: Service, entity: Entity) -> None:
-    for name, adef in svc.registry.attribute_defs(entity.kind, entity.mixins).items():
-        if adef.required and adef.mutable and name not in entity.attributes:
-            raise InvalidAttribute(f"attribute {name} is required")
+    rules.check_required(svc.registry, entity.kind, entity.mixins, entity.attributes)
 
 
 def resolve_mixins(svc: Service, kind_id: str, mixin_ids: Iterable[str], *, existing: Sequence[str] = (),
                    creating: bool) -> list[str]:
-    """Canonical, de-duplicated mixins after the applies, stage and template rules (core.md §7).
-
-    A new template of a family replaces the entity's old one (GFD.224 §3.5.1-3.5.2); two
-    templates of one family in a single request -> 400.
-    """
-    registry = svc.registry
-    result = list(existing)
-    seen_families: set[str] = set()
-    for raw in mixin_ids:
-        mixin_id = registry.canonical(raw)
-        if not registry.is_mixin(mixin_id):
-            raise UnknownCategory(f"unknown mixin {raw}")
-        if not registry.applies_to(mixin_id, kind_id):
-            raise MixinNotApplicable(f"mixin {mixin_id} cannot be applied to a {kind_id.rpartition('#')[2]}")
-        if not creating and mixin_id in CREATION_ONLY and mixin_id not in existing:
-            raise BadRequest(f"mixin {mixin_id} can only be associated when the compute is created")
-        if mixin_id in result:
-            continue
-        family = template_family(svc, mixin_id)
-        if family is not None:
-            if family in seen_families:
-                raise BadRequest(f"only one {family.rpartition('#')[2]} template may be given")
-            seen_families.add(family)
-            result = [m for m in result if template_family(svc, m) != family]
-        result.append(mixin_id)
-    return result
+    """Canonical, de-duplicated mixins after the applies, stage and template rules (core.md §7)."""
+    return rules.resolve_mixins(svc.registry, kind_id, mixin_ids, existing=existing, creating=creating)
 
 
 # ---- building new entities ------------------------------------------------------------------
@@ -371,7 +286,7 @@ async def create_in_kind(svc: Service, request: OcciRequest, route: Route) -> Re
     """POST to a Kind location: create one or more entities (GFD.223 §11.3.1)."""
     assert isinstance(route.category, Kind)
     kind = route.category
-    messages = payload.entities(request)
+    messages = payload.entities(request, svc.registry)
     creation = Creation(svc, request)
     roots = []
     for message in messages:
@@ -385,7 +300,7 @@ async def create_in_kind(svc: Service, request: OcciRequest, route: Route) -> Re
 
 async def create_in_root(svc: Service, request: OcciRequest) -> Reply:
     """POST to `/` with a full rendering: create in the entity's Kind collection (P-19)."""
-    messages = payload.entities(request)
+    messages = payload.entities(request, svc.registry)
     creation = Creation(svc, request)
     roots = [await creation.build(message, _kind_of(svc, message)) for message in messages]
     await creation.commit()
@@ -394,7 +309,7 @@ async def create_in_root(svc: Service, request: OcciRequest) -> Reply:
 
 async def create_at(svc: Service, request: OcciRequest) -> Reply:
     """PUT to an unused path: create the entity there (GFD.223 §10.2.1; http-protocol.md §6.3)."""
-    message = payload.entity(request)
+    message = payload.entity(request, svc.registry)
     kind = _kind_of(svc, message)
     path = request.path
     if kind.location is None or not path.startswith(kind.location) \
@@ -440,7 +355,7 @@ async def _normalise_link_ends(svc: Service, request: OcciRequest, entity: Entit
 
 async def partial_update(svc: Service, request: OcciRequest, stored: Entity) -> Reply:
     """POST on an entity: change what is sent, add mixins, create links (GFD.223 §10.3.1)."""
-    message = payload.entity(request)
+    message = payload.entity(request, svc.registry)
     _check_kind(stored, message, svc)
     updated = stored.copy()
     updated.mixins = resolve_mixins(svc, stored.kind, message.mixins, existing=stored.mixins, creating=False)
@@ -463,7 +378,7 @@ async def partial_update(svc: Service, request: OcciRequest, stored: Entity) -> 
 
 async def replace(svc: Service, request: OcciRequest, stored: Entity) -> Reply:
     """PUT on an existing entity: full replacement; links stay intact (GFD.223 §10.2.2)."""
-    message = payload.entity(request)
+    message = payload.entity(request, svc.registry)
     _check_kind(stored, message, svc)
     # Templates cannot be taken away from a running compute, only replaced: keep them unless replaced.
     kept = [m for m in stored.mixins if template_family(svc, m) is not None or m in CREATION_ONLY

@@ -7,7 +7,11 @@ default: OCCI headers if there are any, else the body as text/plain.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from occipy.errors import BadRequest
+from occipy.model import rules
+from occipy.model.registry import Registry
 from occipy.rendering import json as json_rendering
 from occipy.rendering import negotiate, text, urilist
 from occipy.rendering.messages import ActionInvocation, CategoryDefinition, EntityMessage, Filter
@@ -43,22 +47,31 @@ def _no_uri_list(media: str, what: str) -> None:
         raise BadRequest(f"text/uri-list can only carry locations, not {what}")
 
 
-def entities(request: OcciRequest) -> list[EntityMessage]:
+def classified(message: EntityMessage, registry: Registry) -> EntityMessage:
+    """The message with its class-less categories (OCCI 1.1 requests) resolved against the
+    registry into its kind and mixins (`rules.classify_categories`)."""
+    if not message.unclassified:
+        return message
+    kind, mixins = rules.classify_categories(registry, message.kind, message.mixins, message.unclassified)
+    return replace(message, kind=kind, mixins=mixins, unclassified=())
+
+
+def entities(request: OcciRequest, registry: Registry) -> list[EntityMessage]:
     """One or more entity renderings (create requests)."""
     media = media_type(request)
     _no_uri_list(media, "an entity rendering")
     if negotiate.is_json(media):
         return json_rendering.parse_entities(request.body)
-    return [text.parse_entity(text_fields(request, media))]
+    return [classified(text.parse_entity(text_fields(request, media)), registry)]
 
 
-def entity(request: OcciRequest) -> EntityMessage:
+def entity(request: OcciRequest, registry: Registry) -> EntityMessage:
     """Exactly one entity rendering (updates, PUT)."""
     media = media_type(request)
     _no_uri_list(media, "an entity rendering")
     if negotiate.is_json(media):
         return json_rendering.parse_entity(request.body)
-    return text.parse_entity(text_fields(request, media))
+    return classified(text.parse_entity(text_fields(request, media)), registry)
 
 
 def action(request: OcciRequest) -> ActionInvocation:

@@ -42,7 +42,7 @@ from occipy.model.catalogue import (
     STORAGELINK,
     USER_DATA,
 )
-from occipy.model.category import AttributeDef, AttributeValue, Mixin
+from occipy.model.category import AttributeDef, AttributeValue, Mixin, strict_term
 from occipy.model.entity import Entity
 from occipy.service import jobs
 from occipy.store.base import Batch, EntityQuery, Operation
@@ -109,11 +109,14 @@ class Provisioning:
                 attributes.append(AttributeDef(name=name, type=base.type, mutable=base.mutable,
                                                required=False, pattern=base.pattern, default=value,
                                                description=base.description))
-        location = f"/mixin/{template.family}/{template.term}/"
+        # docs/decisions.md D-STRICT-TERMS: provider names (`ubuntu-24.04`, libvirt flavours with
+        # ".") become terms that OCCI 1.1 and rOCCI-core 5 parsers accept; the title keeps the name.
+        term = strict_term(template.term)
+        location = f"/mixin/{template.family}/{term}/"
         if registry.by_location(location) is not None:
-            location = f"/mixin/{template.family}/{self.svc.driver.name}/{template.term}/"
+            location = f"/mixin/{template.family}/{self.svc.driver.name}/{term}/"
         return Mixin(
-            scheme=f"{self.svc.options.provider_scheme}{template.family}#", term=template.term,
+            scheme=f"{self.svc.options.provider_scheme}{template.family}#", term=term,
             title=template.title, attributes=tuple(attributes), depends=(parent,), applies=(COMPUTE,),
             location=location,
         )

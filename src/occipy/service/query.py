@@ -89,8 +89,11 @@ def _check_definition(svc: Service, request: OcciRequest, definition: CategoryDe
     depends: list[str] = []
     for rel in definition.rel:
         rel_id = svc.registry.canonical(rel)
-        if not svc.registry.is_mixin(rel_id):
-            raise BadRequest(f"rel names an unknown mixin: {rel}")
+        # docs/decisions.md D-DANGLING-REL: a rel naming a mixin this server does not know is
+        # kept and rendered, and contributes nothing (OCCI 1.1 clients send one); kinds and
+        # actions are still refused.
+        if svc.registry.is_kind(rel_id) or svc.registry.is_action(rel_id):
+            raise BadRequest(f"rel must name mixins, not the {'kind' if svc.registry.is_kind(rel_id) else 'action'} {rel}")
         depends.append(rel_id)
     applies: list[str] = []
     for kind_id in definition.applies:
@@ -176,8 +179,11 @@ async def load_stored_mixins(svc: Service) -> None:
     pending = list(await svc.store.user_mixins())
     while pending:
         progressed = False
+        waiting = {m.type_id for m in pending}
         for mixin in list(pending):
-            if all(svc.registry.is_mixin(dep) for dep in mixin.depends):
+            # Wait only for mixins still to load: a user mixin may keep a dangling rel (D-DANGLING-REL).
+            if all(svc.registry.is_mixin(dep) or (mixin.user_defined and dep not in waiting)
+                   for dep in mixin.depends):
                 try:
                     svc.registry.add(mixin)
                     if not mixin.user_defined:
