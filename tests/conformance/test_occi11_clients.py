@@ -39,7 +39,7 @@ CLASSLESS_COMPUTE = f'compute;scheme="{INFRA}"'
 MY_STUFF = 'my_stuff; scheme="http://example.com/occi/my_stuff#"'
 DANGLING = "http://example.com/occi/something_else#mixin"
 MY_STUFF_DEFINITION = f'{MY_STUFF}; class="mixin"; rel="{DANGLING}"; location="/my_stuff/"'
-STRICT_TERM = re.compile(r"[a-z][a-z0-9_-]*\Z")
+STRICT_TERM_RE = re.compile(r"[a-z][a-z0-9_-]*\Z")
 
 
 @pytest.fixture
@@ -206,8 +206,8 @@ def test_the_compute_kind_declares_speed(http: httpx.Client) -> None:
                  if c.type_id == COMPUTE]
     assert "occi.compute.speed" in compute.attribute_flags()
     assert compute.attribute_flags()["occi.compute.speed"] == set()  # optional and mutable
-    speed = [a for a in http.get("/-/", headers={"Accept": JSON}).json()["kinds"]
-             if a["term"] == "compute"][0]["attributes"]["occi.compute.speed"]
+    kinds = http.get("/-/", headers={"Accept": JSON}).json()["kinds"]
+    speed = next(k for k in kinds if k["term"] == "compute")["attributes"]["occi.compute.speed"]
     assert (speed["type"], speed["mutable"], speed["required"]) == ("number", True, False)
 
 
@@ -239,9 +239,6 @@ def test_every_term_in_discovery_is_a_strict_term(http: httpx.Client, accept: st
     assert [term for term in terms if not STRICT_TERM_RE.match(term)] == []
 
 
-STRICT_TERM_RE = STRICT_TERM
-
-
 def test_input_still_accepts_gfd229_terms(http: httpx.Client) -> None:
     # GFD.229 term = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-" / "_" / "."): accepted from clients
     category = 'My.Tag-1; scheme="http://example.com/occi/dots#"; class="mixin"; location="/dots/"'
@@ -270,7 +267,7 @@ def test_out_of_range_values_are_400_naming_the_attribute(http: httpx.Client, ki
 
 @pytest.mark.parametrize("memory", [-1, 0, 10**400, 1e308])
 def test_out_of_range_json_values_are_400(http: httpx.Client, memory: float) -> None:
-    body = '{"kind": "%s", "attributes": {"occi.compute.memory": %s}}' % (COMPUTE, memory)
+    body = f'{{"kind": "{COMPUTE}", "attributes": {{"occi.compute.memory": {memory}}}}}'
     response = http.post("/compute/", content=body, headers={"Content-Type": JSON, "Accept": JSON})
     assert response.status_code == 400, response.text
     assert "occi.compute.memory" in response.text
