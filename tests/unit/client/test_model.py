@@ -17,6 +17,8 @@ from occipy.model.category import AttributeDef, strict_term
 from occipy.rendering.messages import CategoryDefinition
 
 from .fake import BASE, JSON_T, PLAIN_T, FakeServer
+from .test_recorded_occi11 import BASE as OLD_BASE
+from .test_recorded_occi11 import CATEGORIES_OK, recorded_response
 
 EX = "http://example.com/occi#"
 THING = EX + "thing"
@@ -105,3 +107,22 @@ def test_a_provider_name_finds_its_strict_term() -> None:
     assert model.mixin("ubuntu-24.04").term == term
     assert model.mixin("os_tpl#ubuntu-24.04").term == term
     assert model.mixin(term).term == term
+
+
+def test_an_entity_rendered_without_class_is_read_with_the_model() -> None:
+    """A 1.1 server may render `Category: compute; scheme=...` without class: the SDK's model tells
+    the kind from the mixins (`rules.classify_categories`); an unknown category is a ParseError."""
+    body = {"/compute/1": 'Category: compute; scheme="http://schemas.ogf.org/occi/infrastructure#"\n'
+                          'X-OCCI-Attribute: occi.core.id="1"\n',
+            "/compute/2": 'Category: nothing; scheme="http://example.com/x#"\n'}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/-/":
+            return recorded_response(CATEGORIES_OK, "text/plain")
+        return httpx.Response(200, text=body[request.url.path], headers={"Content-Type": "text/plain"})
+
+    with Client(OLD_BASE, transport=httpx.MockTransport(handler)) as occi:
+        entity = occi.get("/compute/1")
+        assert (entity.kind, entity.mixins, entity.entity_id) == (COMPUTE, [], "1")
+        with pytest.raises(errors.ParseError, match="unknown category"):
+            occi.get("/compute/2")
