@@ -399,7 +399,7 @@ def test_mixins_associate_with_entity_instances_only(occi: Occi) -> None:
     location = occi.model.category(mixin)["location"]
     # A Kind location is a type's collection, not an entity instance.
     response = occi.associate(location, occi.url + "/compute/")
-    assert response.status_code in (400, 404), response.text
+    assert response.status_code == 404, response.text  # no entity instance there
     # A user mixin cannot depend on a Kind either.
     response = define_mixin(occi, PLAIN, "http://example.com/occi/tests#c20" + uuid.uuid4().hex[:6],
                             "/c20/" + uuid.uuid4().hex[:6] + "/", rel=COMPUTE)
@@ -521,7 +521,7 @@ def test_collection_action_not_defined_for_every_member_is_refused(occi: Occi) -
     occi.wait_state(compute, "active")
     assert occi.associate(occi.model.category(tag)["location"], compute, storage).status_code == 200
     response = occi.invoke(occi.model.category(tag)["location"], COMPUTE_ACTION + "stop", media=PLAIN)
-    assert response.status_code in (400, 409), response.text
+    assert response.status_code == 400, response.text
     assert occi.view(compute).state == "active"
 
 
@@ -648,7 +648,7 @@ def test_removing_a_link_deletes_it(occi: Occi, media: str) -> None:
     link = occi.link(STORAGELINK, compute, storage)
     assert len(occi.view(compute, media).links) == 1
     response = occi.request("DELETE", link, media=media)
-    assert response.status_code in (200, 204), response.text
+    assert response.status_code == 200, response.text
     assert occi.get(link).status_code == 404
     assert occi.view(compute, media).links == []
     assert link not in occi.locations("/link/")
@@ -658,7 +658,7 @@ def test_removing_a_link_deletes_it(occi: Occi, media: str) -> None:
 def test_deleting_the_source_deletes_its_links(occi: Occi) -> None:
     compute, network = occi.compute(), occi.network()
     link = occi.link(NETWORKINTERFACE, compute, network)
-    assert occi.delete(compute).status_code in (200, 204)
+    assert occi.delete(compute).status_code == 200
     assert occi.get(link).status_code == 404
     assert link not in occi.locations("/networkinterface/")
 
@@ -697,7 +697,7 @@ def test_link_source_is_a_local_resource(occi: Occi, media: str) -> None:
     assert response.status_code == 404, response.text
     response = occi.create_response(LINK, media, attributes={"occi.core.source": "http://elsewhere.example.org/vm/1",
                                                              "occi.core.target": compute})
-    assert response.status_code in (400, 404), response.text
+    assert response.status_code == 404, response.text  # no such resource here
     # The target may be outside the provider's namespace.
     external = "http://elsewhere.example.org/storage/c40"
     location = occi.link(LINK, compute, external, media)
@@ -726,7 +726,7 @@ def test_clients_create_and_delete_user_mixins(occi: Occi, media: str) -> None:
     response = define_mixin(occi, media, type_id, f"/users/tester/{term}/", method="DELETE")
     assert response.status_code == 200, response.text
     assert type_id not in occi.discover().by_id
-    assert occi.get(f"/users/tester/{term}/").status_code in (200, 404)
+    assert occi.get(f"/users/tester/{term}/").status_code == 404
 
 
 @pytest.mark.spec("C-44")

@@ -118,7 +118,7 @@ def test_delete_on_the_root_deletes_everything_when_enabled(tmp_path: Path) -> N
         compute, network = client.compute(), client.network()
         link = client.link(NETWORKINTERFACE, compute, network)
         response = client.request("DELETE", "/")
-        assert response.status_code in (200, 204), response.text
+        assert response.status_code == 200, response.text
         for location in (compute, network, link):
             assert client.get(location).status_code == 404
         assert client.locations("/") == []
@@ -431,9 +431,8 @@ def test_get_entity(occi: Occi, media: str) -> None:
 def test_put_creates_at_a_new_path(occi: Occi, media: str) -> None:
     path = f"/compute/{uuid.uuid4()}"
     response = send_entity(occi, "PUT", path, media, COMPUTE, attributes={"occi.core.title": "put-created"})
-    assert response.status_code in (200, 201), response.text
-    if response.status_code == 201:
-        assert response.headers["location"] == occi.url + path
+    assert response.status_code == 201, response.text  # GFD.185 §3.6.8: a new resource is 201
+    assert response.headers["location"] == occi.url + path
     seen = occi.view(path)
     assert seen.kind == COMPUTE and seen.attributes["occi.core.title"] == "put-created"
 
@@ -443,7 +442,7 @@ def test_put_creates_at_a_new_path(occi: Occi, media: str) -> None:
 def test_put_create_derives_the_id_from_the_path(occi: Occi, media: str) -> None:
     segment = str(uuid.uuid4())
     response = send_entity(occi, "PUT", f"/compute/{segment}", media, COMPUTE)
-    assert response.status_code in (200, 201), response.text
+    assert response.status_code == 201, response.text
     assert occi.view(f"/compute/{segment}").attributes["occi.core.id"] == f"urn:uuid:{segment}"
 
 
@@ -547,7 +546,7 @@ def test_action_term_must_match_the_body(occi: Occi) -> None:
 def test_delete_entity(occi: Occi, media: str) -> None:
     compute = occi.compute()
     response = occi.request("DELETE", compute, media=media, accept=media)
-    assert response.status_code in (200, 204), response.text
+    assert response.status_code == 200, response.text
     assert occi.get(compute).status_code == 404
     assert compute not in occi.locations("/compute/")
     assert occi.request("DELETE", compute).status_code == 404
@@ -656,7 +655,7 @@ def test_delete_kind_collection(fresh: Occi, media: str) -> None:
     computes = [fresh.compute(), fresh.compute()]
     storage = fresh.storage()
     response = fresh.request("DELETE", "/compute/", media=media, accept=media)
-    assert response.status_code in (200, 204), response.text
+    assert response.status_code == 200, response.text
     assert fresh.locations("/compute/") == []
     assert all(fresh.get(c).status_code == 404 for c in computes)
     assert fresh.get(storage).status_code == 200
@@ -893,7 +892,7 @@ def test_mixin_association_is_atomic(occi: Occi, media: str) -> None:
     ssh_where = occi.model.category("http://schemas.ogf.org/occi/infrastructure/credentials#ssh_key")["location"]
     before = occi.locations(ssh_where)
     response = occi.associate(ssh_where, storage, media=media)
-    assert response.status_code in (400, 403), response.text
+    assert response.status_code == 403, response.text  # D-APPLIES
     assert occi.locations(ssh_where) == before
 
 
@@ -969,11 +968,9 @@ def test_uri_list_for_a_non_listing_is_a_bad_request(occi: Occi, path: str) -> N
 @pytest.mark.spec("P-19")
 def test_post_on_the_root_creates_or_is_not_allowed(occi: Occi) -> None:
     response = occi.request("POST", "/", media=PLAIN, message=entity_message(COMPUTE))
-    assert response.status_code in (201, 405), response.text
-    if response.status_code == 405:
-        assert "POST" not in response.headers["allow"]
-    else:
-        assert response.headers["location"] in occi.locations("/compute/")
+    # occipy creates (the other answer P-19 allows is 405 without POST in Allow)
+    assert response.status_code == 201, response.text
+    assert response.headers["location"] in occi.locations("/compute/")
 
 
 @pytest.mark.spec("H-29")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -23,10 +23,12 @@ import msgspec
 
 from occipy import __version__, errors
 from occipy.client._auth import BasicAuth, BearerToken, ClientCertificate, httpx_auth, tls_verify
-from occipy.client._model import LINK, Model
+from occipy.client._model import Model
 from occipy.client._wait import Op, OperationStatus, Progress, Request, Sleep, follow
+from occipy.model import rules
 from occipy.model.category import TERM_RE, AttributeValue, Kind, Mixin
 from occipy.model.entity import Entity
+from occipy.model.registry import LINK
 from occipy.rendering import json as occi_json
 from occipy.rendering import text, urilist
 from occipy.rendering.messages import ActionInvocation, CategoryDefinition, EntityMessage, LinkMessage
@@ -224,6 +226,14 @@ class _Operations:
         raise errors.ParseError("the server did not say where it created the entity (no Location)")
 
     def _to_entity(self, message: EntityMessage, url: str, model: Model) -> Entity:
+        if message.unclassified:
+            # An OCCI 1.1 server may render categories without `class`: the model tells them apart.
+            try:
+                kind, mixins = rules.classify_categories(model.registry, message.kind, message.mixins,
+                                                         message.unclassified)
+            except errors.OcciError as error:
+                raise errors.ParseError(f"{url}: {error.message}") from None
+            message = replace(message, kind=kind, mixins=mixins, unclassified=())
         if message.kind is None:
             raise errors.ParseError(f"{url}: the rendering has no kind")
         attributes = self._typed_values(message.kind, message.mixins, message.attributes, message.lenient, model)

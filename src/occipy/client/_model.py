@@ -1,8 +1,11 @@
 """The server model as a client discovered it from the query interface (GFD.223 §9, GFD.221 §5.3.9).
 
-`Model` answers lookups by type id or by term (`debian-12`, `os_tpl#debian-12`), merges the
-attribute definitions of a kind and its mixins, and checks attribute values before anything is
-sent. Imports only `occipy.model`, `occipy.rendering.messages` and `occipy.errors`: no I/O.
+The categories live in an `occipy.model.Registry` built tolerantly from discovery
+(`Registry.from_discovery`), and every domain rule (merged attribute definitions, attribute and
+parameter checks, required attributes) is the one in `occipy.model.rules` that the server runs
+too. `Model` adds only client concerns: lookups by type id or by term (`debian-12`,
+`os_tpl#debian-12`) and command-line value parsing. Imports only `occipy.model`,
+`occipy.rendering.messages` and `occipy.errors`: no I/O.
 """
 
 from __future__ import annotations
@@ -10,28 +13,34 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TypeVar
 
 from occipy.errors import BadRequest, ImmutableAttribute, InvalidAttribute, UnknownCategory
-from occipy.model.category import Action, AttributeDef, AttributeValue, Kind, Mixin, split_type_id
+from occipy.model import rules
+from occipy.model.category import (
+    Action,
+    AttributeDef,
+    AttributeValue,
+    Kind,
+    Mixin,
+    split_type_id,
+    strict_term,
+)
 from occipy.model.entity import Entity
+from occipy.model.registry import LINK, RESOURCE, Registry
 from occipy.model.state import state_attribute
 from occipy.rendering.messages import CategoryDefinition
 
 __all__ = ["AmbiguousCategory", "Model"]
 
-CORE = "http://schemas.ogf.org/occi/core#"
-LINK = CORE + "link"
-RESOURCE = CORE + "resource"
 _INFRA = "http://schemas.ogf.org/occi/infrastructure#"
 # The link kind a client means when it links a resource to a target of this kind (GFD.224 §3.4).
 _LINK_KIND_FOR_TARGET = {
     _INFRA + "storage": _INFRA + "storagelink",
     _INFRA + "network": _INFRA + "networkinterface",
 }
-# Attributes the server fills in itself: never "missing" on create even when {required}.
-_SERVER_SET = frozenset({"occi.core.id", "occi.core.source", "occi.core.target"})
+# Attributes the receiving server fills in itself: never "missing" on create even when {required}.
+_SERVER_SET = frozenset({"occi.core.source", "occi.core.target"})
 _NUMBER_RE = re.compile(r"-?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\Z")
 
 C = TypeVar("C", Kind, Mixin, Action)
@@ -41,39 +50,44 @@ class AmbiguousCategory(BadRequest):
     """A term names more than one category; the message lists the candidates (client side)."""
 
 
-@dataclass(frozen=True, slots=True)
 class Model:
-    """Kinds, mixins and actions of one server, with lookups and attribute checks.
+    """Kinds, mixins and actions of one server, with lookups; checks go to `occipy.model.rules`.
 
     `typed` is True when discovery came from the JSON rendering, which carries attribute types
     and patterns; the text renderings only carry names and the {immutable required} flags
     (GFD.229 §5.2), so values are then checked by name and mutability only.
     """
 
-    kinds: Mapping[str, Kind]
-    mixins: Mapping[str, Mixin]
-    actions: Mapping[str, Action]
-    typed: bool = True
-    definitions: tuple[CategoryDefinition, ...] = field(default=(), compare=False)
+    __slots__ = ("_actions", "_kinds", "_mixins", "definitions", "registry", "typed")
+
+    def __init__(self, registry: Registry, *, typed: bool = True,
+                 definitions: Sequence[CategoryDefinition] = ()) -> None:
+        self.registry = registry
+        self.typed = typed
+        self.definitions = tuple(definitions)
+        self._kinds = {kind.type_id: kind for kind in registry.kinds()}
+        self._mixins = {mixin.type_id: mixin for mixin in registry.mixins()}
+        self._actions = {action.type_id: action for action in registry.actions()}
 
     @classmethod
     def from_definitions(cls, definitions: Iterable[CategoryDefinition], *, typed: bool) -> Model:
-        """Build the model from parsed discovery renderings (either rendering)."""
-        kinds: dict[str, Kind] = {}
-        mixins: dict[str, Mixin] = {}
-        actions: dict[str, Action] = {}
-        kept: list[CategoryDefinition] = []
-        for definition in definitions:
-            category = definition.to_category()
-            # First one wins: some 1.1 servers list a category twice (pOCCI rejects that; we cope).
-            if isinstance(category, Kind):
-                kinds.setdefault(category.type_id, category)
-            elif isinstance(category, Mixin):
-                mixins.setdefault(category.type_id, category)
-            else:
-                actions.setdefault(category.type_id, category)
-            kept.append(definition)
-        return cls(kinds=kinds, mixins=mixins, actions=actions, typed=typed, definitions=tuple(kept))
+        """Build the model from parsed discovery renderings (either rendering), tolerantly:
+        duplicates keep their first definition, dangling references stay (`Registry.from_discovery`)."""
+        kept = list(definitions)
+        registry = Registry.from_discovery(definition.to_category() for definition in kept)
+        return cls(registry, typed=typed, definitions=kept)
+
+    @property
+    def kinds(self) -> Mapping[str, Kind]:
+        return self._kinds
+
+    @property
+    def mixins(self) -> Mapping[str, Mixin]:
+        return self._mixins
+
+    @property
+    def actions(self) -> Mapping[str, Action]:
+        return self._actions
 
     # ---- lookups --------------------------------------------------------------------------
 
@@ -123,79 +137,29 @@ class Model:
 
     def ancestors(self, kind_id: str) -> tuple[str, ...]:
         """The kind and its parents, own kind first (GFD.221 §5.3.3); unknown parents end the chain."""
-        chain: list[str] = []
-        current: str | None = kind_id
-        while current is not None and current not in chain:
-            chain.append(current)
-            kind = self.kinds.get(current)
-            current = kind.parent if kind is not None else None
-        return tuple(chain)
+        if not self.registry.is_kind(kind_id):
+            return (kind_id,)
+        return self.registry.ancestors(kind_id)
 
     def is_link_kind(self, kind_id: str) -> bool:
         return LINK in self.ancestors(kind_id)
 
     def depends_closure(self, mixin_ids: Sequence[str]) -> list[str]:
         """The mixins and everything they depend on, depth first (core.md §8)."""
-        seen: list[str] = []
-
-        def walk(type_id: str) -> None:
-            if type_id in seen:
-                return
-            seen.append(type_id)
-            mixin = self.mixins.get(type_id)
-            if mixin is not None:
-                for dep in mixin.depends:
-                    walk(dep)
-
-        for type_id in mixin_ids:
-            walk(type_id)
-        return seen
+        return self.registry.depends_closure(mixin_ids)
 
     def attribute_defs(self, kind_id: str, mixin_ids: Sequence[str] = ()) -> dict[str, AttributeDef]:
-        """Effective attribute definitions: the kind chain, then the mixins (core.md §2.8).
-
-        The first category that defines a name gives its flags; the most specific default wins.
-        """
-        merged: dict[str, AttributeDef] = {}
-        defaults: dict[str, AttributeValue] = {}
-        chain = self.ancestors(kind_id)
-        for type_id in chain:
-            kind = self.kinds.get(type_id)
-            for adef in kind.attributes if kind is not None else ():
-                merged.setdefault(adef.name, adef)
-        for type_id in reversed(chain):
-            kind = self.kinds.get(type_id)
-            for adef in kind.attributes if kind is not None else ():
-                if adef.default is not None:
-                    defaults[adef.name] = adef.default
-        for mixin_id in mixin_ids:
-            # A later mixin beats an earlier one; a mixin beats what it depends on (core.md §2.8).
-            for type_id in reversed(self.depends_closure([mixin_id])):
-                mixin = self.mixins.get(type_id)
-                for adef in mixin.attributes if mixin is not None else ():
-                    merged.setdefault(adef.name, adef)
-                    if adef.default is not None:
-                        defaults[adef.name] = adef.default
-        result: dict[str, AttributeDef] = {}
-        for name, adef in merged.items():
-            default = defaults.get(name)
-            result[name] = adef if default is None or default == adef.default else _with_default(adef, default)
-        return result
+        """Effective attribute definitions (`Registry.attribute_defs`, core.md §2.8); {} for an
+        unknown kind."""
+        if not self.registry.is_kind(kind_id):
+            return {}
+        return self.registry.attribute_defs(kind_id, mixin_ids)
 
     def action_ids(self, kind_id: str, mixin_ids: Sequence[str] = ()) -> list[str]:
         """Every action an entity of this kind with these mixins offers (core.md §8)."""
-        result: list[str] = []
-        for type_id in self.ancestors(kind_id):
-            kind = self.kinds.get(type_id)
-            for action_id in kind.actions if kind is not None else ():
-                if action_id not in result:
-                    result.append(action_id)
-        for type_id in self.depends_closure(mixin_ids):
-            mixin = self.mixins.get(type_id)
-            for action_id in mixin.actions if mixin is not None else ():
-                if action_id not in result:
-                    result.append(action_id)
-        return result
+        if not self.registry.is_kind(kind_id):
+            return []
+        return self.registry.action_ids(kind_id, mixin_ids)
 
     def state_attribute(self, kind_id: str) -> str | None:
         """The attribute holding the lifecycle state of this kind (`occi.compute.state`), if any."""
@@ -217,7 +181,7 @@ class Model:
         return (state if isinstance(state, str) else None,
                 message if isinstance(message, str) and message else None)
 
-    # ---- checks ---------------------------------------------------------------------------
+    # ---- checks (the server's rules, `occipy.model.rules`) ------------------------------------
 
     def check_attributes(
         self,
@@ -228,46 +192,27 @@ class Model:
         creating: bool,
         current: Mapping[str, object] | None = None,
     ) -> dict[str, AttributeValue]:
-        """Values checked against the effective definitions; errors name the attribute.
+        """Values checked by `rules.check_attributes` before anything is sent; errors name the attribute.
 
-        Unknown names -> InvalidAttribute; immutable ones -> ImmutableAttribute (GFD.221 §5.2:
-        immutable attributes "MUST NOT be modifiable by clients"), except `occi.core.id` on create
-        (a proposed id, core.md §2.1) and a value equal to `current` (dropped: unchanged);
-        wrong type or pattern -> InvalidAttribute (JSON discovery only). On create, a {required}
-        attribute without value or default -> InvalidAttribute (C-11).
+        The client is stricter than the server in one place: an immutable attribute given at
+        creation, which a server ignores (D-IMMUTABLE), is refused with ImmutableAttribute so
+        that the user learns it has no effect. On create, a {required} attribute without value
+        or default -> InvalidAttribute (C-11; `rules.check_required`).
         """
-        defs = self.attribute_defs(kind_id, mixin_ids)
-        checked: dict[str, AttributeValue] = {}
-        for name, value in values.items():
-            adef = defs.get(name)
-            if adef is None:
-                raise InvalidAttribute(f"attribute {name}: not defined for {self._describe(kind_id, mixin_ids)}")
-            if not adef.mutable and not (creating and name == "occi.core.id"):
-                if current is not None and current.get(name) == value:
-                    continue
-                raise ImmutableAttribute(f"attribute {name} is immutable: only the server sets it")
-            checked[name] = self._check_value(adef, value)
+        checked = rules.check_attributes(self.registry, kind_id, mixin_ids, values, typed=self.typed,
+                                         current=None if creating else (current or {}))
+        if checked.ignored:
+            name = checked.ignored[0]
+            raise ImmutableAttribute(f"attribute {name} is immutable: only the server sets it")
         if creating:
-            for name, adef in defs.items():
-                if adef.required and name not in checked and adef.default is None and name not in _SERVER_SET:
-                    raise InvalidAttribute(
-                        f"attribute {name}: required by {self._describe(kind_id, mixin_ids)} and not given")
-        return checked
+            rules.check_required(self.registry, kind_id, mixin_ids, checked.values, server_set=_SERVER_SET)
+        return checked.values
 
     def check_parameters(self, action: Action, values: Mapping[str, object]) -> dict[str, AttributeValue]:
-        """Action parameters checked against the action's attribute definitions (GFD.221 §5.3.5)."""
-        defs = {adef.name: adef for adef in action.attributes}
-        checked: dict[str, AttributeValue] = {}
-        for name, value in values.items():
-            adef = defs.get(name)
-            if adef is None:
-                known = ", ".join(defs) or "none"
-                raise InvalidAttribute(f"parameter {name}: not defined for action {action.term} (known: {known})")
-            checked[name] = self._check_value(adef, value)
-        for name, adef in defs.items():
-            if adef.required and name not in checked and adef.default is None:
-                raise InvalidAttribute(f"parameter {name}: required by action {action.term} and not given")
-        return checked
+        """Action parameters checked by `rules.check_parameters` (GFD.221 §5.3.5); only the values
+        given are sent (the server fills the defaults)."""
+        checked = rules.check_parameters(self.registry, action.type_id, values, typed=self.typed)
+        return {name: value for name, value in checked.items() if name in values}
 
     def value_from_text(self, adef: AttributeDef | None, text: str) -> AttributeValue:
         """A command-line value as the attribute's type: `cores=2` -> 2, `tags=["a"]` -> list.
@@ -311,28 +256,16 @@ class Model:
                 return value
         return text
 
-    def _check_value(self, adef: AttributeDef, value: object) -> AttributeValue:
-        if self.typed:
-            return adef.check(value)
-        if value is None or not isinstance(value, (str, int, float, bool, list, dict)):
-            raise InvalidAttribute(f"attribute {adef.name}: not a JSON value: {value!r}")
-        return value
-
-    def _describe(self, kind_id: str, mixin_ids: Sequence[str]) -> str:
-        text = _term(kind_id)
-        if mixin_ids:
-            text += " with " + ", ".join(_term(m) for m in mixin_ids)
-        return text
-
-
-def _with_default(adef: AttributeDef, default: AttributeValue) -> AttributeDef:
-    return AttributeDef(name=adef.name, type=adef.type, mutable=adef.mutable, required=adef.required,
-                        pattern=adef.pattern, default=default, description=adef.description,
-                        write_once=adef.write_once)
-
 
 def _term(type_id: str) -> str:
     return type_id.rpartition("#")[2] or type_id
+
+
+def _terms(name: str) -> tuple[str, ...]:
+    """The terms a user's name may stand for: itself, and the strict term a server minted from a
+    provider name (`ubuntu-24.04` -> `strict_term("ubuntu-24.04")`, docs/decisions.md D-STRICT-TERMS)."""
+    strict = strict_term(name)
+    return (name,) if strict == name else (name, strict)
 
 
 def _scheme_tag(scheme: str) -> str:
@@ -353,9 +286,9 @@ def _resolve(name: str, pool: Mapping[str, C], what: str, model: Model) -> C:
         except BadRequest:
             raise UnknownCategory(f"unknown {what} {name!r}") from None
         tag = tag.rstrip("#")
-        candidates = [c for c in pool.values() if c.term == term and _tagged(c, tag, model)]
+        candidates = [c for c in pool.values() if c.term in _terms(term) and _tagged(c, tag, model)]
     else:
-        candidates = [c for c in pool.values() if c.term == name]
+        candidates = [c for c in pool.values() if c.term in _terms(name)]
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:

@@ -31,8 +31,34 @@ NETWORK_ACTION = "http://schemas.ogf.org/occi/infrastructure/network/action#"
 STORAGE_ACTION = "http://schemas.ogf.org/occi/infrastructure/storage/action#"
 DRAFT_04 = "http://json-schema.org/draft-04/schema#"
 
-# OCCI 1.1 attributes that 1.2 removed; accepted on input and dropped (infrastructure.md §10).
-LEGACY_IGNORED_ATTRIBUTES = frozenset({"occi.compute.speed"})
+# OCCI 1.1 attributes that 1.2 removed and that are accepted on input and dropped
+# (infrastructure.md §10). Empty since D-SPEED: `occi.compute.speed` is declared instead.
+LEGACY_IGNORED_ATTRIBUTES: frozenset[str] = frozenset()
+# docs/decisions.md D-SPEED: OCCI 1.1 attributes the compute kind still declares, from the
+# catalogue's `optional_attributes` (status legacy): rOCCI-core 5, OCCIware and erocci declare
+# `occi.compute.speed` (optional, mutable, Float GHz), and 1.1 clients look for it in discovery.
+LEGACY_DECLARED_ATTRIBUTES = frozenset({"occi.compute.speed"})
+
+GIB_PER_PIB = 1024 * 1024
+# docs/decisions.md D-RANGES: the spec's ranges and sane maxima, as draft-04 JSON-Schema keywords
+# added to the catalogue's pattern. Values outside -> 400 naming the attribute. Maxima keep
+# numbers within what clouds accept and what every rendering writes as a plain decimal.
+RANGES: Mapping[str, Mapping[str, Any]] = {
+    # GFD.224 §3.1 "number of virtual CPU cores"; > 0 (OCCIware `Core` type); 4096 vCPUs is above
+    # what any hypervisor offers one guest today.
+    "occi.compute.cores": {"type": "integer", "minimum": 1, "maximum": 4096},
+    # GFD.224 §3.1 RAM in GiB, > 0; at most 1 PiB.
+    "occi.compute.memory": {"minimum": 0, "exclusiveMinimum": True, "maximum": GIB_PER_PIB},
+    # GFD.184 §3.1 clock in GHz, > 0; the maximum also lets through a value given in MHz by mistake.
+    "occi.compute.speed": {"minimum": 0, "exclusiveMinimum": True, "maximum": 1_000_000},
+    # GFD.224 §3.1 relative CPU shares, >= 0; at most a signed 32-bit integer (libvirt, cgroups).
+    "occi.compute.share": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+    # GFD.224 §3.3 size in GiB, > 0; at most 1 PiB for one volume.
+    "occi.storage.size": {"minimum": 0, "exclusiveMinimum": True, "maximum": GIB_PER_PIB},
+    "occi.compute.ephemeral_storage.size": {"minimum": 0, "exclusiveMinimum": True, "maximum": GIB_PER_PIB},
+    # IEEE 802.1Q: a 12-bit VLAN id.
+    "occi.network.vlan": {"type": "integer", "minimum": 0, "maximum": 4095},
+}
 
 # core.md §3.4: the attribute definitions of the three Core kinds.
 CORE_KINDS = (
@@ -83,7 +109,11 @@ def attribute_from_catalogue(spec: Mapping[str, Any]) -> AttributeDef:
         schema["minimum"] = spec["minimum"]
     if spec.get("maximum") is not None:
         schema["maximum"] = spec["maximum"]
-    pattern = schema if len(schema) > 2 or "type" in schema and schema["type"] == "integer" else None
+    schema.update(RANGES.get(spec["name"], {}))
+    # A pattern is kept when it says more than "$schema" and the string type the definition
+    # already has (a Float's minimum used to be lost here).
+    said = {key for key in schema if key != "$schema" and not (key == "type" and schema[key] == "string")}
+    pattern = schema if said else None
     default = spec.get("default")
     if default is not None and kind == "float" and isinstance(default, int):
         default = float(default)
@@ -128,9 +158,10 @@ def infrastructure_categories() -> list[Kind | Mixin | Action]:
         result.append(Action(scheme=spec["scheme"], term=spec["term"], title=spec.get("title"),
                              attributes=_attributes(spec["attributes"])))
     for spec in CATALOGUE["kinds"]:
+        legacy = [a for a in spec.get("optional_attributes", ()) if a["name"] in LEGACY_DECLARED_ATTRIBUTES]
         result.append(Kind(
             scheme=spec["scheme"], term=spec["term"], title=spec.get("title"),
-            attributes=_attributes(spec["attributes"]), actions=tuple(spec.get("actions", ())),
+            attributes=_attributes([*spec["attributes"], *legacy]), actions=tuple(spec.get("actions", ())),
             parent=spec["parent"], location=spec["location"],
         ))
     mixins = [spec for spec in CATALOGUE["mixins"]]
@@ -162,7 +193,22 @@ def standard_registry() -> Registry:
 
 
 __all__ = [
-    "COMPUTE", "ENTITY", "LINK", "NETWORK", "NETWORKINTERFACE", "OS_TPL", "RESOURCE", "RESOURCE_TPL",
-    "STORAGE", "STORAGELINK", "IPNETWORK", "IPNETWORKINTERFACE", "SSH_KEY", "USER_DATA",
-    "standard_registry", "LEGACY_IGNORED_ATTRIBUTES",
+    "COMPUTE",
+    "ENTITY",
+    "IPNETWORK",
+    "IPNETWORKINTERFACE",
+    "LEGACY_DECLARED_ATTRIBUTES",
+    "LEGACY_IGNORED_ATTRIBUTES",
+    "LINK",
+    "NETWORK",
+    "NETWORKINTERFACE",
+    "OS_TPL",
+    "RANGES",
+    "RESOURCE",
+    "RESOURCE_TPL",
+    "SSH_KEY",
+    "STORAGE",
+    "STORAGELINK",
+    "USER_DATA",
+    "standard_registry",
 ]

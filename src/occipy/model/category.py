@@ -7,6 +7,7 @@ GFD.226 §3.5.1). Imports only `occi.errors`.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import math
@@ -28,6 +29,28 @@ ATTRIBUTE_TYPES = ("string", "number", "boolean", "array", "object")
 TERM_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 # GFD.229 §4: attribute-name has the same shape as term.
 ATTRIBUTE_NAME_RE = TERM_RE
+# GFD.185 §3.5.4 (OCCI 1.1) and rOCCI-core 5: term = LOALPHA *( LOALPHA / DIGIT / "-" / "_" ).
+# Input keeps accepting the wider GFD.229 grammar; every term occipy mints matches this one.
+STRICT_TERM_RE = re.compile(r"[a-z][a-z0-9_-]*\Z")
+
+
+def strict_term(name: str) -> str:
+    """A term for any provider name that OCCI 1.1 and rOCCI-core 5 parsers accept.
+
+    Deterministic and collision-safe: a name that already matches `STRICT_TERM_RE` is kept as it
+    is; any other name becomes a readable slug (lower case, every other character `_`, a leading
+    `t` when it does not start with a letter) followed by `-` and the first 8 hex digits of the
+    SHA-256 of the name. So two different names never get the same term unless SHA-256 prefixes
+    collide (2^-32 for a pair): `ubuntu-24.04` -> `ubuntu-24_04-` + 8 hex digits, while a
+    provider's own `ubuntu-24_04` stays `ubuntu-24_04`. docs/decisions.md D-STRICT-TERMS.
+    """
+    if STRICT_TERM_RE.match(name):
+        return name
+    slug = re.sub(r"[^a-z0-9_-]", "_", name.lower())
+    if not slug[:1].isalpha() or not slug[:1].isascii():
+        slug = "t" + slug
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{slug}-{digest}"
 
 
 def split_type_id(type_id: str) -> tuple[str, str]:
@@ -98,6 +121,12 @@ def _coerce(adef: AttributeDef, value: object, lenient: bool) -> AttributeValue:
         if isinstance(value, (int, float)):
             if isinstance(value, float) and not math.isfinite(value):
                 raise InvalidAttribute(f"attribute {name}: number must be finite")
+            if abs(value) > MAX_SAFE_INTEGER:
+                # docs/decisions.md D-RANGES: a number no JSON client reads back exactly (RFC 8259
+                # §6, IEEE 754 doubles) is refused, so no value is stored or rendered as `1e+308`
+                # or as a 309-digit integer; attribute patterns set tighter ranges.
+                raise InvalidAttribute(f"attribute {name}: {_short(value)} is out of range "
+                                       f"(at most {MAX_SAFE_INTEGER} in magnitude)")
             if adef.is_integer:
                 if isinstance(value, float):
                     if not value.is_integer():
@@ -124,6 +153,16 @@ def _coerce(adef: AttributeDef, value: object, lenient: bool) -> AttributeValue:
     if isinstance(value, dict):
         return value
     raise InvalidAttribute(f"attribute {name}: expected an object, got {_json_type(value)}")
+
+
+# RFC 8259 §6: integers in [-(2**53)+1, (2**53)-1] are the ones every JSON implementation
+# agrees on exactly.
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def _short(value: float) -> str:
+    text = repr(value)
+    return text if len(text) <= 24 else text[:10] + "..." + f" ({len(text)} digits)"
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")

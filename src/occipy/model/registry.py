@@ -1,7 +1,9 @@
 """The one registry of every Kind, Mixin and Action (GFD.221 §5.3.9 discovery, core.md §8).
 
 It rejects duplicates and inconsistent definitions, resolves type ids and locations, and
-computes effective capabilities (Kind chain plus mixins and their `depends` closure).
+computes effective capabilities (Kind chain plus mixins and their `depends` closure). A server
+builds it strictly with `add()`; a client builds it from another server's discovery with the
+tolerant `Registry.from_discovery()`. The rules that use it live in `occipy.model.rules`.
 """
 
 from __future__ import annotations
@@ -33,6 +35,55 @@ class Registry:
         self._ancestors: dict[str, tuple[str, ...]] = {}
         # Bumped by every change: lets callers cache what they derive from the registry.
         self.version = 0
+        # What `from_discovery` tolerated (duplicates, dangling references), one sentence each.
+        self.discovery_notes: list[str] = []
+
+    @classmethod
+    def from_discovery(cls, categories: Iterable[Category]) -> Registry:
+        """A registry of the categories another server listed, built tolerantly (GFD.221 §5.3.9).
+
+        Discovery renderings of real servers are not always consistent, and a client must still
+        work with them. So, unlike `add()`: categories may come in any order; a `parent`, `rel`,
+        `applies` or action the server never listed is kept as a dangling reference (the kind
+        chain ends there, a missing mixin contributes nothing); a type id listed twice keeps its
+        first definition; a kind or mixin may lack a location, and a location bound twice stays
+        with the first. What was tolerated is listed in `discovery_notes`.
+        """
+        registry = cls()
+        for category in categories:
+            registry._admit(category)
+        return registry
+
+    def _admit(self, category: Category) -> None:
+        type_id = category.type_id
+        if self.find(type_id) is not None:
+            self.discovery_notes.append(f"{type_id} is listed twice: the first definition is kept")
+            return
+        if isinstance(category, Action):
+            self._actions[type_id] = category
+        else:
+            if isinstance(category, Kind):
+                self._kinds[type_id] = category
+            else:
+                self._mixins[type_id] = category
+            location = category.location
+            if location is not None and location in self._locations:
+                self.discovery_notes.append(f"{type_id}: location {location} is already bound")
+            elif location is not None:
+                self._locations[location] = category
+        self._cache.clear()
+        self._ancestors.clear()
+        self.version += 1
+
+    def dangling_references(self) -> list[str]:
+        """Type ids that categories name (parent, depends, applies, actions) but nobody defines."""
+        missing: list[str] = []
+        for kind in self._kinds.values():
+            refs = [*kind.actions, *([kind.parent] if kind.parent else [])]
+            missing += [ref for ref in refs if self.find(ref) is None]
+        for mixin in self._mixins.values():
+            missing += [ref for ref in (*mixin.depends, *mixin.applies, *mixin.actions) if self.find(ref) is None]
+        return list(dict.fromkeys(missing))
 
     # ---- building -------------------------------------------------------------------------
 
@@ -68,7 +119,9 @@ class Registry:
             self._kinds[type_id] = category
         else:
             for dep in category.depends:
-                if dep not in self._mixins:
+                # docs/decisions.md D-DANGLING-REL: a user mixin may name a mixin this server does
+                # not know (OCCI 1.1 clients do); the reference is kept and rendered, and adds nothing.
+                if dep not in self._mixins and not category.user_defined:
                     raise BadRequest(f"{type_id}: depends on unknown mixin {dep}")
             for kind_id in category.applies:
                 if kind_id not in self._kinds:
@@ -175,15 +228,20 @@ class Registry:
     # ---- kinds ----------------------------------------------------------------------------
 
     def ancestors(self, kind_id: str) -> tuple[str, ...]:
-        """The kind and its parents, own kind first and `core#entity` last (GFD.221 §5.3.3)."""
+        """The kind and its parents, own kind first and `core#entity` last (GFD.221 §5.3.3).
+
+        In a registry built `from_discovery`, a parent the server never listed ends the chain
+        (it is included, so `is_link_kind` still sees `core#link`).
+        """
         cached = self._ancestors.get(kind_id)
         if cached is not None:
             return cached
         chain: list[str] = []
         current: str | None = self.kind(kind_id).type_id
-        while current is not None:
+        while current is not None and current not in chain:
             chain.append(current)
-            current = self._kinds[current].parent
+            parent_kind = self._kinds.get(current)
+            current = parent_kind.parent if parent_kind is not None else None
         result = tuple(chain)
         self._ancestors[kind_id] = result
         return result
@@ -231,10 +289,16 @@ class Registry:
     def attribute_defs(self, kind_id: str, mixin_ids: Sequence[str] = ()) -> dict[str, AttributeDef]:
         """Merged attribute definitions of a kind and its mixins (core.md §2.8 decision).
 
-        `required`/`mutable`/`type` come from the first category that defines the name (the kind
-        chain first, then the mixins); `default` comes from the most specific one: a later mixin
-        beats an earlier one, a mixin beats what it depends on, any mixin beats the kind, and a
-        kind beats its parents.
+        The one precedence, used by the server and the SDK alike:
+
+        * `type`, `required`, `mutable`, `pattern` (the definition itself) come from the first
+          category that defines the name, in the order of core.md §8 `effective_categories`: the
+          kind, then its parents up to `core#entity`, then each mixin in the given order, each
+          followed depth first by the mixins it depends on. So the kind chain beats any mixin, a
+          kind beats its parents, and a mixin beats the mixins it depends on.
+        * `default` comes from the most specific category that gives one: a later mixin beats an
+          earlier one, a mixin beats what it depends on, any mixin beats the kind, and a kind
+          beats its parents.
         """
         key = (kind_id, tuple(mixin_ids))
         cached = self._cache.get(key)
@@ -242,15 +306,14 @@ class Registry:
             return cached
         merged: dict[str, AttributeDef] = {}
         defaults: dict[str, AttributeDef] = {}
-        chain = self.ancestors(kind_id)
-        for type_id in chain:
-            for adef in self._kinds[type_id].attributes:
+        kinds = [kind for kind in map(self._kinds.get, self.ancestors(kind_id)) if kind is not None]
+        for kind in kinds:
+            for adef in kind.attributes:
                 merged.setdefault(adef.name, adef)
         # Render order: entity's attributes first, then each sub-type's, then the mixins'.
-        merged = {adef.name: merged[adef.name]
-                  for type_id in reversed(chain) for adef in self._kinds[type_id].attributes}
-        for type_id in reversed(chain):
-            for adef in self._kinds[type_id].attributes:
+        merged = {adef.name: merged[adef.name] for kind in reversed(kinds) for adef in kind.attributes}
+        for kind in reversed(kinds):
+            for adef in kind.attributes:
                 if adef.default is not None:
                     defaults[adef.name] = adef
         for mixin_id in mixin_ids:
@@ -286,8 +349,8 @@ class Registry:
     def action_ids(self, kind_id: str, mixin_ids: Sequence[str] = ()) -> list[str]:
         """Every action defined for an entity of this kind with these mixins (core.md §8)."""
         result: list[str] = []
-        for type_id in self.ancestors(kind_id):
-            for action_id in self._kinds[type_id].actions:
+        for kind in map(self._kinds.get, self.ancestors(kind_id)):
+            for action_id in kind.actions if kind is not None else ():
                 if action_id not in result:
                     result.append(action_id)
         for type_id in self.depends_closure(mixin_ids):

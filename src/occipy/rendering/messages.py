@@ -87,11 +87,14 @@ class EntityMessage:
     (JSON top-level `id`, `title`, `summary`, `source`, `target` are folded in by the parser).
     `location` is set when the rendering names the entity by location (JSON stubs in mixin
     collections, `self`, or a client reading a collection). `action_links` are echoed
-    ActionLinks (type ids), which servers ignore.
+    ActionLinks (type ids), which servers ignore. `unclassified` holds the type ids of
+    categories sent without `class` (OCCI 1.1 requests): the receiver, which knows the
+    registry, decides which is the kind and which are mixins (`occipy.model.rules.classify_categories`).
     """
 
     kind: str | None = None
     mixins: tuple[str, ...] = ()
+    unclassified: tuple[str, ...] = ()
     attributes: dict[str, Any] = field(default_factory=dict)
     links: tuple[LinkMessage, ...] = ()
     location: str | None = None

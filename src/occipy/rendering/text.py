@@ -443,14 +443,21 @@ def parse_entity(fields: Sequence[Field]) -> EntityMessage:
     """A resource or link rendering, or a create/update request (GFD.229 §5.1.1, §5.1.2).
 
     Categories: the first `kind` is the Kind (a second one -> ParseError), `mixin`s in order; an
-    `action` category -> ParseError. ActionLinks become `action_links`, other Links `links`.
-    Order on input is free (rOCCI-core 5 emits attributes before links).
+    `action` category -> ParseError. A category without `class` (OCCI 1.1 clients send
+    `Category: compute; scheme="..."`) is kept in `unclassified`: its term and scheme name one
+    category, which only the registry can tell (the receiver resolves it). ActionLinks become
+    `action_links`, other Links `links`. Order on input is free (rOCCI-core 5 emits attributes
+    before links).
     """
     kind: str | None = None
     mixins: list[str] = []
+    unclassified: list[str] = []
     for value in _values(fields, CATEGORY):
-        category = _parse_category(value, require_class=True)
-        if category.cls == "kind":
+        category = _parse_category(value, require_class=False)
+        if category.cls is None:
+            if category.type_id not in unclassified:
+                unclassified.append(category.type_id)
+        elif category.cls == "kind":
             if kind is not None and kind != category.type_id:
                 raise ParseError(f"more than one Kind: {kind} and {category.type_id}")
             kind = category.type_id
@@ -480,6 +487,7 @@ def parse_entity(fields: Sequence[Field]) -> EntityMessage:
     return EntityMessage(
         kind=kind,
         mixins=tuple(mixins),
+        unclassified=tuple(unclassified),
         attributes=dict(_parse_attributes(_values(fields, ATTRIBUTE))),
         links=tuple(links),
         action_links=tuple(action_links),

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -546,7 +546,7 @@ class EditSpec:
     cloud_: Cloud
     location: str
     edit: Edit
-    visible: Any = None
+    visible: Callable[[Mixin], bool] | None = None
     action: str = "update"
     params: dict[str, Any] = field(default_factory=dict)
     cloud: bool = False

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from occipy.model.registry import Registry
 from occipy.service import parse
 from occipy.service.handlers import actions, collections, entities, operations, query
 from occipy.service.messages import OcciRequest
@@ -24,7 +25,7 @@ Handler = Callable[..., Awaitable[Result]]
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    parse: Callable[[OcciRequest], Any]
+    parse: Callable[[OcciRequest, Registry], Any]
     handle: Handler
 
 

@@ -9,22 +9,19 @@ restart (its fields are the operation's persisted parameters). No I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from occipy.errors import BadRequest, Conflict, ImmutableAttribute, InvalidAttribute, MixinNotApplicable, UnknownCategory
+from occipy.errors import BadRequest, UnknownCategory
+from occipy.model import rules
 from occipy.model import state as fsm
-from occipy.model.catalogue import IPNETWORK, IPNETWORKINTERFACE, LEGACY_IGNORED_ATTRIBUTES, OS_TPL, RESOURCE_TPL, SSH_KEY, USER_DATA
+from occipy.model.catalogue import IPNETWORK, IPNETWORKINTERFACE
 from occipy.model.category import AttributeValue, Mixin
 from occipy.model.entity import Entity
 from occipy.model.registry import Registry
-from occipy.rendering.messages import ActionInvocation
+from occipy.model.rules import CREATION_ONLY
 
-# Attributes the server renders and a client may echo back; never values a client sets.
-ECHOED: Final = frozenset({"occi.core.source.kind"})
-# Mixins that can only be given when the entity is created (GFD.221 §5.3.4: other stage -> 400).
-CREATION_ONLY: Final = frozenset({SSH_KEY, USER_DATA})
 LINK_ENDS: Final = ("occi.core.source", "occi.core.target")
 
 # Edit modes.
@@ -34,104 +31,37 @@ ASSOCIATE: Final = "associate"  # a mixin collection gains the entity
 DISSOCIATE: Final = "dissociate"  # a mixin collection loses the entity
 
 
-def template_family(registry: Registry, mixin_id: str) -> str | None:
-    """OS_TPL or RESOURCE_TPL when the mixin is a template of that family, else None."""
-    for family in (OS_TPL, RESOURCE_TPL):
-        if mixin_id != family and registry.is_mixin(mixin_id) and registry.depends_on(mixin_id, family):
-            return family
-    return None
-
-
-def _same(a: object, b: object) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return float(a) == float(b)
-    return a == b
-
-
-def check_attributes(
-    registry: Registry, kind_id: str, mixin_ids: Sequence[str], values: Mapping[str, Any], *,
-    lenient: bool, current: Entity | None,
-) -> dict[str, AttributeValue]:
-    """Values a client sent, checked against the merged definitions (core.md §8).
-
-    Unknown names -> 400; immutable ones: ignored at creation (except occi.core.id), 403 on update
-    when the value differs (core.md §2.1 decision); write-once ones changed later -> 409.
-    """
-    defs = registry.attribute_defs(kind_id, mixin_ids)
-    result: dict[str, AttributeValue] = {}
-    for raw_name, value in values.items():
-        name = registry.canonical_attribute(raw_name)
-        if name in LEGACY_IGNORED_ATTRIBUTES or name in ECHOED:
-            continue
-        adef = defs.get(name)
-        if adef is None:
-            term = kind_id.rpartition("#")[2]
-            raise InvalidAttribute(f"unknown attribute {name} for a {term}" +
-                                   ("" if not mixin_ids else " with the given mixins"))
-        if isinstance(value, str):
-            value = registry.canonical_value(value)
-        checked = adef.check(value, lenient=lenient)
-        if not adef.mutable:
-            if current is None:
-                if name == "occi.core.id":
-                    result[name] = checked
-                continue
-            if not _same(current.attributes.get(name), checked):
-                raise ImmutableAttribute(f"attribute {name} is managed by the server and cannot be changed")
-            continue
-        if adef.write_once and current is not None and name in current.attributes \
-                and not _same(current.attributes[name], checked):
-            raise Conflict(f"attribute {name} can only be supplied once, at creation")
-        result[name] = checked
-    return result
-
-
 def with_defaults(registry: Registry, kind_id: str, mixins: Sequence[str],
                   attributes: Mapping[str, AttributeValue]) -> dict[str, AttributeValue]:
-    """Template and kind defaults for attributes without a value (GFD.221 §5.3.7)."""
-    result = dict(attributes)
-    for name, adef in registry.attribute_defs(kind_id, mixins).items():
-        if name not in result and adef.default is not None:
-            result[name] = adef.default
-    return result
-
-
-def check_required(registry: Registry, entity: Entity) -> None:
-    for name, adef in registry.attribute_defs(entity.kind, entity.mixins).items():
-        if adef.required and adef.mutable and name not in entity.attributes:
-            raise InvalidAttribute(f"attribute {name} is required")
+    """The attributes with template and kind defaults where they have no value (GFD.221 §5.3.7)."""
+    return {**attributes, **rules.defaults_to_fill(registry, kind_id, mixins, attributes)}
 
 
 def resolve_mixins(registry: Registry, kind_id: str, mixin_ids: Iterable[str], *, existing: Sequence[str] = (),
-                   creating: bool, visible: Any = None) -> list[str]:
-    """Canonical, de-duplicated mixins after the applies, stage and template rules (core.md §7).
+                   creating: bool, visible: Callable[[Mixin], bool] | None = None) -> list[str]:
+    """`rules.resolve_mixins`, where user mixins of other tenants are unknown (404-like: 400 unknown)."""
+    wanted = list(mixin_ids)
+    if visible is not None:
+        for raw in wanted:
+            found = registry.find(registry.canonical(raw))
+            if isinstance(found, Mixin) and not visible(found):
+                raise UnknownCategory(f"unknown mixin {raw}")
+    return rules.resolve_mixins(registry, kind_id, wanted, existing=existing, creating=creating)
 
-    A new template of a family replaces the entity's old one (GFD.224 §3.5.1-3.5.2); two
-    templates of one family in a single request -> 400. `visible(mixin) -> bool` hides user mixins
-    of other tenants (they are unknown to the caller).
-    """
-    result = list(existing)
-    seen_families: set[str] = set()
-    for raw in mixin_ids:
-        mixin_id = registry.canonical(raw)
-        if not registry.is_mixin(mixin_id) or (visible is not None and not visible(registry.mixin(mixin_id))):
-            raise UnknownCategory(f"unknown mixin {raw}")
-        if not registry.applies_to(mixin_id, kind_id):
-            raise MixinNotApplicable(f"mixin {mixin_id} cannot be applied to a {kind_id.rpartition('#')[2]}")
-        if not creating and mixin_id in CREATION_ONLY and mixin_id not in existing:
-            raise BadRequest(f"mixin {mixin_id} can only be associated when the compute is created")
-        if mixin_id in result:
-            continue
-        family = template_family(registry, mixin_id)
-        if family is not None:
-            if family in seen_families:
-                raise BadRequest(f"only one {family.rpartition('#')[2]} template may be given")
-            seen_families.add(family)
-            result = [m for m in result if template_family(registry, m) != family]
-        result.append(mixin_id)
-    return result
+
+def check_attributes(registry: Registry, kind_id: str, mixin_ids: Sequence[str], values: Mapping[str, Any], *,
+                     lenient: bool, current: Entity | None) -> dict[str, AttributeValue]:
+    """`rules.check_attributes` against an entity's current values (None: at creation)."""
+    return rules.check_attributes(registry, kind_id, mixin_ids, values, lenient=lenient,
+                                  current=current.attributes if current is not None else None).values
+
+
+def check_required(registry: Registry, entity: Entity) -> None:
+    rules.check_required(registry, entity.kind, entity.mixins, entity.attributes)
+
+
+def template_family(registry: Registry, mixin_id: str) -> str | None:
+    return rules.template_family(registry, mixin_id) if registry.is_mixin(mixin_id) else None
 
 
 def _template_defaults(registry: Registry, before: Sequence[str], after: Sequence[str],
@@ -144,45 +74,6 @@ def _template_defaults(registry: Registry, before: Sequence[str], after: Sequenc
             for adef in registry.mixin(mixin_ref).attributes:
                 if adef.default is not None:
                     attributes[adef.name] = adef.default
-
-
-def resolve_action(registry: Registry, available: Sequence[str], term: str, invocation: ActionInvocation) -> str:
-    """The action type id: the body's category (must match the query term) or the unique term match."""
-    if invocation.action is not None:
-        action_id = registry.canonical(invocation.action)
-        if not registry.is_action(action_id):
-            raise BadRequest(f"unknown action {invocation.action}")
-        if action_id.rpartition("#")[2] != term:
-            raise BadRequest(f"the action in the body ({action_id}) does not match ?action={term}")
-        if action_id not in available:
-            raise BadRequest(f"action {action_id} is not defined for this entity")
-        return action_id
-    matches = [action_id for action_id in available if action_id.rpartition("#")[2] == term]
-    if not matches:
-        raise BadRequest(f"no action {term} is defined for this entity")
-    if len(matches) > 1:
-        # GFD.185 §3.6.8: 409 when the request yields a non-unique result; send the full category.
-        raise Conflict(f"action {term} is ambiguous ({', '.join(matches)}); send its category")
-    return matches[0]
-
-
-def check_parameters(registry: Registry, action_id: str, invocation: ActionInvocation) -> dict[str, AttributeValue]:
-    """Parameters checked against the action's attribute definitions (INF-08: method enums)."""
-    action = registry.action(action_id)
-    result: dict[str, AttributeValue] = {}
-    for name, value in invocation.attributes.items():
-        adef = action.attribute(name)
-        if adef is None:
-            raise InvalidAttribute(f"action {action.term} has no parameter {name}")
-        if isinstance(value, str):
-            value = registry.canonical_value(value)
-        result[name] = adef.check(value, lenient=invocation.lenient)
-    for adef in action.attributes:
-        if adef.name not in result and adef.default is not None:
-            result[adef.name] = adef.default
-        if adef.required and adef.name not in result:
-            raise InvalidAttribute(f"action {action.term} needs the parameter {adef.name}")
-    return result
 
 
 def set_state(entity: Entity, state: str | None, message: str | None) -> Entity:
@@ -223,12 +114,14 @@ class Edit:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> Edit:
+        """The edit persisted by `params()` (a queued update, after a restart)."""
         return cls(mode=str(params.get("mode", MERGE)), mixins=tuple(params.get("mixins", ())),
                    attributes=dict(params.get("attributes", {})), lenient=bool(params.get("lenient")),
                    reported=frozenset(params.get("reported", ())))
 
 
-def apply_edit(registry: Registry, stored: Entity, edit: Edit, *, visible: Any = None) -> Entity:
+def apply_edit(registry: Registry, stored: Entity, edit: Edit, *,
+               visible: Callable[[Mixin], bool] | None = None) -> Entity:
     """The entity after the edit; raises the 4xx error the edit deserves (core.md §7, §8)."""
     if edit.mode == DISSOCIATE:
         return _without_mixins(registry, stored, edit.mixins)

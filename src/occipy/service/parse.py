@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 from urllib.parse import unquote
 
 from occipy.errors import BadRequest
+from occipy.model import rules
+from occipy.model.registry import Registry
 from occipy.rendering import json as json_rendering
 from occipy.rendering import negotiate, text, urilist
 from occipy.rendering.messages import ActionInvocation, CategoryDefinition, EntityMessage, Filter
@@ -127,30 +129,39 @@ def _no_uri_list(media: str, what: str) -> None:
         raise BadRequest(f"text/uri-list can only carry locations, not {what}")
 
 
+def classified(message: EntityMessage, registry: Registry) -> EntityMessage:
+    """The message with its class-less categories (OCCI 1.1 requests, D-CLASSLESS) resolved
+    against the registry into its kind and mixins (`rules.classify_categories`)."""
+    if not message.unclassified:
+        return message
+    kind, mixins = rules.classify_categories(registry, message.kind, message.mixins, message.unclassified)
+    return replace(message, kind=kind, mixins=mixins, unclassified=())
+
+
 # ---- parsers, one per endpoint shape ----------------------------------------------------------------
 
 
-def no_body(request: OcciRequest) -> NoBody:
+def no_body(request: OcciRequest, registry: Registry) -> NoBody:
     return NoBody()
 
 
-def entities(request: OcciRequest) -> Entities:
+def entities(request: OcciRequest, registry: Registry) -> Entities:
     media = media_type(request)
     _no_uri_list(media, "an entity rendering")
     if negotiate.is_json(media):
         return Entities(tuple(json_rendering.parse_entities(request.body)))
-    return Entities((text.parse_entity(_text_fields(request, media)),))
+    return Entities((classified(text.parse_entity(_text_fields(request, media)), registry),))
 
 
-def one_entity(request: OcciRequest) -> OneEntity:
+def one_entity(request: OcciRequest, registry: Registry) -> OneEntity:
     media = media_type(request)
     _no_uri_list(media, "an entity rendering")
     if negotiate.is_json(media):
         return OneEntity(json_rendering.parse_entity(request.body))
-    return OneEntity(text.parse_entity(_text_fields(request, media)))
+    return OneEntity(classified(text.parse_entity(_text_fields(request, media)), registry))
 
 
-def invocation(request: OcciRequest) -> Invocation:
+def invocation(request: OcciRequest, registry: Registry) -> Invocation:
     term = request.query.get("action", "")
     if not term:
         raise BadRequest("?action= needs the term of an action")
@@ -163,7 +174,7 @@ def invocation(request: OcciRequest) -> Invocation:
     return Invocation(term, text.parse_action(_text_fields(request, media)))
 
 
-def locations(request: OcciRequest) -> Locations:
+def locations(request: OcciRequest, registry: Registry) -> Locations:
     """An entity collection naming entities (mixin association bodies); empty without a payload."""
     if not has_payload(request):
         return Locations((), given=False)
@@ -177,7 +188,7 @@ def locations(request: OcciRequest) -> Locations:
     return Locations(tuple(text.parse_locations(_text_fields(request, media))))
 
 
-def definitions(request: OcciRequest) -> Definitions:
+def definitions(request: OcciRequest, registry: Registry) -> Definitions:
     """User mixin definitions (POST /-/): class is required in text, as GFD.229 renders it."""
     media = media_type(request)
     _no_uri_list(media, "category renderings")
@@ -186,11 +197,11 @@ def definitions(request: OcciRequest) -> Definitions:
     return Definitions(tuple(text.parse_categories(_text_fields(request, media), require_class=False)))
 
 
-def removals(request: OcciRequest) -> Definitions:
+def removals(request: OcciRequest, registry: Registry) -> Definitions:
     """Mixins to remove (DELETE /-/): a Category rendering or `?category=`."""
     found: list[CategoryDefinition] = []
     if has_payload(request):
-        found.extend(definitions(request).items)
+        found.extend(definitions(request, registry).items)
     raw = request.query.get("category")
     if raw:
         try:
@@ -221,7 +232,7 @@ def filters(request: OcciRequest) -> Filter:
     return text.parse_filter(text.fields_from_headers(request.headers))
 
 
-def listing(request: OcciRequest) -> Listing:
+def listing(request: OcciRequest, registry: Registry) -> Listing:
     """A collection GET: header filters, `?attribute=&value=`, `?category=` and the page."""
     wanted = filters(request)
     values: dict[str, Any] = dict(wanted.attributes)
@@ -235,7 +246,7 @@ def listing(request: OcciRequest) -> Listing:
                    page=page_of(request.query))
 
 
-def discovery(request: OcciRequest) -> Listing:
+def discovery(request: OcciRequest, registry: Registry) -> Listing:
     """GET /-/: category filters by header or `?category=`."""
     raw = request.query.get("category")
     return Listing(filter=filters(request), category=unquote(raw) if raw else None)

@@ -144,7 +144,7 @@ class Service:
         if endpoint is None or request.method not in allowed:
             raise MethodNotAllowed(f"{request.method} is not defined for {request.path}", allowed)
         self.authoriser.authorise(ctx, route, request.method)
-        message = endpoint.parse(request)
+        message = endpoint.parse(request, self.registry)
         if route.target is Target.ENTITY and verb == "GET":
             assert route.entity is not None
             return await self.responder.entity(route.entity, ctx)

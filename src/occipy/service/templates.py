@@ -9,34 +9,17 @@ Imports the model and the driver contract's values only.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
 from occipy.backends.base import FLAVOUR, IMAGE, Template
 from occipy.model.catalogue import COMPUTE, OS_TPL, RESOURCE_TPL
-from occipy.model.category import AttributeDef, AttributeValue, Mixin
+from occipy.model.category import AttributeDef, AttributeValue, Mixin, strict_term
 from occipy.model.registry import Registry
 
-# GFD.229 §4 allows "." in terms, OCCI 1.1 (GFD.185) and rOCCI-core 5 do not: emit the stricter form.
-STRICT_TERM: Final = re.compile(r"[a-z][a-z0-9_-]*\Z")
-_BAD: Final = re.compile(r"[^a-z0-9_-]+")
 # Template family -> the OCCI mixin it depends on, and the scheme tag of its children.
 FAMILIES: Final[Mapping[str, tuple[str, str]]] = {IMAGE: (OS_TPL, "os_tpl"), FLAVOUR: (RESOURCE_TPL, "resource_tpl")}
-
-
-def strict_term(name: str, taken: Iterable[str] = ()) -> str:
-    """A term in `[a-z][a-z0-9_-]*` for a provider name: lower case, other characters become "-",
-    a leading digit gets a letter; a name that changed shape and collides gets a short hash."""
-    term = _BAD.sub("-", name.lower()).strip("-") or "t"
-    if not term[0].isalpha():
-        term = "t" + term
-    used = set(taken)
-    if term in used:
-        term = f"{term}-{hashlib.sha1(name.encode()).hexdigest()[:6]}"
-    return term
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +55,10 @@ class TemplateIndex:
                 attributes.append(AttributeDef(name=name, type=base.type, mutable=base.mutable, required=False,
                                                pattern=base.pattern, default=value, description=base.description))
         scheme = f"{self.scheme_base}{tag}#"
-        taken = {m.term for m in self.registry.mixins() if m.scheme == scheme}
         existing = [o for o in self._by_mixin.values() if o.template.family == template.family
                     and o.template.name == template.name]
-        term = existing[0].mixin.term if existing else strict_term(template.name, taken)
+        # D-STRICT-TERMS: provider names (`ubuntu-24.04`) become terms OCCI 1.1 parsers accept.
+        term = strict_term(template.name)
         location = f"/mixin/{tag}/{term}/"
         if self.registry.by_location(location) is not None and not existing:
             location = f"/mixin/{tag}/{self.cloud}/{term}/"

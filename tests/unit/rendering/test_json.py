@@ -70,8 +70,42 @@ def test_spec_digest_has_the_expected_examples() -> None:
 @pytest.mark.parametrize("index", range(len(EXAMPLE_PARSERS)), ids=[name for name, _ in EXAMPLE_PARSERS])
 def test_every_spec_example_parses(index: int) -> None:
     text = spec_examples()[index].encode()
+    document = stdjson.loads(text)
     for parser in EXAMPLE_PARSERS[index][1]:
-        assert parser(text) is not None
+        result = parser(text)
+        assert _summary(result) == _expected_summary(document, result), EXAMPLE_PARSERS[index][0]
+
+
+def _summary(result: Any) -> Any:
+    """What a parser gave, reduced to what the example document states (kinds, ids, actions)."""
+    if isinstance(result, list):
+        return [_summary(item) for item in result]
+    if isinstance(result, EntityMessage):
+        return ("entity", result.kind, tuple(result.mixins))
+    if isinstance(result, ActionInvocation):
+        return ("action", result.action, dict(result.attributes))
+    if isinstance(result, CategoryDefinition):
+        return result.type_id
+    return result
+
+
+def _expected_summary(document: dict[str, Any], result: Any) -> Any:
+    """The same, read from the example document with the standard json module."""
+    def entity(e: dict[str, Any]) -> tuple[str, str, tuple[str, ...]]:
+        return ("entity", e["kind"], tuple(e.get("mixins", ())))
+
+    members = [*document.get("resources", []), *document.get("links", [])]
+    if "action" in document:
+        return ("action", document["action"], document.get("attributes", {}))
+    if "kind" in document:  # one entity
+        return [entity(document)] if isinstance(result, list) else entity(document)
+    if members and all(isinstance(item, str) for item in result):  # locations
+        return [e.get("location", e.get("id")) for e in members]
+    if members:
+        return [entity(e) for e in members]
+    if "term" in document:  # one category, wrapped by the lambda
+        return [document["scheme"] + document["term"]]
+    return [c["scheme"] + c["term"] for key in ("kinds", "mixins", "actions") for c in document.get(key, [])]
 
 
 # ---- parse_entity ------------------------------------------------------------------------------

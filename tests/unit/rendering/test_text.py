@@ -327,6 +327,13 @@ class TestParseEntity:
         assert (link.kind, link.mixins, link.attributes) == (f"{INFRA}networkinterface", ("http://i#ip",), {"a.b": 2})
         assert link.self_location is None
 
+    def test_category_without_class_is_kept_for_the_receiver(self) -> None:
+        # OCCI 1.1 clients send `Category: compute; scheme=...` in requests: the parser keeps the
+        # reference; only the registry can tell a kind from a mixin (model.rules.classify_categories).
+        message = entity_of(f'Category: compute;scheme="{INFRA}"',
+                            'Category: tag; scheme="http://t#"; class="mixin"')
+        assert (message.kind, message.mixins, message.unclassified) == (None, ("http://t#tag",), (COMPUTE,))
+
     def test_no_kind_is_allowed(self) -> None:
         # A partial update may omit the Kind: the service decides.
         assert entity_of("X-OCCI-Attribute: occi.core.title=\"x\"").kind is None
@@ -334,7 +341,6 @@ class TestParseEntity:
     @pytest.mark.parametrize("lines", [
         [f"Category: {KIND_LINE}", f'Category: storage; scheme="{INFRA}"; class="kind"'],  # two kinds
         [f'Category: start; scheme="{ACTIONS}"; class="action"'],  # action in an entity
-        [f'Category: compute; scheme="{INFRA}"'],  # missing class
         ['Category: compute; class="kind"'],  # missing scheme
         ['Category: compute; scheme="http://x"; class="kind"'],  # scheme without '#'
         ['Category: compute; scheme="http://x#"; class="myClass"'],

@@ -35,6 +35,8 @@ async def test_operation_only_batch_and_concurrent_updates_of_one_entity(tmp_pat
             last = max(n for n in range(50) if n % 5 == i)
             assert by_location[f"/compute/{i}"].attributes["occi.core.title"] == str(last)
             assert await reopened.query_locations(EntityQuery(mixin=f"m#{last}")) == [f"/compute/{i}"]
-        assert (await reopened.get_operation("a")) is not None
+        operation = await reopened.get_operation("a")
+        assert operation is not None
+        assert (operation.location, operation.action, operation.state) == ("/compute/1", "create", "running")
     finally:
         await reopened.close()

@@ -127,7 +127,9 @@ async def test_acknowledged_writes_survive_kill_9(tmp_path: Path, synchronous: s
             entity = await store.get(location)
             assert entity is not None
             assert entity.attributes["occi.compute.memory"] == 4.0
-            assert (await store.get_operation("op-" + location.rsplit("/", 1)[1])) is not None
+            operation = await store.get_operation("op-" + location.rsplit("/", 1)[1])
+            assert operation is not None
+            assert (operation.location, operation.action, operation.state) == (location, "create", "succeeded")
         print(
             f"\n{synchronous}: {len(acknowledged)} acknowledged writes survived kill -9; {len(stored)} stored"
         )

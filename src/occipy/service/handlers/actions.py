@@ -16,13 +16,19 @@ from occipy.model.category import AttributeValue, Kind, Mixin
 from occipy.model.entity import Entity
 from occipy.service.cloud import SAVE_ACTION, ActionSpec, SaveSpec
 from occipy.service.context import Context
-from occipy.service.edits import check_parameters, resolve_action, state_of
+from occipy.model import rules
+from occipy.service.edits import state_of
 from occipy.service.handlers.base import Env, outcome_of, settle
 from occipy.service.parse import Invocation
 from occipy.service.queue import Job
 from occipy.service.results import CategoriesResult, CollectionResult, EntityResult, Result
 from occipy.service.routes import Route
 from occipy.store.base import SUCCEEDED, EntityQuery
+
+
+def _parameters(env: Env, action_id: str, message: Invocation) -> dict[str, AttributeValue]:
+    return rules.check_parameters(env.registry, action_id, message.invocation.attributes,
+                                  lenient=message.invocation.lenient)
 
 
 def _check(env: Env, entity: Entity, action_id: str) -> str | None:
@@ -53,9 +59,9 @@ async def invoke(env: Env, ctx: Context, route: Route, message: Invocation) -> R
     stored = route.entity
     assert stored is not None
     registry = env.registry
-    action_id = resolve_action(registry, registry.action_ids(stored.kind, stored.mixins), message.term,
-                               message.invocation)
-    params = check_parameters(registry, action_id, message.invocation)
+    action_id = rules.resolve_action(registry, registry.action_ids(stored.kind, stored.mixins), message.term,
+                                     message.invocation.action)
+    params = _parameters(env, action_id, message)
     target = _check(env, stored, action_id)
     job = await _submit(env, ctx, stored, action_id, params, target)
     wait = env.options.save_timeout if action_id == SAVE_ACTION else env.options.sync_wait
@@ -85,8 +91,8 @@ async def invoke_on_collection(env: Env, ctx: Context, route: Route, message: In
     else:
         members = await env.store.query(EntityQuery(mixin=category.type_id, tenant=tenant))
     # GFD.185 §3.4.3: the action must belong to the Kind or Mixin owning the location.
-    action_id = resolve_action(registry, own_actions, message.term, message.invocation)
-    params = check_parameters(registry, action_id, message.invocation)
+    action_id = rules.resolve_action(registry, own_actions, message.term, message.invocation.action)
+    params = _parameters(env, action_id, message)
     if action_id == SAVE_ACTION:
         raise BadRequest("save cannot be invoked on a collection")
     plans = []

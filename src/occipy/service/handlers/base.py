@@ -8,7 +8,7 @@ sees the raw request.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from occipy.errors import NotFound
@@ -39,7 +39,7 @@ class Env:
     creating_ids: set[str] = field(default_factory=set)
 
 
-def visible_mixin(ctx: Context) -> object:
+def visible_mixin(ctx: Context) -> Callable[[Mixin], bool]:
     """A predicate for `edits.resolve_mixins`: user mixins of other tenants are unknown."""
 
     def visible(mixin: Mixin) -> bool:
