@@ -123,6 +123,6 @@ def test_an_entity_rendered_without_class_is_read_with_the_model() -> None:
 
     with Client(OLD_BASE, transport=httpx.MockTransport(handler)) as occi:
         entity = occi.get("/compute/1")
-        assert (entity.kind, entity.mixins, entity.entity_id) == (COMPUTE, [], "1")
+        assert (entity.kind, entity.mixins, entity.entity_id) == (COMPUTE, (), "1")
         with pytest.raises(errors.ParseError, match="unknown category"):
             occi.get("/compute/2")
