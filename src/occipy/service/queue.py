@@ -75,17 +75,23 @@ class Job:
     done: asyncio.Future[Operation] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     # Set once something durable says the job exists (its first write, or its end).
     settled: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set when its work (the cloud call) has ended: what is left is writing the result.
+    worked: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def wait(self, timeout: float) -> Operation:
-        """The operation after up to `timeout` seconds (it may still be pending), once settled.
+        """The operation after up to `timeout` seconds of work (it may still be pending), once settled.
 
-        Raises the error of a write that failed (the request must not report what is not durable).
+        The timeout bounds the wait for the cloud, not for the store: work that ended in time is
+        answered with its result even when writing it takes longer (a loaded machine). Raises the
+        error of a write that failed (the request must not report what is not durable).
         """
         if timeout > 0 and not self.done.done():
             try:
                 await asyncio.wait_for(asyncio.shield(self.done), timeout)
             except asyncio.TimeoutError:
                 pass
+        if self.worked.is_set() and not self.done.done():
+            await asyncio.wait([self.done])
         if self.done.done():
             return self.done.result()
         await self.settled.wait()
@@ -311,9 +317,11 @@ class Lanes:
         running = replace(op, state=RUNNING, updated=time.time())
         if not spec.cloud:
             finish = await spec.run(current)
+            job.worked.set()
             await self._finish(job, running, finish, None)
             return
         work = asyncio.get_running_loop().create_task(spec.run(current))
+        work.add_done_callback(lambda _: job.worked.set())
         done, _ = await asyncio.wait([work], timeout=self.quick)
         if not done:
             start = Batch(put=[showing] if showing is not None else [], put_operations=[running])
