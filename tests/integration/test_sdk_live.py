@@ -118,7 +118,7 @@ def test_updates_links_mixins_filters_and_pages(occi: Client) -> None:
     assert got.kind == STORAGELINK and got.source == "/compute/" + b.rsplit("/", 1)[1]
     assert [l.location for l in occi.get(b).links] == [link]
     occi.unlink(link)
-    assert occi.get(b).links == []
+    assert occi.get(b).links == ()
     for location in (a, b, c, disk):
         occi.delete(location)
 
