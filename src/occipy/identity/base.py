@@ -70,7 +70,9 @@ class Credentials:
 class Authenticator(Protocol):
     """One authentication method (or a chain of them)."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The method's name ("basic", "oidc", ...); read-only, so frozen dataclasses conform."""
 
     def challenges(self) -> Sequence[str]:
         """The WWW-Authenticate values a 401 carries for this method (e.g. 'Basic realm="occipy"')."""

@@ -18,6 +18,7 @@ from typing import Final
 from occipy import errors
 from occipy.backends.base import Capability, Driver
 from occipy.errors import MethodNotAllowed, NotSupported, OcciError
+from occipy.identity.base import Anonymous, Authenticator, Credentials
 from occipy.model import state as fsm
 from occipy.model.entity import Entity
 from occipy.model.registry import Registry
@@ -58,8 +59,9 @@ class Service:
     """OCCI over any store and driver; `start()` before the first request, `stop()` at the end."""
 
     def __init__(self, registry: Registry, store: Store, driver: Driver,
-                 options: ServiceOptions | None = None) -> None:
+                 options: ServiceOptions | None = None, authenticator: Authenticator | None = None) -> None:
         self.registry = registry
+        self.authenticator: Authenticator = authenticator or Anonymous()  # identity hook (issue 8)
         self.store = store
         self.driver = driver
         self.options = options or ServiceOptions()
@@ -90,6 +92,18 @@ class Service:
     async def handle(self, request: OcciRequest) -> OcciResponse:
         """Answer one request. OcciErrors become 4xx/5xx renderings; anything else is a bug (500)."""
         media = negotiate.TEXT_PLAIN
+        try:
+            # identity hook (issue 8), temporary: the new request pipeline authenticates first.
+            principal = await self.authenticator.authenticate(Credentials(headers=request.headers))
+            if principal is None:
+                raise errors.Unauthorized("authentication required", self.authenticator.challenges())
+            request.user = principal.user
+        except OcciError as error:
+            try:
+                media = negotiate.response_type(request.header("accept"), listing=False)
+            except OcciError:
+                pass
+            return self.render_error(error, media)
         try:
             stored = await self.store.get(request.path)
             route = classify(request.path, self.registry, stored is not None)
@@ -357,6 +371,8 @@ class Service:
         headers: list[tuple[str, str]] = []
         if isinstance(error, MethodNotAllowed) and error.allowed:
             headers.append(("Allow", ", ".join(error.allowed)))
+        if isinstance(error, errors.Unauthorized):  # identity hook (issue 8): RFC 7235 §4.1
+            headers.extend(("WWW-Authenticate", challenge) for challenge in error.challenges)
         if negotiate.is_json(media):
             body = json_rendering.render_error(status, message)
         elif media == negotiate.TEXT_OCCI:
