@@ -133,7 +133,7 @@ def _v3(url: str) -> str:
 def _expires(body: Any) -> float:
     try:
         value = body["token"]["expires_at"]
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+        return datetime.fromisoformat(str(value)).timestamp()
     except (KeyError, TypeError, ValueError):
         return time.time() + 300.0
 
@@ -203,7 +203,14 @@ class _KeystoneFlow(httpx.Auth):
         scope = {"project": {"name": project, "domain": {"name": options.project_domain}}}
         scoped = yield httpx.Request("POST", f"{api}/auth/tokens?nocatalog",
                                      json={"auth": {"identity": identity, "scope": scope}})
-        self._check(scoped, api, project)
+        if scoped.status_code == 401:
+            # Keystone answers 401 to a wrong password and to a project without a role alike:
+            # an unscoped request tells which it was.
+            unscoped = yield httpx.Request("POST", f"{api}/auth/tokens?nocatalog", json={"auth": {"identity": identity}})
+            self._check(unscoped, api)
+            raise CredentialRefused(f"user {options.username} has no role in Keystone project {project} "
+                                    f"(or it does not exist in domain {options.project_domain})")
+        self._check(scoped, api)
         token = scoped.headers.get("x-subject-token")
         if not token:
             raise errors.BackendUnavailable(f"Keystone at {api} issued no token")
@@ -211,18 +218,12 @@ class _KeystoneFlow(httpx.Auth):
             self._token = (str(token), _expires(_body(scoped)))
         return str(token)
 
-    def _check(self, response: httpx.Response, api: str, project: str | None = None) -> None:
+    def _check(self, response: httpx.Response, api: str) -> None:
         user = self.options.username
         if response.status_code == 201:
             return
         if response.status_code == 401:
-            if project is not None:
-                raise CredentialRefused(
-                    f"Keystone at {api} refused the password of user {user}, or the user has no role "
-                    f"in project {project}")
             raise CredentialRefused(f"Keystone at {api} refused the password of user {user}")
-        if response.status_code == 404 and project is not None:
-            raise CredentialRefused(f"Keystone at {api} knows no project {project} for user {user}")
         raise errors.BackendUnavailable(f"Keystone at {api} answered {response.status_code} "
                                         f"when asked for a token for user {user}")
 

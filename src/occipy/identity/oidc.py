@@ -151,7 +151,7 @@ class OidcAuthenticator:
             return self._refuse("malformed kid")
         key = await self._key(kid, alg)
         if key is None:
-            return self._refuse(f"signed with an unknown key {kid!r}")
+            return self._refuse(f"no published key {kid!r} for {alg}")
         options = self.options
         try:
             claims = jwt.decode(
