@@ -10,6 +10,7 @@ users and clients and get real tokens with the password and client_credentials g
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 import shutil
@@ -31,6 +32,7 @@ BINARY = "/usr/bin/glewlwyd"
 SCHEMA = Path("/usr/share/doc/glewlwyd/database/init.sqlite3.sql.gz")
 BASE_CONFIG = Path("/etc/glewlwyd/glewlwyd.conf")
 SCOPE = "occi"
+OTHER_SCOPE = "other"  # tokens for another service: their `aud` is "other"
 
 
 def available() -> bool:
@@ -44,12 +46,10 @@ def free_port() -> int:
 
 
 def rsa_key_pem() -> tuple[str, str]:
-    """A new RSA key and a self-signed certificate for it, both PEM."""
+    """A new RSA key and a self-signed certificate for it, both PEM (PKCS#8 key)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "glewlwyd-test")])
     now = time.time()
-    import datetime as dt
-
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(dt.datetime.fromtimestamp(now - 3600, dt.UTC))
@@ -162,9 +162,10 @@ class Glewlwyd:
             },
         }
         self._check(self.admin.post("/api/mod/plugin/", json=self.plugin))
-        self._check(self.admin.post("/api/scope/", json={
-            "name": SCOPE, "display_name": "OCCI", "description": "occipy", "password_required": False,
-            "scheme": {}}))
+        for scope in (SCOPE, OTHER_SCOPE):
+            self._check(self.admin.post("/api/scope/", json={
+                "name": scope, "display_name": scope, "description": scope, "password_required": False,
+                "scheme": {}}))
 
     def stop(self) -> None:
         self.admin.close()
@@ -184,7 +185,7 @@ class Glewlwyd:
 
     def add_user(self, username: str, password: str, groups: str | None = None,
                  roles: list[str] | None = None) -> None:
-        body: dict[str, Any] = {"username": username, "password": password, "scope": ["openid", SCOPE],
+        body: dict[str, Any] = {"username": username, "password": password, "scope": ["openid", SCOPE, OTHER_SCOPE],
                                 "enabled": True}
         if groups is not None:
             body["groups"] = groups
@@ -195,20 +196,30 @@ class Glewlwyd:
     def add_client(self, client_id: str, secret: str) -> None:
         self._check(self.admin.post("/api/client/", json={
             "client_id": client_id, "name": client_id, "confidential": True, "password": secret,
-            "enabled": True, "scope": [SCOPE, "openid"], "redirect_uri": ["http://127.0.0.1/cb"],
+            "enabled": True, "scope": [SCOPE, OTHER_SCOPE, "openid"], "redirect_uri": ["http://127.0.0.1/cb"],
             "authorization_type": ["password", "client_credentials", "refresh_token"],
             "token_endpoint_auth_method": ["client_secret_basic", "client_secret_post"],
         }))
 
-    def password_token(self, client_id: str, secret: str, username: str, password: str) -> str:
+    def password_token(self, client_id: str, secret: str, username: str, password: str, scope: str = SCOPE) -> str:
         response = self._check(httpx.post(f"{self.issuer}/token", auth=(client_id, secret), data={
-            "grant_type": "password", "username": username, "password": password, "scope": SCOPE}))
+            "grant_type": "password", "username": username, "password": password, "scope": scope}))
         return str(response.json()["access_token"])
 
     def client_token(self, client_id: str, secret: str) -> str:
         response = self._check(httpx.post(f"{self.issuer}/token", auth=(client_id, secret), data={
             "grant_type": "client_credentials", "scope": SCOPE}))
         return str(response.json()["access_token"])
+
+    @property
+    def private_key(self) -> Any:
+        """The key glewlwyd signs with now (tests sign expired tokens with it)."""
+        return serialization.load_pem_private_key(self.plugin["parameters"]["key"].encode(), None)
+
+    def kid(self) -> str:
+        """The key id of the published signing key."""
+        keys = self._check(httpx.get(f"{self.issuer}/jwks")).json()["keys"]
+        return str(keys[0]["kid"])
 
     def rotate_key(self) -> None:
         """Sign new tokens with a new key; the JWKS then lists only that key."""
