@@ -107,10 +107,12 @@ def _explain_401(error: errors.Unauthorized, state: object) -> errors.Unauthoriz
     client = (state.client_override or state._client) if isinstance(state, State) else None
     auth = client.auth if client is not None else None
     has_cert = isinstance(state, State) and bool(state.settings.cert)
+    schemes = sorted({c.split(None, 1)[0] for c in error.challenges if c.strip()})
+    offered = f"; the server accepts {', '.join(schemes)} (see --auth)" if schemes else ""
     if auth is None and not has_cert:
-        schemes = sorted({c.split(None, 1)[0] for c in error.challenges if c.strip()})
-        offered = f"; the server accepts {', '.join(schemes)} (see --auth)" if schemes else ""
         return errors.Unauthorized(f"no credentials given ({error.message}){offered}", error.challenges)
+    if isinstance(auth, KeystoneAuth) and auth.url is None and "Keystone" not in schemes:
+        return errors.Unauthorized(f"the server names no Keystone to get a token from{offered}", error.challenges)
     return errors.Unauthorized(f"the server refused {_credential(auth)} ({error.message})", error.challenges)
 
 

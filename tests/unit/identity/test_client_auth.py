@@ -238,6 +238,10 @@ def test_cli_401_says_which_credential_failed_or_what_the_server_accepts() -> No
     assert code == 1 and err.strip() == (f"Error: authentication failed: Keystone at {KEYSTONE}/v3 refused the "
                                          "password of user alice")
     assert "Traceback" not in err
+    code, err = run_cli(Client(BASE, auth=KeystoneAuth("alice", "pw"), transport=httpx.MockTransport(
+        Cloud(challenge='Basic realm="occipy"'))), "discover")
+    assert code == 1 and err.strip() == ("Error: authentication failed: the server names no Keystone to get a "
+                                         "token from; the server accepts Basic (see --auth)")
 
 
 def test_cli_unreachable_keystone_names_it() -> None:
