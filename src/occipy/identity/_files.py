@@ -1,6 +1,6 @@
 """Apache's htpasswd and AuthGroupFile formats, and a file re-read when it changes.
 
-Pure parsing plus one `stat` per look-up; imports only the standard library and `occipy.errors`.
+Pure parsing plus one `stat` per look-up; imports only the standard library.
 """
 
 from __future__ import annotations
