@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure uv and the Debian packages every run needs are present, then sync the venv.
-# Usage: scripts/bootstrap.sh [extra apt profile...]  (profiles: test, bench, libvirt)
+# Usage: scripts/bootstrap.sh [extra apt profile...]  (profiles: test, bench, libvirt, keystone, oidc)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3.11}"
@@ -25,6 +25,9 @@ for profile in "$@"; do
         test) apt_install gcc python3-dev libcurl4-openssl-dev libssl-dev ;;
         bench) apt_install wrk ;;
         libvirt) bash scripts/libvirt-setup.sh ;;
+        # the identity tests start a real Keystone (SQLite) and a real OpenID provider (glewlwyd)
+        keystone) apt_install python3-keystone ;;
+        oidc) apt_install glewlwyd ;;
         *) echo "unknown profile $profile" >&2; exit 2 ;;
     esac
 done

@@ -7,8 +7,9 @@ PYTHON="${PYTHON:-python3.11}"
 UV="$(command -v uv || echo "$HOME/.local/bin/uv")"
 SHARED="$(cd .. && pwd)/shared"
 
-# test: pOCCI's build deps; libvirt: daemons, QEMU and the headers the libvirt-python binding needs
-bash scripts/bootstrap.sh test libvirt
+# test: pOCCI's build deps; libvirt: daemons, QEMU and the headers the libvirt-python binding needs;
+# keystone, oidc: the identity services the authentication tests start (test-services.md)
+bash scripts/bootstrap.sh test libvirt keystone oidc
 "$UV" sync --frozen -p "$PYTHON" --quiet --extra libvirt
 
 export POCCI_VENV="${POCCI_VENV:-$HOME/.cache/occipy/pocci-venv}"

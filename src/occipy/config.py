@@ -34,6 +34,27 @@ class Settings:
     allow_delete_root: bool = False
     reconcile_interval: float = 30.0
     log_level: str = "info"
+    # Authentication (docs/security.md): comma-separated methods among basic, oidc, keystone, x509;
+    # empty: everyone is anonymous, which only a loopback address allows unless allow_anonymous.
+    auth: str = ""
+    allow_anonymous: bool = False
+    htpasswd: str | None = None  # Apache htpasswd file (bcrypt entries)
+    groups: str | None = None  # Apache AuthGroupFile: `tenant: user1 user2`
+    roles: str | None = None  # same format: `admin: alice`, `reader: bob`
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None  # comma-separated accepted `aud` values
+    oidc_user_claim: str = "sub"
+    oidc_tenant_claim: str | None = None
+    oidc_tenant_prefix: str | None = None
+    oidc_roles_claim: str | None = None
+    oidc_jwks_min_interval: float = 10.0
+    keystone_url: str | None = None
+    keystone_user: str | None = None
+    keystone_password: str | None = field(default=None, repr=False)
+    keystone_project: str | None = None
+    keystone_user_domain: str = "Default"
+    keystone_project_domain: str = "Default"
+    keystone_cache_ttl: float = 300.0
 
     @property
     def store_url(self) -> str:

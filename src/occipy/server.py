@@ -8,6 +8,8 @@ from __future__ import annotations
 import gc
 import logging
 import sys
+from typing import Any
+
 import click
 from starlette.applications import Starlette
 
@@ -16,6 +18,7 @@ from occipy.backends import load_driver_class
 from occipy.config import ConfigError, Settings, load
 from occipy.errors import OcciError
 from occipy.http.app import create_app
+from occipy.identity.chain import build_authenticator, check_exposure, methods
 from occipy.model.catalogue import standard_registry
 from occipy.service.options import ServiceOptions
 from occipy.service.pipeline import Service
@@ -37,7 +40,9 @@ class Components:
             sync_wait=settings.sync_wait, max_page=settings.max_page, allow_delete_root=settings.allow_delete_root,
             reconcile_interval=settings.reconcile_interval,
         )
-        self.service = Service(standard_registry(), self.store, self.driver, options)
+        self.authenticator = build_authenticator(settings)
+        self.service = Service(standard_registry(), self.store, self.driver, options,
+                               authenticator=self.authenticator)
         self.opened = False
 
     async def open(self) -> None:
@@ -63,6 +68,7 @@ class Components:
         await self.service.stop()
         await self.driver.close()
         await self.store.close()
+        await self.authenticator.close()
 
     def app(self, *, lifespan: bool) -> Starlette:
         return create_app(self.service, max_body=self.settings.max_body, max_headers=self.settings.max_headers,
@@ -91,16 +97,52 @@ def cli() -> None:
 @click.option("--config", "config_file", default=None, help="TOML config file [env OCCIPY_CONFIG].")
 @click.option("--sync-wait", type=float, default=None, help="Seconds a request waits for a long operation before answering [default 0.2].")
 @click.option("--log-level", default=None, help="Log level: debug, info, warning, error [default info].")
-def serve(host: str | None, port: int | None, data_dir: str | None, driver: str | None,
-          driver_opts: tuple[str, ...], database_url: str | None, config_file: str | None,
-          sync_wait: float | None, log_level: str | None) -> None:
+@click.option("--auth", default=None, metavar="METHODS",
+              help="Authentication, comma-separated: basic, oidc, keystone, x509 [env OCCIPY_AUTH; "
+                   "default none: anonymous, loopback only].")
+@click.option("--allow-anonymous", is_flag=True, default=None,
+              help="Serve a non-loopback address without authentication [env OCCIPY_ALLOW_ANONYMOUS].")
+@click.option("--htpasswd", default=None, metavar="FILE",
+              help="Basic: Apache htpasswd file with bcrypt entries (htpasswd -B) [env OCCIPY_HTPASSWD].")
+@click.option("--groups", default=None, metavar="FILE",
+              help="Basic: tenants as an Apache group file, `tenant: user1 user2` [env OCCIPY_GROUPS].")
+@click.option("--roles", default=None, metavar="FILE",
+              help="Basic: roles in the same format, `admin: alice`, `reader: bob`; others are member "
+                   "[env OCCIPY_ROLES].")
+@click.option("--oidc-issuer", default=None, metavar="URL",
+              help="OIDC: the provider's issuer URL (discovery at /.well-known/openid-configuration) "
+                   "[env OCCIPY_OIDC_ISSUER].")
+@click.option("--oidc-audience", default=None,
+              help="OIDC: accepted `aud` values, comma-separated [env OCCIPY_OIDC_AUDIENCE].")
+@click.option("--oidc-user-claim", default=None, help="OIDC: claim naming the user [env OCCIPY_OIDC_USER_CLAIM; default sub].")
+@click.option("--oidc-tenant-claim", default=None,
+              help="OIDC: claim naming the tenant, e.g. eduperson_entitlement or groups "
+                   "[env OCCIPY_OIDC_TENANT_CLAIM; default: every user in tenant default].")
+@click.option("--oidc-tenant-prefix", default=None,
+              help="OIDC: use the first tenant-claim value with this prefix, up to the next ':' or '#' "
+                   "(e.g. urn:mace:egi.eu:group:) [env OCCIPY_OIDC_TENANT_PREFIX].")
+@click.option("--oidc-roles-claim", default=None,
+              help="OIDC: claim listing roles (admin, member, reader) [env OCCIPY_OIDC_ROLES_CLAIM].")
+@click.option("--keystone-url", default=None, metavar="URL",
+              help="Keystone: the identity service, e.g. https://keystone:5000 [env OCCIPY_KEYSTONE_URL].")
+@click.option("--keystone-user", default=None,
+              help="Keystone: occipy's service user; without it tokens validate themselves "
+                   "[env OCCIPY_KEYSTONE_USER].")
+@click.option("--keystone-password", default=None,
+              help="Keystone: the service user's password [env OCCIPY_KEYSTONE_PASSWORD; prefer the variable].")
+@click.option("--keystone-project", default=None, help="Keystone: the service user's project [env OCCIPY_KEYSTONE_PROJECT].")
+@click.option("--keystone-user-domain", default=None,
+              help="Keystone: the service user's domain [env OCCIPY_KEYSTONE_USER_DOMAIN; default Default].")
+@click.option("--keystone-project-domain", default=None,
+              help="Keystone: the service project's domain [env OCCIPY_KEYSTONE_PROJECT_DOMAIN; default Default].")
+@click.option("--keystone-cache-ttl", type=float, default=None,
+              help="Keystone: seconds a validated token is trusted [env OCCIPY_KEYSTONE_CACHE_TTL; default 300].")
+def serve(config_file: str | None, driver_opts: tuple[str, ...], **flags: Any) -> None:
     import uvicorn
 
     try:
-        settings = load(config_file=config_file, driver_opts=driver_opts, flags={
-            "host": host, "port": port, "data_dir": data_dir, "driver": driver, "database_url": database_url,
-            "sync_wait": sync_wait, "log_level": log_level,
-        })
+        settings = load(config_file=config_file, driver_opts=driver_opts, flags=flags)
+        check_exposure(settings)
         components = Components(settings)
     except (ConfigError, ValueError, OcciError) as error:
         raise click.ClickException(str(error)) from None
@@ -115,7 +157,8 @@ def serve(host: str | None, port: int | None, data_dir: str | None, driver: str 
         # unreachable hypervisor or a missing pool is one clear line and exit 1, not a traceback.
         await components.open()
         click.echo(f"occipy {__version__}: OCCI 1.2 on http://{settings.host}:{settings.port}/ "
-                   f"(query interface /-/), store {settings.store_url}, driver {settings.driver}", err=True)
+                   f"(query interface /-/), store {settings.store_url}, driver {settings.driver}, "
+                   f"auth {', '.join(methods(settings)) or 'none (anonymous)'}", err=True)
         try:
             await server.serve()
         finally:

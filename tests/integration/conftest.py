@@ -41,7 +41,8 @@ def wait_until_up(url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if httpx.get(url + "/-/", timeout=2).status_code == 200:
+            # 401: up, with authentication configured (tests/integration/test_auth_*.py)
+            if httpx.get(url + "/-/", timeout=2).status_code in (200, 401):
                 return
         except httpx.HTTPError:
             pass

@@ -17,10 +17,14 @@ from typing import Any, Final
 
 from occipy.errors import BadRequest
 
-__all__ = ["ENV_VARS", "OUTPUTS", "Settings", "config_path", "load_settings"]
+__all__ = ["AUTH_METHODS", "ENV_VARS", "OUTPUTS", "Settings", "config_path", "load_settings"]
 
 OUTPUTS: Final = ("table", "json", "occi")
 MEDIA_TYPES: Final = ("json", "text", "occi")
+# --auth: basic (user, password), token (a Keystone token, X-Auth-Token, as rOCCI-cli sends it),
+# oidc (a bearer access token), keystone (user, password -> a token from the server's Keystone),
+# x509 (client certificate). Without --auth the credentials given decide (token -> Bearer).
+AUTH_METHODS: Final = ("basic", "token", "oidc", "keystone", "x509")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +35,12 @@ class Settings:
     username: str | None = None
     password: str | None = None
     token: str | None = None
+    token_file: str | None = None
+    auth: str | None = None
+    project: str | None = None
+    user_domain: str | None = None
+    project_domain: str | None = None
+    keystone_url: str | None = None
     cert: str | None = None
     key: str | None = None
     ca: str | None = None
@@ -45,6 +55,12 @@ ENV_VARS: Final[Mapping[str, str]] = {
     "username": "OCCI_USERNAME",
     "password": "OCCI_PASSWORD",
     "token": "OCCI_TOKEN",
+    "token_file": "OCCI_TOKEN_FILE",
+    "auth": "OCCI_AUTH",
+    "project": "OCCI_PROJECT",
+    "user_domain": "OCCI_USER_DOMAIN",
+    "project_domain": "OCCI_PROJECT_DOMAIN",
+    "keystone_url": "OCCI_KEYSTONE_URL",
     "cert": "OCCI_CERT",
     "key": "OCCI_KEY",
     "ca": "OCCI_CA",
@@ -84,6 +100,8 @@ def _coerce(name: str, value: object, origin: str) -> Any:
         raise BadRequest(f"{origin}: {name} must be a string, not {value!r}")
     if name == "output" and value not in OUTPUTS:
         raise BadRequest(f"{origin}: output must be one of {', '.join(OUTPUTS)}, not {value!r}")
+    if name == "auth" and value not in AUTH_METHODS:
+        raise BadRequest(f"{origin}: auth must be one of {', '.join(AUTH_METHODS)}, not {value!r}")
     if name == "media_type" and value not in MEDIA_TYPES:
         raise BadRequest(f"{origin}: media_type must be one of {', '.join(MEDIA_TYPES)}, not {value!r}")
     return value
@@ -140,6 +158,9 @@ def load_settings(
     for name, var in ENV_VARS.items():
         if env.get(var):
             values[name] = _coerce(name, env[var], f"environment variable {var}")
+    # An OpenID Connect access token may sit in its own variable (it wins over OCCI_TOKEN there).
+    if (flags.get("auth") or values.get("auth")) == "oidc" and env.get("OCCI_OIDC_TOKEN"):
+        values["token"] = env["OCCI_OIDC_TOKEN"]
     for name, value in flags.items():
         if value is not None:
             if name not in _NAMES:

@@ -9,6 +9,7 @@ code for a server that is down (5), a 404 (3) and a 409 (4). Tests pass their ow
 from __future__ import annotations
 
 import ssl
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -17,7 +18,7 @@ import click
 from click.shell_completion import CompletionItem, get_completion_class
 
 from occipy import __version__, errors
-from occipy.cli.config import MEDIA_TYPES, OUTPUTS, Settings, load_settings
+from occipy.cli.config import AUTH_METHODS, MEDIA_TYPES, OUTPUTS, Settings, load_settings
 from occipy.cli.output import Printer, short
 from occipy.client import (
     AttributeDef,
@@ -25,7 +26,10 @@ from occipy.client import (
     BearerToken,
     Client,
     ClientCertificate,
+    CredentialRefused,
     Entity,
+    KeystoneAuth,
+    KeystoneToken,
     LinkSpec,
     Model,
     ServerUnreachable,
@@ -81,7 +85,35 @@ class _OcciGroup(click.Group):
         try:
             return super().invoke(ctx)
         except errors.OcciError as exc:
+            if isinstance(exc, errors.Unauthorized) and not isinstance(exc, CredentialRefused):
+                exc = _explain_401(exc, ctx.obj)
             raise OcciCommandError(exc) from None
+
+
+def _credential(auth: object) -> str:
+    if isinstance(auth, BasicAuth):
+        return f"the password of user {auth.username}"
+    if isinstance(auth, KeystoneAuth):
+        return f"the Keystone token of user {auth.username}" + (f" (project {auth.project})" if auth.project else "")
+    if isinstance(auth, KeystoneToken):
+        return "the Keystone token"
+    if isinstance(auth, BearerToken):
+        return "the bearer token"
+    return "the client certificate"
+
+
+def _explain_401(error: errors.Unauthorized, state: object) -> errors.Unauthorized:
+    """A 401 that says which credential the server refused, or which methods it accepts."""
+    client = (state.client_override or state._client) if isinstance(state, State) else None
+    auth = client.auth if client is not None else None
+    has_cert = isinstance(state, State) and bool(state.settings.cert)
+    schemes = sorted({c.split(None, 1)[0] for c in error.challenges if c.strip()})
+    offered = f"; the server accepts {', '.join(schemes)} (see --auth)" if schemes else ""
+    if auth is None and not has_cert:
+        return errors.Unauthorized(f"no credentials given ({error.message}){offered}", error.challenges)
+    if isinstance(auth, KeystoneAuth) and auth.url is None and "Keystone" not in schemes:
+        return errors.Unauthorized(f"the server names no Keystone to get a token from{offered}", error.challenges)
+    return errors.Unauthorized(f"the server refused {_credential(auth)} ({error.message})", error.challenges)
 
 
 @dataclass
@@ -111,15 +143,61 @@ class State:
         return self.client.model
 
 
+def _token(settings: Settings, method: str) -> str:
+    """The token of --token-file (it wins), else of --token / OCCI_OIDC_TOKEN / OCCI_TOKEN."""
+    if settings.token_file:
+        try:
+            return BearerToken.from_file(settings.token_file).token
+        except errors.BadRequest as exc:
+            raise click.UsageError(exc.message) from None
+    if settings.token:
+        return settings.token
+    sources = "--token, --token-file, OCCI_OIDC_TOKEN or OCCI_TOKEN" if method == "oidc" else \
+        "--token, --token-file or OCCI_TOKEN"
+    raise click.UsageError(f"--auth {method} needs a token: {sources}")
+
+
+def _user_password(settings: Settings, method: str) -> tuple[str, str]:
+    """User name and password; the password is asked for on a terminal when not given."""
+    if not settings.username:
+        raise click.UsageError(f"--auth {method} needs a user name: --user or OCCI_USERNAME")
+    if settings.password is not None:
+        return settings.username, settings.password
+    if sys.stdin.isatty():
+        return settings.username, str(click.prompt(f"Password for {settings.username}", hide_input=True))
+    raise click.UsageError(f"no password for user {settings.username}: set OCCI_PASSWORD or --password")
+
+
+def make_auth(settings: Settings) -> BasicAuth | BearerToken | KeystoneToken | KeystoneAuth | None:
+    """The SDK credential for `--auth` (docs/cli.md); without it, what was given decides."""
+    method = settings.auth
+    if method is None:
+        if settings.token or settings.token_file:
+            return BearerToken(_token(settings, "oidc"))
+        if settings.username:
+            return BasicAuth(settings.username, settings.password or "")
+        return None
+    if method == "basic":
+        return BasicAuth(*_user_password(settings, method))
+    if method == "oidc":
+        return BearerToken(_token(settings, method))
+    if method == "token":
+        return KeystoneToken(_token(settings, method))
+    if method == "keystone":
+        user, password = _user_password(settings, method)
+        return KeystoneAuth(user, password, project=settings.project,
+                            user_domain=settings.user_domain or "Default",
+                            project_domain=settings.project_domain or "Default", url=settings.keystone_url)
+    if not settings.cert:  # x509
+        raise click.UsageError("--auth x509 needs a client certificate: --cert (and --key) or OCCI_CERT")
+    return None
+
+
 def make_client(settings: Settings) -> Client:
     """A Client from the settings; a missing endpoint or unreadable certificate is a usage error."""
     if not settings.endpoint:
         raise click.UsageError("no endpoint: give --endpoint, set OCCI_ENDPOINT, or put endpoint in the config file")
-    auth: BasicAuth | BearerToken | None = None
-    if settings.token:
-        auth = BearerToken(settings.token)
-    elif settings.username:
-        auth = BasicAuth(settings.username, settings.password or "")
+    auth = make_auth(settings)
     cert = ClientCertificate(settings.cert, settings.key) if settings.cert else None
     verify: bool | str = False if settings.insecure else (settings.ca or True)
     try:
@@ -144,8 +222,9 @@ def _completion_model(ctx: click.Context) -> Model | None:
             return root.obj.model
         if state is None:
             params = root.params
-            flags = {k: params.get(k) for k in ("endpoint", "username", "password", "token", "cert", "key", "ca",
-                                                 "media_type")}
+            flags = {k: params.get(k) for k in ("endpoint", "username", "password", "token", "token_file", "auth",
+                                                 "project", "user_domain", "project_domain", "keystone_url",
+                                                 "cert", "key", "ca", "media_type")}
             settings = load_settings(flags, config_file=params.get("config_file"), profile=params.get("profile"))
             if not settings.endpoint:
                 return None
@@ -275,7 +354,16 @@ def _wait_options(f: F) -> F:
               help="Config file [env OCCI_CONFIG; default ~/.config/occi/config.toml].")
 @click.option("--user", "-u", "username", help="HTTP Basic user name [env OCCI_USERNAME].")
 @click.option("--password", help="HTTP Basic password [env OCCI_PASSWORD; prefer the variable].")
-@click.option("--token", help="Bearer token [env OCCI_TOKEN].")
+@click.option("--auth", type=click.Choice(AUTH_METHODS),
+              help="basic, token (Keystone token as X-Auth-Token), oidc (bearer token), keystone (user and "
+                   "password for the server's Keystone) or x509 [env OCCI_AUTH; default: from what is given].")
+@click.option("--token", help="Token: bearer (OIDC) or, with --auth token, Keystone [env OCCI_TOKEN, OCCI_OIDC_TOKEN].")
+@click.option("--token-file", type=click.Path(dir_okay=False), help="Read the token from this file [env OCCI_TOKEN_FILE].")
+@click.option("--project", help="Keystone project (default: the user's only one) [env OCCI_PROJECT].")
+@click.option("--user-domain", help="Keystone user domain [env OCCI_USER_DOMAIN; default Default].")
+@click.option("--project-domain", help="Keystone project domain [env OCCI_PROJECT_DOMAIN; default Default].")
+@click.option("--keystone-url", metavar="URL",
+              help="Keystone URL (default: the one the server names in its 401) [env OCCI_KEYSTONE_URL].")
 @click.option("--cert", type=click.Path(dir_okay=False), help="X.509 client certificate, PEM [env OCCI_CERT].")
 @click.option("--key", type=click.Path(dir_okay=False), help="Key of the client certificate [env OCCI_KEY].")
 @click.option("--ca", type=click.Path(dir_okay=False), help="CA bundle to verify the server [env OCCI_CA].")

@@ -5,7 +5,14 @@ Front door only: re-exports the public names of the private modules and the erro
 Imports httpx, `occipy.model`, `occipy.rendering` and `occipy.errors`; never the server side.
 """
 
-from occipy.client._auth import BasicAuth, BearerToken, ClientCertificate
+from occipy.client._auth import (
+    BasicAuth,
+    BearerToken,
+    ClientCertificate,
+    CredentialRefused,
+    KeystoneAuth,
+    KeystoneToken,
+)
 from occipy.client._client import AsyncClient, Client, LinkSpec, ServerUnreachable
 from occipy.client._model import AmbiguousCategory, Model
 from occipy.client._wait import OperationStatus, Progress, WaitTimeout
@@ -48,10 +55,13 @@ __all__ = [
     "Client",
     "ClientCertificate",
     "Conflict",
+    "CredentialRefused",
     "Entity",
     "Forbidden",
     "ImmutableAttribute",
     "InvalidAttribute",
+    "KeystoneAuth",
+    "KeystoneToken",
     "Kind",
     "LinkSpec",
     "MethodNotAllowed",

@@ -22,7 +22,7 @@ import httpx
 import msgspec
 
 from occipy import __version__, errors
-from occipy.client._auth import BasicAuth, BearerToken, ClientCertificate, httpx_auth, tls_verify
+from occipy.client._auth import Auth, ClientCertificate, httpx_auth, tls_verify
 from occipy.client._model import Model
 from occipy.client._wait import Op, OperationStatus, Progress, Request, Sleep, follow
 from occipy.model import rules
@@ -105,6 +105,8 @@ def _raise_for_status(response: httpx.Response) -> None:
     if cls is errors.MethodNotAllowed:
         allowed = [m.strip() for m in response.headers.get("allow", "").split(",") if m.strip()]
         raise errors.MethodNotAllowed(message, allowed)
+    if cls is errors.Unauthorized:
+        raise errors.Unauthorized(message, response.headers.get_list("www-authenticate"))
     raise cls(message)
 
 
@@ -665,7 +667,7 @@ class _Operations:
         ))
 
 
-def _http_options(auth: BasicAuth | BearerToken | None, cert: ClientCertificate | None,
+def _http_options(auth: Auth | None, cert: ClientCertificate | None,
                   verify: bool | str | Path, headers: Mapping[str, str] | None,
                   timeout: float) -> dict[str, Any]:
     return {
@@ -680,10 +682,18 @@ def _http_options(auth: BasicAuth | BearerToken | None, cert: ClientCertificate 
 def _transport_error(exc: httpx.HTTPError, endpoint: str) -> errors.OcciError:
     if isinstance(exc, httpx.UnsupportedProtocol):
         return errors.BadRequest(f"not an http(s) URL: {exc}")
+    what = f"the OCCI server at {endpoint}"
+    try:
+        url = str(exc.request.url)
+    except RuntimeError:  # no request attached
+        url = endpoint
+    if not url.startswith(endpoint.rstrip("/")):
+        # a request of the authentication flow (Keystone) to another host
+        what = f"the identity service at {url.split('?', 1)[0]}"
     if isinstance(exc, httpx.TimeoutException):
-        return ServerUnreachable(f"the OCCI server at {endpoint} did not answer in time")
+        return ServerUnreachable(f"{what} did not answer in time")
     reason = str(exc) or type(exc).__name__
-    return ServerUnreachable(f"cannot reach the OCCI server at {endpoint}: {reason}")
+    return ServerUnreachable(f"cannot reach {what}: {reason}")
 
 
 class Client:
@@ -698,7 +708,7 @@ class Client:
         self,
         endpoint: str,
         *,
-        auth: BasicAuth | BearerToken | None = None,
+        auth: Auth | None = None,
         cert: ClientCertificate | None = None,
         verify: bool | str | Path = True,
         media_type: str | None = None,
@@ -710,6 +720,7 @@ class Client:
     ) -> None:
         self._ops = _Operations(endpoint, media_type=media_type, validate=validate, page_size=page_size)
         self.endpoint = self._ops.endpoint
+        self.auth = auth
         self._http = httpx.Client(transport=transport, **_http_options(auth, cert, verify, headers, timeout))
 
     def _run(self, op: Op[T]) -> T:
@@ -846,7 +857,7 @@ class AsyncClient:
         self,
         endpoint: str,
         *,
-        auth: BasicAuth | BearerToken | None = None,
+        auth: Auth | None = None,
         cert: ClientCertificate | None = None,
         verify: bool | str | Path = True,
         media_type: str | None = None,
@@ -858,6 +869,7 @@ class AsyncClient:
     ) -> None:
         self._ops = _Operations(endpoint, media_type=media_type, validate=validate, page_size=page_size)
         self.endpoint = self._ops.endpoint
+        self.auth = auth
         self._http = httpx.AsyncClient(transport=transport, **_http_options(auth, cert, verify, headers, timeout))
 
     async def _run(self, op: Op[T]) -> T:

@@ -72,7 +72,7 @@ class Authenticator(Protocol):
 
     @property
     def name(self) -> str:
-        """The method's name: "basic", "oidc", "keystone", "x509" (or "anonymous", "chain")."""
+        """The method's name ("basic", "oidc", ...); read-only, so frozen dataclasses conform."""
 
     def challenges(self) -> Sequence[str]:
         """The WWW-Authenticate values a 401 carries for this method (e.g. 'Basic realm="occipy"')."""

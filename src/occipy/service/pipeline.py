@@ -81,8 +81,8 @@ class Service:
         await self.cloud.start(saved)
 
     async def stop(self) -> None:
+        """Let running work end; the authenticator belongs to whoever made it (server.py closes it)."""
         await self.cloud.stop()
-        await self.authenticator.close()
 
     # ---- the one entry point -----------------------------------------------------------------------
 
