@@ -17,7 +17,7 @@ from occipy.identity import chain
 from occipy.identity.base import Anonymous, Authenticator, Credentials, Principal
 from occipy.identity.chain import Chain, build_authenticator, check_exposure, is_loopback
 from occipy.model.catalogue import standard_registry
-from occipy.service.core import Service
+from occipy.service.pipeline import Service
 from occipy.service.messages import OcciRequest
 from occipy.store.memory import MemoryStore
 
@@ -157,7 +157,7 @@ def test_an_anonymous_server_binds_only_loopback_unless_allowed() -> None:
     check_exposure(Settings(host="0.0.0.0", auth="basic"))
 
 
-# ---- the identity hook in Service.handle (temporary, issue 8) ----------------------------------
+# ---- authentication, the first step of the request pipeline -----------------------------------
 
 
 @pytest.fixture
@@ -182,8 +182,12 @@ async def test_the_service_answers_401_with_the_challenges(service: Service, acc
 
 async def test_the_service_runs_the_request_as_the_principal(service: Service) -> None:
     good = "Basic " + base64.b64encode(b"alice:pw").decode()
-    request = OcciRequest("GET", "/-/", headers=[("authorization", good)])
+    kind = 'Category: compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind"'
+    request = OcciRequest("PUT", "/compute/mine", headers=[("authorization", good), ("content-type", "text/plain")],
+                          body=kind.encode())
     answer = await service.handle(request)
-    assert answer.status == 200 and request.user == "alice"
+    assert answer.status == 201, answer.body
+    created = await service.store.get("/compute/mine")
+    assert created is not None and created.owner == "alice"
     wrong = OcciRequest("GET", "/-/", headers=[("authorization", "Basic " + base64.b64encode(b"alice:no").decode())])
     assert (await service.handle(wrong)).status == 401
