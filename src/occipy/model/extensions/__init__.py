@@ -43,14 +43,15 @@ def ordered(extensions: Iterable[Extension]) -> tuple[Extension, ...]:
         missing = [name for name in ext.requires if name not in names]
         if missing:
             raise ValueError(f"extension {ext.name} requires {', '.join(missing)}")
+    # Stable: each step places the first extension (in the given order) whose requirements are placed.
     result: list[Extension] = []
     while len(result) < len(chosen):
-        ready = [ext for ext in chosen if ext not in result and all(
-            any(done.name == name for done in result) for name in ext.requires)]
-        if not ready:
+        placed = {ext.name for ext in result}
+        ready = next((ext for ext in chosen if ext not in result and set(ext.requires) <= placed), None)
+        if ready is None:
             raise ValueError("extensions require each other in a cycle: "
                              + ", ".join(ext.name for ext in chosen if ext not in result))
-        result.extend(ready)
+        result.append(ready)
     return tuple(result)
 
 

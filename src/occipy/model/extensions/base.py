@@ -244,12 +244,13 @@ class ExtensionSet:
 
     def check_link(self, registry: Registry, link_kind: str, source_kind: str, target_kind: str | None,
                    *, source_attributes: Mapping[str, AttributeValue] | None = None,
-                   edges: Iterable[tuple[str, str]] = (), source: str = "", target: str = "") -> None:
+                   edges: Iterable[tuple[str, str]] = (), source: str | None = None,
+                   target: str | None = None) -> None:
         """Refuse a link whose ends its kind does not allow (GFD.224 §3.4, GFD.227 §3.3, ...).
 
         `target_kind` is None when the target is not an OCCI entity. For acyclic link kinds,
         `edges` are the existing links of that kind as (source, target) locations and `source`,
-        `target` the new link's. Raises InvalidAttribute naming occi.core.source or
+        `target` the new link's locations (no cycle check without them). Raises InvalidAttribute naming occi.core.source or
         occi.core.target (400), or Conflict (409) when the source is not in an allowed state.
         """
         rule = self.link_ends(registry, link_kind)
@@ -272,7 +273,7 @@ class ExtensionSet:
                 raise Conflict(f"a {link} can only start at a {_term(source_kind)} whose "
                                f"{rule.source_state.attribute} is {' or '.join(rule.source_state.allowed)}, "
                                f"not {current}")
-        if rule.acyclic and creates_cycle(edges, source, target):
+        if rule.acyclic and source is not None and target is not None and creates_cycle(edges, source, target):
             raise InvalidAttribute(f"attribute occi.core.target: this {link} would close a cycle "
                                    f"(GFD.227 §3.3: {link}s form acyclic graphs)")
 
