@@ -201,3 +201,12 @@ def test_collector_without_a_period_takes_the_sensor_one(ext_server: Occi) -> No
     vm = ext_server.compute()
     collector = ext_server.link(COLLECTOR, sensor, vm)
     assert attributes_of(ext_server, collector).get("occi.collector.period") == 30
+
+
+@pytest.mark.spec("MON-04")
+@pytest.mark.xfail(strict=True, reason="not done: the worst-case granularity/accuracy depend on what measures, "
+                                       "and no backend measures yet (docs/extensions.md)")
+def test_undefined_granularity_and_accuracy_get_worst_case_values(ext_server: Occi) -> None:  # noqa: F811
+    sensor = ext_server.create(SENSOR, attributes={"occi.sensor.period": 5})
+    attributes = attributes_of(ext_server, sensor)
+    assert "occi.sensor.granularity" in attributes and "occi.sensor.accuracy" in attributes
