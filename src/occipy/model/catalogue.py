@@ -1,18 +1,21 @@
 """OCCI Core and Infrastructure 1.2 categories, built from the spec catalogue (GFD.221, GFD.224, GFD.222).
 
-`standard_registry()` gives a registry with the three Core kinds, every normative
-Infrastructure kind, mixin and action, the CRTP resource templates and the catalogue's input
-aliases. Provider templates (os_tpl, resource_tpl children) come from the driver.
+`standard_registry()` gives a registry with the three Core kinds and the categories and input
+aliases of the chosen extensions (`occipy.model.extensions`: Infrastructure, CRTP, Platform,
+SLA, Monitoring, EGI). Provider templates (os_tpl, resource_tpl children) come from the driver.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from occipy.model._catalogue_data import CATALOGUE
 from occipy.model.category import Action, AttributeDef, Kind, Mixin
 from occipy.model.registry import CORE, ENTITY, LINK, RESOURCE, Registry
+
+if TYPE_CHECKING:
+    from occipy.model.extensions.base import Extension
 
 INFRA = "http://schemas.ogf.org/occi/infrastructure#"
 COMPUTE = INFRA + "compute"
@@ -177,18 +180,31 @@ def infrastructure_categories() -> list[Kind | Mixin | Action]:
     return result
 
 
-def standard_registry() -> Registry:
-    """A registry holding Core, Infrastructure, the CRTP templates and the catalogue's aliases."""
+def standard_registry(extensions: Sequence[Extension] | None = None) -> Registry:
+    """A registry holding Core and the chosen extensions (default: every one, docs/extensions.md).
+
+    Each extension adds its categories and its input aliases (category aliases only when the
+    canonical category is registered). Extensions come after the ones they require; a missing
+    requirement is a ValueError.
+    """
+    # Imported here: the extension modules build their categories with this module's helpers.
+    from occipy.model.extensions import ALL, ordered
+
+    chosen = ordered(ALL if extensions is None else extensions)
     registry = Registry()
     registry.add_all(CORE_KINDS)
-    registry.add_all(infrastructure_categories())
-    for alias in CATALOGUE["aliases"]:
-        if alias["kind"] == "category" and registry.find(alias["canonical"]) is not None:
-            registry.add_alias(alias["alias"], alias["canonical"])
-        elif alias["kind"] == "attribute":
-            registry.add_attribute_alias(alias["alias"], alias["canonical"])
-        elif alias["kind"] == "enum_value" and "agreement" not in alias["attribute"] and "term" not in alias["attribute"]:
-            registry.add_value_alias(alias["alias"], alias["canonical"])
+    for ext in chosen:
+        registry.add_all(ext.categories)
+    for ext in chosen:
+        for alias, canonical in ext.category_aliases.items():
+            if registry.find(canonical) is not None:
+                registry.add_alias(alias, canonical)
+        for alias, canonical in ext.attribute_aliases.items():
+            registry.add_attribute_alias(alias, canonical)
+        # Only aliases that hold for every attribute: the per-attribute ones (SLA states in lower
+        # case) would turn a compute's "suspended" into "Suspended" (Extension.scoped_value_aliases).
+        for alias, canonical in ext.value_aliases.items():
+            registry.add_value_alias(alias, canonical)
     return registry
 
 

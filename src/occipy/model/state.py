@@ -1,41 +1,49 @@
-"""State machines of the Infrastructure kinds in one table (GFD.224 §3 state diagrams).
+"""Every kind's state machine in one table (GFD.224 §3, GFD.227 §3.1-3.2, GFD.228 §3.1 diagrams).
 
-`TRANSITIONS[(kind, state, action)] -> state` is built from the spec catalogue. An action that
-has no row for the current state is refused with ActionNotAllowed (409, conformance INF-R1);
-`available_actions()` picks the action links to render (INF-R2).
+`TRANSITIONS[(kind, state, action)] -> state` is built from the state machines of every
+extension in `occipy.model.extensions.ALL` (keyed by kind: a kind a registry does not serve is
+never looked up). An action that has no row for the current state is refused with
+ActionNotAllowed (409, conformance INF-R1); `available_actions()` picks the action links to
+render (INF-R2).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 from occipy.errors import ActionNotAllowed
-from occipy.model._catalogue_data import CATALOGUE
+from occipy.model.extensions import ALL
+from occipy.model.extensions.base import StateMachine
 
 
-def _build() -> tuple[dict[tuple[str, str, str], str], dict[str, str], dict[str, str], dict[str, str]]:
+def _build(machines: Iterable[StateMachine]) -> tuple[
+        dict[str, StateMachine], dict[tuple[str, str, str], str], dict[str, str], dict[str, str], dict[str, str]]:
+    by_kind: dict[str, StateMachine] = {}
     transitions: dict[tuple[str, str, str], str] = {}
     attributes: dict[str, str] = {}
     initial: dict[str, str] = {}
     failure: dict[str, str] = {}
-    for machine in CATALOGUE["state_machines"]:
-        kind = machine["entity"]
-        attributes[kind] = machine["attribute"]
-        initial[kind] = machine["initial"]
-        if "error" in machine["states"]:
-            failure[kind] = "error"
-        for row in machine["transitions"]:
-            if row["trigger"] == "action" and row["action"]:
-                transitions[(kind, row["from"], row["action"])] = row["to"]
-    return transitions, attributes, initial, failure
+    for machine in machines:
+        kind = machine.kind
+        if kind in by_kind:
+            raise ValueError(f"two state machines for {kind}")
+        by_kind[kind] = machine
+        attributes[kind] = machine.attribute
+        initial[kind] = machine.initial
+        if machine.error is not None:
+            failure[kind] = machine.error
+        for source, action, target in machine.transitions:
+            transitions[(kind, source, action)] = target
+    return by_kind, transitions, attributes, initial, failure
 
 
-_TABLES = _build()
-TRANSITIONS: Final[Mapping[tuple[str, str, str], str]] = _TABLES[0]
-STATE_ATTRIBUTE: Final[Mapping[str, str]] = _TABLES[1]
-INITIAL_STATE: Final[Mapping[str, str]] = _TABLES[2]
-ERROR_STATE: Final[Mapping[str, str]] = _TABLES[3]
+_TABLES = _build(machine for ext in ALL for machine in ext.machines)
+MACHINES: Final[Mapping[str, StateMachine]] = _TABLES[0]
+TRANSITIONS: Final[Mapping[tuple[str, str, str], str]] = _TABLES[1]
+STATE_ATTRIBUTE: Final[Mapping[str, str]] = _TABLES[2]
+INITIAL_STATE: Final[Mapping[str, str]] = _TABLES[3]
+ERROR_STATE: Final[Mapping[str, str]] = _TABLES[4]
 
 
 def state_attribute(kind_id: str) -> str | None:

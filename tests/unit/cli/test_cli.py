@@ -244,7 +244,8 @@ def test_completion_script_and_kind_completion(occi: Client) -> None:
     from click.shell_completion import ShellComplete
     completer = ShellComplete(cli, {"obj": occi}, "occi", "_OCCI_COMPLETE")
     kinds = [item.value for item in completer.get_completions(["create"], "comp")]
-    assert kinds == ["compute"]
+    assert kinds == ["component", "componentlink", "compute"]  # Platform's kinds too (docs/extensions.md)
+    assert [item.value for item in completer.get_completions(["create"], "compu")] == ["compute"]
     mixins = [item.value for item in completer.get_completions(["create", "compute", "--mixin"], "deb")]
     assert mixins == ["debian-12"]
     verbs = [item.value for item in completer.get_completions([], "d")]
