@@ -100,7 +100,7 @@ def render_and_parse_entity(entity: Entity, registry: Registry, media: str) -> E
 def check_entity(entity: Entity, registry: Registry, media: str) -> None:
     message = render_and_parse_entity(entity, registry, media)
     assert message.kind == entity.kind
-    assert list(message.mixins) == entity.mixins
+    assert tuple(message.mixins) == tuple(entity.mixins)
     defs = registry.attribute_defs(entity.kind, entity.mixins)
     got: dict[str, AttributeValue] = {}
     for name, value in message.attributes.items():

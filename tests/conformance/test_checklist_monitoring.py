@@ -107,7 +107,7 @@ def test_sensor_and_collector_render_and_parse_back(media: str) -> None:
                        attributes={"occi.core.source": "/sensor/s1111", "occi.core.source.kind": SENSOR,
                                    "occi.core.target": "/compute/vm1", "occi.core.target.kind": COMPUTE,
                                    "occi.collector.period": 5.0, "occi.collector.accuracy": 0.5})
-    sensor.links = [collector]
+    sensor = sensor.evolve(links=(collector,))
     check_entity(sensor, REGISTRY, media)
     check_entity(collector, REGISTRY, media)
 

@@ -134,7 +134,7 @@ def platform_entities() -> list[Entity]:
                               "occi.core.target": "/component/db1", "occi.core.target.kind": COMPONENT,
                               "occi.database.uri": "postgresql://db1.example.com/app",
                               "occi.database.username": "app", "occi.database.token": "s3cr3t"})
-    app.links = [link]
+    app = app.evolve(links=(link,))
     return [app, db, link]
 
 

@@ -136,7 +136,7 @@ def test_agreement_entities_render_and_parse_back(media: str) -> None:
     link = Entity(kind=sla.AGREEMENT_LINK, entity_id="Demo1SLALink", location="/agreement_link/Demo1SLALink",
                   attributes={"occi.core.source": "/agreement/Demo1SLA", "occi.core.source.kind": sla.AGREEMENT,
                               "occi.core.target": "/compute/vm1", "occi.core.target.kind": COMPUTE})
-    agreement.links = [link]
+    agreement = agreement.evolve(links=(link,))
     check_entity(agreement, REGISTRY, media)
     check_entity(link, REGISTRY, media)
 
