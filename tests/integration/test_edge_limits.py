@@ -305,7 +305,7 @@ def test_trickled_headers_are_408_at_the_header_timeout(edge: EdgeServer) -> Non
                 break
             time.sleep(0.1)
             if time.monotonic() - started > HEADER_TIMEOUT + 0.3:
-                response, _, closed = read_response(sock, timeout=3)
+                response, _, _ = read_response(sock, timeout=3)
                 break
     assert status_of(response) == 408, response
     assert b"headers did not arrive within 1 seconds" in response

@@ -14,6 +14,8 @@ import datetime
 import ipaddress
 import json
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -160,9 +162,9 @@ def test_a_good_client_certificate_is_served(pki: Pki, https_required: str) -> N
 @pytest.mark.parametrize("who", ["none", "expired", "stranger"])
 def test_other_clients_fail_the_handshake(pki: Pki, https_required: str, who: str) -> None:
     identity = {"none": None, "expired": pki.expired, "stranger": pki.stranger}[who]
-    with httpx.Client(verify=client_context(pki, identity), timeout=10) as client:
-        with pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)):
-            client.get(https_required + "/-/")
+    with (httpx.Client(verify=client_context(pki, identity), timeout=10) as client,
+          pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError))):
+        client.get(https_required + "/-/")
 
 
 def test_plain_http_to_the_https_port_gets_nothing(https_required: str) -> None:
@@ -171,12 +173,10 @@ def test_plain_http_to_the_https_port_gets_nothing(https_required: str) -> None:
 
 
 def test_client_certificates_without_a_ca_are_refused_at_start(pki: Pki, tmp_path: Path) -> None:
-    import subprocess
-    import sys
     result = subprocess.run(
         [sys.executable, "-m", "occipy", "serve", "--port", str(free_port()), "--data-dir", str(tmp_path),
          "--tls-cert", str(pki.server.cert), "--tls-key", str(pki.server.key), "--tls-client-cert", "required"],
-        capture_output=True, timeout=60)
+        check=False, capture_output=True, timeout=60)
     assert result.returncode == 1
     assert b"tls_client_cert: needs tls_client_ca" in result.stderr
 
@@ -273,9 +273,9 @@ def test_without_a_certificate_the_extension_says_none(pki: Pki, optional_scope:
 
 
 def test_an_expired_certificate_fails_even_when_optional(pki: Pki, optional_scope: str) -> None:
-    with httpx.Client(verify=client_context(pki, pki.expired), timeout=10) as client:
-        with pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)):
-            client.get(optional_scope + "/-/")
+    with (httpx.Client(verify=client_context(pki, pki.expired), timeout=10) as client,
+          pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError))):
+        client.get(optional_scope + "/-/")
 
 
 def _authenticate(pki: Pki, seen: dict[str, Any]) -> Principal | None:
