@@ -189,7 +189,10 @@ class EdgeProtocol(HttpToolsProtocol):
             remaining = self._head_began + self.limits.header_timeout - self.loop.time()
             self._head_timer = self.loop.call_later(max(remaining, 0.0), self._head_expired)
         elif self._in_body and self._body_timer is None:
-            self._body_timer = self.loop.call_later(self.limits.body_timeout, self._body_check)
+            # First check at whichever bound comes first; _body_check re-arms for the next one.
+            limits = self.limits
+            first = min(limits.body_timeout, self._body_began + limits.body_total_timeout - self.loop.time())
+            self._body_timer = self.loop.call_later(max(first, 0.0), self._body_check)
 
     def _feed_bounded(self, data: bytes) -> None:
         """Feed the parser, never more raw bytes of one head than the limit (and its slack).
