@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Final
 import httptools
 from cryptography import x509
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 from uvicorn.protocols.utils import get_remote_addr
 from uvicorn.server import ServerState
 
@@ -189,10 +189,15 @@ class EdgeProtocol(HttpToolsProtocol):
             remaining = self._head_began + self.limits.header_timeout - self.loop.time()
             self._head_timer = self.loop.call_later(max(remaining, 0.0), self._head_expired)
         elif self._in_body and self._body_timer is None:
+            # A body is on its way (requests whose body came with their head never get here).
             # First check at whichever bound comes first; _body_check re-arms for the next one.
             limits = self.limits
             first = min(limits.body_timeout, self._body_began + limits.body_total_timeout - self.loop.time())
             self._body_timer = self.loop.call_later(max(first, 0.0), self._body_check)
+            cycle = self.cycle
+            if cycle is not None and not cycle.response_started and not isinstance(cycle.transport,
+                                                                                   _BodyPendingTransport):
+                cycle.transport = _BodyPendingTransport(self, cycle)
 
     def _feed_bounded(self, data: bytes) -> None:
         """Feed the parser, never more raw bytes of one head than the limit (and its slack).
@@ -261,12 +266,9 @@ class EdgeProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
-        if (self._in_body and not self.pipeline and self.cycle is not None and self.cycle.response_complete
-                and not self.transport.is_closing()):
-            # The app answered (413, 415, ...) before the body was read: do not read the rest of
-            # a body nobody wants into a connection that would be reused; linger, then close.
+        if self._lingering:
+            # Answered before its body was read (_BodyPendingTransport): nothing more is served here.
             self.server_state.total_requests += 1
-            self._linger()
             return
         super().on_response_complete()
 
@@ -369,6 +371,45 @@ class EdgeProtocol(HttpToolsProtocol):
         }
         ours: dict[object, object] = {"client_cert_issuer": certificate.issuer if certificate else None}
         return {"tls": tls, "occipy": ours}
+
+
+class _BodyPendingTransport(asyncio.Transport):
+    """What a request's cycle writes through while the request body is still arriving.
+
+    When the app answers before the body is in (413 on a declared size, 415, a 400 about the
+    headers), the rest of the body will not be read: the answer gets `Connection: close` (so the
+    client does not reuse the connection) and the close after it lingers (so the client reads the
+    answer, not a reset). Otherwise it passes everything to the connection's transport.
+    """
+
+    def __init__(self, protocol: EdgeProtocol, cycle: RequestResponseCycle) -> None:
+        super().__init__()
+        self._protocol = protocol
+        self._cycle = cycle
+        self._inner = protocol.transport
+        self._head_seen = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._head_seen and bytes(data[:13]) != b"HTTP/1.1 100 ":
+            self._head_seen = True
+            # uvicorn writes the status line and header fields in one piece, ending in a blank
+            # line, and adds `connection: close` itself when keep_alive is already false.
+            if self._protocol._in_body and self._cycle.keep_alive:
+                self._cycle.keep_alive = False
+                data = bytes(data)[:-2] + b"connection: close\r\n\r\n"
+        self._inner.write(data)
+
+    def close(self) -> None:
+        if self._protocol._in_body:
+            self._protocol._linger()
+        else:
+            self._inner.close()
+
+    def is_closing(self) -> bool:
+        return self._inner.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._inner.get_extra_info(name, default)
 
 
 def protocol_class(limits: EdgeLimits) -> type[EdgeProtocol]:

@@ -256,7 +256,22 @@ async def test_an_early_answer_does_not_read_the_rest_of_the_body() -> None:
     protocol.data_received(b"POST / HTTP/1.1\r\nhost: h\r\ncontent-length: 1000000\r\n\r\nabc")
     await settle()
     assert transport.responses() == [413] and transport.eof
+    # the client is told not to reuse the connection, and the close lingers
+    assert b"\r\nconnection: close\r\n\r\n" in transport.written
+    protocol.data_received(b"x" * 100_000)  # dropped
     assert await until(lambda: transport.closed)
+    protocol.connection_lost(None)
+
+
+async def test_an_answer_after_the_whole_body_keeps_the_connection() -> None:
+    protocol, transport = Harness(limits()).connect()
+    protocol.data_received(b"POST / HTTP/1.1\r\nhost: h\r\ncontent-length: 6\r\n\r\nabc")
+    protocol.data_received(b"def")
+    assert await until(lambda: transport.responses() == [200])
+    assert b"connection: close" not in transport.written
+    protocol.data_received(head_of(100))  # the next request on the same connection
+    assert await until(lambda: transport.responses() == [200, 200])
+    assert not transport.closed and not transport.eof
     protocol.connection_lost(None)
 
 
