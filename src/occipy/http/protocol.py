@@ -25,9 +25,11 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.protocols.utils import get_remote_addr
 from uvicorn.server import ServerState
 
+from occipy.http import adapter
+
 log = logging.getLogger("occipy.http.edge")
 
-SERVER: Final = b"occipy/0.1.0 OCCI/1.2 OCCI/1.1"
+SERVER: Final = adapter.SERVER.encode()
 # The request line's method, spaces and version, and the blank line, are not in the callbacks'
 # counts; optional whitespace around header values is not either. Raw bytes fed to the parser
 # while the head is incomplete may exceed the counted size by this much before a 431.
@@ -111,6 +113,10 @@ class EdgeProtocol(HttpToolsProtocol):
     `body_timeout` between pieces and `body_total_timeout` in all), waiting for the app or for
     the next request (uvicorn's keep-alive timeout), and lingering (`_lingering`: an answer was
     given, what arrives is dropped, the connection closes after `linger` seconds).
+
+    It uses the base class's internals (parser callbacks, `cycle`, `flow`, `pipeline`,
+    `_unset_keepalive_if_required`) as uvicorn 0.54 has them; tests/unit/http/test_protocol.py
+    drives them and is the check to run after a uvicorn upgrade.
     """
 
     limits: ClassVar[EdgeLimits] = EdgeLimits()
