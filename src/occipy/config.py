@@ -55,6 +55,19 @@ class Settings:
     keystone_user_domain: str = "Default"
     keystone_project_domain: str = "Default"
     keystone_cache_ttl: float = 300.0
+    # ---- the edge (docs/security.md, "The edge: limits and timeouts") ----
+    log_format: str = "text"  # text | json
+    max_header_bytes: int = 64 * 1024  # request line + header fields, counted while reading: 431
+    header_timeout: float = 10.0  # connection (or first byte of a request) to the end of its headers: 408
+    body_timeout: float = 30.0  # longest silence between two pieces of a request body: 408
+    body_total_timeout: float = 120.0  # longest time to receive a whole request body: 408
+    max_connections: int = 1000  # open connections; beyond them a new one is answered 503 and closed
+    # ---- TLS (docs/security.md, "TLS and client certificates") ----
+    tls_cert: Path | None = None  # PEM certificate (chain) the server presents; with tls_key: HTTPS
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None  # PEM CA bundle that signs acceptable client certificates
+    tls_client_cert: str = "none"  # none | optional | required
+    x509_map: Path | None = None  # TOML: client certificate subject DN -> user, tenant, roles
 
     @property
     def store_url(self) -> str:
@@ -75,7 +88,7 @@ def _convert(name: str, value: Any) -> Any:
             if isinstance(value, bool):
                 return value
             return str(value).lower() in ("1", "true", "yes", "on")
-        if kind in ("Path", Path):
+        if kind in ("Path", Path, "Path | None"):
             return Path(value)
     except (TypeError, ValueError):
         raise ConfigError(f"setting {name}: {value!r} is not a valid {kind}") from None
@@ -126,4 +139,33 @@ def load(
         if not sep or not key:
             raise ConfigError(f"--driver-opt needs key=value, got {item!r}")
         options[key.strip()] = value
-    return replace(settings, driver_options=options)
+    settings = replace(settings, driver_options=options)
+    check_edge(settings)
+    return settings
+
+
+_CHOICES: Mapping[str, tuple[str, ...]] = {
+    "log_format": ("text", "json"),
+    "tls_client_cert": ("none", "optional", "required"),
+}
+
+
+def check_edge(settings: Settings) -> None:
+    """Refuse edge and TLS settings that cannot work, naming the setting (ConfigError)."""
+    for name, choices in _CHOICES.items():
+        if getattr(settings, name) not in choices:
+            raise ConfigError(f"setting {name}: {getattr(settings, name)!r} is not one of {', '.join(choices)}")
+    for name in ("max_header_bytes", "max_connections", "header_timeout", "body_timeout", "body_total_timeout"):
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"setting {name}: must be greater than 0")
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise ConfigError("settings tls_cert and tls_key: give both (HTTPS) or neither (HTTP)")
+    if settings.tls_client_cert != "none":
+        if settings.tls_cert is None:
+            raise ConfigError("setting tls_client_cert: client certificates need HTTPS (tls_cert and tls_key)")
+        if settings.tls_client_ca is None:
+            raise ConfigError("setting tls_client_cert: needs tls_client_ca, the CA bundle that signs them")
+    for name in ("tls_cert", "tls_key", "tls_client_ca", "x509_map"):
+        path = getattr(settings, name)
+        if path is not None and not path.is_file():
+            raise ConfigError(f"setting {name}: {path} is not a readable file")

@@ -11,13 +11,16 @@ import sys
 from typing import Any
 
 import click
+import uvicorn
 from starlette.applications import Starlette
 
 from occipy import __version__
 from occipy.backends import load_driver_class
 from occipy.config import ConfigError, Settings, load
 from occipy.errors import OcciError
+from occipy.http import logs
 from occipy.http.app import create_app
+from occipy.http.protocol import EdgeLimits, first_pem_certificate, protocol_class, tls_context
 from occipy.identity.chain import build_authenticator, check_exposure, methods
 from occipy.model.catalogue import standard_registry
 from occipy.service.options import ServiceOptions
@@ -80,6 +83,36 @@ def build_app(settings: Settings) -> Starlette:
     return Components(settings).app(lifespan=True)
 
 
+def edge_limits(settings: Settings) -> EdgeLimits:
+    server_cert = None
+    if settings.tls_cert is not None:
+        try:
+            server_cert = first_pem_certificate(settings.tls_cert.read_text())
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"setting tls_cert: cannot read {settings.tls_cert}: {error}") from None
+    return EdgeLimits(max_header_bytes=settings.max_header_bytes, header_timeout=settings.header_timeout,
+                      body_timeout=settings.body_timeout, body_total_timeout=settings.body_total_timeout,
+                      max_connections=settings.max_connections, server_cert_pem=server_cert)
+
+
+def uvicorn_config(settings: Settings, app: Starlette, **options: Any) -> uvicorn.Config:
+    """uvicorn's Config for these settings: the bounded edge protocol (http/protocol.py), and TLS.
+
+    `options` go to uvicorn.Config as they are (loop, log_level, lifespan, ...).
+    """
+    ssl_factory = None
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        cert, key = str(settings.tls_cert), str(settings.tls_key)
+        client_ca = str(settings.tls_client_ca) if settings.tls_client_ca is not None else None
+        try:
+            context = tls_context(cert, key, client_ca, settings.tls_client_cert)
+        except (OSError, ValueError) as error:  # ssl.SSLError is an OSError
+            raise ConfigError(f"cannot use the TLS certificate, key or client CA: {error}") from None
+        ssl_factory = lambda config, default: context
+    return uvicorn.Config(app, host=settings.host, port=settings.port, http=protocol_class(edge_limits(settings)),
+                          ws="none", server_header=False, ssl_context_factory=ssl_factory, **options)
+
+
 @click.group(help="occipy: an OCCI 1.2 server.")
 @click.version_option(__version__, prog_name="occipy")
 def cli() -> None:
@@ -137,6 +170,31 @@ def cli() -> None:
               help="Keystone: the service project's domain [env OCCIPY_KEYSTONE_PROJECT_DOMAIN; default Default].")
 @click.option("--keystone-cache-ttl", type=float, default=None,
               help="Keystone: seconds a validated token is trusted [env OCCIPY_KEYSTONE_CACHE_TTL; default 300].")
+@click.option("--log-format", type=click.Choice(logs.FORMATS), default=None,
+              help="Log lines as text or as JSON objects [env OCCIPY_LOG_FORMAT; default text].")
+@click.option("--max-header-bytes", type=int, default=None,
+              help="Largest request header section, counted while read; more is 431 "
+                   "[env OCCIPY_MAX_HEADER_BYTES; default 65536].")
+@click.option("--header-timeout", type=float, default=None,
+              help="Seconds from a connection (or a request's first byte) to the end of its headers; "
+                   "later is 408 [env OCCIPY_HEADER_TIMEOUT; default 10].")
+@click.option("--body-timeout", type=float, default=None,
+              help="Longest silence, in seconds, within a request body; longer is 408 "
+                   "[env OCCIPY_BODY_TIMEOUT; default 30].")
+@click.option("--body-total-timeout", type=float, default=None,
+              help="Seconds a whole request body may take; longer is 408 [env OCCIPY_BODY_TOTAL_TIMEOUT; default 120].")
+@click.option("--max-connections", type=int, default=None,
+              help="Open connections served at once; more are answered 503 and closed "
+                   "[env OCCIPY_MAX_CONNECTIONS; default 1000].")
+@click.option("--tls-cert", default=None, help="PEM certificate (chain) to serve HTTPS with [env OCCIPY_TLS_CERT].")
+@click.option("--tls-key", default=None, help="PEM private key of --tls-cert [env OCCIPY_TLS_KEY].")
+@click.option("--tls-client-ca", default=None,
+              help="PEM CA bundle that signs accepted client certificates [env OCCIPY_TLS_CLIENT_CA].")
+@click.option("--tls-client-cert", type=click.Choice(("none", "optional", "required")), default=None,
+              help="Ask clients for a certificate: none, optional or required [env OCCIPY_TLS_CLIENT_CERT; default none].")
+@click.option("--x509-map", default=None,
+              help="TOML file mapping client certificate subjects to users, tenants and roles "
+                   "(docs/security.md) [env OCCIPY_X509_MAP].")
 def serve(config_file: str | None, driver_opts: tuple[str, ...], **flags: Any) -> None:
     import uvicorn
 
@@ -144,19 +202,19 @@ def serve(config_file: str | None, driver_opts: tuple[str, ...], **flags: Any) -
         settings = load(config_file=config_file, driver_opts=driver_opts, flags=flags)
         check_exposure(settings)
         components = Components(settings)
+        logs.configure(settings.log_level, settings.log_format)
+        config = uvicorn_config(settings, components.app(lifespan=False), loop="none",
+                                log_level=settings.log_level, log_config=None, access_log=False, lifespan="off")
     except (ConfigError, ValueError, OcciError) as error:
         raise click.ClickException(str(error)) from None
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    config = uvicorn.Config(components.app(lifespan=False), host=settings.host, port=settings.port,
-                            loop="none", http="httptools", server_header=False, log_level=settings.log_level,
-                            access_log=False, lifespan="off")
     server = uvicorn.Server(config)
 
     async def run() -> None:
         # The store and the driver are opened before the socket, in the loop that serves: an
         # unreachable hypervisor or a missing pool is one clear line and exit 1, not a traceback.
         await components.open()
-        click.echo(f"occipy {__version__}: OCCI 1.2 on http://{settings.host}:{settings.port}/ "
+        scheme = "https" if settings.tls_cert is not None else "http"
+        click.echo(f"occipy {__version__}: OCCI 1.2 on {scheme}://{settings.host}:{settings.port}/ "
                    f"(query interface /-/), store {settings.store_url}, driver {settings.driver}, "
                    f"auth {', '.join(methods(settings)) or 'none (anonymous)'}", err=True)
         try:

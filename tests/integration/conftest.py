@@ -25,7 +25,7 @@ import pytest
 import uvicorn
 
 from occipy.config import Settings
-from occipy.server import build_app
+from occipy.server import build_app, uvicorn_config
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
@@ -69,8 +69,8 @@ def start_server(data_dir: Path, **overrides: Any) -> LiveServer:
     options.update(overrides.pop("driver_options", {}))
     settings = replace(Settings(), port=free_port(), data_dir=data_dir, driver_options=options, **overrides)
     app = build_app(settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=settings.port, loop="asyncio", http="httptools",
-                            server_header=False, log_level="warning", lifespan="on")
+    # The server's own edge (http/protocol.py: header limit, timeouts, connection cap), as `occipy serve`.
+    config = uvicorn_config(settings, app, loop="asyncio", log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -469,7 +469,11 @@ def test_oversized_body_is_413(target: Target, media: str, streamed: bool) -> No
 
 
 def test_oversized_text_occi_headers_are_refused(tmp_path: Path) -> None:
-    """text/occi carries the payload in headers: 2 MiB of them must not get past the 1 MiB body limit."""
+    """text/occi carries the payload in headers: 2 MiB of them must not get past the header limit.
+
+    The edge (http/protocol.py) refuses them while reading, before the app: 431 in text/plain
+    (no Accept was negotiated yet), past `max_header_bytes` (64 KiB), not the 1 MiB body limit.
+    """
     server = start_server(tmp_path / "data")  # its own server: a regression would create an entity
     try:
         with httpx.Client(base_url=server.url, timeout=30) as client:
@@ -478,7 +482,7 @@ def test_oversized_text_occi_headers_are_refused(tmp_path: Path) -> None:
             headers = [("Accept", TEXT_OCCI), ("Content-Type", TEXT_OCCI), ("Category", KIND_COMPUTE),
                        ("X-OCCI-Attribute", f'occi.core.title="{title}"')]
             response = client.post("/compute/", headers=headers)
-            check_refusal(isolated, response, 413, TEXT_OCCI, ("header",))
+            check_refusal(isolated, response, 431, TEXT_PLAIN, ("header",))
     finally:
         server.stop()
 

@@ -1,19 +1,24 @@
 """ASGI request <-> OcciRequest, OcciResponse -> Starlette Response: the only place that sees both.
 
-Limits are enforced here, before the service sees anything: body size (413), number and size of
-header fields (400). Header values are decoded as UTF-8, falling back to ISO-8859-1
-(text-rendering.md §3).
+Limits are enforced here, before the service sees anything: body size (413, after decoding a
+gzip or deflate Content-Encoding too), number and size of header fields (400). Header values are
+decoded as UTF-8, falling back to ISO-8859-1 (text-rendering.md §3), except the OCCI fields, which
+must be UTF-8 (400 naming the field). `http/protocol.py` bounds what arrives before this runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+import uuid
+import zlib
+from collections.abc import Mapping, Sequence
+from typing import Final
 from urllib.parse import unquote_plus
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from occipy.errors import BadRequest, PayloadTooLarge
+from occipy.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from occipy.rendering import negotiate
 from occipy.service.messages import OcciRequest, OcciResponse
 
@@ -22,11 +27,99 @@ SERVER = "occipy/0.1.0 OCCI/1.2 OCCI/1.1"
 ACCEPT = negotiate.ACCEPT_VALUE.encode()
 
 
-def decode_header(raw: bytes) -> str:
+# The OCCI fields carry the payload of text/occi (GFD.229 §5): a value that is not UTF-8 there is
+# refused, where the ISO-8859-1 fallback would read it silently as other characters (issue 8).
+OCCI_FIELDS: Final = {"category": "Category", "link": "Link", "x-occi-attribute": "X-OCCI-Attribute",
+                      "x-occi-location": "X-OCCI-Location"}
+# X-Request-ID from the client is kept when it is a bounded token of safe characters (it goes into
+# log lines and back into the response); otherwise the server makes one.
+REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._-]{1,128}")
+# Content codings of request bodies that are decoded (RFC 9110 §8.4.1); "identity" is none.
+CODINGS: Final = ("gzip", "x-gzip", "deflate")
+
+
+class UnsupportedContentEncoding(UnsupportedMediaType):
+    """415 for a Content-Encoding we do not decode (RFC 9110 §15.5.16); answered with Accept-Encoding."""
+
+
+def decode_header(raw: bytes, name: str = "") -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
+        field = OCCI_FIELDS.get(name)
+        if field is not None:
+            shown = raw[:200].decode("utf-8", "backslashreplace")
+            raise BadRequest(f"the {field} header field is not valid UTF-8: {shown}") from None
         return raw.decode("latin-1")
+
+
+def request_id(raw_headers: Sequence[tuple[bytes, bytes]]) -> str:
+    """The client's X-Request-ID when it is a safe token, else a new one (uuid4, hex)."""
+    for name, value in raw_headers:
+        if name == b"x-request-id":
+            text = value.decode("latin-1")
+            if REQUEST_ID.fullmatch(text):
+                return text
+            break
+    return uuid.uuid4().hex
+
+
+def content_codings(headers: Sequence[tuple[str, str]]) -> list[str]:
+    """The codings of Content-Encoding in the order applied (415 for one we do not decode)."""
+    codings: list[str] = []
+    for name, value in headers:
+        if name != "content-encoding":
+            continue
+        for item in value.split(","):
+            coding = item.strip().lower()
+            if coding in ("", "identity"):
+                continue
+            if coding not in CODINGS:
+                raise UnsupportedContentEncoding(
+                    f"Content-Encoding {item.strip()[:40]} is not supported: send the body as it is, or with "
+                    "gzip or deflate")
+            codings.append(coding)
+    return codings
+
+
+def decode_body(body: bytes, codings: Sequence[str], max_body: int) -> bytes:
+    """Undo the content codings, last applied first; the decoded size counts against `max_body` (413)."""
+    for coding in reversed(codings):
+        body = _inflate(body, coding, max_body)
+    return body
+
+
+def _inflate(data: bytes, coding: str, limit: int) -> bytes:
+    gzip = coding != "deflate"
+    # RFC 9110 §8.4.1.2: "deflate" is the zlib format; some clients send raw deflate, accepted too.
+    wbits = 31 if gzip else 15
+    decoder = zlib.decompressobj(wbits)
+    out = bytearray()
+    pending = data
+    while True:
+        try:
+            # Never more than the limit (and one byte to notice it) out of a bomb.
+            piece = decoder.decompress(pending, limit + 1 - len(out))
+        except zlib.error as error:
+            if wbits == 15 and not out:
+                wbits = -15
+                decoder, pending = zlib.decompressobj(wbits), data
+                continue
+            raise BadRequest(f"the {coding} request body cannot be decoded: {error}") from None
+        out += piece
+        if len(out) > limit:
+            raise PayloadTooLarge(f"the body is larger than {limit} bytes once its {coding} coding is decoded")
+        if decoder.eof:
+            rest = decoder.unused_data
+            if not rest:
+                return bytes(out)
+            if not gzip:
+                raise BadRequest(f"the {coding} request body has data after its end")
+            decoder, pending = zlib.decompressobj(wbits), rest  # gzip: another member follows
+            continue
+        pending = decoder.unconsumed_tail
+        if not pending and not piece:
+            raise BadRequest(f"the {coding} request body is truncated")
 
 
 def parse_query(raw: bytes) -> dict[str, str]:
@@ -41,7 +134,7 @@ def parse_query(raw: bytes) -> dict[str, str]:
     return result
 
 
-async def to_occi(request: Request, *, max_body: int, max_headers: int) -> OcciRequest:
+async def to_occi(request: Request, *, max_body: int, max_headers: int, request_id: str = "") -> OcciRequest:
     scope = request.scope
     raw_headers = scope["headers"]
     if len(raw_headers) > max_headers:
@@ -50,7 +143,8 @@ async def to_occi(request: Request, *, max_body: int, max_headers: int) -> OcciR
     header_bytes = sum(len(name) + len(value) + 4 for name, value in raw_headers)
     if header_bytes > max_body:
         raise PayloadTooLarge(f"the header section is larger than {max_body} bytes")
-    headers = [(name.decode("latin-1").lower(), decode_header(value)) for name, value in raw_headers]
+    headers = [(key, decode_header(value, key)) for key, value in
+               ((name.decode("latin-1").lower(), value) for name, value in raw_headers)]
     declared = next((v for k, v in headers if k == "content-length"), None)
     if declared is not None and declared.isdigit() and int(declared) > max_body:
         raise PayloadTooLarge(f"the body is larger than {max_body} bytes")
@@ -59,43 +153,58 @@ async def to_occi(request: Request, *, max_body: int, max_headers: int) -> OcciR
     # GETs (most requests) skip the receive loop unless they announce a body.
     has_body = (scope["method"] in ("POST", "PUT", "PATCH") or declared not in (None, "0")
                 or any(k == "transfer-encoding" for k, _ in headers))
+    codings = content_codings(headers) if has_body else []
     if has_body:
         async for chunk in request.stream():
             size += len(chunk)
             if size > max_body:
                 raise PayloadTooLarge(f"the body is larger than {max_body} bytes")
             chunks.append(chunk)
+    body = b"".join(chunks)
+    if codings and body:
+        body = decode_body(body, codings, max_body)
     host = next((v for k, v in headers if k == "host"), None)
     scheme = scope.get("scheme", "http")
     if not host or any(c in host for c in "/\\@ \t\"<>"):
         server = scope.get("server") or ("localhost", None)
         host = server[0] if server[1] in (None, 80, 443) else f"{server[0]}:{server[1]}"
     path = scope["path"] or "/"
+    extensions = scope.get("extensions") or {}
+    tls = extensions.get("tls") or {}
+    ours = extensions.get("occipy") or {}
     return OcciRequest(
         method=scope["method"],
         path=path,
         query=parse_query(scope.get("query_string", b"")),
         headers=headers,
-        body=b"".join(chunks),
+        body=body,
         base_url=f"{scheme}://{host}",
+        request_id=request_id,
+        client_subject=tls.get("client_cert_name"),
+        client_issuer=ours.get("client_cert_issuer"),
     )
 
 
-def to_response(result: OcciResponse) -> Response:
+def to_response(result: OcciResponse, request_id: str = "") -> Response:
     response = Response(result.body, status_code=result.status)
     raw = response.raw_headers
     # text/occi repeats fields: append, never dict(); Starlette set content-length already.
     raw[:] = [(k, v) for k, v in raw if k != b"content-type"]
     raw.append((b"server", SERVER.encode()))
     raw.append((b"accept", ACCEPT))
+    if request_id:
+        raw.append((b"x-request-id", request_id.encode()))
     for name, value in result.headers:
         raw.append((name.lower().encode("latin-1"), value.encode("utf-8")))
     return response
 
 
-def plain_error(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
+def plain_error(status: int, message: str, headers: Mapping[str, str] | None = None,
+                request_id: str = "") -> Response:
     response = Response(message + "\n", status_code=status, media_type="text/plain")
     response.raw_headers.append((b"server", SERVER.encode()))
+    if request_id:
+        response.raw_headers.append((b"x-request-id", request_id.encode()))
     for name, value in (headers or {}).items():
         response.raw_headers.append((name.lower().encode(), value.encode()))
     return response

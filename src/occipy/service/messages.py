@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from occipy.model.entity import ANONYMOUS
-
 
 @dataclass(slots=True)
 class OcciRequest:
@@ -18,7 +16,10 @@ class OcciRequest:
     headers: Sequence[tuple[str, str]] = ()
     body: bytes = b""
     base_url: str = "http://localhost"
-    user: str = ANONYMOUS
+    # ---- the edge (issue 8), filled by http/adapter.py ----
+    request_id: str = ""  # X-Request-ID from the client when a safe token, else made; echoed back
+    client_subject: str | None = None  # RFC 4514 subject DN of a verified TLS client certificate
+    client_issuer: str | None = None  # RFC 4514 issuer DN of that certificate
 
     def header(self, name: str) -> str | None:
         """The first value of a header (name in lower case), or None."""
@@ -38,3 +39,7 @@ class OcciResponse:
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
+    # ---- for the audit line (issue 8): filled by the request pipeline, None where unknown ----
+    principal: str | None = None  # the authenticated user
+    tenant: str | None = None  # the tenant the request acted in
+    operation: str | None = None  # the id of the operation (job) a write started

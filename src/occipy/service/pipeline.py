@@ -93,6 +93,7 @@ class Service:
             media = negotiate.response_type(accept, listing=False)
         except OcciError:
             media = negotiate.TEXT_PLAIN
+        principal: Principal | None = None
         try:
             principal = await self._authenticate(request)
             self._check_version(request)
@@ -102,23 +103,30 @@ class Service:
             route = classify(path, self.registry, stored, visible=visible)
             media = negotiate.response_type(accept, listing=route.target in _LISTINGS)
             ctx = Context(principal=principal, base_url=request.base_url, media=media,
-                          request_id=getattr(request, "request_id", ""),
+                          request_id=request.request_id,
                           prefer_async="respond-async" in (request.header("prefer") or ""),
                           if_match=request.header("if-match"), if_none_match=request.header("if-none-match"))
             response = await self._dispatch(request, route, ctx)
             if request.method == "HEAD":
                 response.body = b""
-            return response
         except OcciError as error:
-            if isinstance(error, (NotAcceptable, UriListNotListing)):
-                media = negotiate.TEXT_PLAIN
-            if isinstance(error, Unauthorized) and not error.challenges:
-                error = Unauthorized(error.message, self.authenticator.challenges())
-            return self.responder.render_error(error, media)
+            response = self._error(error, media)
+        if principal is not None:
+            # for the audit line (http/adapter.py writes it)
+            response.principal = principal.user
+            response.tenant = principal.tenant
+        return response
+
+    def _error(self, error: OcciError, media: str) -> OcciResponse:
+        if isinstance(error, (NotAcceptable, UriListNotListing)):
+            media = negotiate.TEXT_PLAIN
+        if isinstance(error, Unauthorized) and not error.challenges:
+            error = Unauthorized(error.message, self.authenticator.challenges())
+        return self.responder.render_error(error, media)
 
     async def _authenticate(self, request: OcciRequest) -> Principal:
-        credentials = Credentials(headers=request.headers, client_subject=getattr(request, "client_subject", None),
-                                  client_issuer=getattr(request, "client_issuer", None))
+        credentials = Credentials(headers=request.headers, client_subject=request.client_subject,
+                                  client_issuer=request.client_issuer)
         principal = await self.authenticator.authenticate(credentials)
         if principal is None:
             raise Unauthorized("authentication required", self.authenticator.challenges())
@@ -159,8 +167,11 @@ class Service:
             return OcciResponse(status=202, headers=[("Location", url), ("X-OCCI-Operation", url),
                                                      ("Preference-Applied", "respond-async"),
                                                      ("Content-Type", ctx.media)],
-                                body=b"OK" if ctx.media == negotiate.TEXT_OCCI else b"")
-        return await self.responder.render(result, ctx)
+                                body=b"OK" if ctx.media == negotiate.TEXT_OCCI else b"", operation=op.op_id)
+        response = await self.responder.render(result, ctx)
+        if op is not None:
+            response.operation = op.op_id
+        return response
 
     def render_error(self, error: OcciError, media: str) -> OcciResponse:
         """Errors found before the pipeline (by the HTTP adapter's limits)."""
