@@ -9,7 +9,6 @@ are imported when enabled, so their libraries load only when used.
 
 from __future__ import annotations
 
-import importlib
 import ipaddress
 import logging
 from collections.abc import Callable, Sequence
@@ -133,13 +132,10 @@ def _keystone(settings: Settings) -> Authenticator:
 
 
 def _x509(settings: Settings) -> Authenticator:
-    """X.509 client certificates: `occipy.identity.x509.from_settings`, when that module exists."""
-    try:
-        module = importlib.import_module("occipy.identity.x509")
-    except ModuleNotFoundError:
-        raise ConfigError("--auth x509 is not available in this build of occipy") from None
-    factory: Factory = module.from_settings
-    return factory(settings)
+    """X.509 client certificates (`occipy.identity.x509`)."""
+    from occipy.identity import x509
+
+    return x509.from_settings(settings)
 
 
 FACTORIES: Final[dict[str, Factory]] = {

@@ -123,7 +123,7 @@ async def test_build_authenticator(tmp_path: Path) -> None:
     (Settings(auth="keystone"), "--auth keystone needs --keystone-url"),
     (Settings(auth="keystone", keystone_url="http://k", keystone_user="occipy"),
      "--auth keystone needs --keystone-password, --keystone-project"),
-    (Settings(auth="x509"), "--auth x509 is not available"),
+    (Settings(auth="x509"), "x509 authentication needs a mapping file: --x509-map (OCCIPY_X509_MAP)"),
 ])
 def test_bad_settings_are_one_clear_error(settings: Settings, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
