@@ -75,12 +75,15 @@ def test_the_only_project_is_used_when_none_is_named(server: LiveServer) -> None
         occi.discover()
 
 
-def test_the_user_is_the_keystone_user(server: LiveServer) -> None:
+def test_the_tenant_is_the_keystone_project(server: LiveServer) -> None:
     with Client(server.url, auth=KeystoneAuth("alice", "alice-pw", project="demo")) as alice, \
-            Client(server.url, auth=KeystoneAuth("carol", "carol-pw", project="demo")) as carol:
+            Client(server.url, auth=KeystoneAuth("carol", "carol-pw", project="demo")) as carol_demo, \
+            Client(server.url, auth=KeystoneAuth("carol", "carol-pw", project="other")) as carol_other:
         alice.define_mixin("ks-tag", "http://example.org/tags#")
         assert "http://example.org/tags#ks-tag" in alice.discover(refresh=True).mixins
-        assert "http://example.org/tags#ks-tag" not in carol.discover(refresh=True).mixins
+        # A user mixin belongs to the tenant (the project): the same project sees it, another does not.
+        assert "http://example.org/tags#ks-tag" in carol_demo.discover(refresh=True).mixins
+        assert "http://example.org/tags#ks-tag" not in carol_other.discover(refresh=True).mixins
         alice.undefine_mixin("http://example.org/tags#ks-tag")
 
 
