@@ -36,9 +36,10 @@ import time
 import traceback
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 PYTHON = "/usr/bin/python3"
@@ -164,7 +165,8 @@ class Cloud:
         with open(log, "ab") as out:
             process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        env={**self.env, **(env or {})}, cwd=self.dir, user=user,
-                                       start_new_session=True, preexec_fn=_die_with_parent)
+                                       start_new_session=True,
+                                       preexec_fn=_die_with_parent)  # noqa: PLW1509 - prctl only
         with self.lock:
             self.processes.append((name, process))
             with open(self.dir / "run" / "pgids", "a") as pgids:
@@ -200,7 +202,7 @@ class Cloud:
             try:
                 if ready():
                     return
-            except Exception:  # noqa: BLE001 - not ready yet
+            except Exception:  # noqa: BLE001, S110 - not ready yet
                 pass
             if time.monotonic() > self.deadline:
                 raise Failure(f"{what}: not ready in time\n"
@@ -271,7 +273,8 @@ class Cloud:
                 "-v", "ON_ERROR_STOP=1", "-q"]
 
         def up() -> bool:
-            return subprocess.run([*psql, "-c", "SELECT 1"], capture_output=True, timeout=5).returncode == 0
+            return subprocess.run([*psql, "-c", "SELECT 1"], capture_output=True, timeout=5,
+                                  check=False).returncode == 0
         self.wait("PostgreSQL", up, process=process, log="postgres")
         creates = [arg for db in DATABASES for arg in ("-c", f"CREATE DATABASE {db}")]
         self.step("createdb", [*psql, *creates], timeout=60)
@@ -320,7 +323,6 @@ class Cloud:
     def write_configs(self) -> None:
         etc = self.dir / "etc"
         rabbit = f"rabbit://guest:guest@127.0.0.1:{self.port['amqp']}/"
-        keystone = f"http://127.0.0.1:{self.port['keystone']}"
         common = {"oslo_concurrency": {"lock_path": self.dir / "lock"},
                   "oslo_messaging_notifications": {"driver": "noop"}}
         for service in ("nova", "glance", "neutron", "cinder"):
@@ -346,7 +348,7 @@ class Cloud:
         (self.dir / "glance").mkdir(exist_ok=True)
         (etc / "glance-api.conf").write_text(ini({
             "DEFAULT": {"bind_host": "127.0.0.1", "bind_port": self.port["glance"], "workers": 1,
-                        "enabled_backends": "fs:file", "transport_url": rabbit},
+                        "enabled_backends": "fs:file", "graceful_shutdown_timeout": 2},
             "database": {"connection": self.db_url("glance")},
             "keystone_authtoken": self.authtoken("glance"),
             "paste_deploy": {"flavor": "keystone", "config_file": PASTE_CACHE / "etc/glance/glance-api-paste.ini"},
@@ -364,6 +366,7 @@ class Cloud:
                 "notify_nova_on_port_status_changes": "false", "notify_nova_on_port_data_changes": "false",
                 "dhcp_agent_notification": "false", "allow_overlapping_ips": "true",
                 "api_paste_config": PASTE_CACHE / "etc/neutron/api-paste.ini", "state_path": self.dir / "neutron",
+                "graceful_shutdown_timeout": 2,
             },
             "database": {"connection": self.db_url("neutron")},
             "keystone_authtoken": self.authtoken("neutron"),
@@ -383,6 +386,7 @@ class Cloud:
                 "periodic_fuzzy_delay": 0,  # else the first host discovery waits up to a minute
                 "state_path": self.dir / "nova", "instances_path": self.dir / "nova" / "instances",
                 "allow_resize_to_same_host": "true", "heal_instance_info_cache_interval": -1,
+                "graceful_shutdown_timeout": 2,  # else nova-scheduler outlives SIGTERM by a minute
             },
             "api": {"auth_strategy": "keystone"},
             "wsgi": {"api_paste_config": PASTE_CACHE / "etc/nova/api-paste.ini"},
@@ -410,6 +414,7 @@ class Cloud:
                 "osapi_volume_workers": 1, "my_ip": "127.0.0.1", "host": "occipy-cinder",
                 "glance_api_servers": f"http://127.0.0.1:{self.port['glance']}",
                 "api_paste_config": PASTE_CACHE / "etc/cinder/api-paste.ini", "state_path": self.dir / "cinder",
+                "graceful_shutdown_timeout": 2,
             },
             "database": {"connection": self.db_url("cinder")},
             "keystone_authtoken": self.authtoken("cinder"),
@@ -598,7 +603,7 @@ class Cloud:
 
         def host_mapped() -> bool:  # the scheduler's periodic discovery maps the compute host (<= 5 s)
             out = subprocess.run([*self.psql, "-d", "nova_api", "-tAc", "SELECT count(*) FROM host_mappings"],
-                                 capture_output=True, text=True, timeout=10).stdout.strip()
+                                 capture_output=True, text=True, timeout=10, check=False).stdout.strip()
             return out not in ("", "0")
         self.wait("nova-compute host discovery", host_mapped, log="nova-compute.oslo", interval=0.5)
         nova = f"http://127.0.0.1:{self.port['nova']}/v2.1"

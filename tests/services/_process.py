@@ -48,7 +48,10 @@ def failure(what: str, reason: str, log: Path | str | None = None) -> ServiceErr
 
 
 def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None]:
-    """A `preexec_fn` asking the kernel to send `sig` to the child when pytest dies (even by SIGKILL)."""
+    """A `preexec_fn` asking the kernel to send `sig` to the child when pytest dies (even by SIGKILL).
+
+    It only calls prctl(2), so it is safe in a forked child of a threaded parent (ruff PLW1509).
+    """
 
     def _set() -> None:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -74,7 +77,7 @@ def wait_for(
         try:
             if ready():
                 return
-        except Exception:  # noqa: BLE001 - not ready yet; the deadline turns this into an error
+        except Exception:  # noqa: BLE001, S110 - not ready yet; the deadline makes this an error
             pass
         if time.monotonic() > deadline:
             raise failure(what, f"not ready after {timeout:.0f} s", log)

@@ -29,7 +29,14 @@ from typing import Any
 import pytest
 
 from tests.services._process import (
-    REPO, ServiceError, die_with_parent, pids_mentioning, run, stop_pid, stop_process, wait_for,
+    REPO,
+    ServiceError,
+    die_with_parent,
+    pids_mentioning,
+    run,
+    stop_pid,
+    stop_process,
+    wait_for,
 )
 
 START_TIMEOUT = 60.0
@@ -176,7 +183,7 @@ class DockerDaemon:
         try:
             if self.process.poll() is None and self.socket.exists():
                 self.remove_everything()
-        except Exception:  # noqa: BLE001 - the daemon is going anyway; never let teardown hang or raise
+        except Exception:  # noqa: BLE001, S110 - dockerd goes anyway; teardown must not raise here
             pass
         finally:
             stop_process(self.process, timeout=STOP_TIMEOUT)
@@ -203,7 +210,7 @@ def remove_new(client: Any, *, containers: set[str], networks: set[str], volumes
         if image.id not in images:
             try:
                 client.images.remove(image.id, force=True, noprune=False)
-            except Exception:  # noqa: BLE001 - an intermediate layer goes with its child
+            except Exception:  # noqa: BLE001, S110 - an intermediate layer goes with its child
                 pass
 
 
@@ -274,7 +281,7 @@ def start_dockerd() -> DockerDaemon:
         ]
         with open(log, "wb") as out:
             process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       preexec_fn=die_with_parent())
+                                       preexec_fn=die_with_parent())  # noqa: PLW1509
         daemon = DockerDaemon(directory, bridge, subnet, process)
 
         def ready() -> bool:

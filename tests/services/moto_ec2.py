@@ -76,7 +76,7 @@ def start_moto(region: str = REGION) -> MotoServer:
     with open(log, "wb") as out:
         process = subprocess.Popen([str(moto_bin), "-H", "127.0.0.1", "-p", str(port)], stdout=out,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   preexec_fn=die_with_parent())
+                                   preexec_fn=die_with_parent())  # noqa: PLW1509
     server = MotoServer(f"http://127.0.0.1:{port}", region, process, directory)
 
     def ready() -> bool:

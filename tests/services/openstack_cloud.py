@@ -79,7 +79,7 @@ class OpenStackCloud:
     def config(self, admin: bool = False) -> dict[str, Any]:
         """One clouds.yaml entry as a dict (what openstack.connect(**config) accepts)."""
         return {"auth": self.auth(admin), "region_name": self.region_name, "identity_api_version": "3",
-                "interface": "public"}
+                "interface": "public", "api_timeout": 60}
 
     def connect(self, admin: bool = False) -> Any:
         """A new openstacksdk Connection as the member user (or the admin)."""
@@ -135,7 +135,7 @@ def start_openstack() -> tuple[OpenStackCloud, CloudSupervisor]:
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, str(SCRIPT), "run", str(directory / "cloud"), "--timeout", str(timeout)],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent())
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent())  # noqa: PLW1509
     supervisor = CloudSupervisor(process, directory)
 
     def ready() -> bool:
@@ -197,9 +197,16 @@ def _listers(admin: Any, user: Any) -> dict[str, Callable[[], Any]]:
     }
 
 
-def _wait_gone(find: Callable[[], Any], what: str) -> None:
+def _wait_gone(get: Callable[[], Any], what: str) -> None:
+    """Poll `get()` until it raises NotFound (a deleted server/volume), at most CLEANUP_TIMEOUT s."""
+    from openstack.exceptions import NotFoundException
+
     deadline = time.monotonic() + CLEANUP_TIMEOUT
-    while find() is not None:
+    while True:
+        try:
+            get()
+        except NotFoundException:
+            return
         if time.monotonic() > deadline:
             raise ServiceError(f"OpenStack cleanup: {what} still there after {CLEANUP_TIMEOUT:.0f} s")
         time.sleep(0.3)
@@ -222,14 +229,14 @@ def clean_up(admin: Any, user: Any, before: Snapshot) -> list[str]:
         attempt(f"server {server.id}", lambda s=server: admin.compute.delete_server(s, force=True))
     for server in new("servers"):
         attempt(f"server {server.id}", lambda s=server: _wait_gone(
-            lambda: admin.compute.find_server(s.id, all_projects=True), f"server {s.id}"))
+            lambda: admin.compute.get_server(s.id), f"server {s.id}"))
     for volume in new("volumes"):
         def drop(v: Any = volume) -> None:
             if v.status not in ("available", "error"):
                 admin.block_storage.reset_volume_status(v, status="available", attach_status="detached",
                                                         migration_status=None)
             admin.block_storage.delete_volume(v, force=True)
-            _wait_gone(lambda: admin.block_storage.find_volume(v.id, all_projects=True), f"volume {v.id}")
+            _wait_gone(lambda: admin.block_storage.get_volume(v.id), f"volume {v.id}")
         attempt(f"volume {volume.id}", drop)
     for router in new("routers"):
         def unplug(r: Any = router) -> None:

@@ -120,7 +120,7 @@ def start_postgres(*, user: str = "postgres", settings: dict[str, str] | None = 
             args += ["-c", f"{key}={value}"]
         with open(log, "wb") as out:
             process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       user=run_as, preexec_fn=die_with_parent(signal.SIGINT))
+                                       user=run_as, preexec_fn=die_with_parent(signal.SIGINT))  # noqa: PLW1509
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise

@@ -9,7 +9,10 @@ import pytest
 
 from tests.services.openstack_cloud import OpenStackCloud
 
-pytestmark = [pytest.mark.openstack, pytest.mark.timeout(900)]
+pytestmark = [
+    pytest.mark.openstack,
+    pytest.mark.timeout(900),  # the first test also pays for the cloud's start (about a minute)
+]
 WAIT = 120
 
 
@@ -42,7 +45,8 @@ def test_server_lifecycle(openstack_cloud: OpenStackCloud, openstack_conn: Any) 
     assert compute.wait_for_server(server, status="ACTIVE", wait=WAIT, interval=0.3).power_state == 1
     compute.delete_server(server)
     compute.wait_for_delete(server, wait=WAIT, interval=0.3)
-    assert compute.find_server(server.id) is None
+    with pytest.raises(openstack.exceptions.NotFoundException):
+        compute.get_server(server.id)
 
 
 def test_network_subnet_and_port(openstack_conn: Any) -> None:
@@ -55,7 +59,7 @@ def test_network_subnet_and_port(openstack_conn: Any) -> None:
     assert [p.id for p in net.ports(network_id=network.id) if p.device_owner == ""] == [port.id]
     net.delete_port(port)
     net.delete_network(network)
-    assert net.find_network("occi-net2") is None
+    assert [n.name for n in net.networks(name="occi-net2")] == []
 
 
 def test_volume_attach_and_detach(openstack_cloud: OpenStackCloud, openstack_conn: Any) -> None:
@@ -65,10 +69,10 @@ def test_volume_attach_and_detach(openstack_cloud: OpenStackCloud, openstack_con
     volume = storage.create_volume(size=1, name="occi-vol")
     server = compute.wait_for_server(server, status="ACTIVE", wait=WAIT, interval=0.3)
     volume = storage.wait_for_status(volume, "available", wait=WAIT, interval=0.3)
-    compute.create_volume_attachment(server, volume_id=volume.id)
+    compute.create_volume_attachment(server, volume=volume)
     volume = storage.wait_for_status(volume, "in-use", wait=WAIT, interval=0.3)
     assert [a["server_id"] for a in volume.attachments] == [server.id]
-    compute.delete_volume_attachment(server, volume.id)
+    compute.delete_volume_attachment(server, volume)
     volume = storage.wait_for_status(volume, "available", wait=WAIT, interval=0.3)
     assert volume.attachments == []
     # left for openstack_conn's cleanup: the server and the volume (checked by the next test)
