@@ -13,6 +13,7 @@ Needs the `openstack` extra (openstacksdk). Env: OCCIPY_OPENSTACK_TIMEOUT (set-u
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -216,54 +217,56 @@ def clean_up(admin: Any, user: Any, before: Snapshot) -> list[str]:
     """Delete what is not in `before`, in dependency order; returns what could not be deleted."""
     problems: list[str] = []
 
-    def attempt(what: str, action: Callable[[], Any]) -> None:
+    def attempt(what: str, action: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         try:
-            action()
+            action(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - go on with the rest, report at the end
             problems.append(f"{what}: {exc}")
 
     def new(kind: str) -> list[Any]:
         return [item for item in _listers(admin, user)[kind]() if item.id not in before.ids[kind]]
 
-    for server in new("servers"):
-        attempt(f"server {server.id}", lambda s=server: admin.compute.delete_server(s, force=True))
-    for server in new("servers"):
-        attempt(f"server {server.id}", lambda s=server: _wait_gone(
-            lambda: admin.compute.get_server(s.id), f"server {s.id}"))
+    def drop_volume(volume: Any) -> None:
+        if volume.status not in ("available", "error"):
+            admin.block_storage.reset_volume_status(volume, status="available", attach_status="detached",
+                                                    migration_status=None)
+        admin.block_storage.delete_volume(volume, force=True)
+        _wait_gone(functools.partial(admin.block_storage.get_volume, volume.id), f"volume {volume.id}")
+
+    def drop_router(router: Any) -> None:
+        for port in admin.network.ports(device_id=router.id):
+            if port.device_owner == "network:router_interface":
+                admin.network.remove_interface_from_router(router, port_id=port.id)
+        if router.external_gateway_info:
+            admin.network.update_router(router, external_gateway_info={})
+        admin.network.delete_router(router)
+
+    servers = new("servers")
+    for server in servers:
+        attempt(f"server {server.id}", admin.compute.delete_server, server, force=True)
+    for server in servers:
+        attempt(f"server {server.id}", _wait_gone, functools.partial(admin.compute.get_server, server.id),
+                f"server {server.id}")
     for volume in new("volumes"):
-        def drop(v: Any = volume) -> None:
-            if v.status not in ("available", "error"):
-                admin.block_storage.reset_volume_status(v, status="available", attach_status="detached",
-                                                        migration_status=None)
-            admin.block_storage.delete_volume(v, force=True)
-            _wait_gone(lambda: admin.block_storage.get_volume(v.id), f"volume {v.id}")
-        attempt(f"volume {volume.id}", drop)
+        attempt(f"volume {volume.id}", drop_volume, volume)
     for router in new("routers"):
-        def unplug(r: Any = router) -> None:
-            for port in admin.network.ports(device_id=r.id):
-                if port.device_owner == "network:router_interface":
-                    admin.network.remove_interface_from_router(r, port_id=port.id)
-            if r.external_gateway_info:
-                admin.network.update_router(r, external_gateway_info={})
-            admin.network.delete_router(r)
-        attempt(f"router {router.id}", unplug)
+        attempt(f"router {router.id}", drop_router, router)
     for ip in new("floating_ips"):
-        attempt(f"floating ip {ip.id}", lambda i=ip: admin.network.delete_ip(i))
+        attempt(f"floating ip {ip.id}", admin.network.delete_ip, ip)
     for port in new("ports"):
-        if port.device_owner.startswith("network:"):
-            continue  # dhcp/router ports go with their network/router
-        attempt(f"port {port.id}", lambda p=port: admin.network.delete_port(p))
+        if not port.device_owner.startswith("network:"):  # dhcp/router ports go with their owner
+            attempt(f"port {port.id}", admin.network.delete_port, port)
     for network in new("networks"):
-        attempt(f"network {network.id}", lambda n=network: admin.network.delete_network(n))
+        attempt(f"network {network.id}", admin.network.delete_network, network)
     for group in new("security_groups"):
-        if group.name != "default":  # neutron makes a project's default group; it holds nothing
-            attempt(f"security group {group.id}", lambda g=group: admin.network.delete_security_group(g))
+        if group.name != "default":  # neutron makes a project's default group itself; it holds nothing
+            attempt(f"security group {group.id}", admin.network.delete_security_group, group)
     for image in new("images"):
-        attempt(f"image {image.id}", lambda i=image: admin.image.delete_image(i))
+        attempt(f"image {image.id}", admin.image.delete_image, image)
     for flavor in new("flavors"):
-        attempt(f"flavor {flavor.id}", lambda f=flavor: admin.compute.delete_flavor(f))
+        attempt(f"flavor {flavor.id}", admin.compute.delete_flavor, flavor)
     for keypair in new("keypairs"):
-        attempt(f"key pair {keypair.id}", lambda k=keypair: user.compute.delete_keypair(k))
+        attempt(f"key pair {keypair.id}", user.compute.delete_keypair, keypair)
     return problems
 
 

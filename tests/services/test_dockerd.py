@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 import subprocess
+import time
+import urllib.request
 from typing import Any
 
 import docker
 import pytest
 
+from tests.services._process import free_port
 from tests.services.dockerd import DockerDaemon
 
 
@@ -80,3 +84,23 @@ def test_daemon_has_its_own_bridge_and_no_iptables_rules(dockerd: DockerDaemon, 
     assert "DOCKER" not in rules and dockerd.bridge not in rules
     with pytest.raises(docker.errors.NotFound):
         docker_client.containers.get("occi-vm")
+
+
+def test_default_bridge_and_a_port_published_on_loopback(docker_client: Any, busybox_image: str,
+                                                         dockerd: DockerDaemon) -> None:
+    port = free_port()
+    container = docker_client.containers.run(
+        busybox_image, ["sh", "-c", "mkdir /www && echo hello > /www/index.html && httpd -f -p 8080 -h /www"],
+        detach=True, init=True, ports={"8080/tcp": ("127.0.0.1", port)})
+    container.reload()
+    assert ipaddress.ip_address(container.attrs["NetworkSettings"]["IPAddress"]) in dockerd.subnet
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=2) as reply:
+                assert reply.read() == b"hello\n"
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

@@ -6,6 +6,8 @@ from typing import Any
 
 import openstack
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tests.services.openstack_cloud import OpenStackCloud
 
@@ -78,13 +80,31 @@ def test_volume_attach_and_detach(openstack_cloud: OpenStackCloud, openstack_con
     # left for openstack_conn's cleanup: the server and the volume (checked by the next test)
 
 
+def test_leaves_a_router_key_pair_and_security_group_for_cleanup(
+    openstack_cloud: OpenStackCloud, openstack_conn: Any
+) -> None:
+    net = openstack_conn.network
+    router = net.create_router(name="occi-router")
+    net.add_interface_to_router(router, subnet=openstack_cloud.subnet["id"])
+    group = net.create_security_group(name="occi-sg")
+    net.create_security_group_rule(security_group_id=group.id, direction="ingress", protocol="tcp",
+                                   port_range_min=22, port_range_max=22, remote_ip_prefix="0.0.0.0/0")
+    key = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH)
+    openstack_conn.compute.create_keypair(name="occi-key", public_key=key.decode())
+    assert [k.name for k in openstack_conn.compute.keypairs()] == ["occi-key"]
+
+
 def test_cleanup_removed_what_earlier_tests_left(openstack_conn: Any, openstack_cloud: OpenStackCloud) -> None:
     admin = openstack_cloud.connect(admin=True)
     try:
         assert list(admin.compute.servers(all_projects=True)) == []
         assert list(admin.block_storage.volumes(all_projects=True)) == []
         assert [n.name for n in admin.network.networks()] == ["occipy-net"]
+        assert list(admin.network.routers()) == []
+        assert "occi-sg" not in [g.name for g in admin.network.security_groups()]
+        assert list(admin.network.ports()) == []  # the router interface went with its router
     finally:
         admin.close()
+    assert list(openstack_conn.compute.keypairs()) == []
     with pytest.raises(openstack.exceptions.ResourceNotFound):
         openstack_conn.compute.get_server("00000000-0000-0000-0000-000000000000")
