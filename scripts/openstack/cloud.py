@@ -21,30 +21,27 @@ from __future__ import annotations
 
 import argparse
 import base64
-import ctypes
-import http.client as http_client
 import json
 import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 import traceback
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from configs import REGION, MissingPasteFiles, write_configs
+from supervisor import STOP_GRACE, Failure, Stopped, Supervisor, expect, free_port, http, port_open, sweep
+
 HERE = Path(__file__).resolve().parent
 PYTHON = "/usr/bin/python3"
 UWSGI = "/usr/bin/uwsgi"
-REGION = "RegionOne"
 SERVICES = ("nova", "neutron", "glance", "cinder", "placement")
 DATABASES = ("keystone", "glance", "placement", "nova_api", "nova", "nova_cell0", "neutron", "cinder")
 PASTE_CACHE = Path(os.environ.get("OCCIPY_OPENSTACK_CACHE")
@@ -52,93 +49,17 @@ PASTE_CACHE = Path(os.environ.get("OCCIPY_OPENSTACK_CACHE")
 # Runs `module:function` as a console script would, with argv[0] = the service's name.
 LAUNCH = ("import importlib, sys; name, target = sys.argv[1], sys.argv[2]; mod, fn = target.split(':'); "
           "sys.argv = [name] + sys.argv[3:]; sys.exit(getattr(importlib.import_module(mod), fn)())")
-STOP_GRACE = 5.0
 IMAGE_BYTES = b"occipy fake disk\n" * 256  # a 4 KiB raw "disk": the fake hypervisor never reads it
 
 
-class Failure(Exception):
-    """One step failed; the message names it and carries its log's tail."""
-
-
-class Stopped(Exception):
-    """SIGTERM/SIGINT arrived during set-up."""
-
-
-def log_tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _die_with_parent() -> None:
-    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: if the supervisor dies, so do we
-
-
-def http(method: str, url: str, body: Any = None, token: str | None = None, *, raw: bytes | None = None,
-         timeout: float = 60, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
-    """One HTTP request; returns (status, headers, parsed JSON or None). Never raises for a status."""
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("Content-Type", "application/octet-stream" if raw is not None else "application/json")
-    request.add_header("Accept", "application/json")
-    if token:
-        request.add_header("X-Auth-Token", token)
-    for key, value in (headers or {}).items():
-        request.add_header(key, value)
-    for attempt in range(4):
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as reply:
-                status, head, text = reply.status, dict(reply.headers), reply.read()
-            break
-        except urllib.error.HTTPError as exc:
-            status, head, text = exc.code, dict(exc.headers), exc.read()
-            break
-        except (ConnectionResetError, http_client.RemoteDisconnected):
-            # uwsgi's http-socket sometimes resets a connection it has not read yet: try again
-            if attempt == 3:
-                raise
-            time.sleep(0.2)
-    try:
-        parsed = json.loads(text) if text else None
-    except ValueError:
-        parsed = text.decode(errors="replace")
-    return status, head, parsed
-
-
-def expect(answer: tuple[int, dict[str, str], Any], what: str, *ok: int) -> Any:
-    status, _, body = answer
-    if status not in (ok or (200, 201, 202, 204)):
-        raise Failure(f"{what}: HTTP {status}: {str(body)[:500]}")
-    return body
-
-
-def ini(sections: dict[str, dict[str, Any]]) -> str:
-    out = []
-    for name, values in sections.items():
-        out.append(f"[{name}]")
-        out += [f"{key} = {value}" for key, value in values.items()]
-        out.append("")
-    return "\n".join(out)
-
-
-class Cloud:
-    """The supervisor: starts every process in its own process group, records it, stops them all."""
+class Cloud(Supervisor):
+    """The set-up sequence: infrastructure, keystone, migrations, services, readiness, seed data."""
 
     def __init__(self, directory: Path, timeout: float) -> None:
-        self.dir = directory
-        self.deadline = time.monotonic() + timeout
-        self.t0 = time.monotonic()
-        self.timings: dict[str, float] = {}
-        self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
-        self.lock = threading.Lock()
-        self.stopping = threading.Event()
+        super().__init__(directory, timeout, env={
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(directory / "home"), "LANG": "C.UTF-8",
+            "PYTHONPATH": f"{HERE}:{directory / 'python'}", "PYTHONDONTWRITEBYTECODE": "1",
+        })
         self.port = {name: free_port() for name in (
             "postgres", "amqp", "epmd", "dist", "keystone", "placement", "glance", "neutron", "nova", "cinder")}
         self.admin_password = secrets.token_hex(10)
@@ -146,106 +67,12 @@ class Cloud:
         self.user_password = secrets.token_hex(10)
         self.suffix = secrets.token_hex(3)
         self.pool: ThreadPoolExecutor | None = None
-        for sub in ("log", "etc", "home", "python", "lock", "run"):
+        for sub in ("etc", "home", "python", "lock"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
-        self.env = {
-            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(self.dir / "home"), "LANG": "C.UTF-8",
-            "PYTHONPATH": f"{HERE}:{self.dir / 'python'}", "PYTHONDONTWRITEBYTECODE": "1",
-        }
-
-    # --- processes ---------------------------------------------------------------------------
-    def note(self, message: str) -> None:
-        print(f"[{time.monotonic() - self.t0:6.1f}s] {message}", flush=True)
-
-    def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None,
-              user: str | None = None) -> subprocess.Popen[bytes]:
-        if self.stopping.is_set():
-            raise Stopped()
-        log = self.dir / "log" / f"{name}.log"
-        with open(log, "ab") as out:
-            process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       env={**self.env, **(env or {})}, cwd=self.dir, user=user,
-                                       start_new_session=True,
-                                       preexec_fn=_die_with_parent)  # noqa: PLW1509 - prctl only
-        with self.lock:
-            self.processes.append((name, process))
-            with open(self.dir / "run" / "pgids", "a") as pgids:
-                pgids.write(f"{process.pid}\n")
-        return process
-
-    def step(self, name: str, args: list[str], *, timeout: float = 180, env: dict[str, str] | None = None,
-             user: str | None = None) -> None:
-        """Run a one-shot command (a migration, keystone-manage) to completion."""
-        process = self.spawn(name, args, env, user)
-        try:
-            code = process.wait(timeout=min(timeout, max(1.0, self.deadline - time.monotonic())))
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            raise Failure(f"{name} did not finish in time\n{log_tail(self.dir / 'log' / f'{name}.log')}") from None
-        if self.stopping.is_set():
-            raise Stopped()
-        if code != 0:
-            raise Failure(f"{name} exited with {code}\n{log_tail(self.dir / 'log' / f'{name}.log')}")
 
     def python(self, name: str, target: str, *args: str) -> list[str]:
+        """Run `module:function` of Debian's OpenStack as its console script would."""
         return [PYTHON, "-c", LAUNCH, name, target, *args]
-
-    def wait(self, what: str, ready: Callable[[], bool], *, process: subprocess.Popen[bytes] | None = None,
-             log: str | None = None, interval: float = 0.2) -> None:
-        while True:
-            if self.stopping.is_set():
-                raise Stopped()
-            if process is not None and process.poll() is not None:
-                raise Failure(f"{what}: exited with {process.returncode}\n"
-                              f"{log_tail(self.dir / 'log' / f'{log}.log') if log else ''}")
-            try:
-                if ready():
-                    return
-            except Exception:  # noqa: BLE001, S110 - not ready yet
-                pass
-            if time.monotonic() > self.deadline:
-                raise Failure(f"{what}: not ready in time\n"
-                              f"{log_tail(self.dir / 'log' / f'{log}.log') if log else ''}")
-            time.sleep(interval)
-
-    def wait_http(self, name: str, url: str, process: subprocess.Popen[bytes]) -> None:
-        def up() -> bool:
-            status, _, _ = http("GET", url, timeout=5)
-            return status < 500
-        self.wait(f"{name} at {url}", up, process=process, log=name)
-        self.timings[f"{name} ready"] = round(time.monotonic() - self.t0, 1)
-        self.note(f"{name} answers at {url}")
-
-    def stop(self) -> None:
-        """SIGTERM every process group, wait up to STOP_GRACE s, SIGKILL what is left, reap all."""
-        self.stopping.set()
-        with self.lock:
-            processes = list(reversed(self.processes))
-        for name, process in processes:
-            try:  # PostgreSQL: SIGINT is its "fast" shutdown (SIGTERM would wait for clients)
-                os.killpg(process.pid, signal.SIGINT if name == "postgres" else signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + STOP_GRACE
-        for _, process in processes:
-            try:
-                process.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-        stubborn = [name for name, process in processes if process.poll() is None]
-        if stubborn:
-            self.note(f"SIGKILL after {STOP_GRACE:.0f} s: {', '.join(stubborn)}")
-        for _, process in processes:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)  # also any worker a leader left behind
-            except (ProcessLookupError, PermissionError):
-                pass
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-        sweep(self.dir)
 
     # --- infrastructure ----------------------------------------------------------------------
     def db_url(self, name: str) -> str:
@@ -301,136 +128,12 @@ class Cloud:
             "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
         }
         epmd = self.spawn("epmd", ["epmd", "-port", str(self.port["epmd"]), "-address", "127.0.0.1"], env)
-        self.wait("epmd", lambda: _port_open(self.port["epmd"]), process=epmd, log="epmd")
+        self.wait("epmd", lambda: port_open(self.port["epmd"]), process=epmd, log="epmd")
         process = self.spawn("rabbitmq", ["/usr/lib/rabbitmq/bin/rabbitmq-server"], env)
         # The AMQP listener opens at the end of rabbit's boot steps: then it takes connections.
-        self.wait("rabbitmq", lambda: _port_open(self.port["amqp"]), process=process, log="rabbitmq")
+        self.wait("rabbitmq", lambda: port_open(self.port["amqp"]), process=process, log="rabbitmq")
         self.timings["rabbitmq ready"] = round(time.monotonic() - self.t0, 1)
         self.note(f"rabbitmq on 127.0.0.1:{self.port['amqp']}")
-
-    # --- configuration -----------------------------------------------------------------------
-    def auth_section(self, user: str) -> dict[str, str]:
-        return {
-            "auth_url": f"http://127.0.0.1:{self.port['keystone']}/v3", "auth_type": "password",
-            "project_domain_name": "Default", "user_domain_name": "Default", "project_name": "service",
-            "username": user, "password": self.service_password, "region_name": REGION,
-        }
-
-    def authtoken(self, user: str) -> dict[str, str]:
-        return {"www_authenticate_uri": f"http://127.0.0.1:{self.port['keystone']}/v3",
-                "service_token_roles_required": "true", **self.auth_section(user)}
-
-    def write_configs(self) -> None:
-        etc = self.dir / "etc"
-        rabbit = f"rabbit://guest:guest@127.0.0.1:{self.port['amqp']}/"
-        common = {"oslo_concurrency": {"lock_path": self.dir / "lock"},
-                  "oslo_messaging_notifications": {"driver": "noop"}}
-        for service in ("nova", "glance", "neutron", "cinder"):
-            paste = PASTE_CACHE / "etc" / service
-            if not paste.is_dir():
-                raise Failure(f"api-paste files missing in {paste} (bash scripts/bootstrap.sh openstack)")
-        (etc / "keystone.conf").write_text(ini({
-            "database": {"connection": self.db_url("keystone")},
-            "token": {"provider": "fernet"},
-            "fernet_tokens": {"key_repository": self.dir / "keystone" / "fernet-keys"},
-            "fernet_receipts": {"key_repository": self.dir / "keystone" / "fernet-keys"},
-            "credential": {"key_repository": self.dir / "keystone" / "credential-keys"},
-            "identity": {"password_hash_rounds": 4},  # tests only: bcrypt's cost would dominate auth
-            # In-process cache: token validation drops from ~250 ms to ~15 ms a request
-            "cache": {"enabled": "true", "backend": "dogpile.cache.memory"},
-        }))
-        (etc / "placement").mkdir(exist_ok=True)
-        (etc / "placement" / "placement.conf").write_text(ini({
-            "placement_database": {"connection": self.db_url("placement")},
-            "api": {"auth_strategy": "keystone"},
-            "keystone_authtoken": self.authtoken("placement"),
-        }))
-        (self.dir / "glance").mkdir(exist_ok=True)
-        (etc / "glance-api.conf").write_text(ini({
-            "DEFAULT": {"bind_host": "127.0.0.1", "bind_port": self.port["glance"], "workers": 1,
-                        "enabled_backends": "fs:file", "graceful_shutdown_timeout": 2},
-            "database": {"connection": self.db_url("glance")},
-            "keystone_authtoken": self.authtoken("glance"),
-            "paste_deploy": {"flavor": "keystone", "config_file": PASTE_CACHE / "etc/glance/glance-api-paste.ini"},
-            "glance_store": {"default_backend": "fs"},
-            "fs": {"filesystem_store_datadir": self.dir / "glance" / "images"},
-            "os_glance_staging_store": {"filesystem_store_datadir": self.dir / "glance" / "staging"},
-            "os_glance_tasks_store": {"filesystem_store_datadir": self.dir / "glance" / "tasks"},
-            **common,
-        }))
-        (etc / "neutron.conf").write_text(ini({
-            "DEFAULT": {
-                "bind_host": "127.0.0.1", "bind_port": self.port["neutron"], "core_plugin": "ml2",
-                "service_plugins": "router", "auth_strategy": "keystone", "transport_url": rabbit,
-                "api_workers": 1, "rpc_workers": 1, "rpc_state_report_workers": 0,
-                "notify_nova_on_port_status_changes": "false", "notify_nova_on_port_data_changes": "false",
-                "dhcp_agent_notification": "false", "allow_overlapping_ips": "true",
-                "api_paste_config": PASTE_CACHE / "etc/neutron/api-paste.ini", "state_path": self.dir / "neutron",
-                "graceful_shutdown_timeout": 2,
-            },
-            "database": {"connection": self.db_url("neutron")},
-            "keystone_authtoken": self.authtoken("neutron"),
-            "nova": self.auth_section("nova"),
-            "ml2": {"type_drivers": "flat,vlan,vxlan", "tenant_network_types": "vxlan",
-                    "mechanism_drivers": "occipy_bindall", "extension_drivers": "port_security"},
-            "ml2_type_vxlan": {"vni_ranges": "1:1000"},
-            "ml2_type_flat": {"flat_networks": "*"},
-            "ml2_type_vlan": {"network_vlan_ranges": "physnet1:100:199"},
-            **common,
-        }))
-        nova: dict[str, dict[str, Any]] = {
-            "DEFAULT": {
-                "compute_driver": "fake.FakeDriver", "transport_url": rabbit, "my_ip": "127.0.0.1",
-                "host": "occipy-compute", "enabled_apis": "osapi_compute", "osapi_compute_listen": "127.0.0.1",
-                "osapi_compute_listen_port": self.port["nova"], "osapi_compute_workers": 1,
-                "periodic_fuzzy_delay": 0,  # else the first host discovery waits up to a minute
-                "state_path": self.dir / "nova", "instances_path": self.dir / "nova" / "instances",
-                "allow_resize_to_same_host": "true", "heal_instance_info_cache_interval": -1,
-                "graceful_shutdown_timeout": 2,  # else nova-scheduler outlives SIGTERM by a minute
-            },
-            "api": {"auth_strategy": "keystone"},
-            "wsgi": {"api_paste_config": PASTE_CACHE / "etc/nova/api-paste.ini"},
-            "api_database": {"connection": self.db_url("nova_api")},
-            "database": {"connection": self.db_url("nova")},
-            "conductor": {"workers": 1},
-            "scheduler": {"workers": 1, "discover_hosts_in_cells_interval": 5},
-            "keystone_authtoken": self.authtoken("nova"),
-            "placement": self.auth_section("placement"),
-            "neutron": self.auth_section("neutron"),
-            "cinder": {**self.auth_section("cinder"), "os_region_name": REGION},
-            "glance": {"api_servers": f"http://127.0.0.1:{self.port['glance']}"},
-            "service_user": {"send_service_user_token": "true", **self.auth_section("nova")},
-            "vnc": {"enabled": "false"},
-            **common,
-        }
-        (etc / "nova.conf").write_text(ini(nova))
-        # nova-compute talks to the database only through the conductor: give it no database lines.
-        (etc / "nova-compute.conf").write_text(ini({k: v for k, v in nova.items()
-                                                    if k not in ("database", "api_database")}))
-        (etc / "cinder.conf").write_text(ini({
-            "DEFAULT": {
-                "transport_url": rabbit, "auth_strategy": "keystone", "enabled_backends": "fake",
-                "osapi_volume_listen": "127.0.0.1", "osapi_volume_listen_port": self.port["cinder"],
-                "osapi_volume_workers": 1, "my_ip": "127.0.0.1", "host": "occipy-cinder",
-                "glance_api_servers": f"http://127.0.0.1:{self.port['glance']}",
-                "api_paste_config": PASTE_CACHE / "etc/cinder/api-paste.ini", "state_path": self.dir / "cinder",
-                "graceful_shutdown_timeout": 2,
-            },
-            "database": {"connection": self.db_url("cinder")},
-            "keystone_authtoken": self.authtoken("cinder"),
-            "nova": self.auth_section("nova"),
-            "fake": {"volume_driver": "occipy_os_fakes.cinder.FakeVolumeDriver", "volume_backend_name": "fake",
-                     "target_helper": "fake"},
-            **common,
-        }))
-        # The entry point under which neutron's ML2 finds our mechanism driver (stevedore reads it).
-        info = self.dir / "python" / "occipy_os_fakes-0.dist-info"
-        info.mkdir(exist_ok=True)
-        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: occipy-os-fakes\nVersion: 0\n")
-        (info / "entry_points.txt").write_text(
-            "[neutron.ml2.mechanism_drivers]\noccipy_bindall = occipy_os_fakes.ml2:BindAllMechanismDriver\n")
-        for sub in ("nova/instances", "neutron", "cinder", "keystone"):
-            (self.dir / sub).mkdir(parents=True, exist_ok=True)
 
     # --- services ------------------------------------------------------------------------------
     def uwsgi(self, name: str, port: int, wsgi_file: str, env: str) -> subprocess.Popen[bytes]:
@@ -537,7 +240,10 @@ class Cloud:
 
     # --- the whole thing -----------------------------------------------------------------------
     def up(self) -> dict[str, Any]:
-        self.write_configs()
+        try:
+            write_configs(self.dir, self.port, self.service_password, PASTE_CACHE)
+        except MissingPasteFiles as exc:
+            raise Failure(str(exc)) from None
         # The pool's threads live until `run` ends: PR_SET_PDEATHSIG fires when the *thread* that
         # started a child exits, so a thread that ended would take its services with it.
         self.pool = ThreadPoolExecutor(max_workers=8)
@@ -554,7 +260,7 @@ class Cloud:
         placement_env = f"OS_PLACEMENT_CONFIG_DIR={self.dir / 'etc' / 'placement'}"
         # Each migration's thread starts its service(s) as soon as the schema is there: they need
         # keystone only at their first request. nova waits for keystone (it caches the catalogue).
-        chains = {  # nova's is the longest chain: first in the queue
+        chains: dict[str, Future[Any]] = {  # nova's is the longest chain: first in the queue
             "nova": pool.submit(self.migrate_nova),
             "placement": pool.submit(self.migrate, "placement-db-sync", "placement.cmd.manage:main",
                                      "placement/placement.conf", "db", "sync", then=lambda: [
@@ -675,48 +381,6 @@ class Cloud:
         }
         (self.dir / "cloud.json").write_text(json.dumps(described, indent=2) + "\n")
         return described
-
-
-def sweep(directory: Path) -> list[int]:
-    """SIGKILL any process left whose command line or environment names `directory` (ours alone).
-
-    Catches what escaped our process groups: an `epmd -daemon` that a dying rabbit node starts
-    for itself, say (it calls setsid). Every service here has HOME under `directory`.
-    """
-    needle = str(directory).encode()
-    killed: list[int] = []
-    for _ in range(3):
-        found = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit() or int(entry) == os.getpid():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as stat:
-                    if stat.read().rsplit(b")", 1)[1].split()[0] == b"Z":
-                        continue
-                text = Path(f"/proc/{entry}/cmdline").read_bytes() + Path(f"/proc/{entry}/environ").read_bytes()
-            except (OSError, IndexError):
-                continue
-            if needle + b"/" in text or text.endswith(needle) or needle + b"\0" in text:
-                found.append(int(entry))
-        if not found:
-            break
-        for pid in found:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        killed += found
-        time.sleep(0.2)
-    return killed
-
-
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def _result(future: Future[Any]) -> Any:
