@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure uv and the Debian packages every run needs are present, then sync the venv.
-# Usage: scripts/bootstrap.sh [extra apt profile...]  (profiles: test, bench, libvirt, keystone, oidc)
+# Usage: scripts/bootstrap.sh [extra apt profile...]
+#   profiles: test, bench, libvirt, keystone, oidc, postgres, docker, openstack (docs/testing.md says what each brings)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3.11}"
@@ -13,8 +14,10 @@ apt_install() {
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing Debian packages: ${missing[*]}" >&2
         if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
-        $SUDO apt-get update -qq >/dev/null
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        # Wait for another apt/dpkg run (another checkout's bootstrap) instead of failing at once.
+        $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+            --no-install-recommends "${missing[@]}" >/dev/null
     fi
 }
 
@@ -28,6 +31,12 @@ for profile in "$@"; do
         # the identity tests start a real Keystone (SQLite) and a real OpenID provider (glewlwyd)
         keystone) apt_install python3-keystone ;;
         oidc) apt_install glewlwyd ;;
+        # tests/services/postgres.py: initdb/pg_ctl of PostgreSQL 15 (preinstalled on our image)
+        postgres) apt_install postgresql-15 ;;
+        # tests/services/docker.py: a private dockerd; busybox-static for the 2 MB test image
+        docker) apt_install docker.io busybox-static iproute2 ;;
+        # tests/services/openstack.py: nova, neutron, cinder, glance, keystone, placement (Zed)
+        openstack) bash scripts/openstack/install.sh ;;
         *) echo "unknown profile $profile" >&2; exit 2 ;;
     esac
 done

@@ -8,9 +8,14 @@ UV="$(command -v uv || echo "$HOME/.local/bin/uv")"
 SHARED="$(cd .. && pwd)/shared"
 
 # test: pOCCI's build deps; libvirt: daemons, QEMU and the headers the libvirt-python binding needs;
-# keystone, oidc: the identity services the authentication tests start (test-services.md)
-bash scripts/bootstrap.sh test libvirt keystone oidc
-"$UV" sync --frozen -p "$PYTHON" --quiet --extra libvirt
+# keystone, oidc: the identity services the authentication tests start (test-services.md);
+# postgres, docker, openstack: what tests/services/ starts (docs/testing.md). OCCIPY_TEST_PROFILES
+# overrides the list (e.g. to leave out openstack on a machine where it cannot be installed).
+PROFILES="${OCCIPY_TEST_PROFILES:-test libvirt keystone oidc postgres docker openstack}"
+# shellcheck disable=SC2086
+bash scripts/bootstrap.sh $PROFILES
+"$UV" sync --frozen -p "$PYTHON" --quiet --extra libvirt --extra postgres --extra docker --extra ec2 \
+    --extra openstack
 
 export POCCI_VENV="${POCCI_VENV:-$HOME/.cache/occipy/pocci-venv}"
 if [ ! -x "$POCCI_VENV/bin/pOCCI" ]; then
