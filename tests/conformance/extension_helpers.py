@@ -127,7 +127,3 @@ def ext_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Occi]:
 
 def attributes_of(occi: Occi, location: str, media: str = JSON) -> dict[str, Any]:
     return occi.view(location, media).attributes
-
-
-NOT_WIRED = ("not wired yet: the service does not call the extension hooks (docs/extensions.md, "
-             "'Plugging into the service')")

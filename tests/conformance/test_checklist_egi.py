@@ -31,7 +31,6 @@ from occipy.model.registry import LINK, RESOURCE
 from tests.conformance.conftest import JSON, PLAIN, Occi, discovered
 from tests.conformance.extension_helpers import (
     MEDIA,
-    NOT_WIRED,
     attributes_of,
     check_categories,
     check_entity,
@@ -142,7 +141,6 @@ def test_security_group_needs_rules(ext_server: Occi) -> None:  # noqa: F811
     assert response.status_code == 400 and egi.RULES in response.text
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_WIRED)
 def test_bad_rule_is_refused(ext_server: Occi) -> None:  # noqa: F811
     response = ext_server.create_response(egi.SECURITYGROUP, attributes={
         egi.RULES: [{"type": "inbound", "protocol": "tcp", "port": "99999"}]})
@@ -188,7 +186,6 @@ def test_openstack_public_key_mixin_becomes_ssh_key(ext_server: Occi, media: str
 
 
 @pytest.mark.spec("INF-R9")
-@pytest.mark.xfail(strict=True, reason=NOT_WIRED)
 def test_openstack_key_pair_name_is_accepted_and_dropped(ext_server: Occi) -> None:  # noqa: F811
     response = ext_server.create_response(COMPUTE, mixins=["http://schemas.openstack.org/instance/credentials#public_key"],
                                           attributes={"org.openstack.credentials.publickey.data": KEY,
@@ -197,8 +194,6 @@ def test_openstack_key_pair_name_is_accepted_and_dropped(ext_server: Occi) -> No
 
 
 @pytest.mark.spec("CRTP-R0401")
-@pytest.mark.xfail(strict=True, reason="not wired yet: the Server header (http/adapter.py) does not carry "
-                                       "ExtensionSet.claims() (docs/extensions.md)")
 def test_every_response_carries_the_crtp_claim(ext_server: Occi) -> None:  # noqa: F811
     assert "OCCI-CRTP/1.1" in ext_server.get("/-/").headers.get("server", "")
 
@@ -208,7 +203,6 @@ def test_every_response_carries_the_crtp_claim(ext_server: Occi) -> None:  # noq
     (STORAGELINK, COMPUTE, COMPUTE),
     (STORAGELINK, COMPUTE, NETWORK),
 ])
-@pytest.mark.xfail(strict=True, reason=NOT_WIRED)
 def test_wrong_link_ends_are_refused_live(ext_server: Occi, link: str, source_kind: str,  # noqa: F811
                                           target_kind: str) -> None:
     def make(kind: str) -> str:

@@ -23,7 +23,6 @@ from occipy.model.registry import LINK, RESOURCE
 from tests.conformance.conftest import JSON, Occi, discovered
 from tests.conformance.extension_helpers import (
     MEDIA,
-    NOT_WIRED,
     attributes_of,
     check_categories,
     check_entity,
@@ -167,7 +166,6 @@ def test_tag_mixins_apply_only_to_their_kind(ext_server: Occi) -> None:  # noqa:
 
 
 @pytest.mark.spec("MON-05")
-@pytest.mark.xfail(strict=True, reason=NOT_WIRED)
 def test_collector_from_a_compute_is_refused(ext_server: Occi) -> None:  # noqa: F811
     vm = ext_server.compute()
     other = ext_server.compute()
@@ -176,7 +174,6 @@ def test_collector_from_a_compute_is_refused(ext_server: Occi) -> None:  # noqa:
 
 
 @pytest.mark.spec("MON-02")
-@pytest.mark.xfail(strict=True, reason=NOT_WIRED)
 def test_sensor_window_in_the_past_is_refused(ext_server: Occi) -> None:  # noqa: F811
     yesterday = format_datetime(datetime.now(UTC) - timedelta(days=1))
     response = ext_server.create_response(SENSOR, attributes={"occi.sensor.period": 5,
@@ -185,7 +182,6 @@ def test_sensor_window_in_the_past_is_refused(ext_server: Occi) -> None:  # noqa
 
 
 @pytest.mark.spec("MON-08")
-@pytest.mark.xfail(strict=True, reason=NOT_WIRED)
 def test_users_cannot_define_mixins_under_the_tags(ext_server: Occi) -> None:  # noqa: F811
     from tests.conformance.conftest import define_mixin
 
@@ -195,7 +191,6 @@ def test_users_cannot_define_mixins_under_the_tags(ext_server: Occi) -> None:  #
 
 
 @pytest.mark.spec("MON-03")
-@pytest.mark.xfail(strict=True, reason=NOT_WIRED)
 def test_collector_without_a_period_takes_the_sensor_one(ext_server: Occi) -> None:  # noqa: F811
     sensor = ext_server.create(SENSOR, attributes={"occi.sensor.period": 30})
     vm = ext_server.compute()

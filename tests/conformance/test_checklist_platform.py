@@ -20,7 +20,6 @@ from occipy.model.registry import LINK, RESOURCE
 from tests.conformance.conftest import JSON, Occi, discovered
 from tests.conformance.extension_helpers import (
     MEDIA,
-    NOT_WIRED,
     attributes_of,
     check_categories,
     check_entity,
@@ -206,7 +205,6 @@ def test_application_needs_a_name(ext_server: Occi) -> None:  # noqa: F811
 
 
 @pytest.mark.spec("PLT-04")
-@pytest.mark.xfail(strict=True, reason=NOT_WIRED)
 def test_blank_application_name_is_refused(ext_server: Occi) -> None:  # noqa: F811
     assert ext_server.create_response(APPLICATION, attributes={"occi.app.name": "  "}).status_code == 400
 
@@ -255,7 +253,6 @@ def test_state_is_managed_by_the_server(ext_server: Occi) -> None:  # noqa: F811
 
 
 @pytest.mark.spec("PLT-10")
-@pytest.mark.xfail(strict=True, reason=NOT_WIRED)
 def test_componentlink_to_an_application_is_refused(ext_server: Occi) -> None:  # noqa: F811
     a = ext_server.create(APPLICATION, attributes={"occi.app.name": "a"})
     b = ext_server.create(APPLICATION, attributes={"occi.app.name": "b"})
@@ -264,7 +261,6 @@ def test_componentlink_to_an_application_is_refused(ext_server: Occi) -> None:  
 
 
 @pytest.mark.spec("PLT-10")
-@pytest.mark.xfail(strict=True, reason=NOT_WIRED)
 def test_componentlink_cycle_is_refused(ext_server: Occi) -> None:  # noqa: F811
     a = ext_server.create(COMPONENT)
     b = ext_server.create(COMPONENT)

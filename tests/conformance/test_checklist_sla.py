@@ -21,7 +21,6 @@ from occipy.model.registry import LINK, RESOURCE
 from tests.conformance.conftest import JSON, PLAIN, Occi, discovered
 from tests.conformance.extension_helpers import (
     MEDIA,
-    NOT_WIRED,
     attributes_of,
     check_categories,
     check_entity,
@@ -219,7 +218,6 @@ def test_durations_and_intervals_are_refused_live(ext_server: Occi, value: str, 
 
 
 @pytest.mark.spec("SLA-05")
-@pytest.mark.xfail(strict=True, reason=NOT_WIRED)
 def test_effective_until_before_effective_from_is_refused(ext_server: Occi) -> None:  # noqa: F811
     response = ext_server.create_response(sla.AGREEMENT, attributes={
         sla.EFFECTIVE_FROM: "2015-02-25T00:00:00Z", sla.EFFECTIVE_UNTIL: "2015-02-01T00:00:00Z"})
@@ -227,7 +225,6 @@ def test_effective_until_before_effective_from_is_refused(ext_server: Occi) -> N
 
 
 @pytest.mark.spec("SLA-R1")
-@pytest.mark.xfail(strict=True, reason=NOT_WIRED)
 def test_accept_sets_agreed_at(ext_server: Occi) -> None:  # noqa: F811
     location = agreement(ext_server)
     before = datetime.now(UTC).replace(microsecond=0)
@@ -258,7 +255,6 @@ def test_agreement_link_to_a_resource(ext_server: Occi, media: str) -> None:  # 
 
 
 @pytest.mark.spec("SLA-18")
-@pytest.mark.xfail(strict=True, reason=NOT_WIRED)
 def test_agreement_link_from_a_pending_agreement_or_a_compute_is_refused(ext_server: Occi) -> None:  # noqa: F811
     pending = agreement(ext_server)
     vm = ext_server.compute()

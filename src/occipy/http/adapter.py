@@ -185,12 +185,13 @@ async def to_occi(request: Request, *, max_body: int, max_headers: int, request_
     )
 
 
-def to_response(result: OcciResponse, request_id: str = "") -> Response:
+def to_response(result: OcciResponse, request_id: str = "", server: str = SERVER) -> Response:
+    """`server` is the Server header: occipy's product tokens and the profiles it claims."""
     response = Response(result.body, status_code=result.status)
     raw = response.raw_headers
     # text/occi repeats fields: append, never dict(); Starlette set content-length already.
     raw[:] = [(k, v) for k, v in raw if k != b"content-type"]
-    raw.append((b"server", SERVER.encode()))
+    raw.append((b"server", server.encode()))
     raw.append((b"accept", ACCEPT))
     if request_id:
         raw.append((b"x-request-id", request_id.encode()))
@@ -200,9 +201,9 @@ def to_response(result: OcciResponse, request_id: str = "") -> Response:
 
 
 def plain_error(status: int, message: str, headers: Mapping[str, str] | None = None,
-                request_id: str = "") -> Response:
+                request_id: str = "", server: str = SERVER) -> Response:
     response = Response(message + "\n", status_code=status, media_type="text/plain")
-    response.raw_headers.append((b"server", SERVER.encode()))
+    response.raw_headers.append((b"server", server.encode()))
     if request_id:
         response.raw_headers.append((b"x-request-id", request_id.encode()))
     for name, value in (headers or {}).items():

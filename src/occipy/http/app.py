@@ -38,6 +38,8 @@ def create_app(
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
 ) -> Starlette:
     """The ASGI app. `on_startup`/`on_shutdown` open and close the store and the driver."""
+    # GFD.222 §5.1: the profiles the server implements are claimed in every Server header.
+    server = " ".join([adapter.SERVER, *service.claims])
 
     async def answer(request: Request, request_id: str) -> tuple[Response, OcciResponse]:
         try:
@@ -51,14 +53,14 @@ def create_app(
             refusal = service.render_error(error, media)
             if isinstance(error, adapter.UnsupportedContentEncoding):
                 refusal.headers.append(("Accept-Encoding", ", ".join(adapter.CODINGS)))
-            return adapter.to_response(refusal, request_id), refusal
+            return adapter.to_response(refusal, request_id, server), refusal
         try:
             result = await service.handle(occi_request)
         except Exception:
             log.exception("internal error on %s %s", occi_request.method, occi_request.path)
             return adapter.plain_error(500, "internal server error: the failure has been logged",
-                                       request_id=request_id), OcciResponse(500)
-        return adapter.to_response(result, request_id), result
+                                       request_id=request_id, server=server), OcciResponse(500)
+        return adapter.to_response(result, request_id, server), result
 
     async def endpoint(request: Request) -> Response:
         request_id = adapter.request_id(request.scope["headers"])

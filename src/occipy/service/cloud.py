@@ -13,6 +13,7 @@ import asyncio
 import logging
 import re
 import time
+from datetime import datetime, timezone
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -36,6 +37,8 @@ from occipy.errors import BackendError, Conflict, NotFound, NotSupported, OcciEr
 from occipy.model import state as fsm
 from occipy.model.category import AttributeValue, Mixin
 from occipy.model.entity import Entity
+from occipy.model.extensions import ALL as ALL_EXTENSIONS
+from occipy.model.extensions import ExtensionSet
 from occipy.model.registry import Registry
 from occipy.service import bindings as bindings_module
 from occipy.service.bindings import Binding, SpecInput, observed_of
@@ -73,8 +76,11 @@ def cloud_name(entity: Entity) -> str:
 class Cloud:
     """One driver behind OCCI: templates, bindings, lanes, reconciling and recovery."""
 
-    def __init__(self, registry: Registry, store: Store, driver: Driver, options: CloudOptions) -> None:
+    def __init__(self, registry: Registry, store: Store, driver: Driver, options: CloudOptions,
+                 extensions: ExtensionSet | None = None) -> None:
         self.registry = registry
+        # The OCCI extensions served (their hooks run on every create, update, link and action).
+        self.extensions = extensions if extensions is not None else ExtensionSet(ALL_EXTENSIONS)
         self.store = store
         self.driver = driver
         self.options = options
@@ -457,7 +463,8 @@ class ActionSpec:
         binding = cloud.backed(entity)
         if binding is None:
             target = self._target
-            return lambda latest: Batch(put=[set_state(latest, target, None)] if latest is not None else [])
+            return lambda latest: Batch(put=[self._effects(set_state(latest, target, None))]
+                                        if latest is not None else [])
         assert entity.backend_id is not None
         observed = await cloud.driver.act(Ref(binding.resource, entity.backend_id),
                                           binding.action(self.action, self.args))
@@ -465,9 +472,15 @@ class ActionSpec:
         def finish(latest: Entity | None) -> Batch:
             if latest is None:
                 return Batch()
-            return Batch(put=[cloud.apply_observed(latest, binding, observed, overwrite=False)])
+            return Batch(put=[self._effects(cloud.apply_observed(latest, binding, observed, overwrite=False))])
 
         return finish
+
+    def _effects(self, entity: Entity) -> Entity:
+        """What the action changes besides the state (an extension's hook, e.g. SLA accept: agreedAt)."""
+        values = self.cloud_.extensions.on_action(entity.kind, self.action_id, entity.attributes,
+                                                  datetime.now(timezone.utc))
+        return entity.with_attributes(values) if values else entity
 
     def fail(self, entity: Entity | None, error: OcciError) -> Batch:
         if entity is None:
@@ -562,6 +575,7 @@ class EditSpec:
             raise NotFound(f"{self.location} no longer exists")
         cloud = self.cloud_
         updated = apply_edit(cloud.registry, entity, self.edit, visible=self.visible)
+        cloud.extensions.validate(updated.kind, updated.mixins, updated.attributes, cloud.registry)
         self._updated = updated
         self._fields, self._restore = cloud.live_changes(entity, updated)
         self.cloud = bool(self._fields)

@@ -32,6 +32,7 @@ from occipy.errors import (
     UriListNotListing,
 )
 from occipy.identity.base import Anonymous, Authenticator, Credentials, Principal
+from occipy.model.extensions import ExtensionSet
 from occipy.model.registry import Registry
 from occipy.rendering import negotiate
 from occipy.service import dispatch
@@ -59,7 +60,8 @@ class Service:
     """OCCI over any store, driver and authenticator; `start()` before the first request, `stop()` at the end."""
 
     def __init__(self, registry: Registry, store: Store, driver: Driver, options: ServiceOptions | None = None,
-                 *, authenticator: Authenticator | None = None, authoriser: Authoriser | None = None) -> None:
+                 *, authenticator: Authenticator | None = None, authoriser: Authoriser | None = None,
+                 extensions: ExtensionSet | None = None) -> None:
         self.registry = registry
         self.store = store
         self.driver = driver
@@ -68,7 +70,9 @@ class Service:
         self.authoriser: Authoriser = authoriser or RolePolicy()
         self.cloud = Cloud(registry, store, driver, CloudOptions(
             provider_scheme=self.options.provider_scheme, sync_wait=self.options.sync_wait,
-            reconcile_interval=self.options.reconcile_interval, name=driver.name))
+            reconcile_interval=self.options.reconcile_interval, name=driver.name), extensions)
+        # GFD.222 §5.1 claims (e.g. OCCI-CRTP/1.1) for the Server header.
+        self.claims: tuple[str, ...] = self.cloud.extensions.claims()
         views = Views(registry, store, self.cloud)
         self.env = Env(registry=registry, store=store, cloud=self.cloud, views=views, options=self.options)
         self.responder = Responder(registry, views, RenderCache(), max_header_value=self.options.max_header_value)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Final
 
 from occipy.errors import BadRequest, Conflict, InvalidAttribute, NotFound
@@ -27,7 +29,7 @@ from occipy.service.parse import Entities, NoBody, OneEntity
 from occipy.service.queue import Job
 from occipy.service.results import CreatedResult, EmptyResult, EntityResult, Result
 from occipy.service.routes import Route
-from occipy.store.base import QUEUED, Batch, Operation
+from occipy.store.base import QUEUED, Batch, EntityQuery, Operation
 
 SAFE_SEGMENT: Final = re.compile(r"[A-Za-z0-9._~-]+\Z")
 URN_UUID: Final = re.compile(r"urn:uuid:([0-9a-fA-F-]{36})\Z")
@@ -101,9 +103,10 @@ class Creation:
         registry = env.registry
         if kind.location is None or kind.type_id in (RESOURCE, LINK) and kind.location is None:
             raise BadRequest(f"kind {kind.type_id} cannot be instantiated")
+        exts = env.cloud.extensions
         mixins = resolve_mixins(registry, kind.type_id, message.mixins, creating=True, visible=visible_mixin(self.ctx))
-        values = check_attributes(registry, kind.type_id, mixins, message.attributes, lenient=message.lenient,
-                                  current=None)
+        values = check_attributes(registry, kind.type_id, mixins, _input(env, message.attributes),
+                                  lenient=message.lenient, current=None)
         entity_id = await self._reserve_id(values.pop("occi.core.id", None))
         if location is None:
             location = await self.new_location(kind, entity_id)
@@ -111,13 +114,20 @@ class Creation:
             location = await self._reserve_location(location)
         attributes: dict[str, Any] = {"occi.core.id": entity_id, **values}
         is_link = registry.is_link_kind(kind.type_id)
+        source_attributes = None
         if is_link:
-            attributes.update(await self._link_ends(kind, attributes, source))
+            ends = await self._link_ends(kind, attributes, source)
+            attributes.update(ends.attributes)
+            source_attributes = ends.source.attributes
         state_name = fsm.state_attribute(kind.type_id)
         attributes = with_defaults(registry, kind.type_id, mixins, attributes)
         if state_name is not None:
             attributes[state_name] = fsm.INITIAL_STATE[kind.type_id]
             attributes.pop(state_name + ".message", None)
+        # The extensions' checks and server-set values (docs/extensions.md: SLA dates, monitoring).
+        exts.validate(kind.type_id, mixins, attributes, registry)
+        attributes.update(exts.on_create(kind.type_id, mixins, attributes, registry, datetime.now(timezone.utc),
+                                         source_attributes))
         principal = self.ctx.principal
         entity = Entity(kind=kind.type_id, entity_id=entity_id, location=location, mixins=tuple(mixins),
                         attributes=attributes, tenant=principal.tenant, owner=principal.user)
@@ -163,7 +173,7 @@ class Creation:
                 return entity
         return await find_entity(self.env, self.ctx, location)
 
-    async def _link_ends(self, kind: Kind, attributes: dict[str, object], source: str | None) -> dict[str, object]:
+    async def _link_ends(self, kind: Kind, attributes: dict[str, Any], source: str | None) -> Ends:
         """Source and target of a new link (http-protocol.md §6.7 rules): both must exist in the
         caller's tenant (a link cannot join two tenants' resources)."""
         raw_source = source or attributes.get("occi.core.source")
@@ -172,7 +182,7 @@ class Creation:
             raise InvalidAttribute("attribute occi.core.source is required")
         if not isinstance(raw_target, str) or not raw_target:
             raise InvalidAttribute("attribute occi.core.target is required")
-        return await link_ends(self.env, self.ctx, raw_source, raw_target, self.find)
+        return await link_ends(self.env, self.ctx, kind.type_id, raw_source, raw_target, self.find)
 
     async def _names(self, link: Entity) -> Entity:
         """Multiplicity-1 link attributes (GFD.224 §3.4): the driver names them, or neutral names."""
@@ -237,27 +247,56 @@ class Creation:
         return jobs, [op for op, _ in specs]
 
 
-async def link_ends(env: Env, ctx: Context, raw_source: str, raw_target: str,
-                    find: object = None) -> dict[str, object]:
-    """Checked, normalised `occi.core.source`/`target` (+ `target.kind`) of a link."""
-    lookup = find if find is not None else (lambda path: find_entity(env, ctx, path))
+@dataclass(frozen=True, slots=True)
+class Ends:
+    """A link's checked ends: its normalised attributes and the source entity."""
+
+    attributes: dict[str, Any]
+    source: Entity
+
+
+async def link_ends(env: Env, ctx: Context, kind_id: str, raw_source: str, raw_target: str,
+                    find: Callable[[str], Awaitable[Entity | None]] | None = None) -> Ends:
+    """Checked, normalised `occi.core.source`/`target` (+ `target.kind`) of a link (http-protocol.md
+    §6.7), with the ends its kind allows (GFD.224 §3.4: a networkinterface from a compute to a
+    network, ...; the extensions' link-ends tables)."""
+    async def by_scope(path: str) -> Entity | None:
+        return await find_entity(env, ctx, path)
+
+    lookup = find if find is not None else by_scope
     source_path = ctx.local_path(raw_source)
-    source_entity = await lookup(source_path)  # type: ignore[operator]
+    source_entity = await lookup(source_path)
     if source_entity is None:
         raise NotFound(f"link source {raw_source} does not exist")
     if not env.registry.is_resource_kind(source_entity.kind):
         raise BadRequest(f"link source {raw_source} is not a resource")
-    result: dict[str, object] = {"occi.core.source": source_path}
+    result: dict[str, Any] = {"occi.core.source": source_path}
     target_path = ctx.local_path(raw_target)
     result["occi.core.target"] = target_path
+    target_kind: str | None = None
     if target_path.startswith("/"):
-        target_entity = await lookup(target_path)  # type: ignore[operator]
+        target_entity = await lookup(target_path)
         if target_entity is None:
             raise NotFound(f"link target {raw_target} does not exist")
-        result["occi.core.target.kind"] = target_entity.kind
+        target_kind = result["occi.core.target.kind"] = target_entity.kind
     elif "://" not in target_path and ":" not in target_path:
         raise InvalidAttribute(f"link target {raw_target} is neither a location nor an absolute URI")
-    return result
+    exts = env.cloud.extensions
+    rule = exts.link_ends(env.registry, kind_id)
+    edges: list[tuple[str, str]] = []
+    if rule is not None and rule.acyclic:
+        for other in await env.store.query(EntityQuery(kinds=(kind_id,))):
+            if other.source and other.target:
+                edges.append((other.source, other.target))
+    exts.check_link(env.registry, kind_id, source_entity.kind, target_kind, source_attributes=source_entity.attributes,
+                    edges=edges, source=source_path, target=target_path)
+    return Ends(result, source_entity)
+
+
+def _input(env: Env, attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """A client's attribute values without those the served extensions accept and drop."""
+    ignored = env.cloud.extensions.ignored_attributes()
+    return {name: value for name, value in attributes.items() if name not in ignored}
 
 
 def _kind_of(env: Env, message: EntityMessage) -> Kind:
@@ -372,12 +411,13 @@ async def _edit(env: Env, ctx: Context, stored: Entity, item: EntityMessage, mod
         raw_source = attributes.get("occi.core.source", stored.source)
         raw_target = attributes.get("occi.core.target", stored.target)
         if isinstance(raw_source, str) and isinstance(raw_target, str):
-            attributes.update(await link_ends(env, ctx, raw_source, raw_target))
-    edit = Edit(mode=mode, mixins=item.mixins, attributes=attributes, lenient=item.lenient,
+            attributes.update((await link_ends(env, ctx, stored.kind, raw_source, raw_target)).attributes)
+    edit = Edit(mode=mode, mixins=item.mixins, attributes=_input(env, attributes), lenient=item.lenient,
                 reported=binding.reported if binding is not None else frozenset())
     visible = visible_mixin(ctx)
     # Invalid on its own terms: refused now (4xx), against the entity as it is now.
     updated = apply_edit(registry, stored, edit, visible=visible)
+    cloud.extensions.validate(updated.kind, updated.mixins, updated.attributes, registry)
     cloud.live_changes(stored, updated)
     creation = Creation(env, ctx)
     try:

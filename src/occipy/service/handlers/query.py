@@ -91,6 +91,9 @@ def _check_definition(env: Env, ctx: Context, definition: CategoryDefinition) ->
             found = None
         if found is not None and not isinstance(found, Mixin):
             raise BadRequest(f"rel must name mixins, not {rel}")
+        if rel_id in env.cloud.extensions.provider_only_parents():
+            # Monitoring profile 1 (MON-08): only the provider defines these mixins' children.
+            raise Forbidden(f"only the provider may define mixins depending on {rel_id}")
         depends.append(rel_id)
     applies: list[str] = []
     for kind_id in definition.applies:
