@@ -191,6 +191,10 @@ def standard_registry(extensions: Sequence[Extension] | None = None) -> Registry
     from occipy.model.extensions import ALL, ordered
 
     chosen = ordered(ALL if extensions is None else extensions)
+    from occipy.model import state
+
+    for ext in chosen:
+        state.register(ext.machines)
     registry = Registry()
     registry.add_all(CORE_KINDS)
     for ext in chosen:

@@ -51,7 +51,25 @@ def state_attribute(kind_id: str) -> str | None:
     return STATE_ATTRIBUTE.get(kind_id)
 
 
-_GOVERNED: Final[frozenset[tuple[str, str]]] = frozenset((kind, action) for kind, _, action in TRANSITIONS)
+_GOVERNED: Final[set[tuple[str, str]]] = {(kind, action) for kind, _, action in TRANSITIONS}
+
+
+def register(machines: Iterable[StateMachine]) -> None:
+    """Add the state machines of an extension that is not in `ALL` (docs/extending.md).
+
+    Registering the same machine again changes nothing; another machine for a kind that has one
+    is a ValueError.
+    """
+    for machine in machines:
+        known = _TABLES[0].get(machine.kind)
+        if known is machine or known == machine:
+            continue
+        if known is not None:
+            raise ValueError(f"two state machines for {machine.kind}")
+        tables = _build([machine])
+        for own, more in zip(_TABLES, tables):
+            own.update(more)  # type: ignore[attr-defined]
+        _GOVERNED.update((machine.kind, action) for _, action, _ in machine.transitions)
 
 
 def governed(kind_id: str, action_id: str) -> bool:
