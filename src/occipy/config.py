@@ -28,6 +28,7 @@ class Settings:
     database_url: str | None = None  # default: sqlite:///<data_dir>/occipy.db
     sqlite_synchronous: str = "NORMAL"
     sync_wait: float = 0.2
+    delete_wait: float = 30.0  # how long a DELETE waits for the cloud (D-DELETE-DURABLE)
     max_page: int = 1000
     max_body: int = 1 << 20
     max_headers: int = 100

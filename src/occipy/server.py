@@ -40,7 +40,7 @@ class Components:
         self.driver = driver_class.from_options(settings.driver_options, settings.data_dir)
         self.store = SqlStore(settings.store_url, synchronous=settings.sqlite_synchronous)
         options = ServiceOptions(
-            sync_wait=settings.sync_wait, max_page=settings.max_page, allow_delete_root=settings.allow_delete_root,
+            sync_wait=settings.sync_wait, delete_wait=settings.delete_wait, max_page=settings.max_page, allow_delete_root=settings.allow_delete_root,
             reconcile_interval=settings.reconcile_interval,
         )
         self.authenticator = build_authenticator(settings)

@@ -39,7 +39,7 @@ def _settled(url: str) -> bool:
     """No entity has an operation in flight (a state message) any more."""
     listing = httpx.get(url + "/", headers={"Accept": "application/occi+json"}, timeout=30).json()
     for entity in [*listing.get("resources", []), *listing.get("links", [])]:
-        if any(name.endswith(".state.message") and value in ("creating", "updating")
+        if any(name.endswith(".state.message") and value in ("creating", "updating", "deleting")
                or (name.endswith(".state.message") and str(value).endswith("in progress"))
                for name, value in entity.get("attributes", {}).items()):
             return False

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 class ServiceOptions:
     # How long a request waits for a long operation before answering with the in-flight state.
     sync_wait: float = 0.2
+    # How long a DELETE waits for the cloud to delete (D-DELETE-DURABLE): GFD.223 clients expect a
+    # GET after a 200 to be 404; a slower cloud's entity stays visible as being deleted.
+    delete_wait: float = 30.0
     # Largest page size a client may ask for (GFD.223 §6: larger -> 413).
     max_page: int = 1000
     # DELETE on the root `/` deletes everything: refused unless enabled (http-protocol.md §6.9).

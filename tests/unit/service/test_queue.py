@@ -30,7 +30,9 @@ DELAY = 0.3
 async def _harness(tmp_path: Path, delay: float, sync_wait: float) -> Harness:
     driver = SimulatedDriver.from_options({"delay": str(delay), "seed": "3"}, tmp_path)
     store = MemoryStore()
-    service = Service(standard_registry(), store, driver, ServiceOptions(sync_wait=sync_wait, reconcile_interval=0))
+    # A short delete wait: these tests look at entities while they are being deleted.
+    options = ServiceOptions(sync_wait=sync_wait, delete_wait=sync_wait, reconcile_interval=0)
+    service = Service(standard_registry(), store, driver, options)
     await store.open()
     await driver.open()
     await service.start()

@@ -70,6 +70,12 @@ async def settle(jobs: Sequence[Job], timeout: float) -> list[Operation]:
     return list(results)
 
 
+def delete_wait(env: Env, ctx: Context) -> float:
+    """How long a DELETE waits for the cloud: `delete_wait`, or `sync_wait` for a client that asked
+    not to wait (RFC 7240 respond-async)."""
+    return env.options.sync_wait if ctx.prefer_async else env.options.delete_wait
+
+
 def outcome_of(job: Job | None, op: Operation | None, *, status: int = 200,
                others: Sequence[Operation] = ()) -> Outcome:
     """The outcome naming the operation, when there is a record of it (X-OCCI-Operation)."""

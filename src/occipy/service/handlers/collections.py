@@ -19,7 +19,7 @@ from occipy.rendering.messages import CategoryRef, Filter
 from occipy.service.cloud import EditSpec
 from occipy.service.context import Context
 from occipy.service.edits import ASSOCIATE, DISSOCIATE, Edit, apply_edit, check_dissociation
-from occipy.service.handlers.base import Env, find_entity, outcome_of, settle, visible_mixin
+from occipy.service.handlers.base import Env, delete_wait, find_entity, outcome_of, settle, visible_mixin
 from occipy.service.handlers.entities import delete_entities
 from occipy.service.parse import Listing, Locations, Page
 from occipy.service.queue import Job
@@ -134,7 +134,7 @@ async def delete_kind_members(env: Env, ctx: Context, route: Route, message: obj
     """DELETE on a Kind collection: delete every member the caller can see (GFD.223 §11.4.1)."""
     members = await env.store.query(_query_for(env, ctx, route))
     jobs = await delete_entities(env, ctx, members)
-    await settle([job for job, _ in jobs], env.options.sync_wait)
+    await settle([job for job, _ in jobs], delete_wait(env, ctx))
     return EmptyResult()
 
 
@@ -146,7 +146,7 @@ async def delete_unbound(env: Env, ctx: Context, route: Route, message: object) 
     if not members:
         raise NotFound(f"nothing is stored below {route.path}")
     jobs = await delete_entities(env, ctx, members)
-    await settle([job for job, _ in jobs], env.options.sync_wait)
+    await settle([job for job, _ in jobs], delete_wait(env, ctx))
     return EmptyResult()
 
 

@@ -24,7 +24,7 @@ from occipy.rendering.messages import EntityMessage, LinkMessage
 from occipy.service.cloud import CreateSpec, DeleteSpec, EditSpec
 from occipy.service.context import Context
 from occipy.service.edits import MERGE, REPLACE, Edit, apply_edit, check_attributes, check_required, resolve_mixins, with_defaults
-from occipy.service.handlers.base import Env, find_entity, outcome_of, settle, visible_mixin
+from occipy.service.handlers.base import Env, delete_wait, find_entity, outcome_of, settle, visible_mixin
 from occipy.service.parse import Entities, NoBody, OneEntity
 from occipy.service.queue import Job
 from occipy.service.results import CreatedResult, EmptyResult, EntityResult, Result
@@ -463,7 +463,9 @@ async def delete_entities(env: Env, ctx: Context, targets: Sequence[Entity]) -> 
     """Delete entities with their links: outgoing (composition, GFD.221 §5.4.2) and incoming ones.
 
     Each deletion is an operation in its entity's lane, recorded before the cloud is asked
-    (D-DELETE-DURABLE); a resource's deletion waits for its links' (the cloud detaches first).
+    (D-DELETE-DURABLE). Links that point at a resource are detached before it goes (a volume is
+    detached before it is deleted); a resource's own links go after it (deleting a compute takes
+    its devices with it, so nothing waits for a guest to release them one by one).
     """
     cloud = env.cloud
     lanes = cloud.lanes
@@ -471,18 +473,25 @@ async def delete_entities(env: Env, ctx: Context, targets: Sequence[Entity]) -> 
     jobs: list[tuple[Job, Entity]] = []
     claimed = [entity for entity in targets if lanes.claim_delete(entity.location)]
     for entity in claimed:
-        waits: list[asyncio.Future[Operation]] = []
+        before: list[asyncio.Future[Operation]] = []
+        after: list[Entity] = []
         if registry.is_resource_kind(entity.kind):
-            outgoing = (await env.store.links_from([entity.location])).get(entity.location, [])
-            incoming = await env.store.links_to(entity.location)
-            for link in {link.location: link for link in [*outgoing, *incoming]}.values():
+            outgoing = {link.location: link
+                        for link in (await env.store.links_from([entity.location])).get(entity.location, [])}
+            for link in await env.store.links_to(entity.location):
+                if link.location in outgoing:
+                    continue
                 if lanes.claim_delete(link.location):
                     job = await _delete_one(env, ctx, link, [])
                     jobs.append((job, link))
-                    waits.append(job.done)
+                    before.append(job.done)
                 else:
-                    waits.extend(lanes.waits_for(link.location))
-        jobs.append((await _delete_one(env, ctx, entity, waits), entity))
+                    before.extend(lanes.waits_for(link.location))
+            after = [link for link in outgoing.values() if lanes.claim_delete(link.location)]
+        job = await _delete_one(env, ctx, entity, before)
+        jobs.append((job, entity))
+        for link in after:
+            jobs.append((await _delete_one(env, ctx, link, [job.done]), link))
     return jobs
 
 
@@ -506,7 +515,7 @@ async def delete(env: Env, ctx: Context, route: Route, message: NoBody) -> Resul
     jobs = await delete_entities(env, ctx, [stored])
     if not any(entity.location == stored.location for _, entity in jobs):
         raise NotFound(f"{stored.location} is being deleted")
-    ops = await settle([job for job, _ in jobs], env.options.sync_wait)
+    ops = await settle([job for job, _ in jobs], delete_wait(env, ctx))
     mine = [(job, op) for (job, entity), op in zip(jobs, ops) if entity.location == stored.location]
     job, op = mine[0]
     return EmptyResult(outcome_of(job, op, others=ops))
