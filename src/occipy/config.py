@@ -34,6 +34,8 @@ class Settings:
     allow_delete_root: bool = False
     reconcile_interval: float = 30.0
     log_level: str = "info"
+    # Prometheus metrics at /metrics and the per-request counters (docs/metrics.md).
+    metrics: bool = True
 
     @property
     def store_url(self) -> str:

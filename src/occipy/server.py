@@ -65,7 +65,8 @@ class Components:
 
     def app(self, *, lifespan: bool) -> Starlette:
         return create_app(self.service, max_body=self.settings.max_body, max_headers=self.settings.max_headers,
-                          on_startup=self.open if lifespan else None, on_shutdown=self.close if lifespan else None)
+                          on_startup=self.open if lifespan else None, on_shutdown=self.close if lifespan else None,
+                          metrics=self.settings.metrics)
 
 
 def build_app(settings: Settings) -> Starlette:
