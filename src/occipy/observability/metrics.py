@@ -35,7 +35,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 # `*_created` series double the exposition and no dashboard reads them.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # Our own registry (not prometheus_client's global one): what /metrics shows is exactly this.
 REGISTRY: Final = CollectorRegistry(auto_describe=True)
