@@ -41,7 +41,7 @@ def test_served_description_is_valid_and_follows_user_mixins(fresh_server: LiveS
     assert httpx.head(url).content == b""
 
 
-def test_schemathesis_finds_no_server_error(fresh_server: LiveServer) -> None:
+def test_schemathesis_finds_no_server_error(fresh_server: LiveServer, tmp_path: Path) -> None:
     """Every operation, five generated requests each (bounded: about 30 s on a busy 2-core machine).
 
     One worker: two share Hypothesis caches and schemathesis 4.32 then fails on its own KeyError.
@@ -51,7 +51,7 @@ def test_schemathesis_finds_no_server_error(fresh_server: LiveServer) -> None:
         [str(st), "run", fresh_server.url + "/-/openapi.json", "--checks", "not_a_server_error",
          "--max-examples", "5", "--phases", "fuzzing", "--seed", "1", "--workers", "1", "--no-shrink",
          "--request-timeout", "10"],
-        check=False, capture_output=True, text=True, timeout=120)
+        check=False, capture_output=True, text=True, timeout=120, cwd=tmp_path)  # its cache dir goes there
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-4000:]
     generated = re.search(r"(\d+) generated, (\d+) passed", output)
