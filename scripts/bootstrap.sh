@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure uv and the Debian packages every run needs are present, then sync the venv.
-# Usage: scripts/bootstrap.sh [extra apt profile...]  (profiles: test, bench, libvirt)
+# Usage: scripts/bootstrap.sh [extra apt profile...]  (profiles: test, bench, libvirt, browser, docker-image)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3.11}"
@@ -25,6 +25,10 @@ for profile in "$@"; do
         test) apt_install gcc python3-dev libcurl4-openssl-dev libssl-dev ;;
         bench) apt_install wrk ;;
         libvirt) bash scripts/libvirt-setup.sh ;;
+        # tests/dashboard: Playwright (PyPI) drives Debian's Chromium, no `playwright install`
+        browser) apt_install chromium ;;
+        # tests/integration/test_packaging.py: a private dockerd; debootstrap makes the image's base
+        docker-image) apt_install docker.io debootstrap ;;
         *) echo "unknown profile $profile" >&2; exit 2 ;;
     esac
 done

@@ -7,8 +7,9 @@ PYTHON="${PYTHON:-python3.11}"
 UV="$(command -v uv || echo "$HOME/.local/bin/uv")"
 SHARED="$(cd .. && pwd)/shared"
 
-# test: pOCCI's build deps; libvirt: daemons, QEMU and the headers the libvirt-python binding needs
-bash scripts/bootstrap.sh test libvirt
+# test: pOCCI's build deps; libvirt: daemons, QEMU and the headers the libvirt-python binding needs;
+# browser: Chromium for the dashboard tests; docker-image: dockerd and debootstrap for the image test
+bash scripts/bootstrap.sh test libvirt browser docker-image
 "$UV" sync --frozen -p "$PYTHON" --quiet --extra libvirt
 
 export POCCI_VENV="${POCCI_VENV:-$HOME/.cache/occipy/pocci-venv}"
