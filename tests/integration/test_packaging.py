@@ -161,7 +161,10 @@ def docker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Docker]:
             process.kill()
             process.wait(timeout=10)
         log.close()
-        subprocess.run(["umount", "-R", str(root / "exec")], capture_output=True, check=False)
+        # dockerd leaves mounts behind (its network namespace under exec/netns): deepest first
+        mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+        for mount in sorted((m for m in mounts if m.startswith(str(root) + "/")), key=len, reverse=True):
+            subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
         shutil.rmtree(root, ignore_errors=True)
 
 
