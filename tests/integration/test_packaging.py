@@ -236,3 +236,22 @@ def test_the_docker_image_serves_with_a_data_volume(docker: Docker, dist: Path, 
         assert httpx.get(url + location, headers={"Accept": "application/occi+json"}).json()["title"] == "kept"
     finally:
         subprocess.run(["docker", "-H", f"unix://{docker.socket}", "rm", "-f", name], capture_output=True, check=False)
+
+
+def test_the_systemd_unit_of_docs_deploy_verifies(tmp_path: Path) -> None:
+    """The unit file example in docs/deploy.md passes `systemd-analyze verify`."""
+    import re
+
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed (Debian package systemd)")
+    text = (REPO / "docs" / "deploy.md").read_text()
+    unit = re.search(r"```ini\n# /etc/systemd/system/occipy.service\n(.*?)```", text, re.DOTALL)
+    assert unit, "docs/deploy.md has no occipy.service block"
+    binary = tmp_path / "occipy"
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o755)
+    path = tmp_path / "occipy.service"
+    path.write_text(unit.group(1).replace("/opt/occipy/bin/occipy", str(binary)))
+    result = subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and "occipy.service" not in result.stderr, result.stderr

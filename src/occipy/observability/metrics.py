@@ -66,6 +66,10 @@ HTTP_DURATION: Final = Histogram(
     ["method", "route"], buckets=_REQUEST_BUCKETS, registry=REGISTRY)
 HTTP_IN_PROGRESS: Final = Gauge(
     "occipy_http_requests_in_progress", "HTTP requests being answered now.", registry=REGISTRY)
+# Counted in a plain int by the middleware (one event loop thread) and read at scrape time: a
+# Gauge's inc()/dec() take a lock each, a third of the middleware's cost.
+_in_progress = [0]
+HTTP_IN_PROGRESS.set_function(lambda: _in_progress[0])
 
 # ---- operations (fed by the service pipeline) -------------------------------------------------
 
@@ -204,7 +208,7 @@ class RequestMetrics:
             return
         start = time.perf_counter()
         status = 499
-        HTTP_IN_PROGRESS.inc()
+        _in_progress[0] += 1
 
         async def send_status(message: Message) -> None:
             nonlocal status
@@ -219,7 +223,7 @@ class RequestMetrics:
                 status = 500
             raise
         finally:
-            HTTP_IN_PROGRESS.dec()
+            _in_progress[0] -= 1
             method = scope["method"]
             if method not in _METHODS:
                 method = "other"
