@@ -16,10 +16,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 import tomllib
 import zipfile
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path

@@ -58,9 +58,9 @@ async function errorFrom(response) {
  * Resolves to {status, data, operation, location}; rejects with ApiError (401 also fires
  * `occipy:unauthorized` on window).
  */
-export async function request(method, path, {body, headers, signal} = {}) {
+export async function request(method, path, {body, headers, signal, accept} = {}) {
   const h = new Headers(headers || {});
-  h.set('Accept', OCCI_JSON);
+  h.set('Accept', accept || OCCI_JSON);
   const auth = authorization();
   if (auth) h.set('Authorization', auth);
   const init = {method, headers: h, cache: 'no-store', credentials: 'same-origin', signal};
@@ -88,3 +88,15 @@ export async function request(method, path, {body, headers, signal} = {}) {
 }
 
 export const get = (path, options) => request('GET', path, options);
+
+/**
+ * A collection as JSON and, in the same order, the locations of its members (text/uri-list):
+ * the JSON rendering carries ids, not locations, and an entity's location need not end in its id.
+ */
+export async function listWithLocations(path, options = {}) {
+  const [json, uris] = await Promise.all([get(path, options), get(path, {...options, accept: 'text/uri-list'})]);
+  const locations = typeof uris.data === 'string'
+    ? uris.data.split(/\r?\n/).map((line) => line.trim()).filter((line) => line && !line.startsWith('#'))
+    : [];
+  return {data: json.data, locations};
+}

@@ -1,9 +1,9 @@
 // The pages: overview, entity lists, one entity, the create form and the query-interface browser.
 
-import {get, request} from './api.js';
+import {get, listWithLocations, request} from './api.js';
 import {fill, h, field, pathOf, term, uid} from './dom.js';
 import {control, describe, readValue} from './forms.js';
-import {INFRA, OS_TPL, RESOURCE_TPL, typeId} from './model.js';
+import {INFRA, LINK as LINK_KIND, OS_TPL, RESOURCE_TPL, typeId} from './model.js';
 import * as ops from './ops.js';
 
 const PAGE_SIZES = [10, 25, 50, 100];
@@ -17,7 +17,19 @@ export function changed(app, event) {
   if (!current.refresh || !event.state) return;
   if (!['succeeded', 'failed', 'active', 'inactive', 'error'].includes(event.state) && event.type === 'operation') return;
   clearTimeout(refreshTimer);
-  refreshTimer = setTimeout(() => current.refresh && current.refresh(), 150);
+  refreshTimer = setTimeout(refreshUnlessEditing, 150);
+}
+
+/** Refresh the page unless the user is in a form field (a refresh would throw away their input). */
+function refreshUnlessEditing() {
+  const active = document.activeElement;
+  const editing = active && ['INPUT', 'SELECT', 'TEXTAREA'].includes(active.tagName)
+    && document.getElementById('main').contains(active) && !active.closest('.filters');
+  if (editing) {
+    active.addEventListener('blur', () => { refreshTimer = setTimeout(refreshUnlessEditing, 150); }, {once: true});
+    return;
+  }
+  if (current.refresh) current.refresh();
 }
 
 function page(name, key, refresh) {
@@ -85,14 +97,16 @@ export async function list(app, main, location, params) {
     query.set('value', value);
   }
   const headers = header ? {'X-OCCI-Attribute': header} : {};
-  const {data} = await get(`${location}?${query}`, {headers});
+  const {data, locations} = await listWithLocations(`${location}?${query}`, {headers});
   const members = (isLink ? data?.links : data?.resources) || [];
+  members.forEach((entity, i) => { entity.location = locations[i] ? pathOf(locations[i]) : entityLocation(model, entity); });
 
   // The collection rendering has no links: ask each entity of this page for its own rendering.
   const details = isLink ? members : await Promise.all(members.map(async (entity) => {
     try {
-      const path = pathOf(entityLocation(model, entity));
-      return (await get(path)).data || entity;
+      const full = (await get(entity.location)).data || entity;
+      full.location = entity.location;
+      return full;
     } catch {
       return entity;
     }
@@ -251,7 +265,7 @@ export async function entity(app, main, path) {
     }
     const answer = await run(app, () => request('POST', path, {body: {kind: kindId, attributes: changes}}));
     if (answer) {
-      follow(answer, `Update ${label}`).then(() => current.key === path && app.render());
+      follow(answer, `Update ${label}`).then(() => current.key === path && refreshUnlessEditing());
       await app.render();
     }
   }},
@@ -269,12 +283,21 @@ export async function entity(app, main, path) {
     if (!mixinSelect.value) return;
     const answer = await run(app, () => request('POST', path, {body: {kind: kindId, mixins: [mixinSelect.value]}}));
     if (answer) {
-      follow(answer, `Associate ${term(mixinSelect.value)} with ${label}`).then(() => current.key === path && app.render());
+      follow(answer, `Associate ${term(mixinSelect.value)} with ${label}`).then(() => current.key === path && refreshUnlessEditing());
       await app.render();
     }
   }}, field('Mixin to associate', mixinSelect), h('button', {type: 'submit', disabled: !candidates.length}, 'Associate mixin'));
 
   const links = e.links || [];
+  if (links.length && model.kinds.get(LINK_KIND)?.location) {
+    // Link renderings carry ids, not locations: list this resource's links with their locations.
+    try {
+      const query = new URLSearchParams({attribute: 'occi.core.source', value: path});
+      const {data, locations} = await listWithLocations(`${model.kinds.get(LINK_KIND).location}?${query}`);
+      const byId = new Map((data?.links || []).map((link, i) => [link.id, locations[i]]));
+      for (const link of links) if (byId.get(link.id)) link.location = pathOf(byId.get(link.id));
+    } catch { /* fall back to the kind's location + id */ }
+  }
   const linkTable = links.length ? h('table', {class: 'links'},
     h('thead', {}, h('tr', {}, ['Link', 'Kind', 'Target', 'State'].map((c) => h('th', {scope: 'col'}, c)))),
     h('tbody', {}, links.map((link) => {
@@ -346,7 +369,7 @@ function showActionForm(app, container, path, actionId, label) {
     if (Object.keys(attributes).length) body.attributes = attributes;
     const answer = await run(app, () => request('POST', `${path}?action=${encodeURIComponent(action.term)}`, {body}));
     if (answer) {
-      follow(answer, `${action.term} ${label}`).then(() => current.key === path && app.render());
+      follow(answer, `${action.term} ${label}`).then(() => current.key === path && refreshUnlessEditing());
       await app.render();
     }
   }},
@@ -427,9 +450,9 @@ export async function create(app, main, location) {
       const target = model.kinds.get(INFRA + targetTerm);
       const linkKind = model.kinds.get(INFRA + linkTerm);
       if (!target?.location || !linkKind || !isCompute) continue;
-      const {data} = await get(`${target.location}?page=1&number=100`);
-      const boxes = (data?.resources || []).map((res) => {
-        const path = entityLocation(model, res);
+      const {data, locations} = await listWithLocations(`${target.location}?page=1&number=100`);
+      const boxes = (data?.resources || []).map((res, i) => {
+        const path = locations[i] ? pathOf(locations[i]) : entityLocation(model, res);
         return {box: h('input', {type: 'checkbox', id: uid('link'), value: path, dataset: {linkKind: typeId(linkKind)}}),
           label: `${res.title || res.id} (${path})`};
       });
@@ -439,9 +462,9 @@ export async function create(app, main, location) {
   let source = null;
   let target = null;
   if (isLink) {
-    const {data} = await get('/resource/?page=1&number=500');
-    const options = (data?.resources || []).map((res) => {
-      const path = entityLocation(model, res);
+    const {data, locations} = await listWithLocations('/resource/?page=1&number=500');
+    const options = (data?.resources || []).map((res, i) => {
+      const path = locations[i] ? pathOf(locations[i]) : entityLocation(model, res);
       return h('option', {value: path}, `${term(res.kind)}: ${res.title || res.id}`);
     });
     source = h('select', {name: 'source', required: true}, options.map((o) => o.cloneNode(true)));
