@@ -199,6 +199,14 @@ def test_lists_filter_and_page(page: Any, slow_server: LiveServer, fixtures: dic
     expect(table.locator("tbody tr")).to_have_count(1)
     table.get_by_role("link", name="list-2").wait_for()
 
+    # The X-OCCI-Attribute header filter (GFD.223 §7).
+    page.get_by_label("Attribute", exact=True).select_option("")
+    page.get_by_label("X-OCCI-Attribute filter").fill('occi.core.title="list-1"')
+    page.get_by_role("button", name="Apply filters").click()
+    expect(table.get_by_role("link", name="list-2")).to_have_count(0)
+    table.get_by_role("link", name="list-1").wait_for()
+    expect(table.locator("tbody tr")).to_have_count(1)
+
     # Pages of one: next and previous follow ?page=&number=.
     page.goto(slow_server.url + "/dashboard/#/kind/%2Fcompute%2F?page=1&number=10")
     table.get_by_role("link", name="list-0").wait_for()
