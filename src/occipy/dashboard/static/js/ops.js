@@ -70,8 +70,11 @@ function update(path, record) {
 }
 
 async function poll(path) {
+  let round = 0;
   while (tracked.has(path)) {
-    if (mode !== 'events') {
+    // With the event stream, a slow poll is only a safety net (an event sent before the stream
+    // connected is not sent again); without it, every round.
+    if (mode !== 'events' || round % 12 === 0) {
       try {
         const {data} = await get(path);
         update(path, data || {});
@@ -80,6 +83,7 @@ async function poll(path) {
         return;
       }
     }
+    round += 1;
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
 }
@@ -96,7 +100,6 @@ export function track(url, label) {
   op.done = new Promise((resolve) => { op.resolve = resolve; });
   tracked.set(path, op);
   render(op);
-  // Also poll when events flow: a stream that connected after the operation ended misses it.
   poll(path);
   return op.done;
 }

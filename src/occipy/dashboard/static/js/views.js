@@ -559,6 +559,13 @@ function section(title, categories, facts) {
       attributesTable(c.attributes || {}))));
 }
 
+/** A pattern (JSON Schema) without its `$schema` line, which says nothing to a reader. */
+function patternText(pattern) {
+  if (typeof pattern !== 'object') return String(pattern);
+  const {$schema, ...rest} = pattern; // eslint-disable-line no-unused-vars
+  return JSON.stringify(rest);
+}
+
 function attributesTable(attributes) {
   const entries = Object.entries(attributes);
   if (!entries.length) return h('p', {class: 'muted'}, 'No attributes.');
@@ -569,7 +576,7 @@ function attributesTable(attributes) {
       h('th', {scope: 'row'}, h('code', {}, name)), h('td', {}, def.type || 'string'),
       h('td', {}, def.mutable ? 'yes' : 'no'), h('td', {}, def.required ? 'yes' : 'no'),
       h('td', {}, def.default === undefined ? '' : JSON.stringify(def.default)),
-      h('td', {}, def.pattern ? h('code', {}, JSON.stringify(def.pattern)) : ''),
+      h('td', {class: 'pattern'}, def.pattern ? h('code', {}, patternText(def.pattern)) : ''),
       h('td', {}, def.description || '')))));
 }
 
