@@ -28,7 +28,7 @@ USER occipy
 WORKDIR /var/lib/occipy
 VOLUME ["/var/lib/occipy"]
 EXPOSE 8080
-HEALTHCHECK --interval=30s --timeout=5s --start-period=10s \
-    CMD ["/opt/occipy/bin/python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/-/', timeout=4)"]
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s \
+    CMD ["/opt/occipy/bin/python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/-/' % os.environ.get('OCCIPY_PORT', '8080'), timeout=4)"]
 ENTRYPOINT ["/opt/occipy/bin/occipy"]
 CMD ["serve"]

@@ -190,6 +190,7 @@ def test_the_docker_image_serves_with_a_data_volume(docker: Docker, dist: Path, 
     context = tmp_path / "context"
     (context / "dist" / "wheels").mkdir(parents=True)
     shutil.copy(REPO / "Dockerfile", context / "Dockerfile")
+    shutil.copy(REPO / ".dockerignore", context / ".dockerignore")
     shutil.copy(wheel_of(dist), context / "dist")
     # The locked dependencies as wheels: the image builds without network access.
     requirements = run([UV, "export", "--frozen", "--no-dev", "--no-hashes", "--no-emit-project", "-q"], cwd=REPO)
@@ -234,6 +235,12 @@ def test_the_docker_image_serves_with_a_data_volume(docker: Docker, dist: Path, 
         docker("rm", "-f", name)
         start()
         assert httpx.get(url + location, headers={"Accept": "application/occi+json"}).json()["title"] == "kept"
+        # the health check of the image passes (it reads OCCIPY_PORT)
+        deadline = time.monotonic() + 60
+        while (health := docker("inspect", "-f", "{{.State.Health.Status}}", name).stdout.strip()) == "starting":
+            assert time.monotonic() < deadline, "the health check never ran"
+            time.sleep(1)
+        assert health == "healthy", docker("inspect", "-f", "{{json .State.Health}}", name).stdout
     finally:
         subprocess.run(["docker", "-H", f"unix://{docker.socket}", "rm", "-f", name], capture_output=True, check=False)
 
