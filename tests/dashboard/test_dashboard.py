@@ -308,3 +308,23 @@ def test_keyboard_skip_link_and_visible_focus(page: Any, slow_server: LiveServer
     # The activity log and the errors are live regions.
     assert page.get_attribute("#activity", "role") == "log"
     assert page.get_attribute("#error", "role") == "alert"
+
+
+def test_keyboard_only_navigation_moves_focus_to_the_page(page: Any, slow_server: LiveServer) -> None:
+    page.goto(slow_server.url + "/dashboard/")
+    page.get_by_role("heading", name="Overview").wait_for()
+    page.focus(".brand a")
+    for _ in range(30):  # Tab along the navigation to the storage list
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent") == "Storage Resource":
+            break
+    else:
+        raise AssertionError("Tab never reached the Storage Resource link")
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Storage Resource").wait_for()
+    # after navigation the page's heading has the focus (screen readers announce the new page)
+    expect(page.locator("h2:focus")).to_have_text("Storage Resource")
+    assert page.get_attribute("#nav a[aria-current='page']", "href") == "#/kind/%2Fstorage%2F"
+    # the next Tab goes into the page's own controls, in reading order
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Create storage"
