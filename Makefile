@@ -9,7 +9,7 @@ OCCIPY_DATA_DIR ?= ./data
 OCCIPY_DRIVER ?= simulated
 export OCCIPY_HOST OCCIPY_PORT OCCIPY_DATA_DIR OCCIPY_DRIVER
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean dist image
 
 install:
 ifeq ($(OCCIPY_DRIVER),libvirt)
@@ -32,5 +32,18 @@ test: install
 bench: install
 	@bash bench/run.sh
 
+# A wheel and an sdist in $(DIST); the wheel carries the dashboard's files (docs/deploy.md).
+DIST ?= dist
+dist:
+	@bash scripts/bootstrap.sh base
+	rm -rf $(DIST)
+	$(UV) build -p $(PYTHON) --out-dir $(DIST) --quiet
+	@ls -1 $(DIST)
+
+# The container image from the wheel (Dockerfile; needs a Docker engine).
+IMAGE ?= occipy:latest
+image: dist
+	docker build -t $(IMAGE) .
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .hypothesis data
+	rm -rf $(VENV) .pytest_cache .mypy_cache .hypothesis data dist

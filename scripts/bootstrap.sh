@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure uv and the Debian packages every run needs are present, then sync the venv.
 # Usage: scripts/bootstrap.sh [extra apt profile...]
-#   profiles: test, bench, libvirt, keystone, oidc, postgres, docker, openstack (docs/testing.md says what each brings)
+#   profiles: test, bench, libvirt, keystone, oidc, postgres, docker, openstack, browser, docker-image
+#   (docs/testing.md says what each brings)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3.11}"
@@ -37,6 +38,10 @@ for profile in "$@"; do
         docker) apt_install docker.io busybox-static iproute2 ;;
         # tests/services/openstack.py: nova, neutron, cinder, glance, keystone, placement (Zed)
         openstack) bash scripts/openstack/install.sh ;;
+        # tests/dashboard: Playwright (PyPI) drives Debian's Chromium, no `playwright install`
+        browser) apt_install chromium ;;
+        # tests/integration/test_packaging.py: a private dockerd; debootstrap makes the image's base
+        docker-image) apt_install docker.io debootstrap ;;
         *) echo "unknown profile $profile" >&2; exit 2 ;;
     esac
 done

@@ -9,9 +9,10 @@ SHARED="$(cd .. && pwd)/shared"
 
 # test: pOCCI's build deps; libvirt: daemons, QEMU and the headers the libvirt-python binding needs;
 # keystone, oidc: the identity services the authentication tests start (test-services.md);
-# postgres, docker, openstack: what tests/services/ starts (docs/testing.md). OCCIPY_TEST_PROFILES
+# postgres, docker, openstack: what tests/services/ starts (docs/testing.md); browser: Chromium for
+# the dashboard tests; docker-image: debootstrap for the image test. OCCIPY_TEST_PROFILES
 # overrides the list (e.g. to leave out openstack on a machine where it cannot be installed).
-PROFILES="${OCCIPY_TEST_PROFILES:-test libvirt keystone oidc postgres docker openstack}"
+PROFILES="${OCCIPY_TEST_PROFILES:-test libvirt keystone oidc postgres docker openstack browser docker-image}"
 # shellcheck disable=SC2086
 bash scripts/bootstrap.sh $PROFILES
 "$UV" sync --frozen -p "$PYTHON" --quiet --extra libvirt --extra postgres --extra docker --extra ec2 \

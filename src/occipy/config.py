@@ -69,6 +69,8 @@ class Settings:
     tls_client_ca: Path | None = None  # PEM CA bundle that signs acceptable client certificates
     tls_client_cert: str = "none"  # none | optional | required
     x509_map: Path | None = None  # TOML: client certificate subject DN -> user, tenant, roles
+    # Prometheus metrics at /metrics and the per-request counters (docs/metrics.md).
+    metrics: bool = True
 
     @property
     def store_url(self) -> str:

@@ -4,6 +4,10 @@ One catch-all route hands every request to `Service.handle`; OCCI paths are the 
 business (routes.py). Errors raised by the adapter's limits are rendered by the service's error
 renderer; anything unexpected is logged and answered 500 with the Server header. Every request
 gets a request id (echoed as X-Request-ID, on its log lines); every write gets an audit line.
+
+Before the catch-all: the web dashboard's static files at /dashboard/ and the Prometheus metrics at
+/metrics; `RequestMetrics` counts every request. The OpenAPI description (/-/openapi.json) is the
+service's, behind its authentication like every OCCI path.
 """
 
 from __future__ import annotations
@@ -13,12 +17,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from occipy import dashboard
 from occipy.errors import OcciError
 from occipy.http import adapter, logs
+from occipy.model.category import Kind
+from occipy.model.registry import Registry
+from occipy.observability import metrics as obs
 from occipy.rendering import negotiate
 from occipy.service.messages import OcciResponse
 from occipy.service.pipeline import Service
@@ -36,8 +45,12 @@ def create_app(
     max_headers: int = 100,
     on_startup: Callable[[], Awaitable[None]] | None = None,
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
+    metrics: bool = True,
 ) -> Starlette:
-    """The ASGI app. `on_startup`/`on_shutdown` open and close the store and the driver."""
+    """The ASGI app. `on_startup`/`on_shutdown` open and close the store and the driver.
+
+    `metrics`: serve /metrics and count requests (the setting `metrics`, OCCIPY_METRICS).
+    """
     # GFD.222 §5.1: the profiles the server implements are claimed in every Server header.
     server = " ".join([adapter.SERVER, *service.claims])
 
@@ -91,4 +104,104 @@ def create_app(
             if on_shutdown is not None:
                 await on_shutdown()
 
-    return Starlette(routes=[Route("/{path:path}", endpoint, methods=METHODS)], lifespan=lifespan)
+    async def metrics_endpoint(request: Request) -> Response:
+        body = obs.exposition()
+        return _with_server(Response(b"" if request.method == "HEAD" else body,
+                                     headers={"Content-Type": obs.CONTENT_TYPE, "Cache-Control": "no-store"}))
+
+    routes = [
+        Route("/dashboard", _to_dashboard, methods=["GET", "HEAD"]),
+        Route("/dashboard/{name:path}", dashboard_endpoint, methods=["GET", "HEAD"]),
+    ]
+    middleware = []
+    if metrics:
+        routes.append(Route("/metrics", metrics_endpoint, methods=["GET", "HEAD"]))
+        middleware.append(Middleware(obs.RequestMetrics, route_of=lambda path: route_template(service.registry, path)))
+    routes.append(Route("/{path:path}", endpoint, methods=METHODS))
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+# ---- dashboard ----------------------------------------------------------------------------------
+
+# The dashboard talks only to this origin; no inline script or style, no framing.
+DASHBOARD_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                 "connect-src 'self'; font-src 'self'; manifest-src 'self'; base-uri 'none'; "
+                 "form-action 'self'; frame-ancestors 'none'")
+_DASHBOARD_HEADERS = {
+    "Content-Security-Policy": DASHBOARD_CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-cache",
+}
+
+
+async def _to_dashboard(request: Request) -> Response:
+    return _with_server(RedirectResponse("/dashboard/", status_code=308))
+
+
+async def dashboard_endpoint(request: Request) -> Response:
+    """GET /dashboard/<file>: a static file of occipy.dashboard, with its type and a strict CSP."""
+    found = dashboard.asset(request.path_params["name"])
+    if found is None:
+        response = Response("no such dashboard file\n", status_code=404, media_type="text/plain",
+                            headers=_DASHBOARD_HEADERS)
+        return _with_server(response)
+    headers = {**_DASHBOARD_HEADERS, "ETag": found.etag, "Content-Type": found.media_type}
+    if found.etag in request.headers.get("if-none-match", ""):
+        return _with_server(Response(status_code=304, headers={k: v for k, v in headers.items() if k != "Content-Type"}))
+    body = b"" if request.method == "HEAD" else found.body
+    response = Response(body, headers=headers)
+    if request.method == "HEAD":
+        response.headers["content-length"] = str(len(found.body))
+    return _with_server(response)
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+
+
+def _with_server(response: Response) -> Response:
+    response.raw_headers.append((b"server", adapter.SERVER.encode()))
+    return response
+
+
+def _base_url(request: Request) -> str:
+    """scheme://host as the OCCI adapter computes it (a Host header with odd characters is ignored)."""
+    host = request.headers.get("host")
+    if not host or any(c in host for c in "/\\@ \t\"<>{}"):
+        server = request.scope.get("server") or ("localhost", None)
+        host = server[0] if server[1] in (None, 80, 443) else f"{server[0]}:{server[1]}"
+    return f"{request.scope.get('scheme', 'http')}://{host}"
+
+
+_FIXED_ROUTES = frozenset({"/", "/-/", "/.well-known/org/ogf/occi/-/", "/-/openapi.json", "/metrics",
+                           "/dashboard", "/dashboard/"})
+
+
+def route_template(registry: Registry, path: str) -> str:
+    """The metrics label of a path: a bounded set of values, entity ids collapsed (`/compute/{id}`).
+
+    Kind collections keep their location; every mixin collection is `/{mixin}/` (providers may
+    offer thousands of templates, users choose their own locations); anything else is
+    `/{unbound}/` or `/{other}`.
+    """
+    if path in _FIXED_ROUTES:
+        return path
+    if path.startswith("/-/operations/"):
+        return "/-/operations/{id}"
+    if path.startswith("/dashboard/"):
+        return "/dashboard/{file}"
+    category = registry.by_location(path)
+    if category is not None:
+        return path if isinstance(category, Kind) else "/{mixin}/"
+    cut = path.rfind("/")
+    if 0 <= cut < len(path) - 1:
+        parent = registry.by_location(path[: cut + 1])
+        if isinstance(parent, Kind):
+            return parent.location + "{id}" if parent.location else "/{other}"
+        category = registry.by_location(path + "/")
+        if category is not None:
+            if isinstance(category, Kind):
+                return category.location or "/{other}"
+            return "/{mixin}/"
+    return "/{unbound}/" if path.endswith("/") else "/{other}"

@@ -21,6 +21,7 @@ from typing import Any, Final
 from occipy.backends.base import (
     IMAGE,
     FLAVOUR,
+    Action,
     Adopts,
     Driver,
     Inventories,
@@ -30,10 +31,13 @@ from occipy.backends.base import (
     Save,
     Saves,
     Support,
+    Template,
+    Update,
     Updates,
     Watches,
 )
 from occipy.errors import BackendError, Conflict, NotFound, NotSupported, OcciError
+from occipy.observability import metrics
 from occipy.model import state as fsm
 from occipy.model.category import AttributeValue, Mixin
 from occipy.model.entity import Entity
@@ -46,7 +50,7 @@ from occipy.service.bindings import infrastructure as _infrastructure  # noqa: F
 from occipy.service.edits import Edit, apply_edit, set_state, state_of, template_family
 from occipy.service.queue import Finish, Job, Lanes
 from occipy.service.templates import TemplateIndex
-from occipy.store.base import FAILED, QUEUED, RUNNING, Batch, EntityQuery, Operation, Store
+from occipy.store.base import FAILED, QUEUED, RUNNING, SUCCEEDED, Batch, EntityQuery, Operation, Store
 
 log = logging.getLogger("occipy.cloud")
 
@@ -84,8 +88,9 @@ class Cloud:
         self.store = store
         self.driver = driver
         self.options = options
-        self.lanes = Lanes(store, options.sync_wait)
+        self.lanes = Lanes(store, options.sync_wait, _Meter(driver.name))
         self.templates = TemplateIndex(registry, options.provider_scheme, options.name)
+        self.calls = Metered(driver)
         self._index: dict[Ref, str] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -349,7 +354,7 @@ class Cloud:
         """Observe every cloud object once and write back what changed outside occipy."""
         for ref, location in list(self._index.items()):
             try:
-                observed = await self.driver.observe(ref)
+                observed = await self.calls.observe(ref)
             except OcciError as error:
                 log.warning("reconcile of %s failed: %s", location, error.message)
                 continue
@@ -376,6 +381,55 @@ class Cloud:
                 await asyncio.shield(job.done)
             except NotFound:
                 pass  # being deleted, or deleted meanwhile
+
+
+class _Meter:
+    """Operations into the Prometheus metrics (occipy_operations*, docs/metrics.md)."""
+
+    def __init__(self, driver: str) -> None:
+        self.driver = driver
+
+    def started(self, op: Operation) -> None:
+        metrics.OPERATIONS_IN_PROGRESS.labels(self.driver, "", op.action).inc()
+
+    def ended(self, op: Operation, kind: str | None, cloud: bool) -> None:
+        if cloud:
+            metrics.OPERATIONS_IN_PROGRESS.labels(self.driver, "", op.action).dec()
+        metrics.operation_ended(self.driver, kind or "", op.action, op.state == SUCCEEDED,
+                                max(op.updated - op.created, 0.0))
+
+
+class Metered:
+    """The driver with every call timed (occipy_driver_call_seconds, occipy_driver_errors)."""
+
+    def __init__(self, driver: Driver) -> None:
+        self.driver = driver
+
+    async def create(self, spec: object) -> Observed:
+        with metrics.driver_call(self.driver.name, "create"):
+            return await self.driver.create(spec)
+
+    async def delete(self, ref: Ref) -> None:
+        with metrics.driver_call(self.driver.name, "delete"):
+            await self.driver.delete(ref)
+
+    async def observe(self, ref: Ref) -> Observed | None:
+        with metrics.driver_call(self.driver.name, "observe"):
+            return await self.driver.observe(ref)
+
+    async def act(self, ref: Ref, action: Action) -> Observed:
+        with metrics.driver_call(self.driver.name, "act"):
+            return await self.driver.act(ref, action)
+
+    async def update(self, ref: Ref, change: Update) -> Observed:
+        assert isinstance(self.driver, Updates)
+        with metrics.driver_call(self.driver.name, "update"):
+            return await self.driver.update(ref, change)
+
+    async def save(self, ref: Ref, request: Save) -> Template:
+        assert isinstance(self.driver, Saves)
+        with metrics.driver_call(self.driver.name, "save"):
+            return await self.driver.save(ref, request)
 
 
 # ---- the jobs ----------------------------------------------------------------------------------------
@@ -412,7 +466,7 @@ class CreateSpec:
         binding = cloud.binding(self.entity.kind)
         assert binding is not None
         ends = await cloud.link_ends(self.entity) if self.entity.source else None
-        observed = await cloud.driver.create(binding.spec(self.entity, cloud.spec_input(self.entity, ends)))
+        observed = await cloud.calls.create(binding.spec(self.entity, cloud.spec_input(self.entity, ends)))
         self.made = Ref(binding.resource, observed.backend_id)
 
         def finish(latest: Entity | None) -> Batch:
@@ -429,7 +483,7 @@ class CreateSpec:
     async def undo(self) -> None:
         if self.made is not None:
             self.cloud_.unindex_ref(self.made)
-            await self.cloud_.driver.delete(self.made)
+            await self.cloud_.calls.delete(self.made)
 
 
 @dataclass
@@ -466,7 +520,7 @@ class ActionSpec:
             return lambda latest: Batch(put=[self._effects(set_state(latest, target, None))]
                                         if latest is not None else [])
         assert entity.backend_id is not None
-        observed = await cloud.driver.act(Ref(binding.resource, entity.backend_id),
+        observed = await cloud.calls.act(Ref(binding.resource, entity.backend_id),
                                           binding.action(self.action, self.args))
 
         def finish(latest: Entity | None) -> Batch:
@@ -520,13 +574,13 @@ class SaveSpec:
         assert isinstance(driver, Saves)
         name = self.args.get("name")
         method = self.args.get("method")
-        template = await driver.save(Ref(cloud.binding(entity.kind).resource, entity.backend_id),  # type: ignore[union-attr]
+        template = await cloud.calls.save(Ref(cloud.binding(entity.kind).resource, entity.backend_id),  # type: ignore[union-attr]
                                      Save(image_name=name if isinstance(name, str) else None,
                                           method=method if isinstance(method, str) else "hot"))
         mixin = cloud.templates.mixin_for(template)
         if cloud.registry.find(mixin.type_id) is not None:
             raise Conflict(f"a template {mixin.type_id} already exists")
-        observed = await driver.observe(Ref(cloud.binding(entity.kind).resource, entity.backend_id))  # type: ignore[union-attr]
+        observed = await cloud.calls.observe(Ref(cloud.binding(entity.kind).resource, entity.backend_id))  # type: ignore[union-attr]
 
         def finish(latest: Entity | None) -> Batch:
             cloud.templates.offer(template)
@@ -589,7 +643,7 @@ class EditSpec:
             return lambda latest: Batch(put=[updated])
         binding = cloud.backed(entity)
         assert binding is not None and entity.backend_id is not None and isinstance(cloud.driver, Updates)
-        observed = await cloud.driver.update(Ref(binding.resource, entity.backend_id), binding.update(self._fields))
+        observed = await cloud.calls.update(Ref(binding.resource, entity.backend_id), binding.update(self._fields))
 
         def finish(latest: Entity | None) -> Batch:
             base = updated if latest is None else updated
@@ -637,7 +691,7 @@ class DeleteSpec:
         binding = cloud.backed(current)
         if binding is not None:
             assert current.backend_id is not None
-            await cloud.driver.delete(Ref(binding.resource, current.backend_id))
+            await cloud.calls.delete(Ref(binding.resource, current.backend_id))
         location = current.location
 
         def finish(latest: Entity | None) -> Batch:

@@ -36,6 +36,7 @@ ENDPOINTS: Final[Mapping[tuple[Target, str], Endpoint]] = {
     (Target.QUERY, "GET"): Endpoint(parse.discovery, query.discover),
     (Target.QUERY, "POST"): Endpoint(parse.definitions, query.add_mixins),
     (Target.QUERY, "DELETE"): Endpoint(parse.removals, query.remove_mixins),
+    (Target.OPENAPI, "GET"): Endpoint(parse.no_body, query.openapi_document),
     (Target.OPERATIONS, "GET"): Endpoint(parse.listing, operations.list_operations),
     (Target.OPERATION, "GET"): Endpoint(parse.no_body, operations.get_operation),
     (Target.ENTITY, "GET"): Endpoint(parse.no_body, entities.get),

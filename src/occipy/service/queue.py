@@ -40,6 +40,14 @@ log = logging.getLogger("occipy.queue")
 Finish = Callable[[Entity | None], Batch]
 
 
+class Observer(Protocol):
+    def started(self, op: Operation) -> None:
+        """Cloud work of the operation started."""
+
+    def ended(self, op: Operation, kind: str | None, cloud: bool) -> None:
+        """The operation ended (its final record is written): `kind` of its entity, if known."""
+
+
 class JobSpec(Protocol):
     """What one operation does; built by `service/cloud.py`."""
 
@@ -112,9 +120,11 @@ class _Lane:
 class Lanes:
     """The lanes of every entity with work accepted and not ended."""
 
-    def __init__(self, store: Store, quick: float) -> None:
+    def __init__(self, store: Store, quick: float, observer: Observer | None = None) -> None:
         self.store = store
         self.quick = quick
+        # Told when cloud work starts and when an operation ends (metrics).
+        self.observer = observer
         self._lanes: dict[str, _Lane] = {}
         self._seq = itertools.count(time.time_ns())
         self._closed = False
@@ -322,6 +332,8 @@ class Lanes:
             return
         work = asyncio.get_running_loop().create_task(spec.run(current))
         work.add_done_callback(lambda _: job.worked.set())
+        if self.observer is not None:
+            self.observer.started(running)
         done, _ = await asyncio.wait([work], timeout=self.quick)
         if not done:
             start = Batch(put=[showing] if showing is not None else [], put_operations=[running])
@@ -361,6 +373,9 @@ class Lanes:
             if error is None:
                 await job.spec.undo()
             raise
+        if self.observer is not None:
+            base = latest or next(iter(batch.put), None)
+            self.observer.ended(ended, base.kind if base is not None else None, job.spec.cloud)
         _resolve(job, ended)
 
 

@@ -25,6 +25,7 @@ from occipy.service.results import (
     CategoriesResult,
     CollectionResult,
     CreatedResult,
+    DocumentResult,
     EmptyResult,
     EntityResult,
     Outcome,
@@ -44,6 +45,9 @@ class Responder:
         self.max_header_value = max_header_value
 
     async def render(self, result: Result, ctx: Context) -> OcciResponse:
+        if isinstance(result, DocumentResult):
+            return OcciResponse(status=result.outcome.status, headers=[("Content-Type", result.media)],
+                                body=result.body)
         outcome: Outcome = result.outcome
         media = ctx.media
         headers: list[tuple[str, str]] = list(outcome.headers)

@@ -76,8 +76,18 @@ class RecordResult:
 
 
 @dataclass(frozen=True, slots=True)
+class DocumentResult:
+    """A document in its own media type, outside the OCCI renderings (the OpenAPI description)."""
+
+    body: bytes
+    media: str
+    outcome: Outcome = Outcome()
+
+
+@dataclass(frozen=True, slots=True)
 class EmptyResult:
     outcome: Outcome = field(default_factory=Outcome)
 
 
-Result = EntityResult | CollectionResult | CategoriesResult | CreatedResult | RecordResult | EmptyResult
+Result = (EntityResult | CollectionResult | CategoriesResult | CreatedResult | RecordResult | DocumentResult
+          | EmptyResult)

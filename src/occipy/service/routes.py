@@ -17,6 +17,7 @@ from occipy.model.entity import Entity
 from occipy.model.registry import Registry
 
 QUERY_PATHS: Final = ("/-/", "/.well-known/org/ogf/occi/-/")
+OPENAPI_PATH: Final = "/-/openapi.json"
 OPERATIONS_PREFIX: Final = "/-/operations/"
 # Server paths below the query interface that are not categories (user mixins may not use them).
 RESERVED_PREFIXES: Final = ("/-/", "/.well-known/")
@@ -31,6 +32,7 @@ class Target(str, Enum):
     ROOT = "root"  # `/` when no category lives there: list everything, create from a full rendering
     OPERATIONS = "operations"  # the operation collection /-/operations/
     OPERATION = "operation"
+    OPENAPI = "openapi"  # the OpenAPI 3.1 description of what the server serves
     NEW = "new"  # an unused path: only PUT (create at this path) is meaningful
 
 
@@ -51,6 +53,8 @@ def classify(path: str, registry: Registry, entity: Entity | None, *, visible: b
     `visible` whether the caller's scope includes it."""
     if path in QUERY_PATHS:
         return Route(Target.QUERY, path)
+    if path == OPENAPI_PATH:
+        return Route(Target.OPENAPI, path)
     if path == OPERATIONS_PREFIX:
         return Route(Target.OPERATIONS, path)
     if path.startswith(OPERATIONS_PREFIX):

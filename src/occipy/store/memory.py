@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from occipy.errors import Conflict
 from occipy.model.category import Mixin
 from occipy.model.entity import Entity
@@ -213,6 +214,16 @@ class MemoryStore:
             _discard(self._by_target, target, location)
 
     # ---- reads (immutable values, shared with the indexes) ---------------------------------
+
+    def counts(self, state_attribute: Callable[[str], str | None]) -> list[tuple[str, str, int]]:
+        """(kind, state, count) of every stored entity, at once (no await: metrics scrapes)."""
+        found: Counter[tuple[str, str]] = Counter()
+        for entity in self._entities.values():
+            name = state_attribute(entity.kind)
+            value = entity.attributes.get(name) if name else None
+            found[(entity.kind, value if isinstance(value, str) else "")] += 1
+        return [(kind, state, count) for (kind, state), count in found.items()]
+
 
     async def get(self, location: str) -> Entity | None:
         """The entity at this location, or None."""

@@ -36,6 +36,7 @@ from sqlalchemy.engine import Connection, Engine
 from occipy.errors import BackendUnavailable, Conflict
 from occipy.model.category import AttributeDef, Mixin
 from occipy.model.entity import ANONYMOUS, DEFAULT_TENANT, Entity
+from occipy.observability import metrics
 from occipy.store.base import Batch, Operation
 from occipy.store.memory import MemoryStore, snapshot_batch
 from occipy.store.schema import MIGRATIONS, entities, entity_mixins, metadata, operations, user_mixins
@@ -468,6 +469,8 @@ class SqlStore(MemoryStore):
         now = time.time()
         bulk = engine.dialect.name in ("sqlite", "postgresql") and not any(
             batch.delete or batch.delete_mixins or batch.put_mixins for batch, _, _ in group)
+        dialect = engine.dialect.name
+        started = time.perf_counter()  # metrics: store commit latency (docs/metrics.md)
         try:
             conn = self._connection(engine)
             with conn.begin():
@@ -478,9 +481,12 @@ class SqlStore(MemoryStore):
                     for batch, _, _ in group:
                         _write_batch(conn, batch, now)
             outcomes = [None] * len(group)
+            metrics.STORE_COMMIT_DURATION.labels(dialect).observe(time.perf_counter() - started)
+            metrics.STORE_COMMIT_BATCHES.labels(dialect).inc(len(group))
         # Any failure goes back to the caller of commit(), never kills the writer: a dead writer
         # would leave every later commit() waiting for ever.
         except Exception as exc:  # noqa: BLE001
+            metrics.STORE_COMMIT_ERRORS.labels(dialect).inc()
             self._drop_connection()
             if len(group) == 1:
                 outcomes = [_store_error(exc)]

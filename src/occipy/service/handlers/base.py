@@ -37,6 +37,8 @@ class Env:
     # it looks at the store, so two concurrent creates of one location cannot both win).
     creating_locations: set[str] = field(default_factory=set)
     creating_ids: set[str] = field(default_factory=set)
+    # Rendered documents that depend on the registry version and the request's scope (OpenAPI).
+    documents: dict[tuple[object, ...], bytes] = field(default_factory=dict)
 
 
 def visible_mixin(ctx: Context) -> Callable[[Mixin], bool]:

@@ -20,8 +20,9 @@ from occipy.service.cloud import EditSpec
 from occipy.service.context import Context
 from occipy.service.edits import DISSOCIATE, Edit
 from occipy.service.handlers.base import Env, settle, visible_categories, visible_mixin
-from occipy.service.parse import Definitions, Listing
-from occipy.service.results import CategoriesResult, EmptyResult, Result
+from occipy.rendering import openapi
+from occipy.service.parse import Definitions, Listing, NoBody
+from occipy.service.results import CategoriesResult, DocumentResult, EmptyResult, Result
 from occipy.service.routes import QUERY_PATHS, RESERVED_PREFIXES, Route
 from occipy.store.base import Batch, EntityQuery
 
@@ -81,7 +82,8 @@ def _check_definition(env: Env, ctx: Context, definition: CategoryDefinition) ->
     if len(location) > MAX_LOCATION or not _LOCATION.match(location) or "/../" in location or "/./" in location:
         raise BadRequest(f"the location of a mixin must be a plain path of at most {MAX_LOCATION} characters "
                          f"ending with '/': {definition.location[:MAX_LOCATION]!r}")
-    if location in QUERY_PATHS or location.startswith(RESERVED_PREFIXES) or location.startswith("/mixin/cloud/"):
+    if location in QUERY_PATHS or location.startswith(RESERVED_PREFIXES) or location.startswith("/mixin/cloud/") \
+            or location.startswith(("/dashboard/", "/metrics/")):
         raise BadRequest(f"the location {location} is reserved by the server")
     depends: list[str] = []
     for rel in definition.rel:
@@ -175,6 +177,18 @@ async def remove_mixins(env: Env, ctx: Context, route: Route, message: Definitio
                 pass  # being deleted
     await settle(jobs, env.options.sync_wait)
     return EmptyResult()
+
+
+async def openapi_document(env: Env, ctx: Context, route: Route, message: NoBody) -> Result:
+    """GET /-/openapi.json: the OpenAPI 3.1 description of what this caller can use, made from the
+    live registry (it follows user mixins and extensions as they change)."""
+    key = ("openapi", ctx.scope, env.registry.version, ctx.base_url)
+    body = env.documents.get(key)
+    if body is None:
+        if len(env.documents) > 64:
+            env.documents.clear()
+        body = env.documents[key] = openapi.render_bytes(env.registry, ctx.base_url, visible_mixin(ctx))
+    return DocumentResult(body, "application/json")
 
 
 async def load_stored_mixins(env: Env) -> list[Mixin]:

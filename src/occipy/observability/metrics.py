@@ -1,0 +1,239 @@
+"""Prometheus metrics of the server: one registry, every metric defined here, fed by any layer.
+
+Imports only prometheus_client, so the model, the service, the store and the drivers may all
+import it without breaking the layer contracts. `http/app.py` serves `REGISTRY` at `/metrics`
+and wraps the app in `RequestMetrics` (a plain ASGI middleware, no web framework needed here).
+
+Which layer feeds what (docs/metrics.md has the full table):
+  http      occipy_http_requests_total, occipy_http_request_duration_seconds, ..._in_progress
+  store     occipy_store_commit_duration_seconds, occipy_store_commit_errors_total
+  service   occipy_operations_total, occipy_operation_duration_seconds, occipy_operations_in_progress,
+            occipy_entities (through `set_entity_source`)
+  drivers   occipy_driver_call_duration_seconds, occipy_driver_errors_total (`driver_call`)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
+from contextlib import contextmanager
+from typing import Any, Final
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+# `*_created` series double the exposition and no dashboard reads them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+# Our own registry (not prometheus_client's global one): what /metrics shows is exactly this.
+REGISTRY: Final = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+GCCollector(registry=REGISTRY)
+
+CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
+
+# Request latencies: a cached GET answers in well under a millisecond, a create waits up to
+# sync_wait (0.2 s by default), a slow driver call a few seconds.
+_REQUEST_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                           5.0, 10.0)
+# Cloud work: seconds to many minutes (an image copy, a slow boot).
+_OPERATION_BUCKETS: Final = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+                             600.0, 1800.0)
+_COMMIT_BUCKETS: Final = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                          0.5, 1.0)
+
+# ---- HTTP (fed by RequestMetrics) -------------------------------------------------------------
+
+HTTP_REQUESTS: Final = Counter(
+    "occipy_http_requests", "HTTP requests answered, by method, route template and status code.",
+    ["method", "route", "status"], registry=REGISTRY)
+HTTP_DURATION: Final = Histogram(
+    "occipy_http_request_duration_seconds",
+    "Time from the request's arrival to the end of its answer, by method and route template.",
+    ["method", "route"], buckets=_REQUEST_BUCKETS, registry=REGISTRY)
+HTTP_IN_PROGRESS: Final = Gauge(
+    "occipy_http_requests_in_progress", "HTTP requests being answered now.", registry=REGISTRY)
+# Counted in a plain int by the middleware (one event loop thread) and read at scrape time: a
+# Gauge's inc()/dec() take a lock each, a third of the middleware's cost.
+_in_progress = [0]
+HTTP_IN_PROGRESS.set_function(lambda: _in_progress[0])
+
+# ---- operations (fed by the service pipeline) -------------------------------------------------
+
+OPERATIONS: Final = Counter(
+    "occipy_operations",
+    "Operations (cloud work) that ended, by driver, entity kind, action (create, delete, update or the "
+    "action term) and result (succeeded, failed).",
+    ["driver", "kind", "action", "result"], registry=REGISTRY)
+OPERATION_DURATION: Final = Histogram(
+    "occipy_operation_duration_seconds",
+    "Time from an operation's start to its end, by driver, kind, action and result.",
+    ["driver", "kind", "action", "result"], buckets=_OPERATION_BUCKETS, registry=REGISTRY)
+OPERATIONS_IN_PROGRESS: Final = Gauge(
+    "occipy_operations_in_progress", "Operations queued or running now, by driver, kind and action.",
+    ["driver", "kind", "action"], registry=REGISTRY)
+
+# ---- drivers (fed by the service pipeline around each driver call) ----------------------------
+
+DRIVER_CALL_DURATION: Final = Histogram(
+    "occipy_driver_call_duration_seconds", "Time of one call into the cloud driver, by driver and call.",
+    ["driver", "call"], buckets=_OPERATION_BUCKETS, registry=REGISTRY)
+DRIVER_ERRORS: Final = Counter(
+    "occipy_driver_errors", "Driver calls that raised, by driver, call and exception class.",
+    ["driver", "call", "error"], registry=REGISTRY)
+
+# ---- store (fed by store/sql.py's writer thread) ----------------------------------------------
+
+STORE_COMMIT_DURATION: Final = Histogram(
+    "occipy_store_commit_duration_seconds",
+    "Time of one store transaction (a group of batches committed together), by database dialect.",
+    ["dialect"], buckets=_COMMIT_BUCKETS, registry=REGISTRY)
+STORE_COMMIT_BATCHES: Final = Counter(
+    "occipy_store_committed_batches", "Batches committed, by database dialect.", ["dialect"],
+    registry=REGISTRY)
+STORE_COMMIT_ERRORS: Final = Counter(
+    "occipy_store_commit_errors", "Store transactions that failed (and were retried batch by batch).",
+    ["dialect"], registry=REGISTRY)
+
+
+# ---- entities by kind and state: a callback read at scrape time -------------------------------
+
+EntityCounts = Callable[[], Iterable[tuple[str, str, int]]]
+
+
+class _EntityCollector(Collector):
+    """`occipy_entities{kind, state}` from a callback, so nothing is counted between scrapes."""
+
+    def __init__(self) -> None:
+        self.source: EntityCounts | None = None
+
+    def describe(self) -> Iterable[Metric]:
+        return [GaugeMetricFamily("occipy_entities", _ENTITIES_HELP, labels=["kind", "state"])]
+
+    def collect(self) -> Iterable[Metric]:
+        family = GaugeMetricFamily("occipy_entities", _ENTITIES_HELP, labels=["kind", "state"])
+        source = self.source
+        if source is not None:
+            for kind, state, count in source():
+                family.add_metric([kind, state], count)
+        yield family
+
+
+_ENTITIES_HELP: Final = "Entities stored now, by kind (type id) and state ('' for kinds without a state)."
+_ENTITIES: Final = _EntityCollector()
+REGISTRY.register(_ENTITIES)
+
+
+def set_entity_source(source: EntityCounts | None) -> None:
+    """Where `occipy_entities` comes from: a cheap callback of (kind, state, count) triples.
+
+    It runs in the scraping request, on the event loop: it must not block (count from memory).
+    """
+    _ENTITIES.source = source
+
+
+# ---- helpers ----------------------------------------------------------------------------------
+
+
+@contextmanager
+def driver_call(driver: str, call: str) -> Iterator[None]:
+    """Time one driver call; an exception is counted in occipy_driver_errors and re-raised."""
+    start = time.perf_counter()
+    try:
+        yield
+    except BaseException as error:
+        DRIVER_ERRORS.labels(driver, call, type(error).__name__).inc()
+        raise
+    finally:
+        DRIVER_CALL_DURATION.labels(driver, call).observe(time.perf_counter() - start)
+
+
+def operation_ended(driver: str, kind: str, action: str, succeeded: bool, seconds: float) -> None:
+    """Record one operation that ended (the service calls this when it writes the final state)."""
+    result = "succeeded" if succeeded else "failed"
+    OPERATIONS.labels(driver, kind, action, result).inc()
+    OPERATION_DURATION.labels(driver, kind, action, result).observe(seconds)
+
+
+def exposition() -> bytes:
+    """The text exposition of every metric (what /metrics answers)."""
+    return generate_latest(REGISTRY)
+
+
+# ---- the request middleware -------------------------------------------------------------------
+
+# Any other method token counts as "other": a client cannot grow the label set.
+_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT"})
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class RequestMetrics:
+    """ASGI middleware: count and time every HTTP request by method, route template and status.
+
+    `route_of(path)` turns a path into a template with a bounded set of values (entity ids
+    collapsed: `/compute/{id}`); it is the caller's, since only the caller knows the URL layout.
+    A request that ends without a response start (the client went away) counts as status 499,
+    one whose app raised before answering as 500.
+    """
+
+    def __init__(self, app: ASGIApp, route_of: Callable[[str], str]) -> None:
+        self.app = app
+        self.route_of = route_of
+        # Label children, resolved once per (method, route[, status]): .labels() takes a lock
+        # and hashes every call. Bounded by methods x routes x statuses.
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._timers: dict[tuple[str, str], Any] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 499
+        _in_progress[0] += 1
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        except BaseException:
+            if status == 499:
+                status = 500
+            raise
+        finally:
+            _in_progress[0] -= 1
+            method = scope["method"]
+            if method not in _METHODS:
+                method = "other"
+            route = self.route_of(scope["path"])
+            timer = self._timers.get((method, route))
+            if timer is None:
+                timer = self._timers[(method, route)] = HTTP_DURATION.labels(method, route)
+            timer.observe(time.perf_counter() - start)
+            key = (method, route, status)
+            counter = self._counters.get(key)
+            if counter is None:
+                counter = self._counters[key] = HTTP_REQUESTS.labels(method, route, str(status))
+            counter.inc()
