@@ -22,8 +22,8 @@ SHARED = Path(__file__).resolve().parents[3] / ".." / "shared"
 BASE = "http://occi.example.org:8080"
 GFD223_CODES = {"200", "201", "400", "401", "403", "404", "405", "406", "409", "413", "500", "501", "503"}
 MEDIA = {"text/plain", "text/occi+plain", "text/occi", "application/occi+json", "application/json", "text/uri-list"}
-PLATFORM = "http://schemas.ogf.org/occi/platform#"
-DEPLOY = "http://schemas.ogf.org/occi/platform/application/action#deploy"
+PLATFORM = "http://example.org/occi/demo#"
+DEPLOY = "http://example.org/occi/demo/application/action#deploy"
 
 
 def extended_registry() -> Registry:
@@ -31,8 +31,8 @@ def extended_registry() -> Registry:
     registry = standard_registry()
     registry.add(Action(scheme=DEPLOY.split("#")[0] + "#", term="deploy", title="Deploy", attributes=(
         AttributeDef("revision", type="number", required=True, pattern={"type": "integer", "minimum": 1}),)))
-    registry.add(Kind(scheme=PLATFORM, term="application", title="Application", parent=RESOURCE,
-                      location="/application/", actions=(DEPLOY,), attributes=(
+    registry.add(Kind(scheme=PLATFORM, term="demoapp", title="Demo application", parent=RESOURCE,
+                      location="/demo-application/", actions=(DEPLOY,), attributes=(
                           AttributeDef("occi.app.state", mutable=False,
                                        pattern={"type": "string", "enum": ["active", "inactive", "error"]}),
                           AttributeDef("occi.app.url", pattern={"type": "string", "format": "uri"}),
@@ -118,7 +118,7 @@ def test_the_occi_schema_is_reused_and_converted(document: dict[str, Any]) -> No
     text = json.dumps(schemas)
     assert "#/definitions/" not in text and "draft-04" not in text
     # draft-04's boolean exclusiveMinimum became the 2020-12 number form
-    share = schemas["application_attributes"]["properties"]["occi.app.share"]
+    share = schemas["demoapp_attributes"]["properties"]["occi.app.share"]
     assert share["allOf"][1] == {"type": "number", "exclusiveMinimum": 0}
 
 
