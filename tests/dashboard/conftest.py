@@ -27,8 +27,10 @@ def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    # Module scope, not session: Playwright's sync API keeps an asyncio loop running in the main
+    # thread while it is open, and every async test that ran after it would find that loop.
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run `bash scripts/bootstrap.sh browser` (Debian package chromium)")
     from playwright.sync_api import sync_playwright

@@ -52,7 +52,7 @@ def create_app(
     `metrics`: serve /metrics and count requests (the setting `metrics`, OCCIPY_METRICS).
     """
     # GFD.222 §5.1: the profiles the server implements are claimed in every Server header.
-    server = " ".join([adapter.SERVER, *service.claims])
+    server = " ".join([adapter.SERVER, *getattr(service, "claims", ())])
 
     async def answer(request: Request, request_id: str) -> tuple[Response, OcciResponse]:
         try:
