@@ -7,11 +7,24 @@ Driver options are strings collected from `[drivers.<name>]` in the config file,
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class CloudSettings:
+    """One cloud the server fronts: its name (a strict term), its driver and the driver's options."""
+
+    name: str
+    driver: str
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+_CLOUD_NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}\Z")
 
 
 class ConfigError(Exception):
@@ -23,8 +36,14 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     data_dir: Path = Path("./data")
+    # One driver, or several comma-separated ("simulated,docker"): one cloud each, named after it;
+    # the first is the default cloud. `[clouds.NAME]` tables in the config file (`clouds`) name
+    # clouds themselves (two libvirt hosts, two EC2 regions) and take precedence.
     driver: str = "simulated"
-    driver_options: Mapping[str, str] = field(default_factory=dict)
+    driver_options: Mapping[str, str] = field(default_factory=dict)  # the first cloud's options
+    # Options of the other drivers of a `driver` list, by driver name.
+    other_driver_options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    clouds: tuple[CloudSettings, ...] = ()
     database_url: str | None = None  # default: sqlite:///<data_dir>/occipy.db
     sqlite_synchronous: str = "NORMAL"
     sync_wait: float = 0.2
@@ -109,6 +128,7 @@ def load(
     env = dict(os.environ if environ is None else environ)
     values: dict[str, Any] = {}
     driver_tables: dict[str, dict[str, str]] = {}
+    cloud_tables: list[CloudSettings] = []
     path = config_file or env.get("OCCIPY_CONFIG")
     if path:
         try:
@@ -118,12 +138,14 @@ def load(
         for key, value in document.items():
             if key == "drivers" and isinstance(value, dict):
                 driver_tables = {name: {k: str(v) for k, v in table.items()} for name, table in value.items()}
-            elif key in _TYPES and key != "driver_options":
+            elif key == "clouds" and isinstance(value, dict):
+                cloud_tables = [_cloud_table(name, table, path) for name, table in value.items()]
+            elif key in _TYPES and key not in ("driver_options", "other_driver_options", "clouds"):
                 values[key] = _convert(key, value)
             else:
                 raise ConfigError(f"unknown setting {key!r} in {path}")
     for name in _TYPES:
-        if name == "driver_options":
+        if name in ("driver_options", "other_driver_options", "clouds"):
             continue
         raw = env.get(f"OCCIPY_{name.upper()}")
         if raw not in (None, ""):
@@ -132,19 +154,58 @@ def load(
         if value is not None:
             values[name] = _convert(name, value)
     settings = replace(Settings(), **values)
-    options: dict[str, str] = dict(driver_tables.get(settings.driver, {}))
-    prefix = f"OCCIPY_{settings.driver.upper()}_"
-    for key, value in env.items():
-        if key.startswith(prefix):
-            options[key[len(prefix):].lower()] = value
+    names = [name.strip() for name in settings.driver.split(",") if name.strip()]
+    if not names:
+        raise ConfigError("setting driver: name at least one driver")
+    by_driver: dict[str, dict[str, str]] = {}
+    for name in names:
+        options: dict[str, str] = dict(driver_tables.get(name, {}))
+        prefix = f"OCCIPY_{name.upper()}_"
+        for key, value in env.items():
+            if key.startswith(prefix):
+                options[key[len(prefix):].lower()] = value
+        by_driver[name] = options
     for item in driver_opts:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--driver-opt needs key=value, got {item!r}")
-        options[key.strip()] = value
-    settings = replace(settings, driver_options=options)
+        # `docker.base_url=...` scopes an option to one driver of a list; plain keys go to the first.
+        scope, dot, bare = key.strip().partition(".")
+        if dot and scope in by_driver:
+            by_driver[scope][bare] = value
+        else:
+            by_driver[names[0]][key.strip()] = value
+    settings = replace(settings, driver_options=by_driver[names[0]],
+                       other_driver_options={name: by_driver[name] for name in names[1:]},
+                       clouds=tuple(cloud_tables))
     check_edge(settings)
     return settings
+
+
+def _cloud_table(name: str, table: Any, path: str) -> CloudSettings:
+    if not isinstance(table, dict) or not isinstance(table.get("driver"), str):
+        raise ConfigError(f"[clouds.{name}] in {path} needs driver = \"<driver name>\"")
+    if not _CLOUD_NAME.match(name):
+        raise ConfigError(f"[clouds.{name}] in {path}: a cloud name is lower-case letters, digits, '-' and '_', "
+                          "starting with a letter")
+    return CloudSettings(name=name, driver=table["driver"],
+                         options={k: str(v) for k, v in table.items() if k != "driver"})
+
+
+def cloud_settings(settings: Settings) -> list[CloudSettings]:
+    """The clouds to serve, the default first: `[clouds.NAME]` tables, else one per `driver` name."""
+    if settings.clouds:
+        return list(settings.clouds)
+    names = [name.strip() for name in settings.driver.split(",") if name.strip()]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"setting driver: {settings.driver!r} names a driver twice; use [clouds.NAME] "
+                          "tables for two clouds of one driver")
+    for name in names:
+        if not _CLOUD_NAME.match(name):
+            raise ConfigError(f"setting driver: {name!r} is not a driver name")
+    return [CloudSettings(name=name, driver=name,
+                          options=settings.driver_options if i == 0 else settings.other_driver_options.get(name, {}))
+            for i, name in enumerate(names)]
 
 
 _CHOICES: Mapping[str, tuple[str, ...]] = {

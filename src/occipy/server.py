@@ -16,7 +16,8 @@ from starlette.applications import Starlette
 
 from occipy import __version__
 from occipy.backends import load_driver_class
-from occipy.config import ConfigError, Settings, load
+from occipy.backends.base import Driver
+from occipy.config import ConfigError, Settings, cloud_settings, load
 from occipy.errors import OcciError
 from occipy.http import logs
 from occipy.http.app import create_app
@@ -37,23 +38,29 @@ class Components:
 
     def __init__(self, settings: Settings) -> None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        driver_class = load_driver_class(settings.driver)
         self.settings = settings
-        self.driver = driver_class.from_options(settings.driver_options, settings.data_dir)
+        # One cloud per driver of `driver` (or per [clouds.NAME] table), the first the default.
+        self.drivers: list[tuple[str, Driver]] = []
+        for cloud in cloud_settings(settings):
+            driver_class = load_driver_class(cloud.driver)
+            data_dir = settings.data_dir if not self.drivers else settings.data_dir / "clouds" / cloud.name
+            data_dir.mkdir(parents=True, exist_ok=True)
+            self.drivers.append((cloud.name, driver_class.from_options(cloud.options, data_dir)))
+        self.driver = self.drivers[0][1]
         self.store = SqlStore(settings.store_url, synchronous=settings.sqlite_synchronous)
         options = ServiceOptions(
             sync_wait=settings.sync_wait, delete_wait=settings.delete_wait, max_page=settings.max_page, allow_delete_root=settings.allow_delete_root,
             reconcile_interval=settings.reconcile_interval,
         )
         self.authenticator = build_authenticator(settings)
-        self.service = Service(standard_registry(), self.store, self.driver, options,
+        self.service = Service(standard_registry(), self.store, self.drivers, options,
                                authenticator=self.authenticator)
         self.opened = False
 
     async def open(self) -> None:
         await self.store.open()
         try:
-            await self.driver.open()
+            # Opens every cloud's driver: with one cloud an unreachable one stops start-up here.
             await self.service.start()
         except BaseException:
             await self.store.close()
@@ -72,8 +79,7 @@ class Components:
         if not self.opened:
             return
         self.opened = False
-        await self.service.stop()
-        await self.driver.close()
+        await self.service.stop()  # closes the drivers
         await self.store.close()
         await self.authenticator.close()
 

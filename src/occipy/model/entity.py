@@ -10,7 +10,7 @@ a new one, so a stored entity can be shared by the store, caches and renderings.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from occipy.model.category import AttributeValue
@@ -59,11 +59,21 @@ class Entity:
 
     def evolve(self, **changes: Any) -> Entity:
         """A new entity with these fields replaced (mixins given as any iterable become a tuple)."""
+        unknown = changes.keys() - _FIELDS
+        if unknown:
+            raise TypeError(f"Entity has no field {', '.join(sorted(unknown))}")
+        mixins = changes.get("mixins", self.mixins)
         if "mixins" in changes:
-            changes["mixins"] = tuple(dict.fromkeys(changes["mixins"]))
+            mixins = tuple(dict.fromkeys(mixins))
+        attributes = changes.get("attributes", self.attributes)
         if "attributes" in changes:
-            changes["attributes"] = dict(changes["attributes"])
-        return replace(self, **changes)
+            attributes = dict(attributes)
+        # The constructor, not dataclasses.replace: this runs several times per request.
+        return Entity(changes.get("kind", self.kind), changes.get("entity_id", self.entity_id),
+                      changes.get("location", self.location), mixins, attributes,
+                      changes.get("tenant", self.tenant), changes.get("owner", self.owner),
+                      changes.get("backend_id", self.backend_id), changes.get("links", self.links),
+                      changes.get("actions", self.actions))
 
     def with_attributes(self, values: Mapping[str, AttributeValue] = _EMPTY, *,
                         drop: Iterable[str] = ()) -> Entity:
@@ -72,10 +82,15 @@ class Entity:
         for name in drop:
             attributes.pop(name, None)
         attributes.update(values)
-        return replace(self, attributes=attributes)
+        # The constructor, not dataclasses.replace: this runs several times per request.
+        return Entity(self.kind, self.entity_id, self.location, self.mixins, attributes, self.tenant,
+                      self.owner, self.backend_id, self.links, self.actions)
 
     def persistent(self) -> Entity:
         """The entity without the view-only `links` and `actions`."""
         if not self.links and not self.actions:
             return self
         return replace(self, links=(), actions=())
+
+
+_FIELDS = frozenset(f.name for f in fields(Entity))

@@ -161,11 +161,39 @@ def driver_call(driver: str, call: str) -> Iterator[None]:
         DRIVER_CALL_DURATION.labels(driver, call).observe(time.perf_counter() - start)
 
 
+class DriverCallTimer:
+    """`driver_call` for one (driver, call), with its histogram child looked up once (hot paths):
+    `started = timer.start()` before the call, `timer.stop(started, error)` after it."""
+
+    __slots__ = ("call", "driver", "histogram")
+
+    def __init__(self, driver: str, call: str) -> None:
+        self.driver = driver
+        self.call = call
+        self.histogram = DRIVER_CALL_DURATION.labels(driver, call)
+
+    @staticmethod
+    def start() -> float:
+        return time.perf_counter()
+
+    def stop(self, started: float, error: BaseException | None = None) -> None:
+        self.histogram.observe(time.perf_counter() - started)
+        if error is not None:
+            DRIVER_ERRORS.labels(self.driver, self.call, type(error).__name__).inc()
+
+
+_OPERATION_CHILDREN: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
+
+
 def operation_ended(driver: str, kind: str, action: str, succeeded: bool, seconds: float) -> None:
     """Record one operation that ended (the service calls this when it writes the final state)."""
     result = "succeeded" if succeeded else "failed"
-    OPERATIONS.labels(driver, kind, action, result).inc()
-    OPERATION_DURATION.labels(driver, kind, action, result).observe(seconds)
+    key = (driver, kind, action, result)
+    children = _OPERATION_CHILDREN.get(key)
+    if children is None:
+        children = _OPERATION_CHILDREN[key] = (OPERATIONS.labels(*key), OPERATION_DURATION.labels(*key))
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def exposition() -> bytes:

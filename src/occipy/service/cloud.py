@@ -13,14 +13,14 @@ import asyncio
 import logging
 import re
 import time
-from datetime import datetime, timezone
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Final
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Final, TypeVar
 
 from occipy.backends.base import (
-    IMAGE,
     FLAVOUR,
+    IMAGE,
     Action,
     Adopts,
     Driver,
@@ -36,14 +36,22 @@ from occipy.backends.base import (
     Updates,
     Watches,
 )
-from occipy.errors import BackendError, Conflict, NotFound, NotSupported, OcciError
-from occipy.observability import metrics
+from occipy.errors import (
+    BackendError,
+    BackendUnavailable,
+    BadRequest,
+    Conflict,
+    NotFound,
+    NotSupported,
+    OcciError,
+)
 from occipy.model import state as fsm
 from occipy.model.category import AttributeValue, Mixin
 from occipy.model.entity import Entity
 from occipy.model.extensions import ALL as ALL_EXTENSIONS
 from occipy.model.extensions import ExtensionSet
 from occipy.model.registry import Registry
+from occipy.observability import metrics
 from occipy.service import bindings as bindings_module
 from occipy.service.bindings import Binding, SpecInput, observed_of
 from occipy.service.bindings import infrastructure as _infrastructure  # noqa: F401  (registers the kinds)
@@ -53,9 +61,13 @@ from occipy.service.templates import TemplateIndex
 from occipy.store.base import FAILED, QUEUED, RUNNING, SUCCEEDED, Batch, EntityQuery, Operation, Store
 
 log = logging.getLogger("occipy.cloud")
+T = TypeVar("T")
 
 _SLUG: Final = re.compile(r"[^a-z0-9-]+")
 SAVE_ACTION: Final = "http://schemas.ogf.org/occi/infrastructure/compute/action#save"
+
+
+CLOUD_SCHEME: Final = "http://occipy.org/occi/cloud#"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +76,8 @@ class CloudOptions:
     sync_wait: float = 0.2
     reconcile_interval: float = 30.0
     name: str = "default"
+    # Seconds between two attempts to reach a cloud that was unreachable at start-up (several clouds).
+    retry_interval: float = 10.0
 
 
 def cloud_name(entity: Entity) -> str:
@@ -78,23 +92,53 @@ def cloud_name(entity: Entity) -> str:
 
 
 class Cloud:
-    """One driver behind OCCI: templates, bindings, lanes, reconciling and recovery."""
+    """One driver behind OCCI: templates, bindings, reconciling, recovery.
+
+    With several clouds (`Clouds`), each is a mixin `http://occipy.org/occi/cloud#<name>` that its
+    entities carry, and its templates depend on it; the default cloud's templates keep the plain
+    provider scheme, the others' are `<provider scheme><name>/os_tpl#...`.
+    """
 
     def __init__(self, registry: Registry, store: Store, driver: Driver, options: CloudOptions,
-                 extensions: ExtensionSet | None = None) -> None:
+                 extensions: ExtensionSet | None = None, *, lanes: Lanes | None = None,
+                 default: bool = True, several: bool = False,
+                 resolve: Callable[[Entity], Cloud] | None = None) -> None:
         self.registry = registry
         # The OCCI extensions served (their hooks run on every create, update, link and action).
         self.extensions = extensions if extensions is not None else ExtensionSet(ALL_EXTENSIONS)
         self.store = store
         self.driver = driver
         self.options = options
-        self.lanes = Lanes(store, options.sync_wait, _Meter(driver.name))
-        self.templates = TemplateIndex(registry, options.provider_scheme, options.name)
+        self.name = options.name
+        self.default = default
+        self.lanes = lanes if lanes is not None else Lanes(store, options.sync_wait, _Meter(driver.name))
+        # The cloud's mixin, when the server fronts several clouds (None: one cloud, no mixin).
+        self.mixin: Mixin | None = Mixin(
+            scheme=CLOUD_SCHEME, term=options.name, title=f"Cloud {options.name} ({driver.name})",
+            location=f"/mixin/cloud/{options.name}/") if several else None
+        scheme_base = options.provider_scheme if default else f"{options.provider_scheme}{options.name}/"
+        self.templates = TemplateIndex(registry, scheme_base, options.name,
+                                       depends=(self.mixin.type_id,) if self.mixin is not None else ())
         self.calls = Metered(driver)
+        # The optional protocols it implements, asked once (isinstance on a Protocol is slow).
+        self.saves = isinstance(driver, Saves)
+        self.updates = isinstance(driver, Updates)
+        # Whether the driver is open; why not, when it could not be reached.
+        self.available = False
+        self.unavailable_reason = "not opened yet"
+        self._resolve = resolve or (lambda entity: self)
         self._index: dict[Ref, str] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     # ---- what the driver can do ---------------------------------------------------------------------
+
+    def check(self) -> None:
+        """503 naming the cloud when it cannot be reached (the others keep answering)."""
+        if not self.available:
+            raise BackendUnavailable(f"the cloud {self.name} cannot be reached: {self.unavailable_reason}")
+
+    def owns(self, entity: Entity) -> bool:
+        return self._resolve(entity) is self
 
     def binding(self, kind_id: str) -> Binding | None:
         """The binding of a kind, if this driver realises its resource type."""
@@ -112,7 +156,7 @@ class Cloud:
         return self.binding(entity.kind) if entity.backend_id else None
 
     def can_save(self) -> bool:
-        return isinstance(self.driver, Saves)
+        return self.saves
 
     def offers_action(self, entity: Entity, action_id: str) -> bool:
         """Whether the action may be invoked on the entity (the cloud runs it, or nothing runs it)."""
@@ -126,24 +170,38 @@ class Cloud:
 
     # ---- start and stop ------------------------------------------------------------------------------
 
-    async def start(self, saved: Sequence[Mixin]) -> None:
+    async def open(self) -> None:
+        """Open the driver (BackendUnavailable when the cloud cannot be reached)."""
+        try:
+            await self.driver.open()
+        except OcciError as error:
+            self.available = False
+            self.unavailable_reason = error.message
+            raise
+        self.available = True
+
+    async def start(self, saved: Sequence[Mixin], *, recover: bool = True) -> None:
         """Offer templates, re-introduce stored objects, resume or close interrupted work, follow changes."""
+        if self.mixin is not None and self.registry.find(self.mixin.type_id) is None:
+            self.registry.add(self.mixin)
         listed = list(self.driver.templates())
         for template in listed:
             if template.family in (IMAGE, FLAVOUR):
                 self.templates.offer(template)
         for mixin in saved:
-            self.templates.adopt_saved(mixin, listed)
+            if self.templates.owns(mixin):
+                self.templates.adopt_saved(mixin, listed)
         for entity in await self.store.query(EntityQuery()):
             binding = self.backed(entity)
-            if binding is None:
+            if binding is None or not self.owns(entity):
                 continue
             assert entity.backend_id is not None
             ref = Ref(binding.resource, entity.backend_id)
             self._index[ref] = entity.location
             if isinstance(self.driver, Adopts):
                 await self.driver.adopt(ref, observed_of(binding, entity, fsm.state_attribute(entity.kind)))
-        await self._recover()
+        if recover:
+            await self._recover()
         if isinstance(self.driver, Inventories):
             await self._sweep(self.driver)
         if isinstance(self.driver, Watches):
@@ -160,10 +218,14 @@ class Cloud:
                 await task
             except asyncio.CancelledError:
                 pass
-            except Exception:  # noqa: BLE001  (a follower that died is logged, shutting down goes on)
+            except Exception:
                 log.exception("background task %s ended with an error", task.get_name())
         self._tasks.clear()
         await self.lanes.drain(timeout)
+        if self.available:
+            self.available = False
+            self.unavailable_reason = "closed"
+            await self.driver.close()
 
     async def _recover(self) -> None:
         """D-RESTART: resume deletes and queued work; running work that cannot be resumed fails."""
@@ -193,18 +255,23 @@ class Cloud:
             await self.lanes.resume(op, spec)
 
     def _resumed(self, op: Operation, entity: Entity) -> Any:
+        cloud = self._resolve(entity)
         if op.action == "delete":
-            return DeleteSpec(self, entity)
+            return DeleteSpec(cloud, entity)
+        if op.action == "create":
+            # Queued creates (written with their request's other entities) never reached the cloud.
+            return CreateSpec(cloud, entity, True)
         if op.action == "update":
-            return EditSpec(self, entity.location, Edit.from_params(op.params))
+            return EditSpec(cloud, entity.location, Edit.from_params(op.params))
         action_id = str(op.params.get("action_id", ""))
         params = op.params.get("params", {})
         if action_id == SAVE_ACTION:
-            return SaveSpec(self, entity.location, params)
-        return ActionSpec(self, entity.location, action_id, params)
+            return SaveSpec(cloud, entity.location, params)
+        return ActionSpec(cloud, entity.location, action_id, params)
 
     async def _sweep(self, driver: Inventories) -> None:
-        """Remove cloud objects occipy made and lost track of (a crash between create and write)."""
+        """Find cloud objects occipy made and lost track of (a crash between the cloud's answer and
+        the write): re-adopt one whose entity still waits for it, delete the others."""
         try:
             tagged = await driver.inventory()
         except OcciError as error:
@@ -216,6 +283,19 @@ class Cloud:
             owner = await self.store.get_by_id(item.entity_id)
             if owner is not None and owner.backend_id == item.ref.backend_id:
                 continue
+            binding = self.binding(owner.kind) if owner is not None else None
+            if owner is not None and not owner.backend_id and binding is not None \
+                    and binding.resource == item.ref.resource and self.owns(owner):
+                observed = await self.calls.observe(item.ref)
+                if observed is not None:
+                    log.warning("re-adopting %s %s for %s (its creation was interrupted)", item.ref.resource,
+                                item.ref.backend_id, owner.location)
+                    adopted = self.apply_observed(owner, binding, observed)
+                    op = self.lanes.new_operation(owner.location, "reconcile", owner.tenant, "occipy")
+                    job = await self.lanes.submit(op, ReconcileSpec(adopted))
+                    await asyncio.shield(job.done)
+                    self.index(adopted)
+                    continue
             log.warning("deleting %s %s: no entity owns it (entity id %s)", item.ref.resource,
                         item.ref.backend_id, item.entity_id)
             try:
@@ -252,7 +332,7 @@ class Cloud:
                 fields["image" if template.family == IMAGE else "flavour"] = template.name
         if fields:
             support = self.driver.supports[binding.resource]
-            missing = sorted(set(fields) - support.updates) if isinstance(self.driver, Updates) else sorted(fields)
+            missing = sorted(set(fields) - support.updates) if self.updates else sorted(fields)
             if missing:
                 what = {"image": "replace the OS template of", "flavour": "replace the resource template of",
                         "size_gib": "resize"}.get(missing[0], "resize")
@@ -383,19 +463,172 @@ class Cloud:
                 pass  # being deleted, or deleted meanwhile
 
 
+class Clouds:
+    """Every cloud the server fronts (docs/decisions.md D-CLOUDS): one `Cloud` per driver, the
+    default first, sharing one set of lanes and one extension set.
+
+    An entity belongs to the cloud whose mixin it carries (the default cloud's when none, as with a
+    single cloud); a new entity to the cloud of its cloud mixin or of its template.
+    """
+
+    def __init__(self, registry: Registry, store: Store, drivers: Sequence[tuple[str, Driver]],
+                 options: CloudOptions, extensions: ExtensionSet | None = None) -> None:
+        if not drivers:
+            raise ValueError("a server fronts at least one cloud")
+        self.registry = registry
+        self.store = store
+        self.options = options
+        self.extensions = extensions if extensions is not None else ExtensionSet(ALL_EXTENSIONS)
+        self.lanes = Lanes(store, options.sync_wait, _Meter(self))
+        several = len(drivers) > 1
+        self.clouds: dict[str, Cloud] = {}
+        for position, (name, driver) in enumerate(drivers):
+            if name in self.clouds:
+                raise ValueError(f"two clouds are named {name}")
+            self.clouds[name] = Cloud(registry, store, driver, replace(options, name=name), self.extensions,
+                                      lanes=self.lanes, default=position == 0, several=several, resolve=self.of)
+        self.default = next(iter(self.clouds.values()))
+        self._by_mixin = {cloud.mixin.type_id: cloud for cloud in self.clouds.values() if cloud.mixin is not None}
+        self._retries: list[asyncio.Task[None]] = []
+
+    @property
+    def several(self) -> bool:
+        return len(self.clouds) > 1
+
+    # ---- which cloud -----------------------------------------------------------------------------
+
+    def of(self, entity: Entity) -> Cloud:
+        """The cloud an entity belongs to."""
+        for mixin_id in entity.mixins:
+            cloud = self._by_mixin.get(mixin_id)
+            if cloud is not None:
+                return cloud
+        return self.default
+
+    def for_new(self, mixin_ids: Sequence[str]) -> Cloud:
+        """The cloud a new entity goes to: its cloud mixin's, else its templates', else the default.
+
+        A cloud mixin and a template of another cloud (or templates of two clouds) are a 400.
+        """
+        chosen: dict[str, Cloud] = {}
+        for mixin_id in mixin_ids:
+            cloud = self._by_mixin.get(mixin_id)
+            if cloud is not None:
+                chosen[cloud.name] = cloud
+                continue
+            for candidate in self.clouds.values():
+                if mixin_id in candidate.templates:
+                    chosen[candidate.name] = candidate
+        if len(chosen) > 1:
+            raise BadRequest(f"the mixins name more than one cloud: {', '.join(sorted(chosen))}")
+        return next(iter(chosen.values())) if chosen else self.default
+
+    def mixins_for(self, cloud: Cloud, mixin_ids: Sequence[str]) -> list[str]:
+        """The mixins of a new entity with its cloud's mixin (several clouds: every entity shows it)."""
+        result = list(mixin_ids)
+        if cloud.mixin is not None and cloud.mixin.type_id not in result:
+            result.append(cloud.mixin.type_id)
+        return result
+
+    # ---- the same questions as a Cloud's, answered by the entity's cloud ---------------------------
+
+    def backed(self, entity: Entity) -> Binding | None:
+        return self.of(entity).backed(entity)
+
+    def offers_action(self, entity: Entity, action_id: str) -> bool:
+        return self.of(entity).offers_action(entity, action_id)
+
+    def live_changes(self, stored: Entity, updated: Entity) -> tuple[dict[str, object], dict[str, AttributeValue]]:
+        return self.of(stored).live_changes(stored, updated)
+
+    def cross_cloud(self, source: Entity, target: Entity | None) -> tuple[Cloud, Cloud] | None:
+        """The two clouds of a link's ends when they differ and both are realised (else None)."""
+        if target is None or not self.several:
+            return None
+        first, second = self.of(source), self.of(target)
+        if first is second or first.binding(source.kind) is None or second.binding(target.kind) is None:
+            return None
+        return first, second
+
+    # ---- life cycle ----------------------------------------------------------------------------------
+
+    async def start(self, saved: Sequence[Mixin]) -> None:
+        """Open and start every cloud. With one cloud, an unreachable one stops start-up (one clear
+        line); with several, it is a warning, it answers 503, and it is tried again in the background."""
+        reached: list[Cloud] = []
+        for cloud in self.clouds.values():
+            if cloud.mixin is not None and self.registry.find(cloud.mixin.type_id) is None:
+                self.registry.add(cloud.mixin)
+            try:
+                await cloud.open()
+            except OcciError as error:
+                if not self.several:
+                    raise
+                log.warning("cloud %s (%s) cannot be reached: %s; trying again every %g s", cloud.name,
+                            cloud.driver.name, error.message, self.options.retry_interval)
+                self._retries.append(asyncio.get_running_loop().create_task(self._retry(cloud, saved)))
+                continue
+            reached.append(cloud)
+        for cloud in reached:
+            await cloud.start(saved, recover=False)
+        await self.default._recover()
+
+    async def _retry(self, cloud: Cloud, saved: Sequence[Mixin]) -> None:
+        while True:
+            await asyncio.sleep(self.options.retry_interval)
+            try:
+                await cloud.open()
+            except OcciError as error:
+                log.info("cloud %s still cannot be reached: %s", cloud.name, error.message)
+                continue
+            log.warning("cloud %s (%s) is reachable again", cloud.name, cloud.driver.name)
+            await cloud.start(saved, recover=False)
+            return
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        for task in self._retries:
+            task.cancel()
+        for task in self._retries:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self._retries.clear()
+        for cloud in self.clouds.values():
+            await cloud.stop(timeout)
+
+    def claims(self) -> tuple[str, ...]:
+        return self.extensions.claims()
+
+
 class _Meter:
-    """Operations into the Prometheus metrics (occipy_operations*, docs/metrics.md)."""
+    """Operations into the Prometheus metrics (occipy_operations*, docs/metrics.md), labelled with
+    the driver of the cloud that ran them."""
 
-    def __init__(self, driver: str) -> None:
-        self.driver = driver
+    def __init__(self, clouds: Clouds | str) -> None:
+        self.clouds = clouds
+        self._gauges: dict[tuple[str, str], Any] = {}
 
-    def started(self, op: Operation) -> None:
-        metrics.OPERATIONS_IN_PROGRESS.labels(self.driver, "", op.action).inc()
+    def _gauge(self, driver: str, action: str) -> Any:
+        gauge = self._gauges.get((driver, action))
+        if gauge is None:
+            gauge = self._gauges[(driver, action)] = metrics.OPERATIONS_IN_PROGRESS.labels(driver, "", action)
+        return gauge
 
-    def ended(self, op: Operation, kind: str | None, cloud: bool) -> None:
+    def _driver(self, spec: object) -> str:
+        if isinstance(self.clouds, str):
+            return self.clouds
+        cloud = getattr(spec, "cloud_", None)
+        return cloud.driver.name if isinstance(cloud, Cloud) else self.clouds.default.driver.name
+
+    def started(self, op: Operation, spec: object) -> None:
+        self._gauge(self._driver(spec), op.action).inc()
+
+    def ended(self, op: Operation, kind: str | None, spec: object, cloud: bool) -> None:
+        driver = self._driver(spec)
         if cloud:
-            metrics.OPERATIONS_IN_PROGRESS.labels(self.driver, "", op.action).dec()
-        metrics.operation_ended(self.driver, kind or "", op.action, op.state == SUCCEEDED,
+            self._gauge(driver, op.action).dec()
+        metrics.operation_ended(driver, kind or "", op.action, op.state == SUCCEEDED,
                                 max(op.updated - op.created, 0.0))
 
 
@@ -404,32 +637,41 @@ class Metered:
 
     def __init__(self, driver: Driver) -> None:
         self.driver = driver
+        self._timers = {call: metrics.DriverCallTimer(driver.name, call)
+                        for call in ("create", "delete", "observe", "act", "update", "save")}
+
+    async def _timed(self, call: str, work: Awaitable[T]) -> T:
+        timer = self._timers[call]
+        started = timer.start()
+        try:
+            result = await work
+        except BaseException as error:
+            timer.stop(started, error)
+            raise
+        timer.stop(started)
+        return result
 
     async def create(self, spec: object) -> Observed:
-        with metrics.driver_call(self.driver.name, "create"):
-            return await self.driver.create(spec)
+        return await self._timed("create", self.driver.create(spec))
 
     async def delete(self, ref: Ref) -> None:
-        with metrics.driver_call(self.driver.name, "delete"):
-            await self.driver.delete(ref)
+        await self._timed("delete", self.driver.delete(ref))
 
     async def observe(self, ref: Ref) -> Observed | None:
-        with metrics.driver_call(self.driver.name, "observe"):
-            return await self.driver.observe(ref)
+        return await self._timed("observe", self.driver.observe(ref))
 
     async def act(self, ref: Ref, action: Action) -> Observed:
-        with metrics.driver_call(self.driver.name, "act"):
-            return await self.driver.act(ref, action)
+        return await self._timed("act", self.driver.act(ref, action))
 
     async def update(self, ref: Ref, change: Update) -> Observed:
-        assert isinstance(self.driver, Updates)
-        with metrics.driver_call(self.driver.name, "update"):
-            return await self.driver.update(ref, change)
+        driver = self.driver
+        assert isinstance(driver, Updates)
+        return await self._timed("update", driver.update(ref, change))
 
     async def save(self, ref: Ref, request: Save) -> Template:
-        assert isinstance(self.driver, Saves)
-        with metrics.driver_call(self.driver.name, "save"):
-            return await self.driver.save(ref, request)
+        driver = self.driver
+        assert isinstance(driver, Saves)
+        return await self._timed("save", driver.save(ref, request))
 
 
 # ---- the jobs ----------------------------------------------------------------------------------------
@@ -461,7 +703,7 @@ class CreateSpec:
         for waiting in self.waits:
             try:
                 await asyncio.shield(waiting)
-            except Exception:  # noqa: BLE001  (the end's own failure is reported on the end)
+            except Exception:  # noqa: BLE001, S110  (the end's own failure is reported on the end)
                 pass
         binding = cloud.binding(self.entity.kind)
         assert binding is not None
@@ -533,7 +775,7 @@ class ActionSpec:
     def _effects(self, entity: Entity) -> Entity:
         """What the action changes besides the state (an extension's hook, e.g. SLA accept: agreedAt)."""
         values = self.cloud_.extensions.on_action(entity.kind, self.action_id, entity.attributes,
-                                                  datetime.now(timezone.utc))
+                                                  datetime.now(UTC))
         return entity.with_attributes(values) if values else entity
 
     def fail(self, entity: Entity | None, error: OcciError) -> Batch:
@@ -646,8 +888,8 @@ class EditSpec:
         observed = await cloud.calls.update(Ref(binding.resource, entity.backend_id), binding.update(self._fields))
 
         def finish(latest: Entity | None) -> Batch:
-            base = updated if latest is None else updated
-            return Batch(put=[cloud.apply_observed(base, binding, observed, overwrite=False)])
+            # `updated` is the entity as the edit made it at its turn: nothing else wrote it since.
+            return Batch(put=[cloud.apply_observed(updated, binding, observed, overwrite=False)])
 
         return finish
 
@@ -685,7 +927,7 @@ class DeleteSpec:
         for waiting in self.waits:
             try:
                 await asyncio.shield(waiting)
-            except Exception:  # noqa: BLE001  (another delete's failure is its own)
+            except Exception:  # noqa: BLE001, S110  (another delete's failure is its own)
                 pass
         current = entity or self.entity
         binding = cloud.backed(current)
@@ -736,5 +978,16 @@ class ReconcileSpec:
         return None
 
 
-__all__ = ["ActionSpec", "Cloud", "CloudOptions", "CreateSpec", "DeleteSpec", "EditSpec", "Job", "ReconcileSpec",
-           "SaveSpec", "template_family", "RUNNING"]
+__all__ = [
+    "RUNNING",
+    "ActionSpec",
+    "Cloud",
+    "CloudOptions",
+    "CreateSpec",
+    "DeleteSpec",
+    "EditSpec",
+    "Job",
+    "ReconcileSpec",
+    "SaveSpec",
+    "template_family",
+]

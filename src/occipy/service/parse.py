@@ -86,7 +86,7 @@ class Page:
 class Listing:
     """A GET on a collection or the query interface: filters and the page asked for."""
 
-    filter: Filter = Filter()
+    filter: Filter = field(default_factory=Filter)
     attributes: Mapping[str, Any] = field(default_factory=dict)
     category: str | None = None  # `?category=` (a type id or a bare term)
     page: Page = Page()

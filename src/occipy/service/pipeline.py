@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from typing import Final
 
 from occipy.backends.base import Driver
@@ -38,7 +39,7 @@ from occipy.rendering import negotiate
 from occipy.service import dispatch
 from occipy.service.authz import Authoriser, RolePolicy
 from occipy.service.cache import RenderCache
-from occipy.service.cloud import Cloud, CloudOptions
+from occipy.service.cloud import CloudOptions, Clouds
 from occipy.service.context import Context
 from occipy.service.handlers.base import Env
 from occipy.service.handlers.query import load_stored_mixins
@@ -59,18 +60,22 @@ _LISTINGS: Final = frozenset({Target.KIND, Target.MIXIN, Target.UNBOUND, Target.
 class Service:
     """OCCI over any store, driver and authenticator; `start()` before the first request, `stop()` at the end."""
 
-    def __init__(self, registry: Registry, store: Store, driver: Driver, options: ServiceOptions | None = None,
+    def __init__(self, registry: Registry, store: Store, driver: Driver | Sequence[tuple[str, Driver]],
+                 options: ServiceOptions | None = None,
                  *, authenticator: Authenticator | None = None, authoriser: Authoriser | None = None,
                  extensions: ExtensionSet | None = None) -> None:
         self.registry = registry
         self.store = store
-        self.driver = driver
+        # One driver, or several (name, driver) pairs: one cloud each, the first the default.
+        drivers = [(driver.name, driver)] if not isinstance(driver, Sequence) else list(driver)
+        self.driver = drivers[0][1]
         self.options = options or ServiceOptions()
         self.authenticator: Authenticator = authenticator or Anonymous()
+        self._negotiated: dict[tuple[str | None, bool], str] = {}
         self.authoriser: Authoriser = authoriser or RolePolicy()
-        self.cloud = Cloud(registry, store, driver, CloudOptions(
+        self.cloud = Clouds(registry, store, drivers, CloudOptions(
             provider_scheme=self.options.provider_scheme, sync_wait=self.options.sync_wait,
-            reconcile_interval=self.options.reconcile_interval, name=driver.name), extensions)
+            reconcile_interval=self.options.reconcile_interval), extensions)
         # GFD.222 §5.1 claims (e.g. OCCI-CRTP/1.1) for the Server header.
         self.claims: tuple[str, ...] = self.cloud.extensions.claims()
         views = Views(registry, store, self.cloud)
@@ -80,7 +85,8 @@ class Service:
     # ---- life cycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load user mixins and templates into the registry, resume interrupted work, follow the cloud."""
+        """Open the clouds; load user mixins and templates into the registry; resume interrupted work;
+        follow the clouds."""
         saved = await load_stored_mixins(self.env)
         await self.cloud.start(saved)
 
@@ -93,10 +99,7 @@ class Service:
     async def handle(self, request: OcciRequest) -> OcciResponse:
         """Answer one request. OcciErrors become 4xx/5xx renderings; anything else is a bug (500)."""
         accept = request.header("accept")
-        try:
-            media = negotiate.response_type(accept, listing=False)
-        except OcciError:
-            media = negotiate.TEXT_PLAIN
+        media = ""  # negotiated below; an error before that negotiates for itself
         principal: Principal | None = None
         try:
             principal = await self._authenticate(request)
@@ -105,7 +108,7 @@ class Service:
             stored = await self.store.get(path)
             visible = stored is None or principal.is_admin or stored.tenant == principal.tenant
             route = classify(path, self.registry, stored, visible=visible)
-            media = negotiate.response_type(accept, listing=route.target in _LISTINGS)
+            media = self._media(accept, route.target in _LISTINGS)
             ctx = Context(principal=principal, base_url=request.base_url, media=media,
                           request_id=request.request_id,
                           prefer_async="respond-async" in (request.header("prefer") or ""),
@@ -114,6 +117,11 @@ class Service:
             if request.method == "HEAD":
                 response.body = b""
         except OcciError as error:
+            if not media:
+                try:
+                    media = self._media(accept, False)
+                except OcciError:
+                    media = negotiate.TEXT_PLAIN
             response = self._error(error, media)
         if principal is not None:
             # for the audit line (http/adapter.py writes it)
@@ -127,6 +135,17 @@ class Service:
         if isinstance(error, Unauthorized) and not error.challenges:
             error = Unauthorized(error.message, self.authenticator.challenges())
         return self.responder.render_error(error, media)
+
+    def _media(self, accept: str | None, listing: bool) -> str:
+        """`negotiate.response_type`, remembered per Accept value (clients send a handful)."""
+        key = (accept, listing)
+        media = self._negotiated.get(key)
+        if media is None:
+            media = negotiate.response_type(accept, listing=listing)  # 406 is not remembered
+            if len(self._negotiated) > 256:
+                self._negotiated.clear()
+            self._negotiated[key] = media
+        return media
 
     async def _authenticate(self, request: OcciRequest) -> Principal:
         credentials = Credentials(headers=request.headers, client_subject=request.client_subject,

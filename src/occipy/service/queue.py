@@ -26,7 +26,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from occipy.errors import NotFound, OcciError
@@ -41,10 +41,10 @@ Finish = Callable[[Entity | None], Batch]
 
 
 class Observer(Protocol):
-    def started(self, op: Operation) -> None:
+    def started(self, op: Operation, spec: object) -> None:
         """Cloud work of the operation started."""
 
-    def ended(self, op: Operation, kind: str | None, cloud: bool) -> None:
+    def ended(self, op: Operation, kind: str | None, spec: object, cloud: bool) -> None:
         """The operation ended (its final record is written): `kind` of its entity, if known."""
 
 
@@ -94,10 +94,7 @@ class Job:
         error of a write that failed (the request must not report what is not durable).
         """
         if timeout > 0 and not self.done.done():
-            try:
-                await asyncio.wait_for(asyncio.shield(self.done), timeout)
-            except asyncio.TimeoutError:
-                pass
+            await asyncio.wait([self.done], timeout=timeout)
         if self.worked.is_set() and not self.done.done():
             await asyncio.wait([self.done])
         if self.done.done():
@@ -262,7 +259,7 @@ class Lanes:
         tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
         if not tasks:
             return
-        done, pending = await asyncio.wait(tasks, timeout=timeout)
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
         for task in pending:
             task.cancel()
         if pending:
@@ -290,7 +287,7 @@ class Lanes:
                 except asyncio.CancelledError:
                     _resolve(job, job.op.ended(FAILED, "interrupted by a shutdown of the server", time.time()))
                     raise
-                except BaseException as error:  # a write failed: the job's waiter gets it
+                except BaseException as error:  # noqa: BLE001  (a write failed: the job's waiter gets it)
                     if not job.done.done():
                         job.done.set_exception(error)
                         job.done.exception()  # mark retrieved: the waiter may be gone
@@ -324,35 +321,46 @@ class Lanes:
             await self.store.commit(Batch(put_operations=[ended]))
             _resolve(job, ended)
             return
-        running = replace(op, state=RUNNING, updated=time.time())
+        running = op.ended(RUNNING, op.message, time.time())
         if not spec.cloud:
-            finish = await spec.run(current)
+            instant = await spec.run(current)
             job.worked.set()
-            await self._finish(job, running, finish, None)
+            await self._finish(job, running, instant, None)
             return
-        work = asyncio.get_running_loop().create_task(spec.run(current))
-        work.add_done_callback(lambda _: job.worked.set())
         if self.observer is not None:
-            self.observer.started(running)
-        done, _ = await asyncio.wait([work], timeout=self.quick)
-        if not done:
+            self.observer.started(running, spec)
+        # The work runs in this task; if it outlasts `quick`, a timer writes the running record
+        # meanwhile (in its own task), and the result is written after it.
+        loop = asyncio.get_running_loop()
+        starting: list[asyncio.Task[None]] = []
+
+        def outlasted() -> None:
             start = Batch(put=[showing] if showing is not None else [], put_operations=[running])
-            await self.store.commit(start)
-            job.recorded = True
-            job.settled.set()
-            await asyncio.wait([work])
+            starting.append(loop.create_task(self._write_start(job, start)))
+
+        timer = loop.call_later(self.quick, outlasted)
+        finish: Finish | None = None
+        failure: OcciError | None = None
         try:
-            finish = work.result()
+            finish = await spec.run(current)
         except OcciError as error:
-            await self._finish(job, running, None, error)
-            return
+            failure = error
         except asyncio.CancelledError:
             raise
         except Exception as error:  # a driver bug must not leave the entity "in progress" forever
             log.exception("operation %s (%s on %s) failed unexpectedly", op.op_id, op.action, op.location)
-            await self._finish(job, running, None, _Internal(f"internal error: {type(error).__name__}: {error}"))
-            return
-        await self._finish(job, running, finish, None)
+            failure = _Internal(f"internal error: {type(error).__name__}: {error}")
+        finally:
+            timer.cancel()
+            job.worked.set()
+        if starting:
+            await starting[0]  # the running record is written before the result
+        await self._finish(job, running, finish, failure)
+
+    async def _write_start(self, job: Job, start: Batch) -> None:
+        await self.store.commit(start)
+        job.recorded = True
+        job.settled.set()
 
     async def _finish(self, job: Job, running: Operation, finish: Finish | None, error: OcciError | None) -> None:
         latest = await self.store.get(running.location)
@@ -375,7 +383,7 @@ class Lanes:
             raise
         if self.observer is not None:
             base = latest or next(iter(batch.put), None)
-            self.observer.ended(ended, base.kind if base is not None else None, job.spec.cloud)
+            self.observer.ended(ended, base.kind if base is not None else None, job.spec, job.spec.cloud)
         _resolve(job, ended)
 
 

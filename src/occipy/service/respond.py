@@ -37,6 +37,9 @@ from occipy.service.views import Views
 OPERATIONS_PREFIX: Final = "/-/operations/"
 
 
+_NO_OUTCOME: Final = Outcome()
+
+
 class Responder:
     def __init__(self, registry: Registry, views: Views, cache: RenderCache, *, max_header_value: int) -> None:
         self.registry = registry
@@ -166,7 +169,7 @@ class Responder:
 
     # ---- one entity, reused while nothing it shows has changed -------------------------------------
 
-    async def entity(self, stored: Entity, ctx: Context, outcome: Outcome = Outcome()) -> OcciResponse:
+    async def entity(self, stored: Entity, ctx: Context, outcome: Outcome = _NO_OUTCOME) -> OcciResponse:
         """GET of one entity. The rendering is reused while the same entity and link objects are
         stored, no operation is pending on them and the registry is unchanged (entities are
         immutable: an update stores a new object)."""

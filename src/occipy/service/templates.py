@@ -33,10 +33,12 @@ class Offered:
 class TemplateIndex:
     """Templates of one cloud, by mixin type id; registers their mixins in the registry."""
 
-    def __init__(self, registry: Registry, scheme_base: str, cloud: str) -> None:
+    def __init__(self, registry: Registry, scheme_base: str, cloud: str, depends: tuple[str, ...] = ()) -> None:
         self.registry = registry
         self.scheme_base = scheme_base
         self.cloud = cloud
+        # More mixins every template depends on (the cloud's mixin, with several clouds).
+        self.depends = depends
         self._by_mixin: dict[str, Offered] = {}
 
     def mixin_for(self, template: Template) -> Mixin:
@@ -63,7 +65,7 @@ class TemplateIndex:
         if self.registry.by_location(location) is not None and not existing:
             location = f"/mixin/{tag}/{self.cloud}/{term}/"
         return Mixin(scheme=scheme, term=term, title=template.title, attributes=tuple(attributes),
-                     depends=(parent,), applies=(COMPUTE,), location=location)
+                     depends=(parent, *self.depends), applies=(COMPUTE,), location=location)
 
     def offer(self, template: Template) -> Mixin:
         """Register the template's mixin (or find it, when registered before) and index it."""
@@ -98,6 +100,11 @@ class TemplateIndex:
             if offered is not None and offered.template.family == family:
                 return offered.template.name
         return None
+
+    def owns(self, mixin: Mixin) -> bool:
+        """Whether a stored (saved) template mixin is one of this cloud's (by its scheme)."""
+        return mixin.scheme.startswith(self.scheme_base) and mixin.scheme[len(self.scheme_base):] in (
+            "os_tpl#", "resource_tpl#")
 
     def __contains__(self, mixin_id: object) -> bool:
         return mixin_id in self._by_mixin

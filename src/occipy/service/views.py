@@ -11,13 +11,13 @@ from __future__ import annotations
 from occipy.model import state as fsm
 from occipy.model.entity import Entity
 from occipy.model.registry import Registry
-from occipy.service.cloud import Cloud
+from occipy.service.cloud import Clouds
 from occipy.service.edits import set_state, state_of
 from occipy.store.base import Store
 
 
 class Views:
-    def __init__(self, registry: Registry, store: Store, cloud: Cloud) -> None:
+    def __init__(self, registry: Registry, store: Store, cloud: Clouds) -> None:
         self.registry = registry
         self.store = store
         self.cloud = cloud

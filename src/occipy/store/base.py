@@ -11,7 +11,7 @@ tenant, for administrators and the server's own work).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from occipy.model.category import Mixin
@@ -52,9 +52,10 @@ class Operation:
         return self.state in PENDING_STATES
 
     def ended(self, state: str, message: str | None, now: float, **result: Any) -> Operation:
-        """This operation in a final (or later) state."""
-        return replace(self, state=state, message=message, updated=now,
-                       result={**self.result, **result} if result else self.result)
+        """This operation in another state (running, or a final one), at `now`."""
+        return Operation(self.op_id, self.location, self.action, state, message, self.tenant, self.owner,
+                         self.created, now, self.seq, self.params,
+                         {**self.result, **result} if result else self.result)
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,7 +94,6 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     store = MemoryStore()
     service = Service(standard_registry(), store, driver, ServiceOptions(sync_wait=1.0, reconcile_interval=0))
     await store.open()
-    await driver.open()
     await service.start()
     yield Harness(service, driver)
     await service.stop()

@@ -106,7 +106,7 @@ async def test_outside_change_is_reconciled(harness: Harness) -> None:
     compute = await harness.create_compute()
     entity = await harness.service.store.get(compute)
     assert entity is not None and entity.backend_id
-    await harness.service.cloud.reconcile_one(compute, None)
+    await harness.service.cloud.default.reconcile_one(compute, None)
     attributes = (await harness.get_json(compute))["attributes"]
     assert attributes["occi.compute.state"] == "error"
     assert "outside" in attributes["occi.compute.state.message"]

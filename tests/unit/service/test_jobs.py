@@ -35,7 +35,6 @@ async def _harness(tmp_path: Path, delay: str, sync_wait: float) -> tuple[Harnes
     store = CountingStore()
     service = Service(standard_registry(), store, driver, ServiceOptions(sync_wait=sync_wait, reconcile_interval=0))
     await store.open()
-    await driver.open()
     await service.start()
     return Harness(service, driver), store
 

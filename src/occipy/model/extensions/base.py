@@ -297,7 +297,8 @@ class ExtensionSet:
         return frozenset().union(*(ext.provider_only_parents for ext in self.members))
 
     def ignored_attributes(self) -> frozenset[str]:
-        return frozenset().union(*(ext.ignored_attributes for ext in self.members))
+        return _IGNORED.get(self.members) or _IGNORED.setdefault(
+            self.members, frozenset().union(*(ext.ignored_attributes for ext in self.members)))
 
     def canonical_value(self, attribute: str, value: str) -> str:
         """The canonical spelling of an enum value for one attribute (SLA states in lower case)."""
@@ -309,6 +310,10 @@ class ExtensionSet:
                     if canonical is not None:
                         return canonical
         return value
+
+
+# What each set of members ignores, computed once (the service asks on every request).
+_IGNORED: dict[tuple[Extension, ...], frozenset[str]] = {}
 
 
 def with_pattern(adef: AttributeDef, pattern: Mapping[str, Any] | None, *,

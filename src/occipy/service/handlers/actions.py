@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from occipy.errors import BadRequest, NotSupported
+from occipy.model import rules
 from occipy.model import state as fsm
 from occipy.model.category import AttributeValue, Kind, Mixin
 from occipy.model.entity import Entity
 from occipy.service.cloud import SAVE_ACTION, ActionSpec, SaveSpec
 from occipy.service.context import Context
-from occipy.model import rules
 from occipy.service.edits import state_of
 from occipy.service.handlers.base import Env, outcome_of, settle
 from occipy.service.parse import Invocation
@@ -34,7 +34,7 @@ def _parameters(env: Env, action_id: str, message: Invocation) -> dict[str, Attr
 def _check(env: Env, entity: Entity, action_id: str) -> str | None:
     """The state the action leads to, checked against the state the entity will then be in."""
     if not env.cloud.offers_action(entity, action_id):
-        raise NotSupported(f"the {env.cloud.driver.name} cloud cannot {action_id.rpartition('#')[2]} a "
+        raise NotSupported(f"the {env.cloud.of(entity).driver.name} cloud cannot {action_id.rpartition('#')[2]} a "
                            f"{entity.kind.rpartition('#')[2]}")
     now = env.cloud.lanes.projected(entity.location) or state_of(entity)
     return fsm.next_state(entity.kind, now, action_id)
@@ -42,7 +42,9 @@ def _check(env: Env, entity: Entity, action_id: str) -> str | None:
 
 async def _submit(env: Env, ctx: Context, entity: Entity, action_id: str,
                   params: Mapping[str, AttributeValue], target: str | None) -> Job:
-    cloud = env.cloud
+    cloud = env.cloud.of(entity)
+    if cloud.backed(entity) is not None:
+        cloud.check()  # 503 naming the cloud when it cannot be reached
     term = action_id.rpartition("#")[2]
     spec: ActionSpec | SaveSpec
     if action_id == SAVE_ACTION:

@@ -15,7 +15,7 @@ from occipy.errors import NotFound
 from occipy.model.category import Category, Mixin
 from occipy.model.entity import Entity
 from occipy.model.registry import Registry
-from occipy.service.cloud import Cloud
+from occipy.service.cloud import Clouds
 from occipy.service.context import Context
 from occipy.service.options import ServiceOptions
 from occipy.service.queue import Job
@@ -30,7 +30,7 @@ class Env:
 
     registry: Registry
     store: Store
-    cloud: Cloud
+    cloud: Clouds  # every cloud the server fronts (one per driver), with the shared lanes
     views: Views
     options: ServiceOptions
     # Locations and entity ids being created by requests in flight (a create reserves both before
@@ -68,6 +68,8 @@ async def settle(jobs: Sequence[Job], timeout: float) -> list[Operation]:
     """Wait up to `timeout` for the jobs (D-SYNCWAIT); the operations as they are then."""
     if not jobs:
         return []
+    if len(jobs) == 1:
+        return [await jobs[0].wait(timeout)]
     results = await asyncio.gather(*(job.wait(timeout) for job in jobs))
     return list(results)
 

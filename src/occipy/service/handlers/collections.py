@@ -178,19 +178,20 @@ def _mixin_of(ctx: Context, route: Route) -> Mixin:
 async def _membership(env: Env, ctx: Context, mixin: Mixin, changes: Sequence[tuple[Entity, str]]) -> Result:
     """Queue one membership edit per changed entity (checked first: all or none), then answer with
     the collection (GFD.223 §11.2-§11.4)."""
-    cloud = env.cloud
+    clouds = env.cloud
     visible = visible_mixin(ctx)
     planned = []
     for entity, mode in changes:
         edit = Edit(mode=mode, mixins=(mixin.type_id,))
         updated = apply_edit(env.registry, entity, edit, visible=visible)  # 4xx now, for every member
-        cloud.live_changes(entity, updated)
+        if clouds.live_changes(entity, updated)[0]:
+            clouds.of(entity).check()
         planned.append((entity, edit))
     jobs: list[Job] = []
     for entity, edit in planned:
-        op = cloud.lanes.new_operation(entity.location, "update", entity.tenant, ctx.principal.user,
-                                       params=edit.params())
-        jobs.append(await cloud.lanes.submit(op, EditSpec(cloud, entity.location, edit, visible)))
+        op = clouds.lanes.new_operation(entity.location, "update", entity.tenant, ctx.principal.user,
+                                        params=edit.params())
+        jobs.append(await clouds.lanes.submit(op, EditSpec(clouds.of(entity), entity.location, edit, visible)))
     ops = await settle(jobs, env.options.sync_wait)
     members = await env.store.query(EntityQuery(mixin=mixin.type_id, tenant=ctx.tenant_filter))
     recorded = [op for job, op in zip(jobs, ops) if job.recorded]

@@ -12,7 +12,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from occipy.errors import BadRequest, Conflict, InvalidAttribute, NotFound
@@ -23,7 +23,16 @@ from occipy.model.registry import LINK, RESOURCE
 from occipy.rendering.messages import EntityMessage, LinkMessage
 from occipy.service.cloud import CreateSpec, DeleteSpec, EditSpec
 from occipy.service.context import Context
-from occipy.service.edits import MERGE, REPLACE, Edit, apply_edit, check_attributes, check_required, resolve_mixins, with_defaults
+from occipy.service.edits import (
+    MERGE,
+    REPLACE,
+    Edit,
+    apply_edit,
+    check_attributes,
+    check_required,
+    resolve_mixins,
+    with_defaults,
+)
 from occipy.service.handlers.base import Env, delete_wait, find_entity, outcome_of, settle, visible_mixin
 from occipy.service.parse import Entities, NoBody, OneEntity
 from occipy.service.queue import Job
@@ -105,6 +114,7 @@ class Creation:
             raise BadRequest(f"kind {kind.type_id} cannot be instantiated")
         exts = env.cloud.extensions
         mixins = resolve_mixins(registry, kind.type_id, message.mixins, creating=True, visible=visible_mixin(self.ctx))
+        cloud = env.cloud.for_new(mixins)
         values = check_attributes(registry, kind.type_id, mixins, _input(env, message.attributes),
                                   lenient=message.lenient, current=None)
         entity_id = await self._reserve_id(values.pop("occi.core.id", None))
@@ -119,6 +129,10 @@ class Creation:
             ends = await self._link_ends(kind, attributes, source)
             attributes.update(ends.attributes)
             source_attributes = ends.source.attributes
+            cloud = env.cloud.of(ends.source)  # a link lives in its source's cloud
+        if cloud.binding(kind.type_id) is not None:
+            # D-CLOUDS: with several clouds, every entity a cloud realises shows that cloud's mixin.
+            mixins = env.cloud.mixins_for(cloud, mixins)
         state_name = fsm.state_attribute(kind.type_id)
         attributes = with_defaults(registry, kind.type_id, mixins, attributes)
         if state_name is not None:
@@ -126,7 +140,7 @@ class Creation:
             attributes.pop(state_name + ".message", None)
         # The extensions' checks and server-set values (docs/extensions.md: SLA dates, monitoring).
         exts.validate(kind.type_id, mixins, attributes, registry)
-        attributes.update(exts.on_create(kind.type_id, mixins, attributes, registry, datetime.now(timezone.utc),
+        attributes.update(exts.on_create(kind.type_id, mixins, attributes, registry, datetime.now(UTC),
                                          source_attributes))
         principal = self.ctx.principal
         entity = Entity(kind=kind.type_id, entity_id=entity_id, location=location, mixins=tuple(mixins),
@@ -186,7 +200,7 @@ class Creation:
 
     async def _names(self, link: Entity) -> Entity:
         """Multiplicity-1 link attributes (GFD.224 §3.4): the driver names them, or neutral names."""
-        cloud = self.env.cloud
+        cloud = self.env.cloud.of(link)
         source = link.source
         existing = (await self.env.store.links_from([source])).get(source, []) if source else []
         siblings = [e for e in [*existing, *self.entities] if e.kind == link.kind and e.source == source]
@@ -204,7 +218,8 @@ class Creation:
         written at once, their operation records.
         """
         env = self.env
-        cloud = env.cloud
+        clouds = env.cloud
+        lanes = clouds.lanes
         kinds = {e.location: e.kind for e in self.entities}
         for entity in self.entities:
             for end in (entity.source, entity.target):
@@ -212,17 +227,21 @@ class Creation:
                     found = await env.store.get(end)
                     if found is not None:
                         kinds[end] = found.kind
-        provisioned = [cloud.binding(e.kind) is not None and (not e.source or cloud.provisions_link(e, kinds))
-                       for e in self.entities]
+        provisioned = [clouds.of(e).binding(e.kind) is not None
+                       and (not e.source or clouds.of(e).provisions_link(e, kinds)) for e in self.entities]
+        for entity, backed in zip(self.entities, provisioned):
+            if backed:
+                clouds.of(entity).check()  # 503 naming the cloud when it cannot be reached
         ctx = self.ctx
         if len(self.entities) == 1:
             entity = self.entities[0]
+            cloud = clouds.of(entity)
             binding = cloud.binding(entity.kind)
-            waits = [f for end in (entity.source, entity.target) if end for f in cloud.lanes.waits_for(end)]
-            op = cloud.lanes.new_operation(entity.location, "create", entity.tenant, ctx.principal.user)
+            waits = [f for end in (entity.source, entity.target) if end for f in lanes.waits_for(end)]
+            op = lanes.new_operation(entity.location, "create", entity.tenant, ctx.principal.user)
             if binding is not None and provisioned[0]:
-                cloud.lanes.project(entity.location, binding.created_state)
-            job = await cloud.lanes.submit(op, CreateSpec(cloud, entity, provisioned[0], waits))
+                lanes.project(entity.location, binding.created_state)
+            job = await lanes.submit(op, CreateSpec(cloud, entity, provisioned[0], waits))
             return [job], []
         # Several entities (inline links, collection creates): written first, then provisioned.
         batch = Batch()
@@ -231,19 +250,19 @@ class Creation:
             if not backed:
                 batch.put.append(entity)
                 continue
-            op = cloud.lanes.new_operation(entity.location, "create", entity.tenant, ctx.principal.user)
-            specs.append((op, CreateSpec(cloud, entity, True)))
+            op = lanes.new_operation(entity.location, "create", entity.tenant, ctx.principal.user)
+            specs.append((op, CreateSpec(clouds.of(entity), entity, True)))
             batch.put.append(specs[-1][1].prepare(None) or entity)
             batch.put_operations.append(op)
         await env.store.commit(batch)
         jobs = []
         for op, spec in specs:
             entity = spec.entity
-            spec.waits = [f for end in (entity.source, entity.target) if end for f in cloud.lanes.waits_for(end)]
-            binding = cloud.binding(entity.kind)
+            spec.waits = [f for end in (entity.source, entity.target) if end for f in lanes.waits_for(end)]
+            binding = clouds.of(entity).binding(entity.kind)
             if binding is not None:
-                cloud.lanes.project(entity.location, binding.created_state)
-            jobs.append(await cloud.lanes.resume(op, spec))
+                lanes.project(entity.location, binding.created_state)
+            jobs.append(await lanes.resume(op, spec))
         return jobs, [op for op, _ in specs]
 
 
@@ -274,6 +293,7 @@ async def link_ends(env: Env, ctx: Context, kind_id: str, raw_source: str, raw_t
     target_path = ctx.local_path(raw_target)
     result["occi.core.target"] = target_path
     target_kind: str | None = None
+    target_entity: Entity | None = None
     if target_path.startswith("/"):
         target_entity = await lookup(target_path)
         if target_entity is None:
@@ -281,6 +301,12 @@ async def link_ends(env: Env, ctx: Context, kind_id: str, raw_source: str, raw_t
         target_kind = result["occi.core.target.kind"] = target_entity.kind
     elif "://" not in target_path and ":" not in target_path:
         raise InvalidAttribute(f"link target {raw_target} is neither a location nor an absolute URI")
+    if target_kind is not None:
+        crossing = env.cloud.cross_cloud(source_entity, target_entity)
+        if crossing is not None:
+            # D-CLOUDS: no driver declares links across clouds.
+            raise BadRequest(f"a {kind_id.rpartition('#')[2]} cannot join {source_path} in cloud {crossing[0].name} "
+                             f"and {target_path} in cloud {crossing[1].name}")
     exts = env.cloud.extensions
     rule = exts.link_ends(env.registry, kind_id)
     edges: list[tuple[str, str]] = []
@@ -403,7 +429,7 @@ def _check_kind(entity: Entity, message: EntityMessage, env: Env) -> None:
 
 async def _edit(env: Env, ctx: Context, stored: Entity, item: EntityMessage, mode: str) -> Result:
     _check_kind(stored, item, env)
-    cloud = env.cloud
+    cloud = env.cloud.of(stored)
     registry = env.registry
     binding = cloud.binding(stored.kind)
     attributes = dict(item.attributes)
@@ -418,7 +444,8 @@ async def _edit(env: Env, ctx: Context, stored: Entity, item: EntityMessage, mod
     # Invalid on its own terms: refused now (4xx), against the entity as it is now.
     updated = apply_edit(registry, stored, edit, visible=visible)
     cloud.extensions.validate(updated.kind, updated.mixins, updated.attributes, registry)
-    cloud.live_changes(stored, updated)
+    if cloud.live_changes(stored, updated)[0]:
+        cloud.check()
     creation = Creation(env, ctx)
     try:
         if item.links:
@@ -467,8 +494,7 @@ async def delete_entities(env: Env, ctx: Context, targets: Sequence[Entity]) -> 
     detached before it is deleted); a resource's own links go after it (deleting a compute takes
     its devices with it, so nothing waits for a guest to release them one by one).
     """
-    cloud = env.cloud
-    lanes = cloud.lanes
+    lanes = env.cloud.lanes
     registry = env.registry
     jobs: list[tuple[Job, Entity]] = []
     claimed = [entity for entity in targets if lanes.claim_delete(entity.location)]
@@ -496,8 +522,10 @@ async def delete_entities(env: Env, ctx: Context, targets: Sequence[Entity]) -> 
 
 
 async def _delete_one(env: Env, ctx: Context, entity: Entity, waits: list[asyncio.Future[Operation]]) -> Job:
-    cloud = env.cloud
+    cloud = env.cloud.of(entity)
     spec = DeleteSpec(cloud, entity, waits)
+    if spec.cloud:
+        cloud.check()
     op = cloud.lanes.new_operation(entity.location, "delete", entity.tenant, ctx.principal.user,
                                    message="deleting")
     # Recorded (resumable after a crash) when it has cloud work, or may have once its turn comes.
@@ -521,5 +549,16 @@ async def delete(env: Env, ctx: Context, route: Route, message: NoBody) -> Resul
     return EmptyResult(outcome_of(job, op, others=ops))
 
 
-__all__ = ["Creation", "QUEUED", "create_at", "create_in_kind", "create_in_root", "delete", "delete_entities",
-           "get", "link_ends", "partial_update", "replace"]
+__all__ = [
+    "QUEUED",
+    "Creation",
+    "create_at",
+    "create_in_kind",
+    "create_in_root",
+    "delete",
+    "delete_entities",
+    "get",
+    "link_ends",
+    "partial_update",
+    "replace",
+]

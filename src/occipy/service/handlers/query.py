@@ -15,12 +15,12 @@ from typing import Final
 from occipy.errors import BadRequest, Conflict, Forbidden, NotFound, OcciError
 from occipy.model.category import TERM_RE, Action, Kind, Mixin, category_class
 from occipy.model.registry import OGF_BASE
+from occipy.rendering import openapi
 from occipy.rendering.messages import CategoryDefinition
 from occipy.service.cloud import EditSpec
 from occipy.service.context import Context
 from occipy.service.edits import DISSOCIATE, Edit
 from occipy.service.handlers.base import Env, settle, visible_categories, visible_mixin
-from occipy.rendering import openapi
 from occipy.service.parse import Definitions, Listing, NoBody
 from occipy.service.results import CategoriesResult, DocumentResult, EmptyResult, Result
 from occipy.service.routes import QUERY_PATHS, RESERVED_PREFIXES, Route
@@ -82,8 +82,7 @@ def _check_definition(env: Env, ctx: Context, definition: CategoryDefinition) ->
     if len(location) > MAX_LOCATION or not _LOCATION.match(location) or "/../" in location or "/./" in location:
         raise BadRequest(f"the location of a mixin must be a plain path of at most {MAX_LOCATION} characters "
                          f"ending with '/': {definition.location[:MAX_LOCATION]!r}")
-    if location in QUERY_PATHS or location.startswith(RESERVED_PREFIXES) or location.startswith("/mixin/cloud/") \
-            or location.startswith(("/dashboard/", "/metrics/")):
+    if location in QUERY_PATHS or location.startswith((*RESERVED_PREFIXES, "/mixin/cloud/", "/dashboard/", "/metrics/")):
         raise BadRequest(f"the location {location} is reserved by the server")
     depends: list[str] = []
     for rel in definition.rel:
@@ -172,7 +171,7 @@ async def remove_mixins(env: Env, ctx: Context, route: Route, message: Definitio
             op = cloud.lanes.new_operation(entity.location, "update", entity.tenant, ctx.principal.user,
                                            params=edit.params())
             try:
-                jobs.append(await cloud.lanes.submit(op, EditSpec(cloud, entity.location, edit, visible)))
+                jobs.append(await cloud.lanes.submit(op, EditSpec(cloud.of(entity), entity.location, edit, visible)))
             except NotFound:
                 pass  # being deleted
     await settle(jobs, env.options.sync_wait)
