@@ -294,3 +294,66 @@ def test_x509_client_certificate_reaches_the_remote(tmp_path: Path) -> None:
             front.stop()
     finally:
         remote.stop()
+
+
+def _one_compute_through(front_url: str) -> None:
+    with Client(front_url) as client:
+        vm = client.create("compute", title="authed")
+        client.wait_for(vm, state="active", timeout=30, interval=0.1)
+        client.delete(vm)
+
+
+@pytest.mark.oidc
+def test_a_bearer_token_reaches_the_remote(tmp_path: Path) -> None:
+    from tests.services import glewlwyd
+
+    if not glewlwyd.available():
+        raise RuntimeError("glewlwyd is not installed: run scripts/bootstrap.sh oidc (make test does)")
+    provider = glewlwyd.Glewlwyd.start(tmp_path / "glewlwyd")
+    try:
+        provider.add_client("federator", "client-secret-0123456789")
+        provider.add_user("fed", "fed-password")
+        token = provider.password_token("federator", "client-secret-0123456789", "fed", "fed-password")
+        token_file = tmp_path / "token"
+        token_file.write_text(token + "\n")
+        remote_server = start_server(tmp_path / "remote", auth="oidc", oidc_issuer=provider.issuer,
+                                     oidc_audience=glewlwyd.SCOPE)
+        try:
+            front = start_server(tmp_path / "front", driver="occi",
+                                 driver_options=front_options(remote_server.url, token_file=str(token_file)))
+            try:
+                _one_compute_through(front.url)
+            finally:
+                front.stop()
+        finally:
+            remote_server.stop()
+    finally:
+        provider.cleanup()
+
+
+@pytest.mark.keystone
+@pytest.mark.timeout(300)
+def test_keystone_credentials_reach_the_remote(tmp_path: Path) -> None:
+    from tests.services import keystone
+
+    if not keystone.available():
+        raise RuntimeError("Keystone is not installed: run scripts/bootstrap.sh keystone (make test does)")
+    ks = keystone.Keystone.start(tmp_path / "keystone")
+    try:
+        ks.user("occipy", "occipy-service-pw", grants={"service": "service"})
+        ks.user("federator", "federator-pw", grants={"demo": "member"})
+        remote_server = start_server(tmp_path / "remote", auth="keystone", keystone_url=ks.url,
+                                     keystone_user="occipy", keystone_password="occipy-service-pw",
+                                     keystone_project="service")
+        try:
+            # The Keystone endpoint is found from the remote's 401 (WWW-Authenticate: Keystone uri=...).
+            front = start_server(tmp_path / "front", driver="occi", driver_options=front_options(
+                remote_server.url, auth="keystone", username="federator", password="federator-pw", project="demo"))
+            try:
+                _one_compute_through(front.url)
+            finally:
+                front.stop()
+        finally:
+            remote_server.stop()
+    finally:
+        ks.cleanup()
