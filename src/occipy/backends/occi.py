@@ -38,6 +38,7 @@ from occipy.client import (
     Unauthorized,
     WaitTimeout,
 )
+from occipy.model.catalogue import standard_registry
 
 log = logging.getLogger("occipy.backends.occi")
 
@@ -47,8 +48,6 @@ _CONCURRENCY: Final = 8  # remote GETs at once when polling or taking the invent
 
 def _local_templates() -> frozenset[str]:
     """Template mixins occipy defines itself (CRTP's small, medium, ...): not repeated as the remote's."""
-    from occipy.model.catalogue import standard_registry
-
     return frozenset(mixin.type_id for mixin in standard_registry().mixins())
 
 
