@@ -9,6 +9,7 @@ project's own renderings (`occipy.rendering.json`, `.text`, `.urilist`). Imports
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -47,6 +48,7 @@ _MEDIA_ALIASES = {
 }
 _TEXT_TYPES = frozenset({TEXT_PLAIN, TEXT_OCCI_PLAIN, TEXT_OCCI, ""})
 _JSON_TYPES = frozenset({OCCI_JSON, JSON})
+_KIND_CLASS = re.compile(r';\s*class\s*=\s*"?kind"?\s*(;|$)')
 
 
 class ServerUnreachable(errors.BackendUnavailable):
@@ -191,10 +193,22 @@ class _Operations:
         if response.status_code == 204:
             return False
         media = _media_of(response)
+        # An answer may render something else: occipy answers `save` with the new OS template's
+        # definition (a query-interface rendering), which is read back with the entity's GET.
         if media in _JSON_TYPES:
-            return response.content.strip()[:1] == b"{"
+            if response.content.strip()[:1] != b"{":
+                return False
+            try:
+                data = msgspec.json.decode(response.content)
+            except msgspec.DecodeError:
+                return True  # let the entity parser name the problem
+            return isinstance(data, dict) and "kind" in data
         if media in _TEXT_TYPES:
-            return any(name == "Category" for name, _ in self._fields(response))
+            fields = self._fields(response)
+            # An entity has attributes (occi.core.id at least) or a kind; category definitions
+            # carry their attribute names inside the Category field.
+            return any(name == "X-OCCI-Attribute" or (name == "Category" and _KIND_CLASS.search(value))
+                       for name, value in fields)
         return False
 
     def _read_locations(self, response: httpx.Response) -> list[str]:
