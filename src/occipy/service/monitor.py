@@ -67,7 +67,7 @@ class Monitor:
         self.cloud = cloud
         self.options = options or MonitorOptions()
         driver = cloud.driver
-        self.sampler: Samples | None = driver if isinstance(driver, Samples) else None
+        self.sampler: Samples | None = driver if isinstance(driver, Samples) and driver.sampled else None
         opts = self.options
         self.timing = mb.Timing(min_period=opts.tick, granularity=opts.tick, accuracy=opts.tick + opts.sample_timeout)
         self._task: asyncio.Task[None] | None = None
