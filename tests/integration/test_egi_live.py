@@ -105,7 +105,8 @@ def test_security_groups_are_nwfilters_on_libvirt(tmp_path_factory: pytest.TempP
     options = {"network_prefix": "10.216.0.0/16", "shutdown_timeout": "20", "reconcile_interval": "2"}
     with libvirt_server(tmp_path_factory, "egi", options) as live, \
             Client(live.url, media_type="json", timeout=60) as occi:
-        found = {c.type_id for c in occi.discover(refresh=True).categories()}
+        document = httpx.get(live.url + "/-/", headers={"Accept": "application/occi+json"}).json()
+        found = {c["scheme"] + c["term"] for group in ("kinds", "mixins") for c in document.get(group, [])}
         assert SECURITYGROUP in found and IPRESERVATION not in found and FLOATINGIPPOOL not in found
         refused = httpx.post(live.url + "/ipreservation/", json={"kind": IPRESERVATION, "attributes": {}},
                              headers={"Content-Type": "application/occi+json"})
@@ -117,13 +118,14 @@ def test_security_groups_are_nwfilters_on_libvirt(tmp_path_factory: pytest.TempP
                          attributes={"occi.compute.cores": 1, "occi.compute.memory": 0.25})
         occi.wait_for(vm, state="active", timeout=60, interval=0.1)
         group = occi.create(SECURITYGROUP, attributes={"occi.securitygroup.rules": SSH}, title="ssh")
+        occi.wait_for(group, state="active", timeout=30, interval=0.1)
         conn = live.conn
         filters = [name for name in conn.listNWFilters() if name.startswith(live.prefix + "sg-")]
         assert len(filters) == 1
         assert "dstportstart='22'" in conn.nwfilterLookupByName(filters[0]).XMLDesc(0)
 
         link = occi.link(vm, group, kind=SECURITYGROUPLINK)
-        assert occi.get(link).attributes["occi.securitygrouplink.state"] == "active"
+        occi.wait_for(link, state="active", timeout=30, interval=0.1)
         dom = conn.lookupByName(next(d for d in live.ours()[0]))
         composite = f"{live.prefix}c-{dom.UUIDString()}"
         assert f"filterref filter='{composite}'" in dom.XMLDesc(0)  # the running guest's NIC

@@ -86,9 +86,8 @@ class _ExtensionOps(_LibvirtBase):
     # ---- security groups (nwfilters) -----------------------------------------------------------------
 
     def _group_name(self, spec: SecurityGroupSpec) -> str:
-        base = f"{self.settings.name_prefix}sg-{slug(spec.name, 30)}"
         taken = set(self._conn().listNWFilters())
-        return self._free_name(taken, base)
+        return self._free_name(taken, f"sg-{slug(spec.name, 30)}")  # "<name_prefix>sg-<name>"
 
     def _create_securitygroup(self, spec: SecurityGroupSpec) -> str:
         name = self._group_name(spec)
