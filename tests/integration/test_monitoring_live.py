@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from occipy import errors
 from occipy.client import Client
 from tests.integration.conftest import LiveServer, start_server
 
@@ -81,7 +82,7 @@ def test_a_sensor_shows_what_its_collector_measures(server: LiveServer) -> None:
 
         # Deleting the sensor takes its collector with it; nothing is measured any more.
         occi.delete(sensor)
-        with pytest.raises(Exception):
+        with pytest.raises(errors.NotFound):
             occi.get(collector)
         occi.delete(vm)
 

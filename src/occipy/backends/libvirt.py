@@ -27,6 +27,7 @@ import libvirt
 
 from occipy.backends import _libvirt_xml as lx
 from occipy.backends import base as b
+from occipy.backends import egi_types as egi
 from occipy.backends._libvirt_base import (
     DETACH_TIMEOUT,
     LINKS,
@@ -39,7 +40,6 @@ from occipy.backends._libvirt_base import (
 from occipy.backends._libvirt_compute import _ComputeOps
 from occipy.backends._libvirt_devices import _DeviceOps
 from occipy.backends._libvirt_extensions import _ExtensionOps
-from occipy.backends import egi_types as egi
 from occipy.backends._libvirt_local import DEFAULT_POOL, Settings, parse_settings
 from occipy.backends.base import (
     COMPUTE,
@@ -50,8 +50,6 @@ from occipy.backends.base import (
     STORAGELINK,
     Action,
     Change,
-    Reading,
-    SecurityGroupUpdate,
     ComputeSpec,
     ComputeUpdate,
     Down,
@@ -61,9 +59,11 @@ from occipy.backends.base import (
     Observed,
     Offline,
     Online,
+    Reading,
     Ref,
     Restart,
     Save,
+    SecurityGroupUpdate,
     Start,
     Stop,
     StorageLinkFacts,

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Final
 
 from occipy.backends import base as b
+from occipy.backends import egi_types as egi
 from occipy.backends.base import (
     Action,
     Change,
@@ -30,6 +31,7 @@ from occipy.backends.base import (
     ComputeSpec,
     ComputeUpdate,
     Down,
+    FirewallRule,
     NetworkFacts,
     NetworkInterfaceFacts,
     NetworkInterfaceSpec,
@@ -37,9 +39,11 @@ from occipy.backends.base import (
     Observed,
     Offline,
     Online,
+    Reading,
     Ref,
     Restart,
     Save,
+    SecurityGroupUpdate,
     Start,
     Stop,
     StorageFacts,
@@ -54,8 +58,6 @@ from occipy.backends.base import (
     Up,
     Update,
 )
-from occipy.backends import egi_types as egi
-from occipy.backends.base import FirewallRule, Reading, SecurityGroupUpdate
 from occipy.errors import BackendError, NotSupported
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -106,7 +106,7 @@ class Monitor:
                 await self.tick(time.time())
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001  (one bad pass is logged; the next tick tries again)
+            except Exception:  # one bad pass is logged; the next tick tries again
                 log.exception("monitoring pass failed")
             await asyncio.sleep(self.options.tick)
 
@@ -189,7 +189,7 @@ class Monitor:
         started = time.monotonic()
         try:
             reading = await asyncio.wait_for(self.sampler.sample(ref), self.options.sample_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return None, self.options.sample_timeout
         except OcciError as error:
             log.warning("cannot read %s %s: %s", ref.resource, ref.backend_id, error.message)

@@ -13,6 +13,7 @@ import heapq
 import itertools
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+
 from occipy.errors import Conflict
 from occipy.model.category import Mixin
 from occipy.model.entity import Entity

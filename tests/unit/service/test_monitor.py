@@ -6,11 +6,12 @@ The background task is stopped; each test drives `Monitor.tick(now)` itself, so 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -34,8 +35,8 @@ AVAILABILITY_TERM = PROVIDER + "sla/term#availability"
 class Unmeasured(SimulatedDriver):
     """A cloud that measures nothing and has no security groups or floating IPs."""
 
-    sampled = frozenset()
-    supports = {k: v for k, v in SimulatedDriver.supports.items() if k not in ("securitygroup", "securitygrouplink",
+    sampled: ClassVar[frozenset[str]] = frozenset()
+    supports: ClassVar[dict[str, Any]] = {k: v for k, v in SimulatedDriver.supports.items() if k not in ("securitygroup", "securitygrouplink",
                                                                                "ipreservation")}
 
 
@@ -118,7 +119,7 @@ async def test_a_collector_samples_its_target_and_the_sensor_publishes(
                               mixins=(CPU, AVAILABILITY_METRIC))
     now = time.time()
     await service.monitor.tick(now)
-    time.sleep(0.05)  # the simulated counters move with the wall clock
+    await asyncio.sleep(0.05)  # the simulated counters move with the wall clock
     await service.monitor.tick(now + 1.0)
     attributes = await _attributes(h, sensor)
     values = attributes["occipy.monitoring.values"]

@@ -161,4 +161,4 @@ def changed(agreement: Entity, changes: Mapping[str, AttributeValue]) -> bool:
     return any(agreement.attributes.get(name) != value for name, value in changes.items() if name != ASSESSED)
 
 
-__all__ = ["BY_TERM", "Finding", "RULES", "TermRule", "assess", "outcome", "provider_mixins", "terms_of"]
+__all__ = ["BY_TERM", "RULES", "Finding", "TermRule", "assess", "outcome", "provider_mixins", "terms_of"]
