@@ -53,6 +53,11 @@ class Settings:
     max_headers: int = 100
     allow_delete_root: bool = False
     reconcile_interval: float = 30.0
+    # [monitoring] docs/monitoring.md, docs/sla.md
+    monitoring_tick: float = 1.0  # sampling resolution (s): the shortest period, the worst granularity
+    monitoring_retention: int = 1000  # samples kept per collector
+    monitoring_max_age: float = 86400.0  # seconds a sample is kept
+    sla_interval: float = 10.0  # seconds between two assessments of the SLA terms
     log_level: str = "info"
     # Authentication (docs/security.md): comma-separated methods among basic, oidc, keystone, x509;
     # empty: everyone is anonymous, which only a loopback address allows unless allow_anonymous.
@@ -220,6 +225,9 @@ def check_edge(settings: Settings) -> None:
         if getattr(settings, name) not in choices:
             raise ConfigError(f"setting {name}: {getattr(settings, name)!r} is not one of {', '.join(choices)}")
     for name in ("max_header_bytes", "max_connections", "header_timeout", "body_timeout", "body_total_timeout"):
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"setting {name}: must be greater than 0")
+    for name in ("monitoring_tick", "monitoring_max_age", "sla_interval", "monitoring_retention"):  # [monitoring]
         if getattr(settings, name) <= 0:
             raise ConfigError(f"setting {name}: must be greater than 0")
     if (settings.tls_cert is None) != (settings.tls_key is None):

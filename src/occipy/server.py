@@ -51,6 +51,9 @@ class Components:
         options = ServiceOptions(
             sync_wait=settings.sync_wait, delete_wait=settings.delete_wait, max_page=settings.max_page, allow_delete_root=settings.allow_delete_root,
             reconcile_interval=settings.reconcile_interval,
+            # [monitoring]
+            monitoring_tick=settings.monitoring_tick, monitoring_retention=settings.monitoring_retention,
+            monitoring_max_age=settings.monitoring_max_age, sla_interval=settings.sla_interval,
         )
         self.authenticator = build_authenticator(settings)
         self.service = Service(standard_registry(), self.store, self.drivers, options,

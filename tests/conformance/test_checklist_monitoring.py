@@ -4,7 +4,8 @@ occipy claims profile 1 of the draft (§4): both kinds instantiable, the three t
 discoverable, users may not create mixins under them (docs/extensions.md). Model level,
 rendering level (every Monitoring category, a sensor and a collector in text/plain, text/occi
 and JSON, parsed back, JSON against the schema) and a live server: a sensor and a collector are
-created, read, listed and deleted. Nothing measures yet: the server stores them.
+created, read, listed and deleted. What they measure is tested in
+tests/integration/test_monitoring_live.py.
 """
 
 from __future__ import annotations
@@ -199,9 +200,20 @@ def test_collector_without_a_period_takes_the_sensor_one(ext_server: Occi) -> No
 
 
 @pytest.mark.spec("MON-04")
-@pytest.mark.xfail(strict=True, reason="not done: the worst-case granularity/accuracy depend on what measures, "
-                                       "and no backend measures yet (docs/extensions.md)")
 def test_undefined_granularity_and_accuracy_get_worst_case_values(ext_server: Occi) -> None:  # noqa: F811
+    # The worst case of this server (docs/monitoring.md): granularity = the sampling tick (1 s),
+    # accuracy = the tick + the reading timeout (5 s).
     sensor = ext_server.create(SENSOR, attributes={"occi.sensor.period": 5})
     attributes = attributes_of(ext_server, sensor)
-    assert "occi.sensor.granularity" in attributes and "occi.sensor.accuracy" in attributes
+    assert attributes["occi.sensor.granularity"] == 1.0 and attributes["occi.sensor.accuracy"] == 6.0
+    vm = ext_server.compute()
+    collector = ext_server.link(COLLECTOR, sensor, vm, attributes={"occi.collector.accuracy": 30})
+    attributes = attributes_of(ext_server, collector)
+    assert attributes["occi.collector.granularity"] == 1.0 and attributes["occi.collector.accuracy"] == 30
+
+
+@pytest.mark.spec("MON-03")
+def test_a_period_below_what_the_server_can_do_is_best_fitted(ext_server: Occi) -> None:  # noqa: F811
+    sensor = ext_server.create(SENSOR, attributes={"occi.sensor.period": 0.25, "occi.sensor.granularity": 0.1})
+    attributes = attributes_of(ext_server, sensor)
+    assert attributes["occi.sensor.period"] == 1.0 and attributes["occi.sensor.granularity"] == 1.0

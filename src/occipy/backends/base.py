@@ -8,7 +8,7 @@ binding; nothing here lists them all.
 
 Every driver implements `Driver`. Where its cloud can, it also implements the small
 `@runtime_checkable` protocols `Updates`, `Saves`, `Watches`, `Adopts`, `Inventories`,
-`Proposes`; the service asks `isinstance(driver, Saves)` once, at start-up, to decide what to
+`Proposes`, `Samples`; the service asks `isinstance(driver, Saves)` once, at start-up, to decide what to
 offer. `Driver.supports` says which resource types, actions and live updates the cloud has.
 
 Errors: raise `errors.BackendError` when the cloud refused or failed (502; the entity goes to
@@ -320,7 +320,30 @@ class StorageUpdate:
     size_gib: float | None = None
 
 
-Update = ComputeUpdate | StorageUpdate
+@dataclass(frozen=True, slots=True)
+class FirewallRule:
+    """One rule of a security group, OCCI-free (the EGI/rOCCI rule format, docs/extensions.md D-EXT-EGI-RULES).
+
+    `direction` is "inbound" or "outbound"; `protocol` a lower-case IANA keyword or a number as
+    text ("tcp", "udp", "icmp", "6"); `ports` the first and last port (None: every port);
+    `remote` a CIDR prefix (None: anywhere); `ipversion` 4 or 6.
+    """
+
+    direction: str
+    protocol: str
+    ports: tuple[int, int] | None = None
+    remote: str | None = None
+    ipversion: int = 4
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityGroupUpdate:
+    """Replace the rules of a live security group (every object that uses it follows)."""
+
+    rules: tuple[FirewallRule, ...] = ()
+
+
+Update = ComputeUpdate | StorageUpdate | SecurityGroupUpdate
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,6 +432,44 @@ class Inventories(Protocol):
 
     async def inventory(self) -> Sequence[Tagged]:
         """Every object of this cloud that carries an occipy entity id."""
+
+
+# ---- monitoring (occipy monitoring, docs/monitoring.md) -----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What a cloud reports about one object at one moment: counters and gauges, OCCI-free.
+
+    Counters (`cpu_seconds`, the byte counters) only grow while the object lives; the service
+    turns two readings into rates. None: the cloud does not know this value for this object.
+    `running` is whether the object is up (a compute running, a volume online, a container
+    running); `taken` is the time of the reading (epoch seconds).
+    """
+
+    taken: float
+    running: bool
+    cpu_seconds: float | None = None  # CPU time used since the object started
+    cpus: int | None = None
+    memory_used_bytes: float | None = None
+    memory_total_bytes: float | None = None
+    disk_read_bytes: float | None = None
+    disk_write_bytes: float | None = None
+    net_rx_bytes: float | None = None
+    net_tx_bytes: float | None = None
+
+
+@runtime_checkable
+class Samples(Protocol):
+    """The cloud can report counters of its objects (monitoring: sensors and collectors measure).
+
+    `sampled` lists the resource types it can measure (e.g. {"compute", "storage"}).
+    """
+
+    sampled: frozenset[str]
+
+    async def sample(self, ref: Ref) -> Reading | None:
+        """One reading of the object now, or None when it does not exist."""
 
 
 @runtime_checkable

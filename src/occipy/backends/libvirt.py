@@ -27,6 +27,7 @@ import libvirt
 
 from occipy.backends import _libvirt_xml as lx
 from occipy.backends import base as b
+from occipy.backends import egi_types as egi
 from occipy.backends._libvirt_base import (
     DETACH_TIMEOUT,
     LINKS,
@@ -38,6 +39,7 @@ from occipy.backends._libvirt_base import (
 )
 from occipy.backends._libvirt_compute import _ComputeOps
 from occipy.backends._libvirt_devices import _DeviceOps
+from occipy.backends._libvirt_extensions import _ExtensionOps
 from occipy.backends._libvirt_local import DEFAULT_POOL, Settings, parse_settings
 from occipy.backends.base import (
     COMPUTE,
@@ -57,9 +59,11 @@ from occipy.backends.base import (
     Observed,
     Offline,
     Online,
+    Reading,
     Ref,
     Restart,
     Save,
+    SecurityGroupUpdate,
     Start,
     Stop,
     StorageLinkFacts,
@@ -87,10 +91,13 @@ SUPPORTS: Final[Mapping[str, Support]] = {
     NETWORK: Support(actions=frozenset({"up", "down"})),
     STORAGELINK: Support(),
     NETWORKINTERFACE: Support(),
+    # [monitoring] security groups are nwfilters (docs/drivers/libvirt.md); libvirt has no floating IPs.
+    egi.SECURITYGROUP: Support(updates=frozenset({"rules"})),
+    egi.SECURITYGROUPLINK: Support(),
 }
 
 
-class LibvirtDriver(_ComputeOps, _DeviceOps):
+class LibvirtDriver(_ComputeOps, _DeviceOps, _ExtensionOps):
     """One libvirt connection behind the driver contract (backends.base).
 
     Implements Driver, Updates, Saves, Watches, Adopts, Inventories and Proposes. The blocking
@@ -99,6 +106,8 @@ class LibvirtDriver(_ComputeOps, _DeviceOps):
     """
 
     name = "libvirt"
+    # [monitoring] Samples: domain statistics of computes, presence of volumes.
+    sampled: frozenset[str] = frozenset({COMPUTE, STORAGE})
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -164,6 +173,11 @@ class LibvirtDriver(_ComputeOps, _DeviceOps):
                 **self.supports,
                 STORAGE: dataclasses.replace(storage, updates=storage.updates - {"size_gib"}),
             }
+        # [monitoring] security groups need libvirt's nwfilter driver (test:/// has none).
+        self._nwfilters = await self._run("looking for nwfilters", self._has_nwfilters)
+        if not self._nwfilters:
+            self.supports = {k: v for k, v in self.supports.items()
+                             if k not in (egi.SECURITYGROUP, egi.SECURITYGROUPLINK)}
         if self.settings.reconcile_interval > 0:
             self._reconciler = asyncio.create_task(self._reconcile_forever())
 
@@ -405,7 +419,18 @@ class LibvirtDriver(_ComputeOps, _DeviceOps):
                     backend_id = await self._run(
                         f"attaching a NIC on {spec.network_id}", self._create_networkinterface, spec
                     )
+                    # [monitoring] the compute's security groups cover the new NIC too
+                    await self._run("applying security groups", self._reference_if_grouped, spec.compute_id)
                 resource = NETWORKINTERFACE
+            case egi.SecurityGroupSpec():  # [monitoring]
+                backend_id = await self._run(f"creating security group {spec.name!r}", self._create_securitygroup,
+                                             spec)
+                resource = egi.SECURITYGROUP
+            case egi.SecurityGroupLinkSpec():  # [monitoring]
+                async with self._lock(spec.compute_id):
+                    backend_id = await self._run(f"applying security group {spec.group_id}",
+                                                 self._create_securitygrouplink, spec)
+                resource = egi.SECURITYGROUPLINK
             case _:
                 raise NotSupported(f"the libvirt driver cannot create a {type(spec).__name__}")
         self._known[backend_id] = resource
@@ -422,6 +447,8 @@ class LibvirtDriver(_ComputeOps, _DeviceOps):
             NETWORK: self._observe_network,
             STORAGELINK: self._observe_storagelink,
             NETWORKINTERFACE: self._observe_networkinterface,
+            egi.SECURITYGROUP: self._observe_securitygroup,  # [monitoring]
+            egi.SECURITYGROUPLINK: self._observe_securitygrouplink,
         }.get(ref.resource)
         if fn is None:
             return None  # a type this driver never creates
@@ -435,10 +462,12 @@ class LibvirtDriver(_ComputeOps, _DeviceOps):
             NETWORK: self._delete_network,
             STORAGELINK: self._detach_config,
             NETWORKINTERFACE: self._detach_config,
+            egi.SECURITYGROUP: self._delete_securitygroup,  # [monitoring]
+            egi.SECURITYGROUPLINK: self._delete_securitygrouplink,
         }.get(ref.resource)
         if fn is None:
             return
-        lock_id = ref.backend_id.partition("/")[0] if ref.resource in LINKS else ref.backend_id
+        lock_id = ref.backend_id.partition("/")[0] if ref.resource in (*LINKS, egi.SECURITYGROUPLINK) else ref.backend_id
         async with self._lock(lock_id):
             await self._run(f"deleting {ref.resource} {ref.backend_id}", fn, ref.backend_id)
             if ref.resource in LINKS:
@@ -505,6 +534,9 @@ class LibvirtDriver(_ComputeOps, _DeviceOps):
                     )
                 case (b.STORAGE, StorageUpdate()):
                     pass
+                case (egi.SECURITYGROUP, SecurityGroupUpdate(rules=rules)):  # [monitoring]
+                    await self._run(f"changing the rules of security group {ref.backend_id}",
+                                    self._update_securitygroup, ref.backend_id, rules)
                 case _:
                     raise NotSupported(
                         f"the libvirt driver cannot apply a {type(change).__name__} to a {ref.resource}"
@@ -548,6 +580,17 @@ class LibvirtDriver(_ComputeOps, _DeviceOps):
                 if running:
                     await self._run(f"restarting compute {backend_id}", self._start, backend_id)
         return image.template()
+
+    # ------------------------------------------------------------------ [monitoring] Samples
+
+    async def sample(self, ref: Ref) -> Reading | None:
+        """One reading of a domain (virConnectGetAllDomainStats) or a volume; None when it is gone."""
+        if ref.resource == COMPUTE:
+            return await self._run(f"reading the statistics of compute {ref.backend_id}", self._sample_compute,
+                                   ref.backend_id)
+        if ref.resource == STORAGE:
+            return await self._run(f"reading storage {ref.backend_id}", self._sample_storage, ref.backend_id)
+        return None
 
     # ------------------------------------------------------------------ waits
 

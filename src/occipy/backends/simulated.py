@@ -16,12 +16,14 @@ import ipaddress
 import math
 import random
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
 from occipy.backends import base as b
+from occipy.backends import egi_types as egi
 from occipy.backends.base import (
     Action,
     Change,
@@ -29,6 +31,7 @@ from occipy.backends.base import (
     ComputeSpec,
     ComputeUpdate,
     Down,
+    FirewallRule,
     NetworkFacts,
     NetworkInterfaceFacts,
     NetworkInterfaceSpec,
@@ -36,9 +39,11 @@ from occipy.backends.base import (
     Observed,
     Offline,
     Online,
+    Reading,
     Ref,
     Restart,
     Save,
+    SecurityGroupUpdate,
     Start,
     Stop,
     StorageFacts,
@@ -94,6 +99,10 @@ SUPPORTS: Final[Mapping[str, Support]] = {
     b.NETWORK: Support(actions=frozenset({"up", "down"})),
     b.STORAGELINK: Support(),
     b.NETWORKINTERFACE: Support(),
+    # [monitoring] the EGI types (docs/drivers/simulated.md): rules change live, reservations go up/down.
+    egi.SECURITYGROUP: Support(updates=frozenset({"rules"})),
+    egi.SECURITYGROUPLINK: Support(),
+    egi.IPRESERVATION: Support(actions=frozenset({"up", "down"})),
 }
 _STATES: Final[Mapping[str, frozenset[str]]] = {
     b.COMPUTE: frozenset({b.ACTIVE, b.INACTIVE, b.SUSPENDED, b.ERROR}),
@@ -101,6 +110,9 @@ _STATES: Final[Mapping[str, frozenset[str]]] = {
     b.NETWORK: frozenset({b.ACTIVE, b.INACTIVE, b.ERROR}),
     b.STORAGELINK: frozenset({b.ACTIVE, b.INACTIVE, b.ERROR}),
     b.NETWORKINTERFACE: frozenset({b.ACTIVE, b.INACTIVE, b.ERROR}),
+    egi.SECURITYGROUP: frozenset({b.ACTIVE, b.INACTIVE, b.ERROR}),
+    egi.SECURITYGROUPLINK: frozenset({b.ACTIVE, b.INACTIVE, b.ERROR}),
+    egi.IPRESERVATION: frozenset({b.ACTIVE, b.INACTIVE, b.ERROR}),
 }
 _CREATED_STATE: Final[Mapping[str, str]] = {
     b.COMPUTE: b.ACTIVE,  # a created compute boots, as on every real cloud
@@ -108,6 +120,9 @@ _CREATED_STATE: Final[Mapping[str, str]] = {
     b.NETWORK: b.ACTIVE,
     b.STORAGELINK: b.ACTIVE,
     b.NETWORKINTERFACE: b.ACTIVE,
+    egi.SECURITYGROUP: b.ACTIVE,
+    egi.SECURITYGROUPLINK: b.ACTIVE,
+    egi.IPRESERVATION: b.INACTIVE,  # reserved; `up` makes it active (rOCCI's ipreservation diagram)
 }
 _FACTS: Final[Mapping[str, type]] = {
     b.COMPUTE: ComputeFacts,
@@ -115,6 +130,9 @@ _FACTS: Final[Mapping[str, type]] = {
     b.NETWORK: NetworkFacts,
     b.STORAGELINK: StorageLinkFacts,
     b.NETWORKINTERFACE: NetworkInterfaceFacts,
+    egi.SECURITYGROUP: egi.SecurityGroupFacts,
+    egi.SECURITYGROUPLINK: type(None),
+    egi.IPRESERVATION: egi.IpReservationFacts,
 }
 _ID_PREFIX: Final[Mapping[str, str]] = {
     b.COMPUTE: "vm",
@@ -122,10 +140,16 @@ _ID_PREFIX: Final[Mapping[str, str]] = {
     b.NETWORK: "net",
     b.STORAGELINK: "att",
     b.NETWORKINTERFACE: "nic",
+    egi.SECURITYGROUP: "sg",
+    egi.SECURITYGROUPLINK: "sgl",
+    egi.IPRESERVATION: "fip",
 }
 # Link ids carry their ends ("nic-1a2b3c4d:vm-...:net-...") so that `adopt` can rebuild the
 # attachments from a backend id alone after a restart.
-_LINK_ID_RE: Final = re.compile(r"^(att|nic)-[0-9a-f]+:(vm-[0-9a-f]+):((?:vol|net)-[0-9a-f]+)$")
+_LINK_ID_RE: Final = re.compile(r"^(att|nic|sgl)-[0-9a-f]+:(vm-[0-9a-f]+):((?:vol|net|fip|sg)-[0-9a-f]+)$")
+# [monitoring] Floating addresses come from TEST-NET-1 (RFC 5737): never routed anywhere.
+FLOATING_POOL: Final = ipaddress.ip_network("192.0.2.0/24")
+FLOATING_POOL_NAME: Final = "public"
 _MAC_RE: Final = re.compile(r"([0-9a-f]{2}:){5}[0-9a-f]{2}")
 # The simulated cloud's own MAC block: locally administered (bit 1 of the first octet), unicast.
 MAC_PREFIX: Final = "02:53:49"
@@ -149,6 +173,9 @@ class _Object:
     flavour: str | None = None  # computes: Template.name of the flavour
     snapshots: int = 0  # computes: snapshots taken, for "<name>-snapshot-N"
     deleting: bool = False
+    # [monitoring] synthetic counters (Samples): cpu_seconds, disk/net bytes, and when they last moved.
+    counters: dict[str, float] = field(default_factory=dict)
+    counted: float = 0.0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def observed(self) -> Observed:
@@ -163,6 +190,8 @@ class SimulatedDriver:
 
     name = "simulated"
     supports: Mapping[str, Support] = SUPPORTS
+    # [monitoring] Samples: computes and volumes have synthetic counters (docs/monitoring.md).
+    sampled: frozenset[str] = frozenset({b.COMPUTE, b.STORAGE})
 
     def __init__(
         self, *, delay: float = 1.0, fail: str = "simulate-failure", seed: int | None = None
@@ -250,6 +279,12 @@ class SimulatedDriver:
                 obj = self._new_storagelink(spec)
             case NetworkInterfaceSpec():
                 obj = self._new_networkinterface(spec)
+            case egi.SecurityGroupSpec():
+                obj = self._new_securitygroup(spec)
+            case egi.SecurityGroupLinkSpec():
+                obj = self._new_securitygrouplink(spec)
+            case egi.IpReservationSpec():
+                obj = self._new_ipreservation(spec)
             case _:
                 raise NotSupported(f"the simulated cloud cannot create a {type(spec).__name__}")
         obj.message = "creating"
@@ -272,7 +307,7 @@ class SimulatedDriver:
                 )
             obj.state = _CREATED_STATE[obj.resource]
             obj.message = None
-            return obj.observed()
+            return self._observed(obj)
 
     async def delete(self, ref: Ref) -> None:
         """Delete (stopping and detaching first); links of a deleted resource go with it."""
@@ -479,6 +514,9 @@ class SimulatedDriver:
 
     def _new_networkinterface(self, spec: NetworkInterfaceSpec) -> _Object:
         compute = self._require(Ref(b.COMPUTE, spec.compute_id), b.COMPUTE)
+        reservation = self._objects.get(spec.network_id)
+        if reservation is not None and reservation.resource == egi.IPRESERVATION:
+            return self._nic_to_reservation(spec, compute, reservation)  # [monitoring] a floating IP
         network = self._require(Ref(b.NETWORK, spec.network_id), b.NETWORK)
         macs = self._macs()
         if spec.mac:
@@ -586,6 +624,10 @@ class SimulatedDriver:
                 target = b.ONLINE
             case (b.STORAGE, Offline()):
                 target = b.OFFLINE
+            case (egi.IPRESERVATION, Up()):
+                target = b.ACTIVE
+            case (egi.IPRESERVATION, Down()):
+                target = b.INACTIVE
             case _:
                 raise NotSupported(f"the simulated cloud has no action {action.name!r} on a {ref.resource}")
         obj = self._require(ref)
@@ -598,7 +640,7 @@ class SimulatedDriver:
                 raise BackendError(f"{ref.resource} {obj.name!r} was deleted during {action.name}")
             obj.state = target
             obj.message = None
-            return obj.observed()
+            return self._observed(obj)
 
     async def update(self, ref: Ref, change: Update) -> Observed:
         """Grow a volume, resize or re-image a compute (Updates); None fields stay as they are."""
@@ -632,6 +674,9 @@ class SimulatedDriver:
                 return lambda: setattr(obj, "facts", dataclasses.replace(facts, size_gib=new_size))
             case (b.COMPUTE, ComputeUpdate()):
                 return self._plan_compute_update(obj, change)
+            case (egi.SECURITYGROUP, SecurityGroupUpdate(rules=rules)):
+                checked = _rules(rules)
+                return lambda: setattr(obj, "facts", egi.SecurityGroupFacts(rules=checked))
         raise NotSupported(f"the simulated cloud cannot apply a {type(change).__name__} to a {obj.resource}")
 
     def _plan_compute_update(self, obj: _Object, change: ComputeUpdate) -> Callable[[], None]:
@@ -665,7 +710,7 @@ class SimulatedDriver:
     async def observe(self, ref: Ref) -> Observed | None:
         """The object's current state, or None when it does not exist."""
         obj = self._find(ref)
-        return obj.observed() if obj is not None else None
+        return self._observed(obj) if obj is not None else None
 
     async def adopt(self, ref: Ref, observed: Observed) -> None:
         """Record an object occipy stored before a restart, with its allocations (Adopts).
@@ -676,7 +721,7 @@ class SimulatedDriver:
         if ref.backend_id in self._objects or ref.resource not in _FACTS:
             return
         compute_id = target_id = None
-        if ref.resource in (b.STORAGELINK, b.NETWORKINTERFACE):
+        if ref.resource in (b.STORAGELINK, b.NETWORKINTERFACE, egi.SECURITYGROUPLINK):
             match = _LINK_ID_RE.match(ref.backend_id)
             if match is not None:
                 compute_id, target_id = match.group(2), match.group(3)
@@ -703,6 +748,102 @@ class SimulatedDriver:
             for obj in self._objects.values()
             if obj.entity_id
         ]
+
+    # ------------------------------------------------------------------ [monitoring] Samples and EGI types
+
+    async def sample(self, ref: Ref) -> Reading | None:
+        """Synthetic counters of a compute or volume (Samples; docs/monitoring.md).
+
+        While a compute is active it uses a quarter of each core, reads 1 MiB/s and writes
+        0.5 MiB/s, receives 20 KiB/s and sends 10 KiB/s, and holds 40 % of its memory; a volume
+        online is read at 1 MiB/s and written at 0.5 MiB/s. Anything else stands still.
+        """
+        obj = self._find(ref)
+        if obj is None or ref.resource not in self.sampled:
+            return None
+        now = time.time()
+        running = obj.state == (b.ACTIVE if ref.resource == b.COMPUTE else b.ONLINE)
+        elapsed = max(now - obj.counted, 0.0) if obj.counted else 0.0
+        obj.counted = now
+        counters = obj.counters
+        if ref.resource == b.COMPUTE:
+            facts = _compute_facts(obj)
+            cpus = facts.cores or _DEFAULT_CORES
+            rates = {"cpu": 0.25 * cpus, "read": 1 << 20, "write": 1 << 19, "rx": 20 << 10, "tx": 10 << 10}
+            for name, rate in rates.items():
+                counters[name] = counters.get(name, 0.0) + (rate * elapsed if running else 0.0)
+            total = (facts.memory_gib or _DEFAULT_MEMORY_GIB) * (1 << 30)
+            return Reading(taken=now, running=running, cpu_seconds=counters["cpu"], cpus=cpus,
+                           memory_used_bytes=0.4 * total if running else 0.0, memory_total_bytes=total,
+                           disk_read_bytes=counters["read"], disk_write_bytes=counters["write"],
+                           net_rx_bytes=counters["rx"], net_tx_bytes=counters["tx"])
+        for name, rate in {"read": 1 << 20, "write": 1 << 19}.items():
+            counters[name] = counters.get(name, 0.0) + (rate * elapsed if running else 0.0)
+        return Reading(taken=now, running=running, disk_read_bytes=counters["read"],
+                       disk_write_bytes=counters["write"])
+
+    def _observed(self, obj: _Object) -> Observed:
+        if obj.resource == egi.IPRESERVATION:
+            # "whether the address is currently attached" (rOCCI-core occi.ipreservation.used)
+            facts = obj.facts if isinstance(obj.facts, egi.IpReservationFacts) else egi.IpReservationFacts()
+            used = any(nic.target_id == obj.backend_id for nic in self._all(b.NETWORKINTERFACE))
+            obj.facts = dataclasses.replace(facts, used=used)
+        return obj.observed()
+
+    def _new_securitygroup(self, spec: egi.SecurityGroupSpec) -> _Object:
+        facts = egi.SecurityGroupFacts(rules=_rules(spec.rules))
+        return _Object(egi.SECURITYGROUP, self._new_id(egi.SECURITYGROUP), spec.name, b.INACTIVE, facts,
+                       spec.entity_id)
+
+    def _new_securitygrouplink(self, spec: egi.SecurityGroupLinkSpec) -> _Object:
+        compute = self._require(Ref(b.COMPUTE, spec.compute_id), b.COMPUTE)
+        group = self._require(Ref(egi.SECURITYGROUP, spec.group_id), egi.SECURITYGROUP)
+        for link in self._all(egi.SECURITYGROUPLINK):
+            if link.compute_id == compute.backend_id and link.target_id == group.backend_id:
+                raise BackendError(f"compute {compute.name!r} is already in security group {group.name!r}")
+        backend_id = self._new_id(egi.SECURITYGROUPLINK, f":{compute.backend_id}:{group.backend_id}")
+        return _Object(egi.SECURITYGROUPLINK, backend_id, spec.name, b.INACTIVE, None, spec.entity_id,
+                       compute_id=compute.backend_id, target_id=group.backend_id)
+
+    def _reserved(self) -> set[str]:
+        return {f.address for obj in self._all(egi.IPRESERVATION)
+                if isinstance(f := obj.facts, egi.IpReservationFacts) and f.address}
+
+    def _new_ipreservation(self, spec: egi.IpReservationSpec) -> _Object:
+        if spec.pool not in (None, FLOATING_POOL_NAME):
+            raise BackendError(f"the simulated cloud has no floating IP pool {spec.pool!r}; it has "
+                               f"{FLOATING_POOL_NAME!r} ({FLOATING_POOL})")
+        taken = self._reserved()
+        if spec.address:
+            host = _parse_address("address", spec.address)
+            if host not in FLOATING_POOL:
+                raise BackendError(f"address {host} is not in the floating IP pool {FLOATING_POOL}")
+            if str(host) in taken:
+                raise BackendError(f"address {host} is already reserved")
+            address = str(host)
+        else:
+            address = next((str(h) for h in FLOATING_POOL.hosts() if str(h) not in taken), "")
+            if not address:
+                raise BackendError(f"the floating IP pool {FLOATING_POOL} has no free address left")
+        facts = egi.IpReservationFacts(address=address, used=False, pool=FLOATING_POOL_NAME)
+        return _Object(egi.IPRESERVATION, self._new_id(egi.IPRESERVATION), spec.name, b.INACTIVE, facts,
+                       spec.entity_id)
+
+    def _nic_to_reservation(self, spec: NetworkInterfaceSpec, compute: _Object, reservation: _Object) -> _Object:
+        """An interface whose target is a floating IP: the compute gets the reserved address."""
+        if reservation.deleting:
+            raise BackendError(f"ipreservation {reservation.name!r} is being deleted")
+        if any(nic.target_id == reservation.backend_id for nic in self._all(b.NETWORKINTERFACE)):
+            raise BackendError(f"the floating address of {reservation.name!r} is already attached")
+        facts = reservation.facts if isinstance(reservation.facts, egi.IpReservationFacts) else None
+        names = self._interfaces_of(compute.backend_id)
+        nic_facts = NetworkInterfaceFacts(
+            interface=spec.interface if spec.interface and spec.interface not in names else _free_interface(names),
+            mac=spec.mac or self._free_mac(self._macs()), address=facts.address if facts else None,
+            allocation="static")
+        backend_id = self._new_id(b.NETWORKINTERFACE, f":{compute.backend_id}:{reservation.backend_id}")
+        return _Object(b.NETWORKINTERFACE, backend_id, spec.name, b.INACTIVE, nic_facts, spec.entity_id,
+                       compute_id=compute.backend_id, target_id=reservation.backend_id)
 
     # ------------------------------------------------------------------ test hooks
 
@@ -870,3 +1011,13 @@ def _count(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise BackendError(f"{name} must be a whole number of 1 or more, got {value!r}")
     return value
+
+
+def _rules(rules: Sequence[FirewallRule]) -> tuple[FirewallRule, ...]:
+    """[monitoring] The rules, checked as a cloud would (ports in range, a known direction)."""
+    for rule in rules:
+        if rule.direction not in ("inbound", "outbound"):
+            raise BackendError(f"a security rule goes inbound or outbound, not {rule.direction!r}")
+        if rule.ports is not None and not 1 <= rule.ports[0] <= rule.ports[1] <= 65535:
+            raise BackendError(f"port range {rule.ports[0]}-{rule.ports[1]} is not within 1-65535")
+    return tuple(rules)

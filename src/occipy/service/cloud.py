@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
 from occipy.backends.base import (
+    Samples,
     FLAVOUR,
     IMAGE,
     Action,
@@ -49,12 +50,13 @@ from occipy.model import state as fsm
 from occipy.model.category import AttributeValue, Mixin
 from occipy.model.entity import Entity
 from occipy.model.extensions import ALL as ALL_EXTENSIONS
-from occipy.model.extensions import ExtensionSet
+from occipy.model.extensions import ExtensionSet, Feature
 from occipy.model.registry import Registry
 from occipy.observability import metrics
 from occipy.service import bindings as bindings_module
 from occipy.service.bindings import Binding, SpecInput, observed_of
 from occipy.service.bindings import infrastructure as _infrastructure  # noqa: F401  (registers the kinds)
+from occipy.service.bindings import egi as _egi  # noqa: F401  (registers the EGI kinds) [monitoring]
 from occipy.service.edits import Edit, apply_edit, set_state, state_of, template_family
 from occipy.service.queue import Finish, Job, Lanes
 from occipy.service.templates import TemplateIndex
@@ -68,6 +70,15 @@ SAVE_ACTION: Final = "http://schemas.ogf.org/occi/infrastructure/compute/action#
 
 
 CLOUD_SCHEME: Final = "http://occipy.org/occi/cloud#"
+
+
+# [monitoring] The driver resource types that realise each extension feature (Feature.MONITORING
+# comes from the `Samples` protocol instead).
+FEATURE_RESOURCES: Final[Mapping[Feature, frozenset[str]]] = {
+    Feature.SECURITY_GROUPS: frozenset({"securitygroup", "securitygrouplink"}),
+    Feature.FLOATING_IPS: frozenset({"ipreservation"}),
+    Feature.PLATFORM: frozenset({"application", "component"}),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +140,10 @@ class Cloud:
         self._resolve = resolve or (lambda entity: self)
         self._index: dict[Ref, str] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        # [monitoring] categories this driver cannot realise (set by start()), and the values the
+        # realising backend fits into a new entity (the monitor's best-fit timing, MON-03/04).
+        self.unrealisable: frozenset[str] = frozenset()
+        self.creation_hooks: list[Callable[[str, Mapping[str, AttributeValue]], Mapping[str, AttributeValue]]] = []
 
     # ---- what the driver can do ---------------------------------------------------------------------
 
@@ -158,6 +173,36 @@ class Cloud:
     def can_save(self) -> bool:
         return self.saves
 
+    # ---- [monitoring] what the driver can realise (docs/extensions.md "Plugging into the service" 7) ----
+
+    def features(self) -> frozenset[str]:
+        """The extension features this driver realises (`model.extensions.Feature` values).
+
+        A feature whose resource types no binding realises yet (platform, until a driver brings
+        its binding) is not held against any driver: its categories stay served and stored.
+        """
+        have = set()
+        bound = {binding.resource for binding in bindings_module.BINDINGS.values()}
+        for feature, resources in FEATURE_RESOURCES.items():
+            if not bound & resources or resources <= set(self.driver.supports):
+                have.add(feature.value)
+        if isinstance(self.driver, Samples) and self.driver.sampled:
+            have.add(Feature.MONITORING.value)
+        return frozenset(have)
+
+    def check_realisable(self, kind_id: str, mixin_ids: Sequence[str] = ()) -> None:
+        """NotSupported (501) for a kind or mixin this driver cannot realise (left out of discovery)."""
+        for type_id in (kind_id, *mixin_ids):
+            if type_id in self.unrealisable:
+                raise NotSupported(f"the {self.driver.name} cloud cannot realise {type_id}")
+
+    def creation_values(self, kind_id: str, attributes: Mapping[str, AttributeValue]) -> dict[str, AttributeValue]:
+        """Values the realising backend sets in a new entity (written back: monitoring draft §3.1)."""
+        values: dict[str, AttributeValue] = {}
+        for hook in self.creation_hooks:
+            values.update(hook(kind_id, {**attributes, **values}))
+        return values
+
     def offers_action(self, entity: Entity, action_id: str) -> bool:
         """Whether the action may be invoked on the entity (the cloud runs it, or nothing runs it)."""
         support = self.support(entity.kind)
@@ -184,6 +229,7 @@ class Cloud:
         """Offer templates, re-introduce stored objects, resume or close interrupted work, follow changes."""
         if self.mixin is not None and self.registry.find(self.mixin.type_id) is None:
             self.registry.add(self.mixin)
+        self.unrealisable = self.extensions.unrealisable(self.features())  # [monitoring]
         listed = list(self.driver.templates())
         for template in listed:
             if template.family in (IMAGE, FLAVOUR):
@@ -541,6 +587,12 @@ class Clouds:
     def live_changes(self, stored: Entity, updated: Entity) -> tuple[dict[str, object], dict[str, AttributeValue]]:
         return self.of(stored).live_changes(stored, updated)
 
+    @property
+    def unrealisable(self) -> frozenset[str]:
+        """Categories no cloud can realise (left out of discovery; creating them is 501)."""
+        sets = [cloud.unrealisable for cloud in self.clouds.values()]
+        return frozenset.intersection(*sets) if sets else frozenset()
+
     def cross_cloud(self, source: Entity, target: Entity | None) -> tuple[Cloud, Cloud] | None:
         """The two clouds of a link's ends when they differ and both are realised (else None)."""
         if target is None or not self.several:
@@ -872,6 +924,7 @@ class EditSpec:
         cloud = self.cloud_
         updated = apply_edit(cloud.registry, entity, self.edit, visible=self.visible)
         cloud.extensions.validate(updated.kind, updated.mixins, updated.attributes, cloud.registry)
+        cloud.check_realisable(updated.kind, [m for m in updated.mixins if m not in entity.mixins])  # [monitoring]
         self._updated = updated
         self._fields, self._restore = cloud.live_changes(entity, updated)
         self.cloud = bool(self._fields)

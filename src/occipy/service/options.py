@@ -24,3 +24,9 @@ class ServiceOptions:
     reconcile_interval: float = 30.0
     # How long a `save` action waits for the new template: its answer must render it (GFD.224 §3.1).
     save_timeout: float = 300.0
+    # [monitoring] docs/monitoring.md, docs/sla.md: the sampling resolution (s; the shortest period),
+    # samples kept per collector, their maximum age (s), seconds between two SLA assessments.
+    monitoring_tick: float = 1.0
+    monitoring_retention: int = 1000
+    monitoring_max_age: float = 86400.0
+    sla_interval: float = 10.0

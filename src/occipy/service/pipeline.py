@@ -44,6 +44,7 @@ from occipy.service.context import Context
 from occipy.service.handlers.base import Env
 from occipy.service.handlers.query import load_stored_mixins
 from occipy.service.messages import OcciRequest, OcciResponse
+from occipy.service.monitor import Monitor, MonitorOptions
 from occipy.service.options import ServiceOptions
 from occipy.service.respond import OPERATIONS_PREFIX, Responder
 from occipy.service.results import EmptyResult, Outcome, Result
@@ -78,6 +79,12 @@ class Service:
             reconcile_interval=self.options.reconcile_interval), extensions)
         # GFD.222 §5.1 claims (e.g. OCCI-CRTP/1.1) for the Server header.
         self.claims: tuple[str, ...] = self.cloud.extensions.claims()
+        # [monitoring] sampling, SLA assessment and agreement ends, in the background (service/monitor.py).
+        # With several clouds it samples the default cloud's objects (docs/monitoring.md).
+        self.monitor = Monitor(self.cloud.default, MonitorOptions(
+            tick=self.options.monitoring_tick, retention=self.options.monitoring_retention,
+            max_age=self.options.monitoring_max_age, assess_interval=self.options.sla_interval,
+            provider_scheme=self.options.provider_scheme))
         views = Views(registry, store, self.cloud)
         self.env = Env(registry=registry, store=store, cloud=self.cloud, views=views, options=self.options)
         self.responder = Responder(registry, views, RenderCache(), max_header_value=self.options.max_header_value)
@@ -89,9 +96,11 @@ class Service:
         follow the clouds."""
         saved = await load_stored_mixins(self.env)
         await self.cloud.start(saved)
+        await self.monitor.start()  # [monitoring]
 
     async def stop(self) -> None:
         """Let running work end; the authenticator belongs to whoever made it (server.py closes it)."""
+        await self.monitor.stop()  # [monitoring]
         await self.cloud.stop()
 
     # ---- the one entry point -----------------------------------------------------------------------

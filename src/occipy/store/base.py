@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, runtime_checkable
 
 from occipy.model.category import Mixin
 from occipy.model.entity import ANONYMOUS, DEFAULT_TENANT, Entity
@@ -75,25 +75,60 @@ class EntityQuery:
     limit: int | None = None
 
 
+# ---- metric history (monitoring; docs/monitoring.md) --------------------------------- [monitoring]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSample:
+    """One measured value: which collector measured which target for which sensor, when, what."""
+
+    collector: str  # the collector link's location
+    sensor: str  # its source
+    target: str  # the measured resource's location
+    channel: str  # where the value flows (monitoring draft §3.6), e.g. "cpu"
+    metric: str  # what it is: "cpu", "memory", "availability", ...
+    value: float
+    taken: float  # epoch seconds
+    tenant: str = DEFAULT_TENANT
+
+
+@dataclass(frozen=True, slots=True)
+class SamplePrune:
+    """Forget the samples of one collector: all but the newest `keep`, and those older than `before`."""
+
+    collector: str
+    keep: int = 0
+    before: float | None = None
+
+
+# ---- writes -------------------------------------------------------------------------------------
+
+
 @dataclass(slots=True)
 class Batch:
-    """One atomic write: entities to upsert, locations to delete, mixins, operations."""
+    """One atomic write: entities to upsert, locations to delete, mixins, operations (and samples)."""
 
     put: list[Entity] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)
     put_mixins: list[Mixin] = field(default_factory=list)
     delete_mixins: list[str] = field(default_factory=list)
     put_operations: list[Operation] = field(default_factory=list)
+    # [monitoring] the metric history: new samples, and what to forget (stores with MetricHistory).
+    put_samples: list[MetricSample] = field(default_factory=list)
+    prune_samples: list[SamplePrune] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.put or self.delete or self.put_mixins or self.delete_mixins or self.put_operations)
+        return bool(self.put or self.delete or self.put_mixins or self.delete_mixins or self.put_operations
+                    or self.put_samples or self.prune_samples)
 
     def merge(self, other: Batch) -> Batch:
         """Both batches as one (this one first)."""
         return Batch(put=[*self.put, *other.put], delete=[*self.delete, *other.delete],
                      put_mixins=[*self.put_mixins, *other.put_mixins],
                      delete_mixins=[*self.delete_mixins, *other.delete_mixins],
-                     put_operations=[*self.put_operations, *other.put_operations])
+                     put_operations=[*self.put_operations, *other.put_operations],
+                     put_samples=[*self.put_samples, *other.put_samples],
+                     prune_samples=[*self.prune_samples, *other.prune_samples])
 
 
 class Store(Protocol):
@@ -141,3 +176,12 @@ class Store(Protocol):
 
     async def pending_operations(self) -> list[Operation]:
         """Every queued or running operation, in the order they must run (per entity: by `seq`)."""
+
+
+@runtime_checkable
+class MetricHistory(Protocol):
+    """[monitoring] A store that keeps the metric history (written with `Batch.put_samples`)."""
+
+    async def samples(self, *, collector: str | None = None, target: str | None = None,
+                      since: float | None = None, limit: int | None = None) -> list[MetricSample]:
+        """Samples of one collector and/or of one target, oldest first; `limit`: only the newest."""

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+
 from occipy.errors import Conflict
 from occipy.model.category import Mixin
 from occipy.model.entity import Entity
-from occipy.store.base import PENDING_STATES, Batch, EntityQuery, Operation
+from occipy.store.base import PENDING_STATES, Batch, EntityQuery, MetricSample, Operation, SamplePrune
 
 
 def snapshot_batch(batch: Batch) -> Batch:
@@ -29,6 +30,8 @@ def snapshot_batch(batch: Batch) -> Batch:
         put_mixins=list(batch.put_mixins),
         delete_mixins=list(batch.delete_mixins),
         put_operations=list(batch.put_operations),
+        put_samples=list(batch.put_samples),
+        prune_samples=list(batch.prune_samples),
     )
 
 
@@ -78,6 +81,10 @@ def _discard(index: dict[str, _OrderedSet], key: str, location: str) -> None:
             del index[key]
 
 
+# [monitoring] Samples kept per collector in memory, whatever the retention asks for.
+MAX_SAMPLES = 100_000
+
+
 class MemoryStore:
     """The Store protocol in memory; commits are atomic, nothing survives the process."""
 
@@ -93,6 +100,8 @@ class MemoryStore:
         self._mixins: dict[str, Mixin] = {}  # type id -> user mixin, in creation order
         self._mixin_locations: dict[str, str] = {}  # location -> type id
         self._operations: dict[str, Operation] = {}
+        # [monitoring] collector location -> its samples, oldest first (bounded: MAX_SAMPLES).
+        self._samples: dict[str, deque[MetricSample]] = {}
 
     # ---- lifecycle and writes -------------------------------------------------------------
 
@@ -160,6 +169,36 @@ class MemoryStore:
                 self._mixin_locations[mixin.location] = mixin.type_id
         for operation in batch.put_operations:
             self._operations[operation.op_id] = operation
+        if batch.put_samples or batch.prune_samples:
+            self._apply_samples(batch.put_samples, batch.prune_samples)
+
+    # ---- [monitoring] the metric history ---------------------------------------------------------
+
+    def _apply_samples(self, samples: Sequence[MetricSample], prunes: Sequence[SamplePrune]) -> None:
+        for sample in samples:
+            history = self._samples.get(sample.collector)
+            if history is None:
+                history = self._samples[sample.collector] = deque(maxlen=MAX_SAMPLES)
+            history.append(sample)
+        for prune in prunes:
+            history = self._samples.get(prune.collector)
+            if history is None:
+                continue
+            while history and (len(history) > prune.keep
+                               or (prune.before is not None and history[0].taken < prune.before)):
+                history.popleft()
+            if not history:
+                del self._samples[prune.collector]
+
+    async def samples(self, *, collector: str | None = None, target: str | None = None,
+                      since: float | None = None, limit: int | None = None) -> list[MetricSample]:
+        """Samples of one collector and/or target, oldest first (MetricHistory); `limit`: the newest."""
+        histories = [self._samples.get(collector, ())] if collector is not None else list(self._samples.values())
+        found = [s for history in histories for s in history
+                 if (target is None or s.target == target) and (since is None or s.taken >= since)]
+        if len(histories) > 1:
+            found.sort(key=lambda s: s.taken)
+        return found[-limit:] if limit is not None and limit > 0 else found if limit is None else []
 
     def _put(self, entity: Entity) -> None:
         location = entity.location

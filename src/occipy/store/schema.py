@@ -75,6 +75,22 @@ operations = sa.Table(
     sa.Column("result", sa.Text, nullable=False),  # JSON object
 )
 
+# [monitoring] The metric history (docs/monitoring.md): one row per measured value, pruned by the
+# monitor to its retention (per collector: a count and an age).
+metric_samples = sa.Table(
+    "metric_samples",
+    metadata,
+    sa.Column("seq", _SEQ, primary_key=True, autoincrement=True),
+    sa.Column("collector", sa.Text, nullable=False, index=True),
+    sa.Column("sensor", sa.Text, nullable=False),
+    sa.Column("target", sa.Text, nullable=False, index=True),
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.Column("metric", sa.Text, nullable=False),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("taken", sa.Float, nullable=False),
+    sa.Column("tenant", sa.Text, nullable=False, server_default="default"),
+)
+
 # Columns added after the first schema: (table, column) -> the SQL type and default of the ALTER.
 MIGRATIONS: tuple[tuple[sa.Table, str], ...] = (
     (entities, "tenant"),

@@ -37,9 +37,9 @@ from occipy.errors import BackendUnavailable, Conflict
 from occipy.model.category import AttributeDef, Mixin
 from occipy.model.entity import ANONYMOUS, DEFAULT_TENANT, Entity
 from occipy.observability import metrics
-from occipy.store.base import Batch, Operation
+from occipy.store.base import Batch, MetricSample, Operation, SamplePrune
 from occipy.store.memory import MemoryStore, snapshot_batch
-from occipy.store.schema import MIGRATIONS, entities, entity_mixins, metadata, operations, user_mixins
+from occipy.store.schema import MIGRATIONS, entities, entity_mixins, metadata, metric_samples, operations, user_mixins
 
 SYNCHRONOUS_MODES = ("NORMAL", "FULL", "EXTRA")
 
@@ -199,6 +199,41 @@ def _write_batch(conn: Connection, batch: Batch, now: float) -> None:
         values = _operation_row(op)
         if not conn.execute(_UPDATE_OPERATION, {**values, "b_op_id": op.op_id}).rowcount:
             conn.execute(operations.insert(), {**values, "op_id": op.op_id})
+    if batch.put_samples or batch.prune_samples:  # [monitoring]
+        _write_samples(conn, batch.put_samples, batch.prune_samples)
+
+
+# ---- [monitoring] the metric history -----------------------------------------------------------
+
+
+def _sample_row(sample: MetricSample) -> dict[str, Any]:
+    return {"collector": sample.collector, "sensor": sample.sensor, "target": sample.target,
+            "channel": sample.channel, "metric": sample.metric, "value": sample.value, "taken": sample.taken,
+            "tenant": sample.tenant}
+
+
+def _write_samples(conn: Connection, samples: Sequence[MetricSample], prunes: Sequence[SamplePrune]) -> None:
+    """Insert samples, then forget what the prunes say (all but the newest `keep`, older than `before`)."""
+    if samples:
+        conn.execute(metric_samples.insert(), [_sample_row(sample) for sample in samples])
+    for prune in prunes:
+        table = metric_samples
+        mine = table.c.collector == prune.collector
+        if prune.before is not None:
+            conn.execute(table.delete().where(mine, table.c.taken < prune.before))
+        if prune.keep <= 0:
+            conn.execute(table.delete().where(mine))
+            continue
+        # The seq of the oldest row to keep: the keep-th newest (portable: no DELETE ... LIMIT).
+        oldest_kept = (sa.select(table.c.seq).where(mine).order_by(table.c.seq.desc())
+                       .offset(prune.keep - 1).limit(1).scalar_subquery())
+        conn.execute(table.delete().where(mine, table.c.seq < oldest_kept))
+
+
+def _load_samples(conn: Connection) -> list[MetricSample]:
+    return [MetricSample(collector=row.collector, sensor=row.sensor, target=row.target, channel=row.channel,
+                         metric=row.metric, value=row.value, taken=row.taken, tenant=row.tenant)
+            for row in conn.execute(sa.select(metric_samples).order_by(metric_samples.c.seq))]
 
 
 _UPSERTS: dict[tuple[str, str, str, tuple[str, ...]], Any] = {}
@@ -265,6 +300,7 @@ class _Loaded:
     entities: list[Entity] = field(default_factory=list)
     mixins: list[Mixin] = field(default_factory=list)
     operations: list[Operation] = field(default_factory=list)
+    samples: list[MetricSample] = field(default_factory=list)  # [monitoring]
 
 
 def _load(conn: Connection) -> _Loaded:
@@ -302,6 +338,7 @@ def _load(conn: Connection) -> _Loaded:
                 result=_decode_object(row.result),
             )
         )
+    loaded.samples = _load_samples(conn)  # [monitoring]
     return loaded
 
 
@@ -388,7 +425,8 @@ class SqlStore(MemoryStore):
         thread.start()
         data = await asyncio.wrap_future(loaded)
         self._thread = thread
-        self._apply(Batch(put=data.entities, put_mixins=data.mixins, put_operations=data.operations))
+        self._apply(Batch(put=data.entities, put_mixins=data.mixins, put_operations=data.operations,
+                          put_samples=data.samples))
 
     async def close(self) -> None:
         """Commit everything already queued, then stop the writer and release the database."""
@@ -477,6 +515,9 @@ class SqlStore(MemoryStore):
                 if bulk:
                     _write_puts(conn, [e for batch, _, _ in group for e in batch.put],
                                 [op for batch, _, _ in group for op in batch.put_operations], now)
+                    # [monitoring] samples touch no other table: their order among entities is free.
+                    _write_samples(conn, [x for batch, _, _ in group for x in batch.put_samples],
+                                   [x for batch, _, _ in group for x in batch.prune_samples])
                 else:
                     for batch, _, _ in group:
                         _write_batch(conn, batch, now)

@@ -52,8 +52,10 @@ def visible_mixin(ctx: Context) -> Callable[[Mixin], bool]:
 
 def visible_categories(env: Env, ctx: Context) -> list[Category]:
     """Every provider category plus the caller's tenant's user mixins (http-protocol.md §6.1 decision)."""
+    unrealisable = env.cloud.unrealisable  # [monitoring] what the driver cannot realise is not offered
     return [c for c in env.registry.categories()
-            if not (isinstance(c, Mixin) and c.user_defined and not ctx.sees(c.tenant))]
+            if not (isinstance(c, Mixin) and c.user_defined and not ctx.sees(c.tenant))
+            and c.type_id not in unrealisable]
 
 
 async def find_entity(env: Env, ctx: Context, path: str) -> Entity | None:

@@ -115,6 +115,7 @@ class Creation:
         exts = env.cloud.extensions
         mixins = resolve_mixins(registry, kind.type_id, message.mixins, creating=True, visible=visible_mixin(self.ctx))
         cloud = env.cloud.for_new(mixins)
+        cloud.check_realisable(kind.type_id, mixins)  # [monitoring] 501: not offered in discovery
         values = check_attributes(registry, kind.type_id, mixins, _input(env, message.attributes),
                                   lenient=message.lenient, current=None)
         entity_id = await self._reserve_id(values.pop("occi.core.id", None))
@@ -142,6 +143,8 @@ class Creation:
         exts.validate(kind.type_id, mixins, attributes, registry)
         attributes.update(exts.on_create(kind.type_id, mixins, attributes, registry, datetime.now(UTC),
                                          source_attributes))
+        # [monitoring] what the realising backend writes back (MON-03/04 best-fit timing).
+        attributes.update(cloud.creation_values(kind.type_id, attributes))
         principal = self.ctx.principal
         entity = Entity(kind=kind.type_id, entity_id=entity_id, location=location, mixins=tuple(mixins),
                         attributes=attributes, tenant=principal.tenant, owner=principal.user)
