@@ -93,9 +93,14 @@ class _ComputeOps(_Ec2Base):
 
         images: list[ImageInfo] = []
         if s.images:
-            found = await self._call("reading the AMIs of ec2 driver option images", self.client.describe_images,
-                                     ImageIds=list(s.images))
-            by_id = {str(i["ImageId"]): image_info(i) for i in found.get("Images", [])}
+            by_id: dict[str, ImageInfo] = {}
+            # EC2 refuses the whole list when one id is unknown: then ask one by one to name it.
+            for ids in [list(s.images)] if len(s.images) == 1 else [list(s.images), *([i] for i in s.images)]:
+                found = await self._find("reading the AMIs of ec2 driver option images", self.client.describe_images,
+                                         ImageIds=ids)
+                by_id.update((str(i["ImageId"]), image_info(i)) for i in (found.get("Images", []) if found else []))
+                if len(by_id) == len(s.images):
+                    break
             missing = [i for i in s.images if i not in by_id]
             if missing:
                 raise BackendError(f"ec2 driver option images: no AMI {', '.join(missing)} in {self._where}")
