@@ -663,3 +663,257 @@ async def test_act_on_unknown_names_it(drv: EC2Driver) -> None:
     vm = await made(drv).create(ComputeSpec(name="vm"))
     with pytest.raises(NotSupported, match="has no stop method 'hard'; it has acpioff, graceful, poweroff"):
         await drv.act(Ref(COMPUTE, vm.backend_id), Stop(method="hard"))
+
+
+# ---------------------------------------------------------------- following the cloud (Watches, by polling)
+
+
+async def next_changes(stream: AsyncIterator[Any], refs: set[Ref], timeout: float = 10.0) -> dict[Ref, Any]:
+    """The first change the stream reports for each of `refs`."""
+    seen: dict[Ref, Any] = {}
+
+    async def collect() -> None:
+        async for change in stream:
+            if change.ref in refs and change.ref not in seen:
+                seen[change.ref] = change
+                if len(seen) == len(refs):
+                    return
+
+    await asyncio.wait_for(collect(), timeout)
+    return seen
+
+
+async def test_changes_outside_occipy_are_reported(drv: EC2Driver, ec2: MotoServer) -> None:
+    client = ec2.client()
+    vm = await made(drv).create(ComputeSpec(name="vm"))
+    volume = await made(drv).create(StorageSpec(name="v", size_gib=1))
+    link = await made(drv).create(StorageLinkSpec(name="l", compute_id=vm.backend_id, storage_id=volume.backend_id))
+    net = await made(drv).create(NetworkSpec(name="n"))
+    nic = await made(drv).create(NetworkInterfaceSpec(name="i", compute_id=vm.backend_id, network_id=net.backend_id))
+    stream = drv.changes()
+    try:
+        # Nothing changed yet: a first round reports nothing of ours.
+        quiet = await drv._poll()
+        assert not [c for c in quiet if c.ref.backend_id in {vm.backend_id, volume.backend_id, net.backend_id}]
+        await asyncio.to_thread(client.stop_instances, InstanceIds=[vm.backend_id])
+        await asyncio.to_thread(client.detach_volume, VolumeId=volume.backend_id, InstanceId=vm.backend_id)
+        eni = client.describe_network_interfaces(NetworkInterfaceIds=[nic.backend_id])["NetworkInterfaces"][0]
+        await asyncio.to_thread(client.detach_network_interface, AttachmentId=eni["Attachment"]["AttachmentId"])
+        refs = {Ref(COMPUTE, vm.backend_id), Ref(STORAGELINK, link.backend_id), Ref(NETWORKINTERFACE, nic.backend_id)}
+        seen = await next_changes(stream, refs)
+        assert seen[Ref(COMPUTE, vm.backend_id)].observed.state == "inactive"
+        assert seen[Ref(STORAGELINK, link.backend_id)].observed is None
+        detached = seen[Ref(NETWORKINTERFACE, nic.backend_id)].observed
+        assert detached.state == "inactive" and detached.message == "the interface is not attached to an instance"
+        await asyncio.to_thread(client.delete_volume, VolumeId=volume.backend_id)
+        seen = await next_changes(stream, {Ref(STORAGE, volume.backend_id)})
+        assert seen[Ref(STORAGE, volume.backend_id)].observed is None
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
+
+
+async def test_changes_skip_what_occipy_is_changing(drv: EC2Driver, ec2: MotoServer) -> None:
+    vm = await made(drv).create(ComputeSpec(name="vm"))
+    ref = Ref(COMPUTE, vm.backend_id)
+    with drv._working(vm.backend_id):
+        await asyncio.to_thread(ec2.client().stop_instances, InstanceIds=[vm.backend_id])
+        assert ref not in {c.ref for c in await drv._poll()}
+    await asyncio.to_thread(ec2.client().start_instances, InstanceIds=[vm.backend_id])
+    await asyncio.to_thread(ec2.client().stop_instances, InstanceIds=[vm.backend_id])
+    again = await drv._poll()
+    assert [c.observed.state for c in again if c.ref == ref] in ([], ["inactive"])
+
+
+async def test_after_a_restart_each_object_is_reported_once(drv: EC2Driver, ec2: MotoServer) -> None:
+    vm = await made(drv).create(ComputeSpec(name="vm"))
+    volume = await made(drv).create(StorageSpec(name="v", size_gib=1))
+    restarted = await opened(ec2, owner=drv.settings.owner)
+    try:
+        first = {c.ref: c.observed for c in await restarted._poll()}
+        assert first[Ref(COMPUTE, vm.backend_id)] == vm and first[Ref(STORAGE, volume.backend_id)] == volume
+        assert await restarted._poll() == []
+    finally:
+        await restarted.close()
+
+
+async def test_an_object_of_another_owner_is_not_taken_for_gone(drv: EC2Driver, ec2: MotoServer) -> None:
+    client = ec2.client()
+    foreign = client.create_volume(AvailabilityZone=drv.zone, Size=1)["VolumeId"]
+    try:
+        assert await drv.observe(Ref(STORAGE, foreign)) is not None
+        assert Ref(STORAGE, foreign) not in {c.ref for c in await drv._poll()}
+        client.delete_volume(VolumeId=foreign)
+        assert [c.observed for c in await drv._poll() if c.ref == Ref(STORAGE, foreign)] == [None]
+    finally:
+        with __import__("contextlib").suppress(Exception):
+            client.delete_volume(VolumeId=foreign)
+
+
+async def test_no_polling_with_a_zero_interval(ec2: MotoServer) -> None:
+    driver = await opened(ec2, poll_interval="0")
+    stream = driver.changes()
+    waiter = asyncio.ensure_future(stream.__anext__())
+    await asyncio.sleep(0.3)
+    assert not waiter.done()
+    await driver.close()
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(waiter, 5)
+
+
+# ---------------------------------------------------------------- EC2's own pace (a slow fake around moto)
+
+
+class SlowClient:
+    """moto's client with EC2's pace: an instance stays pending (or stopping) for `delay` seconds
+    after the call that started the transition, a volume stays attaching; `fate` turns the launch
+    into a failure EC2 reports later. Every call records the thread it ran on."""
+
+    def __init__(self, real: Any, delay: float, fate: str | None = None) -> None:
+        self._real = real
+        self.delay = delay
+        self.fate = fate
+        self.transient: dict[str, tuple[str, float]] = {}
+        self.threads: list[str] = []
+        self.describes = 0
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._real, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            import threading
+
+            self.threads.append(threading.current_thread().name)
+            return attr(*args, **kwargs)
+
+        return call
+
+    def _hold(self, instance_id: str, state: str) -> None:
+        self.transient[instance_id] = (state, time.monotonic() + self.delay)
+
+    def run_instances(self, **kwargs: Any) -> Any:
+        reply = self.__getattr__("run_instances")(**kwargs)
+        for instance in reply["Instances"]:
+            self._hold(instance["InstanceId"], "pending")
+        return reply
+
+    def stop_instances(self, **kwargs: Any) -> Any:
+        reply = self.__getattr__("stop_instances")(**kwargs)
+        for instance_id in kwargs["InstanceIds"]:
+            self._hold(instance_id, "stopping")
+        return reply
+
+    def attach_volume(self, **kwargs: Any) -> Any:
+        reply = self.__getattr__("attach_volume")(**kwargs)
+        self._hold(kwargs["VolumeId"], "attaching")
+        return reply
+
+    def describe_instances(self, **kwargs: Any) -> Any:
+        reply = self.__getattr__("describe_instances")(**kwargs)
+        self.describes += 1
+        for reservation in reply["Reservations"]:
+            for instance in reservation["Instances"]:
+                state, until = self.transient.get(instance["InstanceId"], ("", 0.0))
+                if time.monotonic() < until:
+                    instance["State"] = {"Code": 0, "Name": state}
+                elif state == "pending" and self.fate is not None:
+                    instance["State"] = {"Code": 48, "Name": "terminated"}
+                    instance["StateReason"] = {"Code": self.fate, "Message": f"{self.fate}: no capacity"}
+        return reply
+
+    def describe_volumes(self, **kwargs: Any) -> Any:
+        reply = self.__getattr__("describe_volumes")(**kwargs)
+        for volume in reply["Volumes"]:
+            state, until = self.transient.get(volume["VolumeId"], ("", 0.0))
+            if time.monotonic() < until:
+                for attachment in volume["Attachments"]:
+                    attachment["State"] = state
+        return reply
+
+
+async def slow_driver(ec2: MotoServer, delay: float, fate: str | None = None, **extra: str) -> tuple[EC2Driver, SlowClient]:
+    clients: list[SlowClient] = []
+
+    def factory(settings: Settings) -> Any:
+        clients.append(SlowClient(make_client(settings), delay, fate))
+        return clients[-1]
+
+    driver = EC2Driver(parse_settings(options(ec2, wait_interval="0.05", **extra)), client_factory=factory)
+    await driver.open()
+    return driver, clients[0]
+
+
+async def ticking(during: Any) -> tuple[Any, int]:
+    """Run `during` while a ticker counts 10 ms ticks: a blocked event loop would count none."""
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.ensure_future(tick())
+    try:
+        return await during, ticks
+    finally:
+        ticker.cancel()
+
+
+async def test_create_waits_for_a_slow_pending_without_blocking(ec2: MotoServer) -> None:
+    import threading
+
+    driver, client = await slow_driver(ec2, delay=0.6)
+    try:
+        started = time.monotonic()
+        vm, ticks = await ticking(driver.create(ComputeSpec(name="slow")))
+        elapsed = time.monotonic() - started
+        assert vm.state == "active" and elapsed >= 0.6
+        assert client.describes >= 3, "the driver polled while the instance was pending"
+        assert ticks >= 20, f"the event loop was blocked (only {ticks} ticks in {elapsed:.2f} s)"
+        assert threading.current_thread().name not in client.threads  # every boto3 call in a worker thread
+        # Observed while pending: not active yet, and the message says why.
+        client._hold(vm.backend_id, "pending")
+        pending = await driver.observe(Ref(COMPUTE, vm.backend_id))
+        assert pending is not None and (pending.state, pending.message) == ("inactive",
+                                                                            "EC2 reports the instance pending")
+        stopped, _ = await ticking(driver.act(Ref(COMPUTE, vm.backend_id), Stop()))
+        assert stopped.state == "inactive"
+        await driver.delete(Ref(COMPUTE, vm.backend_id))
+    finally:
+        await driver.close()
+    assert nothing(owned(ec2.client(), driver.settings.owner))
+
+
+async def test_slow_attach(ec2: MotoServer) -> None:
+    driver, client = await slow_driver(ec2, delay=0.4)
+    try:
+        vm = await driver.create(ComputeSpec(name="vm"))
+        volume = await driver.create(StorageSpec(name="v", size_gib=1))
+        started = time.monotonic()
+        link = await driver.create(StorageLinkSpec(name="l", compute_id=vm.backend_id, storage_id=volume.backend_id))
+        assert link.state == "active" and time.monotonic() - started >= 0.4
+        await driver.delete(Ref(COMPUTE, vm.backend_id))
+        await driver.delete(Ref(STORAGE, volume.backend_id))
+    finally:
+        await driver.close()
+
+
+async def test_a_launch_that_times_out_leaves_nothing(ec2: MotoServer) -> None:
+    driver, _ = await slow_driver(ec2, delay=30, wait_timeout="0.5")
+    try:
+        with pytest.raises(BackendError, match=r"starting the instance \(instance i-[0-9a-f]+\): not done after 0.5 s"):
+            await driver.create(ComputeSpec(name="stuck", ssh_public_key=ssh_key()))
+    finally:
+        await driver.close()
+    assert nothing(owned(ec2.client(), driver.settings.owner))
+
+
+async def test_a_launch_ec2_gives_up_is_a_backend_error(ec2: MotoServer) -> None:
+    driver, _ = await slow_driver(ec2, delay=0.2, fate="Server.InsufficientInstanceCapacity")
+    try:
+        with pytest.raises(BackendError, match="EC2 terminated instance i-[0-9a-f]+ .*no capacity"):
+            await driver.create(ComputeSpec(name="unlucky"))
+    finally:
+        await driver.close()
