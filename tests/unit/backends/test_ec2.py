@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -887,7 +886,7 @@ async def test_create_waits_for_a_slow_pending_without_blocking(ec2: MotoServer)
 
 
 async def test_slow_attach(ec2: MotoServer) -> None:
-    driver, client = await slow_driver(ec2, delay=0.4)
+    driver, _ = await slow_driver(ec2, delay=0.4)
     try:
         vm = await driver.create(ComputeSpec(name="vm"))
         volume = await driver.create(StorageSpec(name="v", size_gib=1))
