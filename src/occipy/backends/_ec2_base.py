@@ -34,7 +34,9 @@ from botocore.exceptions import (
     EndpointConnectionError,
     HTTPClientError,
     NoCredentialsError,
+    NoRegionError,
     PartialCredentialsError,
+    ProfileNotFound,
     ProxyConnectionError,
     ReadTimeoutError,
     SSLError,
@@ -253,6 +255,21 @@ class _Ec2Base:
         if self._client is None:
             raise BackendUnavailable("the ec2 driver is not open")
         return self._client
+
+    async def _connect(self) -> None:
+        """Make the client (boto3 reads its configuration files and environment here)."""
+        try:
+            client = await anyio.to_thread.run_sync(self._client_factory, self.settings)
+        except NoRegionError:
+            raise BackendError("no AWS region: set ec2 driver option region (OCCIPY_EC2_REGION) or configure "
+                               "boto3 (AWS_DEFAULT_REGION, the profile's region)") from None
+        except ProfileNotFound as exc:
+            raise BackendError(f"ec2 driver option profile: {exc}") from None
+        except _BOTO_ERRORS as exc:
+            raise translate(exc, "setting up the EC2 client", self._where) from None
+        self._client = client
+        if self.settings.region is None and self.settings.endpoint_url is None:
+            self._where = f"region {client.meta.region_name}"
 
     # ---- calls ---------------------------------------------------------------------------------------
 

@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+import anyio.to_thread
+
 from occipy.backends._ec2_base import (
     ATTACHMENT_RE,
     GONE_INSTANCE,
@@ -97,12 +99,7 @@ class EC2Driver(_ComputeOps, _DeviceOps):
     async def open(self) -> None:
         """Connect, find the VPC, zone and subnet, read the catalogue; BackendUnavailable if unreachable."""
         self._closed = asyncio.Event()
-        try:
-            self._client = await asyncio.to_thread(self._client_factory, self.settings)
-        except Exception as exc:  # noqa: BLE001  (boto3 raises many kinds for a bad profile or region)
-            raise BackendError(f"cannot set up the EC2 client: {exc}") from None
-        if self.settings.region is None:
-            self._where = self.settings.endpoint_url or f"region {self._client.meta.region_name}"
+        await self._connect()
         zones = await self._call("listing availability zones", self.client.describe_availability_zones)
         await self._placement([str(z["ZoneName"]) for z in zones.get("AvailabilityZones", [])
                                if z.get("State") == "available"])
@@ -160,7 +157,7 @@ class EC2Driver(_ComputeOps, _DeviceOps):
         self._closed.set()
         client, self._client = self._client, None
         if client is not None:
-            await asyncio.to_thread(client.close)
+            await anyio.to_thread.run_sync(client.close)
 
     def templates(self) -> Sequence[Template]:
         return self._templates()

@@ -250,6 +250,17 @@ async def test_unreachable_endpoint_is_503_naming_the_cloud() -> None:
     await driver.close()
 
 
+async def test_no_region_and_an_unknown_profile_are_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    with pytest.raises(BackendError, match=r"no AWS region: set ec2 driver option region \(OCCIPY_EC2_REGION\)"):
+        await EC2Driver(parse_settings({})).open()
+    with pytest.raises(BackendError, match="ec2 driver option profile: .*no-such-profile"):
+        await EC2Driver(parse_settings({"profile": "no-such-profile", "region": REGION})).open()
+
+
 async def test_calls_before_open_are_unavailable() -> None:
     with pytest.raises(BackendUnavailable, match="not open"):
         await EC2Driver(Settings()).observe(Ref(COMPUTE, "i-0123456789abcdef0"))
