@@ -139,6 +139,21 @@ def test_the_registry_loads_the_driver() -> None:
     assert load_driver_class("ec2") is EC2Driver
 
 
+def test_without_boto3_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from occipy import backends
+
+    monkeypatch.setattr(backends, "_extras", lambda: frozenset({"ec2"}))
+    monkeypatch.setitem(sys.modules, "boto3", None)
+    for module in [m for m in sys.modules if m.startswith("occipy.backends.") and "ec2" in m]:
+        monkeypatch.delitem(sys.modules, module)
+    with pytest.raises(ValueError) as caught:
+        load_driver_class("ec2")
+    assert str(caught.value).startswith("the ec2 driver needs the ec2 extra: pip install 'occipy[ec2]'")
+    assert "'boto3' is not installed" in str(caught.value)
+
+
 def test_defaults() -> None:
     settings = parse_settings({})
     assert settings == Settings()
