@@ -16,6 +16,7 @@ DRIVERS: Final[dict[str, str]] = {
     "simulated": "occipy.backends.simulated:SimulatedDriver",
     "libvirt": "occipy.backends.libvirt:LibvirtDriver",
     "occi": "occipy.backends.occi:OcciDriver",
+    "ec2": "occipy.backends.ec2:EC2Driver",
 }
 
 
