@@ -2,13 +2,17 @@
 
 One request pipeline, in this order (docs/architecture.md draws it):
 
-1. authenticate: the `Authenticator` turns credentials into a `Principal` (401 otherwise);
+1. authenticate: the `Authenticator` turns credentials into a `Principal` (401 otherwise), and
+   count the request against the principal's rate limits (`ratelimit`: 429). This step needs the
+   request head only: the HTTP layer calls `admit` before it reads the body and hands the
+   `Admission` to `handle`, which authenticates a request that comes without one;
 2. check the client's OCCI version (GFD.223 §5.3: 501 above 1.2);
 3. classify the path (`routes.classify`; another tenant's entity is not there) and negotiate the
    response media type (GFD.223 §5, GFD.185 §3.6.6);
 4. look the (target, verb) up in the one dispatch table (`dispatch.ENDPOINTS`; 405 otherwise);
 5. authorise (`authz`: 403 for a reader's write);
-6. parse the body once into the endpoint's typed message (`parse`);
+6. parse the body once into the endpoint's typed message (`parse`), then evaluate If-Match /
+   If-None-Match on an entity (`conditional`: 412);
 7. run the handler with the message and the request `Context`; it returns a typed result;
 8. render the result once (`respond.Responder`, which alone consults the render caches).
 
@@ -19,6 +23,8 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
+from dataclasses import dataclass
 from typing import Final
 
 from occipy.backends.base import Driver
@@ -28,6 +34,7 @@ from occipy.errors import (
     NotFound,
     NotSupported,
     OcciError,
+    PreconditionFailed,
     Unauthorized,
     UriListNotListing,
 )
@@ -39,11 +46,13 @@ from occipy.service import dispatch
 from occipy.service.authz import Authoriser, RolePolicy
 from occipy.service.cache import RenderCache
 from occipy.service.cloud import Cloud, CloudOptions
+from occipy.service.conditional import evaluate
 from occipy.service.context import Context
 from occipy.service.handlers.base import Env
 from occipy.service.handlers.query import load_stored_mixins
 from occipy.service.messages import OcciRequest, OcciResponse
 from occipy.service.options import ServiceOptions
+from occipy.service.ratelimit import RateLimits
 from occipy.service.respond import OPERATIONS_PREFIX, Responder
 from occipy.service.results import EmptyResult, Outcome, Result
 from occipy.service.routes import Route, Target, classify
@@ -54,6 +63,17 @@ log = logging.getLogger("occipy.service")
 
 _VERSION_RE: Final = re.compile(r"OCCI/(\d+)\.(\d+)")
 _LISTINGS: Final = frozenset({Target.KIND, Target.MIXIN, Target.UNBOUND, Target.ROOT, Target.OPERATIONS})
+_CONDITIONAL_WRITES: Final = frozenset({"PUT", "POST", "DELETE"})
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Admission:
+    """Step 1 of the pipeline done on a request's head (`Service.admit`): who it is, or the refusal
+    to answer (401, 429). Valid for the one request object it was made for."""
+
+    request: OcciRequest
+    principal: Principal | None
+    refusal: OcciResponse | None = None
 
 
 class Service:
@@ -76,6 +96,9 @@ class Service:
         views = Views(registry, store, self.cloud)
         self.env = Env(registry=registry, store=store, cloud=self.cloud, views=views, options=self.options)
         self.responder = Responder(registry, views, RenderCache(), max_header_value=self.options.max_header_value)
+        # ---- issue 8 (tenancy branch): rate limits; entities with a conditional write in flight ----
+        self.rate_limits = RateLimits(self.options.rate_limits)
+        self._guarded: set[str] = set()
 
     # ---- life cycle ------------------------------------------------------------------------------
 
@@ -90,16 +113,50 @@ class Service:
 
     # ---- the one entry point -----------------------------------------------------------------------
 
-    async def handle(self, request: OcciRequest) -> OcciResponse:
-        """Answer one request. OcciErrors become 4xx/5xx renderings; anything else is a bug (500)."""
-        accept = request.header("accept")
-        try:
-            media = negotiate.response_type(accept, listing=False)
-        except OcciError:
-            media = negotiate.TEXT_PLAIN
+    async def admit(self, request: OcciRequest) -> Admission:
+        """Step 1 on the request head alone: authenticate and count it against the rate limits.
+
+        The HTTP layer calls this before it reads the request body (issue 8: an anonymous client
+        cannot make the server read `max_body`), then `handle(request, admission)`.
+        """
         principal: Principal | None = None
+        limits = self.rate_limits
         try:
-            principal = await self._authenticate(request)
+            limits.check_peer(request.peer)
+            try:
+                principal = await self._authenticate(request)
+            except Unauthorized:
+                if self.authenticator_refused(request):
+                    limits.refused(request.peer)
+                raise
+            limits.admit(principal, request.method, request.peer)
+        except OcciError as error:
+            response = self._error(error, self._media_for_error(request))
+            self._audit(response, principal)
+            return Admission(request, principal, response)
+        return Admission(request, principal)
+
+    @staticmethod
+    def authenticator_refused(request: OcciRequest) -> bool:
+        """Whether a 401 refused credentials the request carried (not merely their absence)."""
+        return any(name in ("authorization", "x-auth-token") for name, _ in request.headers) \
+            or request.client_subject is not None
+
+    async def handle(self, request: OcciRequest, admission: Admission | None = None) -> OcciResponse:
+        """Answer one request. OcciErrors become 4xx/5xx renderings; anything else is a bug (500).
+
+        `admission`: step 1 already done for this request by `admit` (else it is done here, so
+        that authentication runs exactly once per request either way).
+        """
+        if admission is None or admission.request is not request:
+            admission = await self.admit(request)
+        if admission.refusal is not None:
+            return admission.refusal
+        principal = admission.principal
+        assert principal is not None
+        accept = request.header("accept")
+        media = self._media_for_error(request)
+        try:
             self._check_version(request)
             path = request.path
             stored = await self.store.get(path)
@@ -115,11 +172,22 @@ class Service:
                 response.body = b""
         except OcciError as error:
             response = self._error(error, media)
+        self._audit(response, principal)
+        return response
+
+    @staticmethod
+    def _media_for_error(request: OcciRequest) -> str:
+        try:
+            return negotiate.response_type(request.header("accept"), listing=False)
+        except OcciError:
+            return negotiate.TEXT_PLAIN
+
+    @staticmethod
+    def _audit(response: OcciResponse, principal: Principal | None) -> None:
         if principal is not None:
-            # for the audit line (http/adapter.py writes it)
+            # for the audit line (http/app.py writes it)
             response.principal = principal.user
             response.tenant = principal.tenant
-        return response
 
     def _error(self, error: OcciError, media: str) -> OcciResponse:
         if isinstance(error, (NotAcceptable, UriListNotListing)):
@@ -160,8 +228,41 @@ class Service:
         if route.target is Target.ENTITY and verb == "GET":
             assert route.entity is not None
             return await self.responder.entity(route.entity, ctx)
-        result = await endpoint.handle(self.env, ctx, route, message)
+        guarded = await self._preconditions(request.method, route, ctx)
+        try:
+            result = await endpoint.handle(self.env, ctx, route, message)
+        finally:
+            if guarded is not None:
+                self._guarded.discard(guarded)
         return await self._respond(result, ctx)
+
+    async def _preconditions(self, method: str, route: Route, ctx: Context) -> str | None:
+        """If-Match / If-None-Match on a write to one entity (RFC 9110 §13.2.2; 412).
+
+        A write that names an ETag claims its entity until its handler has queued its work: a
+        second conditional write, or one while other work on the entity is still pending, is 412
+        (the ETag it names is about to change), so two writers holding one ETag cannot both win.
+        Returns the claimed location, to be released when the handler returns.
+        """
+        if ctx.if_match is None and ctx.if_none_match is None or method not in _CONDITIONAL_WRITES:
+            return None
+        if route.target is Target.NEW and method == "PUT":
+            # Another tenant's entity (route.taken) is treated as the caller's own (D-TENANT-PATHS).
+            taken = f'"{uuid.uuid4().hex}"' if route.taken else None  # an ETag no client holds
+            evaluate(method, ctx.if_match, ctx.if_none_match, taken)
+            return None
+        if route.target is not Target.ENTITY or route.entity is None:
+            return None  # collections have no ETag: the headers are ignored
+        location = route.entity.location
+        etag = await self.responder.current_etag(route.entity)
+        evaluate(method, ctx.if_match, ctx.if_none_match, etag)
+        if ctx.if_match is None:
+            return None
+        if location in self._guarded or self.cloud.lanes.busy(location):
+            raise PreconditionFailed(f"If-Match: {location} is being changed by another request; "
+                                     "GET it again for its new ETag")
+        self._guarded.add(location)
+        return location
 
     async def _respond(self, result: Result, ctx: Context) -> OcciResponse:
         op = result.outcome.operation
