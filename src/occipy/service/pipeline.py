@@ -39,6 +39,8 @@ from occipy.errors import (
     UriListNotListing,
 )
 from occipy.identity.base import Anonymous, Authenticator, Credentials, Principal
+from occipy.model.category import Mixin
+from occipy.model.entity import Entity
 from occipy.model.extensions import ExtensionSet
 from occipy.model.registry import Registry
 from occipy.rendering import negotiate
@@ -161,7 +163,8 @@ class Service:
             path = request.path
             stored = await self.store.get(path)
             visible = stored is None or principal.is_admin or stored.tenant == principal.tenant
-            route = classify(path, self.registry, stored, visible=visible)
+            route = _without_hidden_mixin(classify(path, self.registry, stored, visible=visible), path, principal,
+                                          stored, visible)
             media = negotiate.response_type(accept, listing=route.target in _LISTINGS)
             ctx = Context(principal=principal, base_url=request.base_url, media=media,
                           request_id=request.request_id,
@@ -281,3 +284,18 @@ class Service:
     def render_error(self, error: OcciError, media: str) -> OcciResponse:
         """Errors found before the pipeline (by the HTTP adapter's limits)."""
         return self.responder.render_error(error, media)
+
+
+def _without_hidden_mixin(route: Route, path: str, principal: Principal, stored: Entity | None,
+                          visible: bool) -> Route:
+    """issue 8: another tenant's user mixin collection is classified as if the mixin did not exist
+    (an unbound path, or a new one), so that every answer is the one for a path nobody uses."""
+    mixin = route.category
+    if route.target is not Target.MIXIN or not isinstance(mixin, Mixin) or not mixin.user_defined \
+            or principal.is_admin or mixin.tenant == principal.tenant:
+        return route
+    if stored is not None and visible:
+        return Route(Target.ENTITY, path, entity=stored)
+    if path.endswith("/"):
+        return Route(Target.UNBOUND, path)
+    return Route(Target.NEW, path, taken=stored is not None)

@@ -19,7 +19,15 @@ from occipy.rendering.messages import CategoryRef, Filter
 from occipy.service.cloud import EditSpec
 from occipy.service.context import Context
 from occipy.service.edits import ASSOCIATE, DISSOCIATE, Edit, apply_edit, check_dissociation
-from occipy.service.handlers.base import Env, delete_wait, find_entity, outcome_of, settle, visible_mixin
+from occipy.service.handlers.base import (
+    Env,
+    delete_wait,
+    find_entity,
+    outcome_of,
+    settle,
+    visible_categories,
+    visible_mixin,
+)
 from occipy.service.handlers.entities import delete_entities
 from occipy.service.parse import Listing, Locations, Page
 from occipy.service.queue import Job
@@ -107,7 +115,8 @@ async def list_collection(env: Env, ctx: Context, route: Route, message: Listing
     if message.category:
         type_id = message.category
         if "#" not in type_id:
-            found = [c.type_id for c in registry.categories() if c.term == type_id]
+            # issue 8: another tenant's user mixin is as unknown here as anywhere
+            found = [c.type_id for c in visible_categories(env, ctx) if c.term == type_id]
             if not found:
                 raise BadRequest(f"unknown category {type_id}")
             type_id = found[0]
@@ -115,7 +124,8 @@ async def list_collection(env: Env, ctx: Context, route: Route, message: Listing
         wanted = Filter(categories=(*wanted.categories, CategoryRef(scheme + "#", term)), attributes=wanted.attributes)
     base = _query_for(env, ctx, route)
     if route.target is Target.UNBOUND and route.path != "/" and not await env.store.count(base) \
-            and not any(location.startswith(route.path) for location in registry.locations()):
+            and not any((getattr(c, "location", None) or "").startswith(route.path)
+                        for c in visible_categories(env, ctx)):
         raise NotFound(f"nothing is stored below {route.path}")
     keys = _collection_keys(env, route)
     if not wanted and not values:
