@@ -1,6 +1,7 @@
 """Shared pieces of the tenancy suites: users in an htpasswd/groups/roles file, bodies in every rendering.
 
-Users: alice (tenant-a, member), bob (tenant-b, member), rita (tenant-a, reader), root (ops, admin).
+Users: alice (tenant-a, member), bob (tenant-b, member), rita (tenant-a, reader), root (ops, admin),
+dora (default, member).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ STORAGE = INFRA + "storage"
 NETWORKINTERFACE = INFRA + "networkinterface"
 STOP = "http://schemas.ogf.org/occi/infrastructure/compute/action#stop"
 MEDIA = ("text/plain", "text/occi", "application/occi+json")
-PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw", "rita": "rita-pw", "root": "root-pw"}
-TENANTS = {"alice": "tenant-a", "bob": "tenant-b", "rita": "tenant-a", "root": "ops"}
+PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw", "rita": "rita-pw", "root": "root-pw", "dora": "dora-pw"}
+TENANTS = {"alice": "tenant-a", "bob": "tenant-b", "rita": "tenant-a", "root": "ops", "dora": "default"}
 
 
 def htpasswd_line(user: str, password: str) -> str:
@@ -36,7 +37,7 @@ def write_identity_files(directory: Path) -> dict[str, str]:
     """The htpasswd, groups and roles files (Apache formats, docs/security.md) of the four users."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "htpasswd").write_text("".join(htpasswd_line(u, p) for u, p in PASSWORDS.items()))
-    (directory / "groups").write_text("tenant-a: alice rita\ntenant-b: bob\nops: root\n")
+    (directory / "groups").write_text("tenant-a: alice rita\ntenant-b: bob\nops: root\ndefault: dora\n")
     (directory / "roles").write_text("admin: root\nreader: rita\n")
     return {"auth": "basic", "htpasswd": str(directory / "htpasswd"), "groups": str(directory / "groups"),
             "roles": str(directory / "roles")}
