@@ -17,10 +17,11 @@ as Nova does. Imports the model, the store protocol, errors and `options`.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from occipy.errors import QuotaExceeded
 from occipy.model.entity import Entity
@@ -59,6 +60,24 @@ def demand_of(registry: Registry, entity: Entity) -> Usage:
     if NETWORK in ancestors:
         return {"networks": 1.0}
     return {}
+
+
+def release_when_done(reservation: Reservation | None, futures: Iterable[asyncio.Future[Any]]) -> None:
+    """Release the reservation once every future (the jobs' `done`) has ended."""
+    if reservation is None:
+        return
+    remaining = set(futures)
+    if not remaining:
+        reservation.release()
+        return
+
+    def ended(future: asyncio.Future[Any]) -> None:
+        remaining.discard(future)
+        if not remaining:
+            reservation.release()
+
+    for future in list(remaining):
+        future.add_done_callback(ended)
 
 
 def _larger(a: Usage | None, b: Usage) -> Usage:
@@ -175,4 +194,4 @@ def release_all(reservations: Iterable[Reservation | None]) -> None:
             reservation.release()
 
 
-__all__ = ["Ledger", "Reservation", "demand_of", "release_all"]
+__all__ = ["Ledger", "Reservation", "demand_of", "release_all", "release_when_done"]

@@ -250,3 +250,26 @@ def test_bad_quota_tables_are_refused_naming_the_key(tmp_path: Path, text: str, 
     with pytest.raises(config.ConfigError) as caught:
         config.load(config_file=str(path), environ={})
     assert str(caught.value).startswith(message)
+
+
+async def test_a_resource_template_that_grows_cores_counts(harness_with: Factory) -> None:
+    h = await harness_with(QuotaSettings({"cores": 4}))
+    xlarge = h.service.registry.by_location("/mixin/resource_tpl/xlarge/")
+    tiny = h.service.registry.by_location("/mixin/resource_tpl/tiny/")
+    assert xlarge is not None and tiny is not None
+    location = (await h.as_("alice@t1", "POST", "/compute/", *compute(cores=1))).location
+
+    def category(mixin: object) -> str:
+        scheme, term = getattr(mixin, "scheme"), getattr(mixin, "term")
+        return f'Category: {term}; scheme="{scheme}"; class="mixin"'
+
+    by_update = await h.as_("alice@t1", "POST", location, category(xlarge))
+    assert by_update.status == 403, by_update.text
+    assert "Quota exceeded for cores: requested 7, but already used 1 of 4 cores" in by_update.text
+    by_collection = await h.as_("alice@t1", "POST", "/mixin/resource_tpl/xlarge/", f"X-OCCI-Location: {location}")
+    assert by_collection.status == 403, by_collection.text
+    stored = await h.service.store.get(location)
+    assert stored is not None and getattr(xlarge, "type_id") not in stored.mixins
+    # a template within the quota is accepted, and its reservation is let go when it has run
+    assert (await h.as_("alice@t1", "POST", "/mixin/resource_tpl/tiny/", f"X-OCCI-Location: {location}")).status == 200
+    assert h.service.env.quotas.held("t1") == 0

@@ -31,6 +31,7 @@ from occipy.service.handlers.base import (
 from occipy.service.handlers.entities import delete_entities
 from occipy.service.parse import Listing, Locations, Page
 from occipy.service.queue import Job
+from occipy.service.quotas import Reservation, release_all, release_when_done
 from occipy.service.results import CollectionResult, EmptyResult, Result
 from occipy.service.routes import Route, Target
 from occipy.store.base import EntityQuery
@@ -191,16 +192,30 @@ async def _membership(env: Env, ctx: Context, mixin: Mixin, changes: Sequence[tu
     cloud = env.cloud
     visible = visible_mixin(ctx)
     planned = []
+    grown: dict[str, list[Entity]] = {}
     for entity, mode in changes:
         edit = Edit(mode=mode, mixins=(mixin.type_id,))
         updated = apply_edit(env.registry, entity, edit, visible=visible)  # 4xx now, for every member
         cloud.live_changes(entity, updated)
         planned.append((entity, edit))
+        grown.setdefault(entity.tenant, []).append(updated)
+    # issue 8: a template mixin that grows cores or memory counts against the owners' quotas
+    held: list[Reservation | None] = []
+    try:
+        for tenant, entities in grown.items():
+            held.append(await env.quotas.reserve(env.registry, env.store, env.options.quotas, tenant, entities))
+    except BaseException:
+        release_all(held)
+        raise
     jobs: list[Job] = []
-    for entity, edit in planned:
-        op = cloud.lanes.new_operation(entity.location, "update", entity.tenant, ctx.principal.user,
-                                       params=edit.params())
-        jobs.append(await cloud.lanes.submit(op, EditSpec(cloud, entity.location, edit, visible)))
+    try:
+        for entity, edit in planned:
+            op = cloud.lanes.new_operation(entity.location, "update", entity.tenant, ctx.principal.user,
+                                           params=edit.params())
+            jobs.append(await cloud.lanes.submit(op, EditSpec(cloud, entity.location, edit, visible)))
+    finally:
+        for reservation in held:
+            release_when_done(reservation, [job.done for job in jobs])
     ops = await settle(jobs, env.options.sync_wait)
     members = await env.store.query(EntityQuery(mixin=mixin.type_id, tenant=ctx.tenant_filter))
     recorded = [op for job, op in zip(jobs, ops) if job.recorded]
