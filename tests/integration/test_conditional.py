@@ -16,7 +16,16 @@ import httpx
 import pytest
 
 from .conftest import LiveServer, start_server
-from .tenancy_helpers import COMPUTE, MEDIA, NETWORK, NETWORKINTERFACE, STOP, action_body, created_location, entity_body
+from .tenancy_helpers import (
+    COMPUTE,
+    MEDIA,
+    NETWORK,
+    NETWORKINTERFACE,
+    STOP,
+    action_body,
+    created_location,
+    entity_body,
+)
 
 JSON = "application/occi+json"
 

@@ -128,7 +128,7 @@ class Service:
             try:
                 principal = await self._authenticate(request)
             except Unauthorized:
-                if self.authenticator_refused(request):
+                if _carries_credentials(request):
                     limits.refused(request.peer)
                 raise
             limits.admit(principal, request.method, request.peer)
@@ -137,12 +137,6 @@ class Service:
             self._audit(response, principal)
             return Admission(request, principal, response)
         return Admission(request, principal)
-
-    @staticmethod
-    def authenticator_refused(request: OcciRequest) -> bool:
-        """Whether a 401 refused credentials the request carried (not merely their absence)."""
-        return any(name in ("authorization", "x-auth-token") for name, _ in request.headers) \
-            or request.client_subject is not None
 
     async def handle(self, request: OcciRequest, admission: Admission | None = None) -> OcciResponse:
         """Answer one request. OcciErrors become 4xx/5xx renderings; anything else is a bug (500).
@@ -284,6 +278,12 @@ class Service:
     def render_error(self, error: OcciError, media: str) -> OcciResponse:
         """Errors found before the pipeline (by the HTTP adapter's limits)."""
         return self.responder.render_error(error, media)
+
+
+def _carries_credentials(request: OcciRequest) -> bool:
+    """Whether a 401 refused credentials the request carried (not merely their absence)."""
+    return any(name in ("authorization", "x-auth-token") for name, _ in request.headers) \
+        or request.client_subject is not None
 
 
 def _without_hidden_mixin(route: Route, path: str, principal: Principal, stored: Entity | None,

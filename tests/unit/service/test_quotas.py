@@ -260,7 +260,7 @@ async def test_a_resource_template_that_grows_cores_counts(harness_with: Factory
     location = (await h.as_("alice@t1", "POST", "/compute/", *compute(cores=1))).location
 
     def category(mixin: object) -> str:
-        scheme, term = getattr(mixin, "scheme"), getattr(mixin, "term")
+        scheme, term = mixin.scheme, mixin.term
         return f'Category: {term}; scheme="{scheme}"; class="mixin"'
 
     by_update = await h.as_("alice@t1", "POST", location, category(xlarge))
@@ -269,7 +269,7 @@ async def test_a_resource_template_that_grows_cores_counts(harness_with: Factory
     by_collection = await h.as_("alice@t1", "POST", "/mixin/resource_tpl/xlarge/", f"X-OCCI-Location: {location}")
     assert by_collection.status == 403, by_collection.text
     stored = await h.service.store.get(location)
-    assert stored is not None and getattr(xlarge, "type_id") not in stored.mixins
+    assert stored is not None and xlarge.type_id not in stored.mixins
     # a template within the quota is accepted, and its reservation is let go when it has run
     assert (await h.as_("alice@t1", "POST", "/mixin/resource_tpl/tiny/", f"X-OCCI-Location: {location}")).status == 200
     assert h.service.env.quotas.held("t1") == 0
