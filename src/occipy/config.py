@@ -2,6 +2,7 @@
 
 Driver options are strings collected from `[drivers.<name>]` in the config file,
 `OCCIPY_<DRIVER>_<KEY>` environment variables and `--driver-opt key=value` flags.
+Quotas come from the config file only: `[quotas]` (every tenant) and `[quotas.tenants.<name>]`.
 """
 
 from __future__ import annotations
@@ -95,6 +96,17 @@ class Settings:
     x509_map: Path | None = None  # TOML: client certificate subject DN -> user, tenant, roles
     # Prometheus metrics at /metrics and the per-request counters (docs/metrics.md).
     metrics: bool = True
+    # ---- issue 8 (tenancy branch; docs/security.md, "Quotas and rate limits") ----
+    # Per-tenant quotas, config file only: [quotas] name = limit, [quotas.tenants.<tenant>] overrides.
+    quotas: Mapping[str, float] = field(default_factory=dict)
+    tenant_quotas: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    # Rate limits in the `limits` notation ("20/second;600/minute"); "": none.
+    rate_limit: str = ""  # every request of one principal (anonymous: of one client address)
+    rate_limit_writes: str = ""  # POST/PUT/PATCH/DELETE of one principal, on top of rate_limit
+    rate_limit_auth_failures: str = ""  # refused credentials from one client address
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated addresses or
+    # networks, "*" for any); "": none, the headers are ignored (docs/security.md, "Behind a proxy").
+    forwarded_allow_ips: str = ""
 
     @property
     def store_url(self) -> str:
@@ -102,6 +114,35 @@ class Settings:
 
 
 _TYPES = {f.name: f.type for f in fields(Settings)}
+# Settings that are not single values (read from their own tables, never from the environment).
+_TABLES = frozenset({"driver_options", "other_driver_options", "clouds", "quotas", "tenant_quotas"})
+# The quotas a tenant can have (service/options.py QUOTA_NAMES, which a test keeps equal).
+QUOTAS = ("computes", "cores", "memory", "storage", "networks")
+
+
+def _quota_table(where: str, table: Any) -> dict[str, float]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table of quotas ({', '.join(QUOTAS)})")
+    limits: dict[str, float] = {}
+    for name, value in table.items():
+        if name not in QUOTAS:
+            raise ConfigError(f"{where}: unknown quota {name!r}; the quotas are {', '.join(QUOTAS)}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}.{name}: {value!r} is not a number (-1: unlimited)")
+        limits[name] = float(value)
+    return limits
+
+
+def _quotas(table: Any) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """`[quotas]` defaults and `[quotas.tenants.<name>]` overrides."""
+    if not isinstance(table, dict):
+        raise ConfigError("quotas must be a table: [quotas]")
+    table = dict(table)
+    tenants = table.pop("tenants", {})
+    if not isinstance(tenants, dict):
+        raise ConfigError("quotas.tenants must hold one table per tenant: [quotas.tenants.<name>]")
+    return (_quota_table("[quotas]", table),
+            {str(name): _quota_table(f"[quotas.tenants.{name}]", limits) for name, limits in tenants.items()})
 
 
 def _convert(name: str, value: Any) -> Any:
@@ -145,12 +186,14 @@ def load(
                 driver_tables = {name: {k: str(v) for k, v in table.items()} for name, table in value.items()}
             elif key == "clouds" and isinstance(value, dict):
                 cloud_tables = [_cloud_table(name, table, path) for name, table in value.items()]
-            elif key in _TYPES and key not in ("driver_options", "other_driver_options", "clouds"):
+            elif key == "quotas":
+                values["quotas"], values["tenant_quotas"] = _quotas(value)
+            elif key in _TYPES and key not in _TABLES:
                 values[key] = _convert(key, value)
             else:
                 raise ConfigError(f"unknown setting {key!r} in {path}")
     for name in _TYPES:
-        if name in ("driver_options", "other_driver_options", "clouds"):
+        if name in _TABLES:
             continue
         raw = env.get(f"OCCIPY_{name.upper()}")
         if raw not in (None, ""):

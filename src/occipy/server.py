@@ -26,7 +26,7 @@ from occipy.identity.chain import build_authenticator, check_exposure, methods
 from occipy.model.catalogue import standard_registry
 from occipy.model.state import state_attribute
 from occipy.observability import metrics
-from occipy.service.options import ServiceOptions
+from occipy.service.options import QuotaSettings, RateLimitSettings, ServiceOptions
 from occipy.service.pipeline import Service
 from occipy.store.sql import SqlStore
 
@@ -54,6 +54,10 @@ class Components:
             # [monitoring]
             monitoring_tick=settings.monitoring_tick, monitoring_retention=settings.monitoring_retention,
             monitoring_max_age=settings.monitoring_max_age, sla_interval=settings.sla_interval,
+            # issue 8 (tenancy branch): quotas and rate limits
+            quotas=QuotaSettings(settings.quotas, settings.tenant_quotas),
+            rate_limits=RateLimitSettings(settings.rate_limit, settings.rate_limit_writes,
+                                          settings.rate_limit_auth_failures),
         )
         self.authenticator = build_authenticator(settings)
         self.service = Service(standard_registry(), self.store, self.drivers, options,
@@ -123,8 +127,12 @@ def uvicorn_config(settings: Settings, app: Starlette, **options: Any) -> uvicor
         except (OSError, ValueError) as error:  # ssl.SSLError is an OSError
             raise ConfigError(f"cannot use the TLS certificate, key or client CA: {error}") from None
         ssl_factory = lambda config, default: context
+    # issue 8: X-Forwarded-For/-Proto are believed only from forwarded_allow_ips (uvicorn's own
+    # default would believe them from 127.0.0.1); without it they are ignored.
+    proxies = [item.strip() for item in settings.forwarded_allow_ips.split(",") if item.strip()]
     return uvicorn.Config(app, host=settings.host, port=settings.port, http=protocol_class(edge_limits(settings)),
-                          ws="none", server_header=False, ssl_context_factory=ssl_factory, **options)
+                          ws="none", server_header=False, ssl_context_factory=ssl_factory,
+                          proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None, **options)
 
 
 @click.group(help="occipy: an OCCI 1.2 server.")
@@ -209,6 +217,18 @@ def cli() -> None:
 @click.option("--x509-map", default=None,
               help="TOML file mapping client certificate subjects to users, tenants and roles "
                    "(docs/security.md) [env OCCIPY_X509_MAP].")
+@click.option("--rate-limit", default=None, metavar="LIMITS",
+              help="Requests per principal, e.g. '20/second;600/minute'; more are 429 "
+                   "[env OCCIPY_RATE_LIMIT; default none].")
+@click.option("--rate-limit-writes", default=None, metavar="LIMITS",
+              help="Writes (POST, PUT, PATCH, DELETE) per principal, on top of --rate-limit "
+                   "[env OCCIPY_RATE_LIMIT_WRITES; default none].")
+@click.option("--rate-limit-auth-failures", default=None, metavar="LIMITS",
+              help="Requests with refused credentials per client address, e.g. '10/minute'; then 429 "
+                   "[env OCCIPY_RATE_LIMIT_AUTH_FAILURES; default none].")
+@click.option("--forwarded-allow-ips", default=None, metavar="ADDRESSES",
+              help="Proxies whose X-Forwarded-For/-Proto are believed, comma-separated addresses or "
+                   "networks [env OCCIPY_FORWARDED_ALLOW_IPS; default none: the headers are ignored].")
 def serve(config_file: str | None, driver_opts: tuple[str, ...], **flags: Any) -> None:
     import uvicorn
 

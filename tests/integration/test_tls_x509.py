@@ -34,10 +34,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from occipy.config import Settings
 from occipy.errors import Unauthorized
 from occipy.http.app import create_app
-from occipy.identity.base import Credentials, Principal
+from occipy.identity.base import ANONYMOUS, Credentials, Principal
 from occipy.identity.x509 import X509Authenticator, from_settings
 from occipy.server import uvicorn_config
 from occipy.service.messages import OcciRequest, OcciResponse
+from occipy.service.pipeline import Admission
 from tests.integration.conftest import free_port
 from tests.integration.test_edge_limits import start_edge_server
 
@@ -189,7 +190,11 @@ class Recorder:
     def __init__(self) -> None:
         self.requests: list[OcciRequest] = []
 
-    async def handle(self, request: OcciRequest) -> OcciResponse:
+    async def admit(self, request: OcciRequest) -> Admission:
+        """Step 1 of the pipeline (issue 8: the adapter asks it before reading the body)."""
+        return Admission(request, ANONYMOUS)
+
+    async def handle(self, request: OcciRequest, admission: Admission | None = None) -> OcciResponse:
         self.requests.append(request)
         body = json.dumps({"subject": request.client_subject, "issuer": request.client_issuer,
                            "request_id": request.request_id, "base_url": request.base_url}).encode()

@@ -135,6 +135,19 @@ def parse_query(raw: bytes) -> dict[str, str]:
 
 
 async def to_occi(request: Request, *, max_body: int, max_headers: int, request_id: str = "") -> OcciRequest:
+    """The whole request: its head (`to_occi_head`), then its body (`read_body`)."""
+    occi_request = to_occi_head(request, max_body=max_body, max_headers=max_headers, request_id=request_id)
+    await read_body(request, occi_request, max_body=max_body)
+    return occi_request
+
+
+def to_occi_head(request: Request, *, max_body: int, max_headers: int, request_id: str = "") -> OcciRequest:
+    """The request without its body (`body` is b""): everything the service needs to authenticate it.
+
+    The header limits are checked here (400, 413 on a declared size, 415 on a content coding we
+    do not decode): none of them needs the body, so none of them reads it (issue 8: the body is
+    read only once the service has admitted the request, `Service.admit`).
+    """
     scope = request.scope
     raw_headers = scope["headers"]
     if len(raw_headers) > max_headers:
@@ -148,21 +161,8 @@ async def to_occi(request: Request, *, max_body: int, max_headers: int, request_
     declared = next((v for k, v in headers if k == "content-length"), None)
     if declared is not None and declared.isdigit() and int(declared) > max_body:
         raise PayloadTooLarge(f"the body is larger than {max_body} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    # GETs (most requests) skip the receive loop unless they announce a body.
-    has_body = (scope["method"] in ("POST", "PUT", "PATCH") or declared not in (None, "0")
-                or any(k == "transfer-encoding" for k, _ in headers))
-    codings = content_codings(headers) if has_body else []
-    if has_body:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_body:
-                raise PayloadTooLarge(f"the body is larger than {max_body} bytes")
-            chunks.append(chunk)
-    body = b"".join(chunks)
-    if codings and body:
-        body = decode_body(body, codings, max_body)
+    if _has_body(scope["method"], headers):
+        content_codings(headers)  # 415 now, before anything is read
     host = next((v for k, v in headers if k == "host"), None)
     scheme = scope.get("scheme", "http")
     if not host or any(c in host for c in "/\\@ \t\"<>"):
@@ -172,17 +172,46 @@ async def to_occi(request: Request, *, max_body: int, max_headers: int, request_
     extensions = scope.get("extensions") or {}
     tls = extensions.get("tls") or {}
     ours = extensions.get("occipy") or {}
+    client = scope.get("client")
     return OcciRequest(
         method=scope["method"],
         path=path,
         query=parse_query(scope.get("query_string", b"")),
         headers=headers,
-        body=body,
+        body=b"",
         base_url=f"{scheme}://{host}",
         request_id=request_id,
         client_subject=tls.get("client_cert_name"),
         client_issuer=ours.get("client_cert_issuer"),
+        # uvicorn puts X-Forwarded-For here only from forwarded_allow_ips (server.uvicorn_config)
+        peer=str(client[0]) if client else None,
     )
+
+
+def _has_body(method: str, headers: Sequence[tuple[str, str]]) -> bool:
+    # GETs (most requests) skip the receive loop unless they announce a body.
+    declared = next((v for k, v in headers if k == "content-length"), None)
+    return (method in ("POST", "PUT", "PATCH") or declared not in (None, "0")
+            or any(k == "transfer-encoding" for k, _ in headers))
+
+
+async def read_body(request: Request, occi_request: OcciRequest, *, max_body: int) -> None:
+    """Read the body of an admitted request into `occi_request.body`, decoded, within `max_body` (413)."""
+    headers = occi_request.headers
+    if not _has_body(occi_request.method, headers):
+        return
+    codings = content_codings(headers)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_body:
+            raise PayloadTooLarge(f"the body is larger than {max_body} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    if codings and body:
+        body = decode_body(body, codings, max_body)
+    occi_request.body = body
 
 
 def to_response(result: OcciResponse, request_id: str = "", server: str = SERVER) -> Response:

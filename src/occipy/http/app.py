@@ -55,10 +55,7 @@ def create_app(
     server = " ".join([adapter.SERVER, *getattr(service, "claims", ())])
 
     async def answer(request: Request, request_id: str) -> tuple[Response, OcciResponse]:
-        try:
-            occi_request = await adapter.to_occi(request, max_body=max_body, max_headers=max_headers,
-                                                 request_id=request_id)
-        except OcciError as error:
+        def refuse(error: OcciError) -> OcciResponse:
             try:
                 media = negotiate.response_type(request.headers.get("accept"), listing=False)
             except OcciError:
@@ -66,9 +63,30 @@ def create_app(
             refusal = service.render_error(error, media)
             if isinstance(error, adapter.UnsupportedContentEncoding):
                 refusal.headers.append(("Accept-Encoding", ", ".join(adapter.CODINGS)))
+            return refusal
+
+        try:
+            occi_request = adapter.to_occi_head(request, max_body=max_body, max_headers=max_headers,
+                                                request_id=request_id)
+        except OcciError as error:
+            refusal = refuse(error)
             return adapter.to_response(refusal, request_id, server), refusal
         try:
-            result = await service.handle(occi_request)
+            # issue 8: authenticate (and rate-limit) on the head; the body is read only after that,
+            # so an anonymous client cannot make the server receive max_body bytes.
+            admission = await service.admit(occi_request)
+            if admission.refusal is None:
+                try:
+                    await adapter.read_body(request, occi_request, max_body=max_body)
+                except OcciError as error:
+                    refusal = refuse(error)
+                    if admission.principal is not None:
+                        refusal.principal = admission.principal.user
+                        refusal.tenant = admission.principal.tenant
+                    return adapter.to_response(refusal, request_id, server), refusal
+            result = await service.handle(occi_request, admission)
+        except ClientDisconnect:
+            raise
         except Exception:
             log.exception("internal error on %s %s", occi_request.method, occi_request.path)
             return adapter.plain_error(500, "internal server error: the failure has been logged",

@@ -30,6 +30,7 @@ class CachedEntity:
     links: tuple[Entity, ...]
     headers: tuple[tuple[str, str], ...]
     body: bytes
+    etag: str = ""  # issue 8: the ETag of the rendered view (conditional.entity_tag)
 
 
 class RenderCache:
@@ -51,10 +52,10 @@ class RenderCache:
         return (_scope_of(ctx), location, ctx.media, ctx.base_url)
 
     def keep_entity(self, key: Hashable, entity: Entity, version: int, links: tuple[Entity, ...],
-                    headers: tuple[tuple[str, str], ...], body: bytes) -> None:
+                    headers: tuple[tuple[str, str], ...], body: bytes, etag: str = "") -> None:
         if len(self.entities) > MAX_ENTITIES:
             self.entities.clear()
-        self.entities[key] = CachedEntity(entity, version, links, headers, body)
+        self.entities[key] = CachedEntity(entity, version, links, headers, body, etag)
 
     def trim_entity_json(self, members: int) -> None:
         if len(self.entity_json) > 4 * max(members, 10000):

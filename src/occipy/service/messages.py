@@ -20,6 +20,9 @@ class OcciRequest:
     request_id: str = ""  # X-Request-ID from the client when a safe token, else made; echoed back
     client_subject: str | None = None  # RFC 4514 subject DN of a verified TLS client certificate
     client_issuer: str | None = None  # RFC 4514 issuer DN of that certificate
+    # ---- tenancy (issue 8): the client's address (X-Forwarded-For only from forwarded_allow_ips),
+    # the key of rate limits for requests without a principal of their own
+    peer: str | None = None
 
     def header(self, name: str) -> str | None:
         """The first value of a header (name in lower case), or None."""

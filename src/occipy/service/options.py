@@ -2,7 +2,45 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+
+# ---- issue 8 (tenancy branch): quotas and rate limits ------------------------------------------------
+
+# The quotas a tenant can have (docs/security.md, "Quotas and rate limits"): how many compute and
+# network resources, and the sums of occi.compute.cores, occi.compute.memory (GiB) and
+# occi.storage.size (GiB) over its resources.
+QUOTA_NAMES: Final = ("computes", "cores", "memory", "storage", "networks")
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaSettings:
+    """Per-tenant limits: `defaults` for every tenant, `tenants[name]` overrides (a quota missing
+    from both, or negative, is unlimited)."""
+
+    defaults: Mapping[str, float] = field(default_factory=dict)
+    tenants: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+    def limits_for(self, tenant: str) -> dict[str, float]:
+        """The limited quotas of one tenant: name -> limit."""
+        merged = {**self.defaults, **self.tenants.get(tenant, {})}
+        return {name: limit for name, limit in merged.items() if limit >= 0}
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitSettings:
+    """Limits in the `limits` notation, `;`-separated: "20/second;600/minute" ("": none).
+
+    `requests`: every request of one principal; `writes`: its POST, PUT, PATCH and DELETE requests
+    (on top of `requests`); `auth_failures`: requests with refused credentials from one client
+    address (then 429 before authentication is tried).
+    """
+
+    requests: str = ""
+    writes: str = ""
+    auth_failures: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,3 +68,6 @@ class ServiceOptions:
     monitoring_retention: int = 1000
     monitoring_max_age: float = 86400.0
     sla_interval: float = 10.0
+    # issue 8 (tenancy branch): per-tenant quotas, per-principal rate limits
+    quotas: QuotaSettings = field(default_factory=QuotaSettings)
+    rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)

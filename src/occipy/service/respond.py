@@ -19,6 +19,7 @@ from occipy.model.registry import Registry
 from occipy.rendering import json as json_rendering
 from occipy.rendering import negotiate, text, urilist
 from occipy.service.cache import RenderCache
+from occipy.service.conditional import entity_tag, evaluate
 from occipy.service.context import Context
 from occipy.service.messages import OcciResponse
 from occipy.service.results import (
@@ -59,6 +60,9 @@ class Responder:
         headers.append(("Content-Type", media))
         if isinstance(result, CreatedResult) and result.locations:
             headers.append(("Location", ctx.absolute(result.locations[0])))
+        if isinstance(result, EntityResult):
+            # issue 8: every entity rendering carries its ETag (conditional.py, D-ETAG)
+            headers.append(("ETag", entity_tag(result.entity)))
         occi_headers, body = await self._render(result, ctx)
         return OcciResponse(status=outcome.status, headers=headers + occi_headers, body=body)
 
@@ -172,7 +176,7 @@ class Responder:
     async def entity(self, stored: Entity, ctx: Context, outcome: Outcome = _NO_OUTCOME) -> OcciResponse:
         """GET of one entity. The rendering is reused while the same entity and link objects are
         stored, no operation is pending on them and the registry is unchanged (entities are
-        immutable: an update stores a new object)."""
+        immutable: an update stores a new object). A matching If-None-Match is 304 (issue 8)."""
         links: tuple[Entity, ...] = ()
         if self.registry.is_resource_kind(stored.kind):
             links = tuple((await self.views.store.links_from([stored.location])).get(stored.location, ()))
@@ -182,14 +186,31 @@ class Responder:
         quiet = not lanes.busy(stored.location) and not any(lanes.busy(link.location) for link in links)
         if (hit is not None and quiet and hit.entity is stored and hit.version == self.registry.version
                 and len(hit.links) == len(links) and all(a is b for a, b in zip(hit.links, links))):
+            if ctx.if_none_match is not None and evaluate("GET", None, ctx.if_none_match, hit.etag):
+                return OcciResponse(status=304, headers=[("ETag", hit.etag)])
             return OcciResponse(status=200, headers=[("Content-Type", ctx.media), *hit.headers], body=hit.body)
         view = await self.views.decorate(stored)
         decorated = tuple([await self.views.decorate(link) for link in links])
-        response = await self.render(EntityResult(view.evolve(links=decorated) if decorated else view, outcome), ctx)
+        shown = view.evolve(links=decorated) if decorated else view
+        if ctx.if_none_match is not None:
+            etag = entity_tag(shown)
+            if evaluate("GET", None, ctx.if_none_match, etag):
+                return OcciResponse(status=304, headers=[("ETag", etag)])
+        response = await self.render(EntityResult(shown, outcome), ctx)
         if quiet and not outcome.headers and outcome.operation is None:
             extra = tuple(header for header in response.headers if header[0] != "Content-Type")
-            self.cache.keep_entity(key, stored, self.registry.version, links, extra, response.body)
+            etag = next((value for name, value in extra if name == "ETag"), "")
+            self.cache.keep_entity(key, stored, self.registry.version, links, extra, response.body, etag)
         return response
+
+    async def current_etag(self, stored: Entity) -> str:
+        """The ETag a GET of this stored entity shows now (conditional requests, issue 8)."""
+        links: tuple[Entity, ...] = ()
+        if self.registry.is_resource_kind(stored.kind):
+            found = (await self.views.store.links_from([stored.location])).get(stored.location, ())
+            links = tuple([await self.views.decorate(link) for link in found])
+        view = await self.views.decorate(stored)
+        return entity_tag(view.evolve(links=links) if links else view)
 
     # ---- errors --------------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from occipy.service.cloud import Clouds
 from occipy.service.context import Context
 from occipy.service.options import ServiceOptions
 from occipy.service.queue import Job
+from occipy.service.quotas import Ledger
 from occipy.service.results import Outcome
 from occipy.service.views import Views
 from occipy.store.base import Operation, Store
@@ -39,6 +40,8 @@ class Env:
     creating_ids: set[str] = field(default_factory=set)
     # Rendered documents that depend on the registry version and the request's scope (OpenAPI).
     documents: dict[tuple[object, ...], bytes] = field(default_factory=dict)
+    # issue 8 (tenancy branch): quota usage reserved by requests in flight (limits: options.quotas)
+    quotas: Ledger = field(default_factory=Ledger)
 
 
 def visible_mixin(ctx: Context) -> Callable[[Mixin], bool]:

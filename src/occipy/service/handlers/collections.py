@@ -19,10 +19,19 @@ from occipy.rendering.messages import CategoryRef, Filter
 from occipy.service.cloud import EditSpec
 from occipy.service.context import Context
 from occipy.service.edits import ASSOCIATE, DISSOCIATE, Edit, apply_edit, check_dissociation
-from occipy.service.handlers.base import Env, delete_wait, find_entity, outcome_of, settle, visible_mixin
+from occipy.service.handlers.base import (
+    Env,
+    delete_wait,
+    find_entity,
+    outcome_of,
+    settle,
+    visible_categories,
+    visible_mixin,
+)
 from occipy.service.handlers.entities import delete_entities
 from occipy.service.parse import Listing, Locations, Page
 from occipy.service.queue import Job
+from occipy.service.quotas import Reservation, release_all, release_when_done
 from occipy.service.results import CollectionResult, EmptyResult, Result
 from occipy.service.routes import Route, Target
 from occipy.store.base import EntityQuery
@@ -107,7 +116,8 @@ async def list_collection(env: Env, ctx: Context, route: Route, message: Listing
     if message.category:
         type_id = message.category
         if "#" not in type_id:
-            found = [c.type_id for c in registry.categories() if c.term == type_id]
+            # issue 8: another tenant's user mixin is as unknown here as anywhere
+            found = [c.type_id for c in visible_categories(env, ctx) if c.term == type_id]
             if not found:
                 raise BadRequest(f"unknown category {type_id}")
             type_id = found[0]
@@ -115,7 +125,8 @@ async def list_collection(env: Env, ctx: Context, route: Route, message: Listing
         wanted = Filter(categories=(*wanted.categories, CategoryRef(scheme + "#", term)), attributes=wanted.attributes)
     base = _query_for(env, ctx, route)
     if route.target is Target.UNBOUND and route.path != "/" and not await env.store.count(base) \
-            and not any(location.startswith(route.path) for location in registry.locations()):
+            and not any((getattr(c, "location", None) or "").startswith(route.path)
+                        for c in visible_categories(env, ctx)):
         raise NotFound(f"nothing is stored below {route.path}")
     keys = _collection_keys(env, route)
     if not wanted and not values:
@@ -181,17 +192,31 @@ async def _membership(env: Env, ctx: Context, mixin: Mixin, changes: Sequence[tu
     clouds = env.cloud
     visible = visible_mixin(ctx)
     planned = []
+    grown: dict[str, list[Entity]] = {}
     for entity, mode in changes:
         edit = Edit(mode=mode, mixins=(mixin.type_id,))
         updated = apply_edit(env.registry, entity, edit, visible=visible)  # 4xx now, for every member
         if clouds.live_changes(entity, updated)[0]:
             clouds.of(entity).check()
         planned.append((entity, edit))
+        grown.setdefault(entity.tenant, []).append(updated)
+    # issue 8: a template mixin that grows cores or memory counts against the owners' quotas
+    held: list[Reservation | None] = []
+    try:
+        for tenant, entities in grown.items():
+            held.append(await env.quotas.reserve(env.registry, env.store, env.options.quotas, tenant, entities))
+    except BaseException:
+        release_all(held)
+        raise
     jobs: list[Job] = []
-    for entity, edit in planned:
-        op = clouds.lanes.new_operation(entity.location, "update", entity.tenant, ctx.principal.user,
-                                        params=edit.params())
-        jobs.append(await clouds.lanes.submit(op, EditSpec(clouds.of(entity), entity.location, edit, visible)))
+    try:
+        for entity, edit in planned:
+            op = clouds.lanes.new_operation(entity.location, "update", entity.tenant, ctx.principal.user,
+                                            params=edit.params())
+            jobs.append(await clouds.lanes.submit(op, EditSpec(clouds.of(entity), entity.location, edit, visible)))
+    finally:
+        for reservation in held:
+            release_when_done(reservation, [job.done for job in jobs])
     ops = await settle(jobs, env.options.sync_wait)
     members = await env.store.query(EntityQuery(mixin=mixin.type_id, tenant=ctx.tenant_filter))
     recorded = [op for job, op in zip(jobs, ops) if job.recorded]

@@ -36,6 +36,7 @@ from occipy.service.edits import (
 from occipy.service.handlers.base import Env, delete_wait, find_entity, outcome_of, settle, visible_mixin
 from occipy.service.parse import Entities, NoBody, OneEntity
 from occipy.service.queue import Job
+from occipy.service.quotas import Reservation
 from occipy.service.results import CreatedResult, EmptyResult, EntityResult, Result
 from occipy.service.routes import Route
 from occipy.store.base import QUEUED, Batch, EntityQuery, Operation
@@ -60,10 +61,13 @@ class Creation:
         self.entities: list[Entity] = []
         self.ids: list[str] = []
         self.locations: list[str] = []
+        self.quota: Reservation | None = None
 
     def release(self) -> None:
         self.env.creating_ids.difference_update(self.ids)
         self.env.creating_locations.difference_update(self.locations)
+        if self.quota is not None:
+            self.quota.release()  # the entities are stored now, or were never written
 
     async def _reserve_id(self, proposed: object) -> str:
         if proposed is None:
@@ -223,6 +227,10 @@ class Creation:
         env = self.env
         clouds = env.cloud
         lanes = clouds.lanes
+        # issue 8: quotas are checked, and the new entities' usage held, before anything is written
+        # (403 QuotaExceeded: nothing is created); `release()` lets go once they are stored.
+        self.quota = await env.quotas.reserve(env.registry, env.store, env.options.quotas,
+                                              self.ctx.principal.tenant, self.entities)
         kinds = {e.location: e.kind for e in self.entities}
         for entity in self.entities:
             for end in (entity.source, entity.target):
@@ -449,7 +457,11 @@ async def _edit(env: Env, ctx: Context, stored: Entity, item: EntityMessage, mod
     cloud.extensions.validate(updated.kind, updated.mixins, updated.attributes, registry)
     if cloud.live_changes(stored, updated)[0]:
         cloud.check()
+    # issue 8: growing cores, memory or size counts against the quotas from now until the update
+    # has run (its job is done), when the stored entity shows it.
+    grown = await env.quotas.reserve(registry, env.store, env.options.quotas, stored.tenant, [updated])
     creation = Creation(env, ctx)
+    job: Job | None = None
     try:
         if item.links:
             if registry.is_link_kind(stored.kind):
@@ -459,6 +471,8 @@ async def _edit(env: Env, ctx: Context, stored: Entity, item: EntityMessage, mod
         op = cloud.lanes.new_operation(stored.location, "update", stored.tenant, ctx.principal.user,
                                        params=edit.params())
         job = await cloud.lanes.submit(op, EditSpec(cloud, stored.location, edit, visible))
+        if grown is not None:
+            job.done.add_done_callback(lambda _: grown.release())
         jobs = [job]
         if creation.entities:
             link_jobs, _ = await creation.commit()
@@ -466,6 +480,8 @@ async def _edit(env: Env, ctx: Context, stored: Entity, item: EntityMessage, mod
         ops = await settle(jobs, env.options.sync_wait)
     finally:
         creation.release()
+        if grown is not None and job is None:
+            grown.release()  # refused before it was queued
     current = await env.store.get(stored.location) or updated
     return EntityResult(await env.views.view(current), outcome_of(job, ops[0], others=ops))
 
