@@ -53,6 +53,19 @@ from occipy.backends.base import (
     Up,
     Update,
 )
+from occipy.backends import _simulated_platform as platform
+from occipy.backends import platform_types as pt
+from occipy.backends.platform_types import (
+    APPLICATION,
+    COMPONENT,
+    COMPONENTLINK,
+    ApplicationFacts,
+    ApplicationSpec,
+    ComponentFacts,
+    ComponentLinkFacts,
+    ComponentLinkSpec,
+    ComponentSpec,
+)
 from occipy.errors import BackendError, NotSupported
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -94,6 +107,10 @@ SUPPORTS: Final[Mapping[str, Support]] = {
     b.NETWORK: Support(actions=frozenset({"up", "down"})),
     b.STORAGELINK: Support(),
     b.NETWORKINTERFACE: Support(),
+    # GFD.227 Platform (docs/platform.md): applications, components, component links.
+    APPLICATION: Support(actions=frozenset({"start", "stop"})),
+    COMPONENT: Support(actions=frozenset({"start", "stop"})),
+    COMPONENTLINK: Support(),
 }
 _STATES: Final[Mapping[str, frozenset[str]]] = {
     b.COMPUTE: frozenset({b.ACTIVE, b.INACTIVE, b.SUSPENDED, b.ERROR}),
@@ -101,6 +118,9 @@ _STATES: Final[Mapping[str, frozenset[str]]] = {
     b.NETWORK: frozenset({b.ACTIVE, b.INACTIVE, b.ERROR}),
     b.STORAGELINK: frozenset({b.ACTIVE, b.INACTIVE, b.ERROR}),
     b.NETWORKINTERFACE: frozenset({b.ACTIVE, b.INACTIVE, b.ERROR}),
+    APPLICATION: frozenset({b.ACTIVE, b.INACTIVE, b.ERROR}),
+    COMPONENT: frozenset({b.ACTIVE, b.INACTIVE, b.ERROR}),
+    COMPONENTLINK: frozenset({b.ACTIVE, b.INACTIVE, b.ERROR}),
 }
 _CREATED_STATE: Final[Mapping[str, str]] = {
     b.COMPUTE: b.ACTIVE,  # a created compute boots, as on every real cloud
@@ -108,6 +128,9 @@ _CREATED_STATE: Final[Mapping[str, str]] = {
     b.NETWORK: b.ACTIVE,
     b.STORAGELINK: b.ACTIVE,
     b.NETWORKINTERFACE: b.ACTIVE,
+    APPLICATION: b.ACTIVE,  # GFD.227 §4: created applications and components run
+    COMPONENT: b.ACTIVE,
+    COMPONENTLINK: b.ACTIVE,
 }
 _FACTS: Final[Mapping[str, type]] = {
     b.COMPUTE: ComputeFacts,
@@ -115,6 +138,9 @@ _FACTS: Final[Mapping[str, type]] = {
     b.NETWORK: NetworkFacts,
     b.STORAGELINK: StorageLinkFacts,
     b.NETWORKINTERFACE: NetworkInterfaceFacts,
+    APPLICATION: ApplicationFacts,
+    COMPONENT: ComponentFacts,
+    COMPONENTLINK: ComponentLinkFacts,
 }
 _ID_PREFIX: Final[Mapping[str, str]] = {
     b.COMPUTE: "vm",
@@ -122,10 +148,15 @@ _ID_PREFIX: Final[Mapping[str, str]] = {
     b.NETWORK: "net",
     b.STORAGELINK: "att",
     b.NETWORKINTERFACE: "nic",
+    APPLICATION: "app",
+    COMPONENT: "cmp",
+    COMPONENTLINK: "cl",
 }
 # Link ids carry their ends ("nic-1a2b3c4d:vm-...:net-...") so that `adopt` can rebuild the
 # attachments from a backend id alone after a restart.
-_LINK_ID_RE: Final = re.compile(r"^(att|nic)-[0-9a-f]+:(vm-[0-9a-f]+):((?:vol|net)-[0-9a-f]+)$")
+_LINK_ID_RE: Final = re.compile(
+    r"^(att|nic|cl)-[0-9a-f]+:((?:vm|app|cmp)-[0-9a-f]+):((?:vol|net|cmp)-[0-9a-f]+)$"
+)
 _MAC_RE: Final = re.compile(r"([0-9a-f]{2}:){5}[0-9a-f]{2}")
 # The simulated cloud's own MAC block: locally administered (bit 1 of the first octet), unicast.
 MAC_PREFIX: Final = "02:53:49"
@@ -145,7 +176,7 @@ class _Object:
     message: str | None = None
     compute_id: str | None = None  # links: the compute (source)
     target_id: str | None = None  # links: the storage or network (target)
-    image: str | None = None  # computes: Template.name of the image
+    image: str | None = None  # computes: Template.name of the image; components: of the runtime
     flavour: str | None = None  # computes: Template.name of the flavour
     snapshots: int = 0  # computes: snapshots taken, for "<name>-snapshot-N"
     deleting: bool = False
@@ -219,8 +250,9 @@ class SimulatedDriver:
         self._changes.put_nowait(None)
 
     def templates(self) -> Sequence[Template]:
-        """Four images, three flavours, and every snapshot taken since start-up."""
-        return (*_IMAGES, *_FLAVOURS, *self._snapshots.values())
+        """Four images, three flavours, every snapshot taken since start-up, and the Platform
+        runtimes and plans."""
+        return (*_IMAGES, *_FLAVOURS, *self._snapshots.values(), *platform.TEMPLATES)
 
     def changes(self) -> AsyncIterator[Change]:
         """Out-of-band changes made with `simulate_external()`, until `close()` (Watches)."""
@@ -250,6 +282,8 @@ class SimulatedDriver:
                 obj = self._new_storagelink(spec)
             case NetworkInterfaceSpec():
                 obj = self._new_networkinterface(spec)
+            case ApplicationSpec() | ComponentSpec() | ComponentLinkSpec():
+                obj = self._new_platform(spec)
             case _:
                 raise NotSupported(f"the simulated cloud cannot create a {type(spec).__name__}")
         obj.message = "creating"
@@ -554,6 +588,45 @@ class SimulatedDriver:
                 return host
         raise BackendError(f"network {network.name!r} ({net}) has no free address left")
 
+    # ------------------------------------------------------------------ Platform (GFD.227)
+
+    def _new_platform(self, spec: ApplicationSpec | ComponentSpec | ComponentLinkSpec) -> _Object:
+        if isinstance(spec, ApplicationSpec):
+            if not platform.plan_known(spec.plan):
+                raise BackendError(f"the simulated cloud has no plan {spec.plan!r}")
+            backend_id = self._new_id(APPLICATION)
+            return _Object(APPLICATION, backend_id, spec.name, b.INACTIVE,
+                           platform.application_facts(spec.name), spec.entity_id, image=spec.runtime)
+        if isinstance(spec, ComponentSpec):
+            chosen = platform.runtime(spec.runtime)
+            if chosen is None:
+                raise BackendError(f"the simulated cloud has no runtime {spec.runtime!r}; it offers "
+                                   f"{', '.join(r.name for r in platform.RUNTIMES)}")
+            if not platform.plan_known(spec.plan):
+                raise BackendError(f"the simulated cloud has no plan {spec.plan!r}")
+            if spec.database and chosen.database is None:
+                raise BackendError(f"runtime {chosen.name!r} is not a database")
+            return _Object(COMPONENT, self._new_id(COMPONENT), spec.name, b.INACTIVE,
+                           platform.component_facts(spec.name, chosen), spec.entity_id, image=chosen.name)
+        source = self._find(Ref(APPLICATION, spec.source_id)) or self._find(Ref(COMPONENT, spec.source_id))
+        target = self._find(Ref(COMPONENT, spec.target_id))
+        if source is None or source.deleting:
+            raise BackendError(f"the simulated cloud has no application or component {spec.source_id}")
+        if target is None or target.deleting:
+            raise BackendError(f"the simulated cloud has no component {spec.target_id}")
+        target_facts = target.facts if isinstance(target.facts, ComponentFacts) else ComponentFacts()
+        chosen = platform.runtime(target.image)
+        if spec.database and (chosen is None or chosen.database is None):
+            raise BackendError(f"component {target.name!r} is not a database: a database link needs one")
+        facts = platform.link_facts(target_facts, chosen, self._rng)
+        backend_id = self._new_id(COMPONENTLINK, f":{source.backend_id}:{target.backend_id}")
+        return _Object(COMPONENTLINK, backend_id, spec.name, b.INACTIVE, facts, spec.entity_id,
+                       compute_id=source.backend_id, target_id=target.backend_id)
+
+    def _hosted_by(self, application_id: str) -> list[_Object]:
+        targets = {link.target_id for link in self._all(COMPONENTLINK) if link.compute_id == application_id}
+        return [obj for obj in self._all(COMPONENT) if obj.backend_id in targets]
+
     # ------------------------------------------------------------------ actions and updates
 
     async def act(self, ref: Ref, action: Action) -> Observed:
@@ -586,6 +659,10 @@ class SimulatedDriver:
                 target = b.ONLINE
             case (b.STORAGE, Offline()):
                 target = b.OFFLINE
+            case (pt.APPLICATION | pt.COMPONENT, Start()):
+                target = b.ACTIVE
+            case (pt.APPLICATION | pt.COMPONENT, Stop()):
+                target = b.INACTIVE
             case _:
                 raise NotSupported(f"the simulated cloud has no action {action.name!r} on a {ref.resource}")
         obj = self._require(ref)
@@ -598,6 +675,11 @@ class SimulatedDriver:
                 raise BackendError(f"{ref.resource} {obj.name!r} was deleted during {action.name}")
             obj.state = target
             obj.message = None
+            if ref.resource == APPLICATION:
+                # An application starts and stops with the components it hosts.
+                for hosted in self._hosted_by(obj.backend_id):
+                    hosted.state = target
+                    self._changes.put_nowait(Change(Ref(COMPONENT, hosted.backend_id), hosted.observed()))
             return obj.observed()
 
     async def update(self, ref: Ref, change: Update) -> Observed:
@@ -676,7 +758,7 @@ class SimulatedDriver:
         if ref.backend_id in self._objects or ref.resource not in _FACTS:
             return
         compute_id = target_id = None
-        if ref.resource in (b.STORAGELINK, b.NETWORKINTERFACE):
+        if ref.resource in (b.STORAGELINK, b.NETWORKINTERFACE, COMPONENTLINK):
             match = _LINK_ID_RE.match(ref.backend_id)
             if match is not None:
                 compute_id, target_id = match.group(2), match.group(3)

@@ -47,9 +47,10 @@ from occipy.model.registry import Registry
 from occipy.service import bindings as bindings_module
 from occipy.service.bindings import Binding, SpecInput, observed_of
 from occipy.service.bindings import infrastructure as _infrastructure  # noqa: F401  (registers the kinds)
+from occipy.service.bindings import platform as _platform  # noqa: F401  (registers the Platform kinds)
 from occipy.service.edits import Edit, apply_edit, set_state, state_of, template_family
 from occipy.service.queue import Finish, Job, Lanes
-from occipy.service.templates import TemplateIndex
+from occipy.service.templates import FAMILIES, TemplateIndex
 from occipy.store.base import FAILED, QUEUED, RUNNING, SUCCEEDED, Batch, EntityQuery, Operation, Store
 
 log = logging.getLogger("occipy.cloud")
@@ -130,7 +131,7 @@ class Cloud:
         """Offer templates, re-introduce stored objects, resume or close interrupted work, follow changes."""
         listed = list(self.driver.templates())
         for template in listed:
-            if template.family in (IMAGE, FLAVOUR):
+            if template.family in FAMILIES:  # docker branch: Platform families (RUNTIME, PLAN) too
                 self.templates.offer(template)
         for mixin in saved:
             self.templates.adopt_saved(mixin, listed)
@@ -299,7 +300,8 @@ class Cloud:
 
     def spec_input(self, entity: Entity, ends: tuple[str, str] | None = None) -> SpecInput:
         return SpecInput(name=cloud_name(entity), image=self.templates.chosen(entity.mixins, IMAGE),
-                         flavour=self.templates.chosen(entity.mixins, FLAVOUR), ends=ends)
+                         flavour=self.templates.chosen(entity.mixins, FLAVOUR), ends=ends,
+                         templates=self.templates.chosen_all(entity.mixins))  # docker branch: Platform templates
 
     async def link_ends(self, link: Entity) -> tuple[str, str]:
         ids = []

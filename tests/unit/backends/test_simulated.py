@@ -127,7 +127,8 @@ def test_implements_every_optional_protocol() -> None:
 
 def test_supports_every_type_action_and_update() -> None:
     supports = SimulatedDriver().supports
-    assert set(supports) == {COMPUTE, STORAGE, NETWORK, STORAGELINK, NETWORKINTERFACE}
+    assert set(supports) == {COMPUTE, STORAGE, NETWORK, STORAGELINK, NETWORKINTERFACE,
+                             "application", "component", "componentlink"}
     assert supports[COMPUTE].actions == {"start", "stop", "restart", "suspend", "save"}
     assert supports[COMPUTE].updates == {f.name for f in dataclasses.fields(ComputeUpdate)}
     assert supports[STORAGE].updates == {"size_gib"}
