@@ -828,7 +828,8 @@ class DriverContract:
                     NETWORKINTERFACE,
                     lambda e: NetworkInterfaceSpec(
                         name=unique("ct-nic"),
-                        compute_id=computes[0].backend_id,
+                        # One interface per compute and network (Docker connects a container once).
+                        compute_id=computes[0 if e else 1].backend_id,
                         network_id=network.backend_id,
                         entity_id=e,
                     ),
