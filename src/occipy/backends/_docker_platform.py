@@ -141,18 +141,11 @@ def create_application(engine: Engine, name: str, entity: str, record: Mapping[s
 
 
 def hosted(engine: Engine, network: Any) -> list[Any]:
-    """The component containers on an application's network, by name."""
-    network.reload()
-    names = sorted(c["Name"] for c in (network.attrs.get("Containers") or {}).values())
-    found = []
-    for name in names:
-        try:
-            container = engine.container(name)
-        except Gone:
-            continue
-        if container.labels.get(KIND) == COMPONENT:
-            found.append(container)
-    return found
+    """The component containers on an application's network, by name, stopped ones included (the
+    network lists only running containers; a container's settings keep its networks)."""
+    containers = engine.client.containers.list(all=True, filters={"label": [f"{MANAGED}=1", f"{KIND}={COMPONENT}"]})
+    found = [c for c in containers if any(e.network == network.id for e in endpoints_of(c))]
+    return sorted(found, key=lambda c: c.name)
 
 
 def application_observed(engine: Engine, backend_id: str) -> b.Observed:
@@ -164,10 +157,12 @@ def application_observed(engine: Engine, backend_id: str) -> b.Observed:
     state = b.INACTIVE if states and all(s == b.INACTIVE for s in states) else b.ACTIVE
     url = None
     # The application answers where its first component that serves and is not a database does
-    # (by container name); a database alone gives its address too.
-    members.sort(key=lambda c: Desired.from_labels(c.labels).database is not None)
+    # (by container name): a database does not answer a browser.
     for container in members:
-        port = Desired.from_labels(container.labels).port
+        desired = Desired.from_labels(container.labels)
+        if desired.database is not None:
+            continue
+        port = desired.port
         settings = (container.attrs.get("NetworkSettings", {}).get("Networks") or {}).get(network.name) or {}
         address = settings.get("IPAddress")
         if port and address:
@@ -182,11 +177,12 @@ def delete_application(engine: Engine, backend_id: str) -> None:
     except Gone:
         return
     network.reload()
-    for container in (network.attrs.get("Containers") or {}):
+    members = set(network.attrs.get("Containers") or {}) | {c.id for c in hosted(engine, network)}
+    for container in members:
         try:
             network.disconnect(container, force=True)
-        except docker.errors.NotFound:
-            pass
+        except (docker.errors.NotFound, docker.errors.APIError):
+            pass  # gone, or not connected any more
     network.remove()
 
 

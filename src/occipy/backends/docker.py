@@ -533,7 +533,17 @@ class DockerDriver:
         backend_id, facts, application = plat.create_link(self._engine, spec)
         if application is not None:
             self._announce_application(application)
+        else:  # the source was re-created: its address on its applications' networks may be new
+            self._announce_applications_of(spec.source_id)
         return b.Observed(backend_id, b.ACTIVE, None, facts)
+
+    def _announce_applications_of(self, name: str) -> None:
+        try:
+            container = self._engine.container(name)
+        except Gone:
+            return
+        for network in plat.applications_of(container):
+            self._announce_application(network)
 
     def _announce_application(self, backend_id: str) -> None:
         """The application's URL follows its members: report it as a change (from a worker thread)."""
@@ -575,6 +585,8 @@ class DockerDriver:
                                                       self._engine, ref.backend_id)
                 if application is not None:
                     await self._run("observe an application", self._announce_application, application)
+                else:
+                    await self._run("observe applications", self._announce_applications_of, parsed[1])
 
     def _delete_container(self, ref: b.Ref) -> None:
         try:
