@@ -16,10 +16,10 @@ import pytest
 
 pytest.importorskip("docker", reason="the docker SDK is the docker extra: uv sync --extra docker")
 
-from occipy.client import Client, LinkSpec  # noqa: E402
-from occipy.model.catalogue import NETWORKINTERFACE, STORAGELINK  # noqa: E402
-from tests.integration.conftest import LiveServer, process_server, start_server  # noqa: E402
-from tests.services.dockerd import DockerDaemon  # noqa: E402
+from occipy.client import Client, LinkSpec
+from occipy.model.catalogue import NETWORKINTERFACE, STORAGELINK
+from tests.integration.conftest import LiveServer, process_server, start_server
+from tests.services.dockerd import DockerDaemon
 
 pytestmark = pytest.mark.timeout(240)
 MANAGED = {"label": "org.occipy.managed=1"}

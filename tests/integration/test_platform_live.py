@@ -22,7 +22,7 @@ MANAGED = {"label": "org.occipy.managed=1"}
 
 
 def worked_example() -> str:
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
+    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.DOTALL)
     assert len(blocks) == 1, "docs/platform.md has one Python example"
     return blocks[0]
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import ipaddress
 import logging
 import os
 import platform as host_platform
@@ -27,27 +26,21 @@ import anyio.to_thread
 import docker.errors
 import docker.types
 
+from occipy.backends import _docker_objects as objects
 from occipy.backends import _docker_platform as plat
 from occipy.backends import base as b
 from occipy.backends._docker_engine import (
-    ALLOCATION,
-    CONFIG,
-    EP_ENTITY,
-    EP_INTERFACE,
-    EP_KIND,
+    BUSYBOX_IMAGE,
+    CPU_PERIOD,
     GIB,
     KIND,
     MANAGED,
     SAVED,
     SIZE,
-    CPU_PERIOD,
-    BUSYBOX_IMAGE,
-    ENTITY,
     Desired,
     Engine,
     Gone,
     Mount,
-    endpoints_of,
     state_of,
     translate,
 )
@@ -167,7 +160,7 @@ class DockerDriver:
                 return fn(*args)
             except (Gone, BackendError, NotSupported):
                 raise
-            except Exception as exc:  # noqa: BLE001 - every SDK error is translated
+            except Exception as exc:
                 translated = translate(exc, what)
                 if translated is exc:
                     raise
@@ -244,7 +237,7 @@ class DockerDriver:
         if default is not None and default not in images:
             raise BackendError(f"docker driver option default_image: no image {default!r} on the engine; "
                                f"offered: {', '.join(sorted(images))}")
-        self._default_image = default or (BUSYBOX_IMAGE if BUSYBOX_IMAGE in images else sorted(images)[0])
+        self._default_image = default or (BUSYBOX_IMAGE if BUSYBOX_IMAGE in images else min(images))
         self._images = images
         runtimes = {r.name: r for r in plat.BUILTIN}
         for name, ref in images.items():
@@ -272,7 +265,7 @@ class DockerDriver:
                     continue
                 try:
                     changes = self._changes_for(event)
-                except Exception:  # noqa: BLE001 - one bad event must not end the stream
+                except Exception:
                     log.exception("docker: cannot follow event %s", event.get("Action"))
                     continue
                 for change in changes:
@@ -322,15 +315,15 @@ class DockerDriver:
             case b.ComputeSpec():
                 return await self._run("create a container", self._create_compute, spec)
             case b.StorageSpec():
-                return await self._run("create a volume", self._create_volume, spec)
+                return await self._run("create a volume", objects.create_volume, self._engine, spec)
             case b.NetworkSpec():
-                return await self._run("create a network", self._create_network, spec)
+                return await self._run("create a network", objects.create_network, self._engine, spec)
             case b.StorageLinkSpec():
                 async with self._lock(spec.compute_id):
                     return await self._quietly(spec.compute_id, "mount a volume", self._create_storagelink, spec)
             case b.NetworkInterfaceSpec():
                 async with self._lock(spec.compute_id):
-                    return await self._run("connect a container", self._create_interface, spec)
+                    return await self._run("connect a container", objects.create_interface, self._engine, spec)
             case ApplicationSpec():
                 return await self._run("create an application network", self._create_application, spec)
             case ComponentSpec():
@@ -401,49 +394,12 @@ class DockerDriver:
         message = status.get("Error") or None
         return b.Observed(container.name, state_of(container), message, facts)
 
-    def _create_volume(self, spec: b.StorageSpec) -> b.Observed:
-        if not spec.size_gib > 0:
-            raise BackendError(f"size must be above 0 GiB, got {spec.size_gib}")
-        name = _NAME_RE.sub("-", spec.name).strip("-._") or "occipy-volume"
-        if any(v.name == name for v in self._engine.client.volumes.list()):
-            raise BackendError(f"a Docker volume {name} exists already")
-        volume = self._engine.client.volumes.create(name, driver="local", labels={
-            MANAGED: "1", KIND: b.STORAGE, ENTITY: spec.entity_id, SIZE: f"{spec.size_gib:g}"})
-        return b.Observed(volume.name, b.ONLINE, None, b.StorageFacts(size_gib=spec.size_gib))
-
-    def _create_network(self, spec: b.NetworkSpec) -> b.Observed:
-        ipam = None
-        if spec.address:
-            try:
-                subnet = ipaddress.ip_network(spec.address, strict=False)
-            except ValueError:
-                raise BackendError(f"network address {spec.address!r} is not an address range (CIDR)") from None
-            if spec.gateway and ipaddress.ip_address(spec.gateway) not in subnet:
-                raise BackendError(f"gateway {spec.gateway} is outside the network range {subnet}")
-            ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=str(subnet),
-                                                                               gateway=spec.gateway)])
-        elif spec.gateway:
-            raise BackendError("a gateway needs the network's address range (occi.network.address)")
-        if spec.allocation not in (None, "dynamic", "static"):
-            raise BackendError(f"allocation must be dynamic or static, got {spec.allocation!r}")
-        labels = {MANAGED: "1", KIND: b.NETWORK, ENTITY: spec.entity_id, ALLOCATION: spec.allocation or "dynamic"}
-        network = self._engine.client.networks.create(_NAME_RE.sub("-", spec.name), driver="bridge", ipam=ipam,
-                                                      labels=labels, check_duplicate=True)
-        network.reload()
-        return self._network_observed(network)
-
-    def _network_observed(self, network: Any) -> b.Observed:
-        config = (network.attrs.get("IPAM", {}).get("Config") or [{}])[0]
-        facts = b.NetworkFacts(address=config.get("Subnet"), gateway=config.get("Gateway"),
-                               allocation=network.attrs.get("Labels", {}).get(ALLOCATION))
-        return b.Observed(network.id, b.ACTIVE, None, facts)
-
     def _create_storagelink(self, spec: b.StorageLinkSpec) -> b.Observed:
         try:
             container = self._engine.managed_container(spec.compute_id, (b.COMPUTE,))
         except Gone:
             raise BackendError(f"the Docker cloud has no container {spec.compute_id}") from None
-        volume = self._volume(spec.storage_id)
+        volume = objects.volume_of(self._engine, spec.storage_id)
         if volume is None:
             raise BackendError(f"the Docker cloud has no volume {spec.storage_id}")
         desired = Desired.from_labels(container.labels)
@@ -461,56 +417,6 @@ class DockerDriver:
         self._engine.recreate(container.name, lambda d: replace(d, mounts=(*d.mounts, mount)))
         return b.Observed(f"{container.name}:{volume.name}", b.ACTIVE, None,
                           b.StorageLinkFacts(device=device, mountpoint=path))
-
-    def _volume(self, name: str) -> Any:
-        try:
-            volume = self._engine.client.volumes.get(name)
-        except docker.errors.NotFound:
-            return None
-        return volume if (volume.attrs.get("Labels") or {}).get(KIND) == b.STORAGE else None
-
-    def _create_interface(self, spec: b.NetworkInterfaceSpec) -> b.Observed:
-        try:
-            container = self._engine.managed_container(spec.compute_id, (b.COMPUTE,))
-        except Gone:
-            raise BackendError(f"the Docker cloud has no container {spec.compute_id}") from None
-        network = self._network(spec.network_id, b.NETWORK)
-        if network is None:
-            raise BackendError(f"the Docker cloud has no network {spec.network_id}")
-        if spec.mac:
-            raise NotSupported("Docker picks the MAC address of a network connection itself")
-        endpoints = endpoints_of(container)
-        if any(e.network == network.id for e in endpoints):
-            raise NotSupported(f"Docker connects a container to a network once: {container.name} is on "
-                               f"{network.name} already")
-        address = str(ipaddress.ip_interface(spec.address).ip) if spec.address else None
-        interface = spec.interface or f"eth{len(endpoints)}"
-        options = {EP_ENTITY: spec.entity_id, EP_KIND: b.NETWORKINTERFACE, EP_INTERFACE: interface,
-                   ALLOCATION: spec.allocation or network.attrs.get("Labels", {}).get(ALLOCATION, "dynamic")}
-        self._engine.client.api.connect_container_to_network(container.id, network.id, ipv4_address=address,
-                                                             driver_opt=options)
-        container.reload()
-        observed = self._interface_observed(container, network.id)
-        assert observed is not None
-        return observed
-
-    def _network(self, backend_id: str, kind: str) -> Any:
-        try:
-            network = self._engine.client.networks.get(backend_id)
-        except docker.errors.NotFound:
-            return None
-        return network if network.attrs.get("Labels", {}).get(KIND) == kind else None
-
-    def _interface_observed(self, container: Any, network_id: str) -> b.Observed | None:
-        for name, settings in (container.attrs.get("NetworkSettings", {}).get("Networks") or {}).items():
-            options = settings.get("DriverOpts") or {}
-            if settings.get("NetworkID") == network_id and options.get(EP_KIND) == b.NETWORKINTERFACE:
-                facts = b.NetworkInterfaceFacts(
-                    interface=options.get(EP_INTERFACE), mac=settings.get("MacAddress") or None,
-                    address=settings.get("IPAddress") or None, gateway=settings.get("Gateway") or None,
-                    allocation=options.get(ALLOCATION))
-                return b.Observed(f"{container.name}:{network_id}", b.ACTIVE, None, facts)
-        return None
 
     def _create_application(self, spec: ApplicationSpec) -> b.Observed:
         network = plat.create_application(self._engine, _NAME_RE.sub("-", spec.name), spec.entity_id,
@@ -564,7 +470,7 @@ class DockerDriver:
         elif ref.resource == b.STORAGE:
             await self._run("remove a volume", self._delete_volume, ref.backend_id)
         elif ref.resource == b.NETWORK:
-            await self._run("remove a network", self._delete_network, ref.backend_id)
+            await self._run("remove a network", objects.delete_network, self._engine, ref.backend_id)
         elif ref.resource == b.STORAGELINK:
             compute, _, volume = ref.backend_id.partition(":")
             if volume:
@@ -574,7 +480,7 @@ class DockerDriver:
             compute, _, network = ref.backend_id.partition(":")
             if network:
                 async with self._lock(compute):
-                    await self._run("disconnect a container", self._disconnect, compute, network)
+                    await self._run("disconnect a container", objects.disconnect, self._engine, compute, network)
         elif ref.resource == APPLICATION:
             await self._run("remove an application network", plat.delete_application, self._engine, ref.backend_id)
         elif ref.resource == COMPONENTLINK:
@@ -597,7 +503,7 @@ class DockerDriver:
         self._engine.wait_gone(ref.backend_id)
 
     def _delete_volume(self, name: str) -> None:
-        volume = self._volume(name)
+        volume = objects.volume_of(self._engine, name)
         if volume is None:
             return
         # Detach it first (infrastructure.md §4.3: DELETE is accepted with links attached).
@@ -605,17 +511,6 @@ class DockerDriver:
             if any(m.volume == name for m in Desired.from_labels(container.labels).mounts):
                 self._unmount(container.name, name)
         volume.remove(force=True)
-
-    def _delete_network(self, backend_id: str) -> None:
-        network = self._network(backend_id, b.NETWORK)
-        if network is None:
-            return
-        for container in (network.attrs.get("Containers") or {}):
-            try:
-                network.disconnect(container, force=True)
-            except docker.errors.NotFound:
-                pass
-        network.remove()
 
     def _unmount(self, compute: str, volume: str) -> None:
         self._quiet.add(compute)
@@ -625,15 +520,6 @@ class DockerDriver:
                 self._engine.recreate(compute, lambda d: replace(d, mounts=tuple(m for m in d.mounts if m.volume != volume)))
         except Gone:
             return
-
-    def _disconnect(self, compute: str, network: str) -> None:
-        try:
-            self._engine.client.api.disconnect_container_from_network(compute, network, force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            if "is not connected" not in str(exc):
-                raise
 
     # ---- observe ----------------------------------------------------------------------------------
 
@@ -647,14 +533,14 @@ class DockerDriver:
         if ref.resource in _CONTAINERS:
             return self._container_observed(self._engine.managed_container(ref.backend_id, (ref.resource,)))
         if ref.resource == b.STORAGE:
-            volume = self._volume(ref.backend_id)
+            volume = objects.volume_of(self._engine, ref.backend_id)
             if volume is None:
                 return None
             size = (volume.attrs.get("Labels") or {}).get(SIZE)
             return b.Observed(volume.name, b.ONLINE, None, b.StorageFacts(size_gib=float(size) if size else None))
         if ref.resource == b.NETWORK:
-            network = self._network(ref.backend_id, b.NETWORK)
-            return self._network_observed(network) if network is not None else None
+            network = objects.network_of(self._engine, ref.backend_id, b.NETWORK)
+            return objects.network_observed(self._engine, network) if network is not None else None
         if ref.resource == b.STORAGELINK:
             compute, _, volume = ref.backend_id.partition(":")
             container = self._engine.managed_container(compute, (b.COMPUTE,))
@@ -664,7 +550,7 @@ class DockerDriver:
             return b.Observed(ref.backend_id, b.ACTIVE, None, b.StorageLinkFacts(device=mount.device, mountpoint=mount.path))
         if ref.resource == b.NETWORKINTERFACE:
             compute, _, network = ref.backend_id.partition(":")
-            return self._interface_observed(self._engine.managed_container(compute, (b.COMPUTE,)), network)
+            return objects.interface_observed(self._engine, self._engine.managed_container(compute, (b.COMPUTE,)), network)
         if ref.resource == APPLICATION:
             return plat.application_observed(self._engine, ref.backend_id)
         if ref.resource == COMPONENTLINK:
@@ -787,44 +673,7 @@ class DockerDriver:
     # ---- inventory --------------------------------------------------------------------------------
 
     async def inventory(self) -> Sequence[b.Tagged]:
-        return await self._run("list occipy's objects", self._inventory)
-
-    def _inventory(self) -> list[b.Tagged]:
-        client = self._engine.client
-        found: list[b.Tagged] = []
-        label = {"label": f"{MANAGED}=1"}
-        for container in client.containers.list(all=True, filters=label):
-            kind = container.labels.get(KIND, "")
-            if kind not in _CONTAINERS or CONFIG not in container.labels:
-                continue
-            if container.labels.get(ENTITY):
-                found.append(b.Tagged(b.Ref(kind, container.name), container.labels[ENTITY]))
-            desired = Desired.from_labels(container.labels)
-            for mount in desired.mounts:
-                if mount.entity:
-                    found.append(b.Tagged(b.Ref(b.STORAGELINK, f"{container.name}:{mount.volume}"), mount.entity))
-            for use in desired.uses:
-                if use.entity:
-                    found.append(b.Tagged(b.Ref(COMPONENTLINK, plat.link_id(plat.USE, container.name, use.target)),
-                                          use.entity))
-            for endpoint in endpoints_of(container):
-                entity = endpoint.options.get(EP_ENTITY)
-                if not entity:
-                    continue
-                if endpoint.options.get(EP_KIND) == b.NETWORKINTERFACE:
-                    found.append(b.Tagged(b.Ref(b.NETWORKINTERFACE, f"{container.name}:{endpoint.network}"), entity))
-                elif endpoint.options.get(EP_KIND) == COMPONENTLINK:
-                    found.append(b.Tagged(b.Ref(COMPONENTLINK, plat.link_id(plat.HOST, endpoint.network,
-                                                                            container.name)), entity))
-        for volume in client.volumes.list(filters=label):
-            labels = volume.attrs.get("Labels") or {}
-            if labels.get(KIND) == b.STORAGE and labels.get(ENTITY):
-                found.append(b.Tagged(b.Ref(b.STORAGE, volume.name), labels[ENTITY]))
-        for network in client.networks.list(filters=label):
-            labels = network.attrs.get("Labels") or {}
-            if labels.get(KIND) in (b.NETWORK, APPLICATION) and labels.get(ENTITY):
-                found.append(b.Tagged(b.Ref(labels[KIND], network.id), labels[ENTITY]))
-        return found
+        return await self._run("list occipy's objects", objects.inventory, self._engine)
 
 
 __all__ = ["DockerDriver", "DockerSettings"]

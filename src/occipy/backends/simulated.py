@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from occipy.backends import _simulated_platform as platform
 from occipy.backends import base as b
+from occipy.backends import platform_types as pt
 from occipy.backends.base import (
     Action,
     Change,
@@ -53,8 +55,6 @@ from occipy.backends.base import (
     Up,
     Update,
 )
-from occipy.backends import _simulated_platform as platform
-from occipy.backends import platform_types as pt
 from occipy.backends.platform_types import (
     APPLICATION,
     COMPONENT,

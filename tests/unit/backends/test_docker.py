@@ -15,8 +15,8 @@ import pytest
 
 docker = pytest.importorskip("docker", reason="the docker SDK is the docker extra: uv sync --extra docker")
 
-from occipy.backends import load_driver_class  # noqa: E402
-from occipy.backends.base import (  # noqa: E402
+from occipy.backends import load_driver_class
+from occipy.backends.base import (
     COMPUTE,
     IMAGE,
     NETWORK,
@@ -39,8 +39,8 @@ from occipy.backends.base import (  # noqa: E402
     StorageSpec,
     Suspend,
 )
-from occipy.backends.docker import DockerDriver  # noqa: E402
-from occipy.backends.platform_types import (  # noqa: E402
+from occipy.backends.docker import DockerDriver
+from occipy.backends.platform_types import (
     APPLICATION,
     COMPONENT,
     COMPONENTLINK,
@@ -51,9 +51,9 @@ from occipy.backends.platform_types import (  # noqa: E402
     ComponentLinkSpec,
     ComponentSpec,
 )
-from occipy.errors import BackendError, NotSupported  # noqa: E402
-from tests.services.dockerd import DockerDaemon  # noqa: E402
-from tests.unit.backends.contract import DriverContract, Made, facts, next_change, unique  # noqa: E402
+from occipy.errors import BackendError, NotSupported
+from tests.services.dockerd import DockerDaemon
+from tests.unit.backends.contract import DriverContract, Made, facts, next_change, unique
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -171,8 +171,8 @@ async def test_user_data_and_ssh_key_are_files_and_environment(drv: DockerDriver
     observed = await drv.create(ComputeSpec(name=unique("ctx"), user_data=b"#cloud-config\nhello: 1\n",
                                             ssh_public_key="ssh-ed25519 AAAA test@occipy"))
     container = docker_client.containers.get(observed.backend_id)
-    out = container.exec_run(["sh", "-c", "cat $OCCI_USER_DATA_FILE; cat /root/.ssh/authorized_keys; "
-                                          "cat $OCCI_SSH_KEY_FILE"]).output.decode()
+    script = "cat $OCCI_USER_DATA_FILE; cat /root/.ssh/authorized_keys; cat $OCCI_SSH_KEY_FILE"
+    out = container.exec_run(["sh", "-c", script]).output.decode()
     assert out == "#cloud-config\nhello: 1\nssh-ed25519 AAAA test@occipy\nssh-ed25519 AAAA test@occipy\n"
 
 
@@ -289,7 +289,7 @@ async def test_volume_in_use_is_detached_before_delete(drv: DockerDriver, docker
 
 
 def _get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - a container on our bridge
+    with urllib.request.urlopen(url, timeout=10) as answer:
         return str(answer.read().decode())
 
 
