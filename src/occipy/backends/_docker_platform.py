@@ -85,6 +85,7 @@ BUILTIN: Final[tuple[Runtime, ...]] = (
             database="toydb"),
 )
 DEFAULT_RUNTIME: Final = "busybox-httpd"
+DEFAULT_DATABASE: Final = "busybox-toydb"  # a database component without a runtime
 
 
 def image_runtime(name: str, ref: str, client: Any) -> Runtime:

@@ -39,6 +39,7 @@ RUNTIMES: Final[tuple[Runtime, ...]] = (
     Runtime("redis-7", "Redis 7 key-value store", 6379, database="redis", version="7.2.5"),
 )
 DEFAULT_RUNTIME: Final = "static-web"
+DEFAULT_DATABASE: Final = "postgresql-16"  # a database component without a runtime
 PLANS: Final[tuple[b.Template, ...]] = (
     b.Template(b.PLAN, "starter", "Starter: 1 core, 0.5 GiB", cores=1, memory_gib=0.5),
     b.Template(b.PLAN, "standard", "Standard: 2 cores, 2 GiB", cores=2, memory_gib=2.0),
@@ -52,8 +53,8 @@ TEMPLATES: Final[tuple[b.Template, ...]] = (
 DOMAIN: Final = "simulated.invalid"
 
 
-def runtime(name: str | None) -> Runtime | None:
-    wanted = name or DEFAULT_RUNTIME
+def runtime(name: str | None, database: bool = False) -> Runtime | None:
+    wanted = name or (DEFAULT_DATABASE if database else DEFAULT_RUNTIME)
     return next((r for r in RUNTIMES if r.name == wanted), None)
 
 

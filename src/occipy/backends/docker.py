@@ -424,7 +424,7 @@ class DockerDriver:
         return plat.application_observed(self._engine, network.id)
 
     def _create_component(self, spec: ComponentSpec) -> b.Observed:
-        name = spec.runtime or plat.DEFAULT_RUNTIME
+        name = spec.runtime or (plat.DEFAULT_DATABASE if spec.database else plat.DEFAULT_RUNTIME)
         runtime = self._runtimes.get(name)
         if runtime is None:
             raise BackendError(f"the Docker cloud has no runtime {name!r}; it offers {', '.join(self._runtimes)}")

@@ -598,7 +598,7 @@ class SimulatedDriver:
             return _Object(APPLICATION, backend_id, spec.name, b.INACTIVE,
                            platform.application_facts(spec.name), spec.entity_id, image=spec.runtime)
         if isinstance(spec, ComponentSpec):
-            chosen = platform.runtime(spec.runtime)
+            chosen = platform.runtime(spec.runtime, spec.database)
             if chosen is None:
                 raise BackendError(f"the simulated cloud has no runtime {spec.runtime!r}; it offers "
                                    f"{', '.join(r.name for r in platform.RUNTIMES)}")

@@ -347,3 +347,18 @@ async def test_platform_application_web_and_database(drv: DockerDriver, docker_c
         await drv.delete(ref)
         assert await drv.observe(ref) is None
     assert [c.name for c in docker_client.containers.list(all=True)] == []
+
+
+def test_missing_sdk_is_one_line_naming_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `occipy serve --driver docker` without the docker extra.
+    import sys
+
+    for module in [m for m in sys.modules if m == "docker" or m.startswith(("docker.", "occipy.backends.docker",
+                                                                              "occipy.backends._docker"))]:
+        monkeypatch.delitem(sys.modules, module)
+    monkeypatch.setitem(sys.modules, "docker", None)
+    with pytest.raises(ValueError) as caught:
+        load_driver_class("docker")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("the docker driver needs the docker extra: pip install 'occipy[docker]'")
