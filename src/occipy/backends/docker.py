@@ -125,6 +125,7 @@ class DockerDriver:
         self._quiet: set[str] = set()  # containers occipy is re-creating or deleting (events ignored)
         self._subscribers: list[asyncio.Queue[b.Change | None]] = []
         self._events: Any = None
+        self._events_client: Any = None
         self._watcher: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -196,6 +197,9 @@ class DockerDriver:
         if self._watcher is not None:
             await anyio.to_thread.run_sync(self._watcher.join, 5.0)
             self._watcher = None
+        if self._events_client is not None:
+            await anyio.to_thread.run_sync(self._events_client.close)
+            self._events_client = None
         self._publish(None)
         await anyio.to_thread.run_sync(self._engine.close)
 
@@ -253,8 +257,8 @@ class DockerDriver:
     # ---- events (Watches) -------------------------------------------------------------------------
 
     def _start_events(self) -> Any:
-        client = self._engine.events_client()
-        return client.events(decode=True, filters={"type": "container", "label": f"{MANAGED}=1"})
+        self._events_client = self._engine.events_client()
+        return self._events_client.events(decode=True, filters={"type": "container", "label": f"{MANAGED}=1"})
 
     def _watch(self, stream: Any) -> None:
         loop = self._loop
@@ -520,6 +524,8 @@ class DockerDriver:
                 self._engine.recreate(compute, lambda d: replace(d, mounts=tuple(m for m in d.mounts if m.volume != volume)))
         except Gone:
             return
+        finally:
+            self._quiet.discard(compute)
 
     # ---- observe ----------------------------------------------------------------------------------
 
