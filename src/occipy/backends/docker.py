@@ -17,6 +17,7 @@ import os
 import platform as host_platform
 import re
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -123,7 +124,8 @@ class DockerDriver:
         self._architecture: str | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._quiet: set[str] = set()  # containers occipy is re-creating or deleting (events ignored)
-        self._subscribers: list[asyncio.Queue[b.Change | None]] = []
+        # Each subscriber gets the changes of events that happened after it subscribed (ns).
+        self._subscribers: list[tuple[int, asyncio.Queue[b.Change | None]]] = []
         self._events: Any = None
         self._events_client: Any = None
         self._watcher: threading.Thread | None = None
@@ -171,9 +173,10 @@ class DockerDriver:
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())
 
-    def _publish(self, change: b.Change | None) -> None:
-        for queue in list(self._subscribers):
-            queue.put_nowait(change)
+    def _publish(self, change: b.Change | None, at: int | None = None) -> None:
+        for since, queue in list(self._subscribers):
+            if at is None or at >= since:
+                queue.put_nowait(change)
 
     # ---- lifecycle --------------------------------------------------------------------------------
 
@@ -272,8 +275,9 @@ class DockerDriver:
                 except Exception:
                     log.exception("docker: cannot follow event %s", event.get("Action"))
                     continue
+                at = int(event.get("timeNano") or time.time_ns())
                 for change in changes:
-                    loop.call_soon_threadsafe(self._publish, change)
+                    loop.call_soon_threadsafe(self._publish, change, at)
         except Exception:  # noqa: BLE001, S110 - the stream ends when close() closes it
             pass
 
@@ -298,10 +302,12 @@ class DockerDriver:
 
     def changes(self) -> AsyncIterator[b.Change]:
         queue: asyncio.Queue[b.Change | None] = asyncio.Queue()
-        self._subscribers.append(queue)
-        return self._stream(queue)
+        entry = (time.time_ns(), queue)
+        self._subscribers.append(entry)
+        return self._stream(entry)
 
-    async def _stream(self, queue: asyncio.Queue[b.Change | None]) -> AsyncIterator[b.Change]:
+    async def _stream(self, entry: tuple[int, asyncio.Queue[b.Change | None]]) -> AsyncIterator[b.Change]:
+        queue = entry[1]
         try:
             while True:
                 change = await queue.get()
@@ -309,8 +315,8 @@ class DockerDriver:
                     return
                 yield change
         finally:
-            if queue in self._subscribers:
-                self._subscribers.remove(queue)
+            if entry in self._subscribers:
+                self._subscribers.remove(entry)
 
     # ---- create -----------------------------------------------------------------------------------
 
