@@ -145,7 +145,7 @@ def cli() -> None:
 @click.option("--host", default=None, help="Address to listen on [env OCCIPY_HOST; default 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Port to listen on [env OCCIPY_PORT; default 8080].")
 @click.option("--data-dir", default=None, help="Directory for the database and driver files [env OCCIPY_DATA_DIR; default ./data].")
-@click.option("--driver", default=None, help="Cloud driver: simulated or libvirt [env OCCIPY_DRIVER; default simulated].")
+@click.option("--driver", default=None, help="Cloud driver: simulated, libvirt or docker [env OCCIPY_DRIVER; default simulated].")
 @click.option("--driver-opt", "driver_opts", multiple=True, metavar="KEY=VALUE",
               help="Driver option, repeatable (e.g. uri=qemu:///system) [env OCCIPY_<DRIVER>_<KEY>].")
 @click.option("--database-url", default=None, help="SQLAlchemy URL of the store [env OCCIPY_DATABASE_URL; default SQLite in the data dir].")

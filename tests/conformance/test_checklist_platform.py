@@ -210,8 +210,6 @@ def test_blank_application_name_is_refused(ext_server: Occi) -> None:  # noqa: F
 
 
 @pytest.mark.spec("PLT-04")
-@pytest.mark.xfail(strict=True, reason="no backend realises applications yet: occi.app.context and occi.app.url "
-                                       "(multiplicity 1, server-set) have no value (docs/extensions.md)")
 def test_server_sets_context_and_url(ext_server: Occi) -> None:  # noqa: F811
     location = ext_server.create(APPLICATION, attributes={"occi.app.name": "web"})
     attributes = attributes_of(ext_server, location)

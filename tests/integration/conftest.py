@@ -117,8 +117,10 @@ class ProcessServer:
 def process_server(data_dir: Path, extra: Sequence[str] = (), port: int | None = None) -> ProcessServer:
     """`occipy serve` as a subprocess (so a test can kill -9 it)."""
     port = port or free_port()
+    # docker branch: `delay` is a simulated driver option only.
+    simulated = "--driver" not in extra or list(extra)[list(extra).index("--driver") + 1] == "simulated"
     args = [sys.executable, "-m", "occipy", "serve", "--port", str(port), "--data-dir", str(data_dir),
-            "--driver-opt", "delay=0", *extra]
+            *(["--driver-opt", "delay=0"] if simulated else []), *extra]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     url = f"http://127.0.0.1:{port}"

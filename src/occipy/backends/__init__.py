@@ -17,6 +17,7 @@ DRIVERS: Final[dict[str, str]] = {
     "libvirt": "occipy.backends.libvirt:LibvirtDriver",
     "occi": "occipy.backends.occi:OcciDriver",
     "ec2": "occipy.backends.ec2:EC2Driver",
+    "docker": "occipy.backends.docker:DockerDriver",
 }
 
 

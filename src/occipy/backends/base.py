@@ -84,11 +84,17 @@ class Ref:
 # Template families: the service offers IMAGE ones as os_tpl and FLAVOUR ones as resource_tpl mixins.
 IMAGE: Final = "image"
 FLAVOUR: Final = "flavour"
+# Platform template families (GFD.227 §3.4): RUNTIME ones (what a component runs: a framework, a
+# database) are offered as app_tpl mixins, PLAN ones (a size preset for applications and
+# components) as res_tpl mixins.
+RUNTIME: Final = "runtime"
+PLAN: Final = "plan"
 
 
 @dataclass(frozen=True, slots=True)
 class Template:
-    """Something the cloud offers to create from: an image or a flavour (provider names, not terms).
+    """Something the cloud offers to create from: an image, a flavour, a runtime or a plan
+    (provider names, not terms).
 
     `name` is the cloud's own identifier (the service derives a strict OCCI term from it); the
     sizes are what a flavour gives (None: it does not say).

@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from occipy.backends import _simulated_platform as platform
 from occipy.backends import base as b
 from occipy.backends import egi_types as egi
+from occipy.backends import platform_types as pt
 from occipy.backends.base import (
     Action,
     Change,
@@ -57,6 +59,17 @@ from occipy.backends.base import (
     Template,
     Up,
     Update,
+)
+from occipy.backends.platform_types import (
+    APPLICATION,
+    COMPONENT,
+    COMPONENTLINK,
+    ApplicationFacts,
+    ApplicationSpec,
+    ComponentFacts,
+    ComponentLinkFacts,
+    ComponentLinkSpec,
+    ComponentSpec,
 )
 from occipy.errors import BackendError, NotSupported
 
@@ -103,6 +116,10 @@ SUPPORTS: Final[Mapping[str, Support]] = {
     egi.SECURITYGROUP: Support(updates=frozenset({"rules"})),
     egi.SECURITYGROUPLINK: Support(),
     egi.IPRESERVATION: Support(actions=frozenset({"up", "down"})),
+    # GFD.227 Platform (docs/platform.md): applications, components, component links.
+    APPLICATION: Support(actions=frozenset({"start", "stop"})),
+    COMPONENT: Support(actions=frozenset({"start", "stop"})),
+    COMPONENTLINK: Support(),
 }
 _STATES: Final[Mapping[str, frozenset[str]]] = {
     b.COMPUTE: frozenset({b.ACTIVE, b.INACTIVE, b.SUSPENDED, b.ERROR}),
@@ -113,6 +130,9 @@ _STATES: Final[Mapping[str, frozenset[str]]] = {
     egi.SECURITYGROUP: frozenset({b.ACTIVE, b.INACTIVE, b.ERROR}),
     egi.SECURITYGROUPLINK: frozenset({b.ACTIVE, b.INACTIVE, b.ERROR}),
     egi.IPRESERVATION: frozenset({b.ACTIVE, b.INACTIVE, b.ERROR}),
+    APPLICATION: frozenset({b.ACTIVE, b.INACTIVE, b.ERROR}),
+    COMPONENT: frozenset({b.ACTIVE, b.INACTIVE, b.ERROR}),
+    COMPONENTLINK: frozenset({b.ACTIVE, b.INACTIVE, b.ERROR}),
 }
 _CREATED_STATE: Final[Mapping[str, str]] = {
     b.COMPUTE: b.ACTIVE,  # a created compute boots, as on every real cloud
@@ -123,6 +143,9 @@ _CREATED_STATE: Final[Mapping[str, str]] = {
     egi.SECURITYGROUP: b.ACTIVE,
     egi.SECURITYGROUPLINK: b.ACTIVE,
     egi.IPRESERVATION: b.INACTIVE,  # reserved; `up` makes it active (rOCCI's ipreservation diagram)
+    APPLICATION: b.ACTIVE,  # GFD.227 §4: created applications and components run
+    COMPONENT: b.ACTIVE,
+    COMPONENTLINK: b.ACTIVE,
 }
 _FACTS: Final[Mapping[str, type]] = {
     b.COMPUTE: ComputeFacts,
@@ -133,6 +156,9 @@ _FACTS: Final[Mapping[str, type]] = {
     egi.SECURITYGROUP: egi.SecurityGroupFacts,
     egi.SECURITYGROUPLINK: type(None),
     egi.IPRESERVATION: egi.IpReservationFacts,
+    APPLICATION: ApplicationFacts,
+    COMPONENT: ComponentFacts,
+    COMPONENTLINK: ComponentLinkFacts,
 }
 _ID_PREFIX: Final[Mapping[str, str]] = {
     b.COMPUTE: "vm",
@@ -143,10 +169,15 @@ _ID_PREFIX: Final[Mapping[str, str]] = {
     egi.SECURITYGROUP: "sg",
     egi.SECURITYGROUPLINK: "sgl",
     egi.IPRESERVATION: "fip",
+    APPLICATION: "app",
+    COMPONENT: "cmp",
+    COMPONENTLINK: "cl",
 }
 # Link ids carry their ends ("nic-1a2b3c4d:vm-...:net-...") so that `adopt` can rebuild the
 # attachments from a backend id alone after a restart.
-_LINK_ID_RE: Final = re.compile(r"^(att|nic|sgl)-[0-9a-f]+:(vm-[0-9a-f]+):((?:vol|net|fip|sg)-[0-9a-f]+)$")
+_LINK_ID_RE: Final = re.compile(
+    r"^(att|nic|sgl|cl)-[0-9a-f]+:((?:vm|app|cmp)-[0-9a-f]+):((?:vol|net|fip|sg|cmp)-[0-9a-f]+)$"
+)
 # [monitoring] Floating addresses come from TEST-NET-1 (RFC 5737): never routed anywhere.
 FLOATING_POOL: Final = ipaddress.ip_network("192.0.2.0/24")
 FLOATING_POOL_NAME: Final = "public"
@@ -169,7 +200,7 @@ class _Object:
     message: str | None = None
     compute_id: str | None = None  # links: the compute (source)
     target_id: str | None = None  # links: the storage or network (target)
-    image: str | None = None  # computes: Template.name of the image
+    image: str | None = None  # computes: Template.name of the image; components: of the runtime
     flavour: str | None = None  # computes: Template.name of the flavour
     snapshots: int = 0  # computes: snapshots taken, for "<name>-snapshot-N"
     deleting: bool = False
@@ -248,8 +279,9 @@ class SimulatedDriver:
         self._changes.put_nowait(None)
 
     def templates(self) -> Sequence[Template]:
-        """Four images, three flavours, and every snapshot taken since start-up."""
-        return (*_IMAGES, *_FLAVOURS, *self._snapshots.values())
+        """Four images, three flavours, every snapshot taken since start-up, and the Platform
+        runtimes and plans."""
+        return (*_IMAGES, *_FLAVOURS, *self._snapshots.values(), *platform.TEMPLATES)
 
     def changes(self) -> AsyncIterator[Change]:
         """Out-of-band changes made with `simulate_external()`, until `close()` (Watches)."""
@@ -285,6 +317,8 @@ class SimulatedDriver:
                 obj = self._new_securitygrouplink(spec)
             case egi.IpReservationSpec():
                 obj = self._new_ipreservation(spec)
+            case ApplicationSpec() | ComponentSpec() | ComponentLinkSpec():
+                obj = self._new_platform(spec)
             case _:
                 raise NotSupported(f"the simulated cloud cannot create a {type(spec).__name__}")
         obj.message = "creating"
@@ -592,6 +626,45 @@ class SimulatedDriver:
                 return host
         raise BackendError(f"network {network.name!r} ({net}) has no free address left")
 
+    # ------------------------------------------------------------------ Platform (GFD.227)
+
+    def _new_platform(self, spec: ApplicationSpec | ComponentSpec | ComponentLinkSpec) -> _Object:
+        if isinstance(spec, ApplicationSpec):
+            if not platform.plan_known(spec.plan):
+                raise BackendError(f"the simulated cloud has no plan {spec.plan!r}")
+            backend_id = self._new_id(APPLICATION)
+            return _Object(APPLICATION, backend_id, spec.name, b.INACTIVE,
+                           platform.application_facts(spec.name), spec.entity_id, image=spec.runtime)
+        if isinstance(spec, ComponentSpec):
+            chosen = platform.runtime(spec.runtime, spec.database)
+            if chosen is None:
+                raise BackendError(f"the simulated cloud has no runtime {spec.runtime!r}; it offers "
+                                   f"{', '.join(r.name for r in platform.RUNTIMES)}")
+            if not platform.plan_known(spec.plan):
+                raise BackendError(f"the simulated cloud has no plan {spec.plan!r}")
+            if spec.database and chosen.database is None:
+                raise BackendError(f"runtime {chosen.name!r} is not a database")
+            return _Object(COMPONENT, self._new_id(COMPONENT), spec.name, b.INACTIVE,
+                           platform.component_facts(spec.name, chosen), spec.entity_id, image=chosen.name)
+        source = self._find(Ref(APPLICATION, spec.source_id)) or self._find(Ref(COMPONENT, spec.source_id))
+        target = self._find(Ref(COMPONENT, spec.target_id))
+        if source is None or source.deleting:
+            raise BackendError(f"the simulated cloud has no application or component {spec.source_id}")
+        if target is None or target.deleting:
+            raise BackendError(f"the simulated cloud has no component {spec.target_id}")
+        target_facts = target.facts if isinstance(target.facts, ComponentFacts) else ComponentFacts()
+        chosen = platform.runtime(target.image)
+        if spec.database and (chosen is None or chosen.database is None):
+            raise BackendError(f"component {target.name!r} is not a database: a database link needs one")
+        facts = platform.link_facts(target_facts, chosen, self._rng)
+        backend_id = self._new_id(COMPONENTLINK, f":{source.backend_id}:{target.backend_id}")
+        return _Object(COMPONENTLINK, backend_id, spec.name, b.INACTIVE, facts, spec.entity_id,
+                       compute_id=source.backend_id, target_id=target.backend_id)
+
+    def _hosted_by(self, application_id: str) -> list[_Object]:
+        targets = {link.target_id for link in self._all(COMPONENTLINK) if link.compute_id == application_id}
+        return [obj for obj in self._all(COMPONENT) if obj.backend_id in targets]
+
     # ------------------------------------------------------------------ actions and updates
 
     async def act(self, ref: Ref, action: Action) -> Observed:
@@ -628,6 +701,10 @@ class SimulatedDriver:
                 target = b.ACTIVE
             case (egi.IPRESERVATION, Down()):
                 target = b.INACTIVE
+            case (pt.APPLICATION | pt.COMPONENT, Start()):
+                target = b.ACTIVE
+            case (pt.APPLICATION | pt.COMPONENT, Stop()):
+                target = b.INACTIVE
             case _:
                 raise NotSupported(f"the simulated cloud has no action {action.name!r} on a {ref.resource}")
         obj = self._require(ref)
@@ -640,6 +717,11 @@ class SimulatedDriver:
                 raise BackendError(f"{ref.resource} {obj.name!r} was deleted during {action.name}")
             obj.state = target
             obj.message = None
+            if ref.resource == APPLICATION:
+                # An application starts and stops with the components it hosts.
+                for hosted in self._hosted_by(obj.backend_id):
+                    hosted.state = target
+                    self._changes.put_nowait(Change(Ref(COMPONENT, hosted.backend_id), hosted.observed()))
             return self._observed(obj)
 
     async def update(self, ref: Ref, change: Update) -> Observed:
@@ -721,7 +803,7 @@ class SimulatedDriver:
         if ref.backend_id in self._objects or ref.resource not in _FACTS:
             return
         compute_id = target_id = None
-        if ref.resource in (b.STORAGELINK, b.NETWORKINTERFACE, egi.SECURITYGROUPLINK):
+        if ref.resource in (b.STORAGELINK, b.NETWORKINTERFACE, egi.SECURITYGROUPLINK, COMPONENTLINK):
             match = _LINK_ID_RE.match(ref.backend_id)
             if match is not None:
                 compute_id, target_id = match.group(2), match.group(3)

@@ -57,9 +57,10 @@ from occipy.service import bindings as bindings_module
 from occipy.service.bindings import Binding, SpecInput, observed_of
 from occipy.service.bindings import infrastructure as _infrastructure  # noqa: F401  (registers the kinds)
 from occipy.service.bindings import egi as _egi  # noqa: F401  (registers the EGI kinds) [monitoring]
+from occipy.service.bindings import platform as _platform  # noqa: F401  (registers the Platform kinds)
 from occipy.service.edits import Edit, apply_edit, set_state, state_of, template_family
 from occipy.service.queue import Finish, Job, Lanes
-from occipy.service.templates import TemplateIndex
+from occipy.service.templates import FAMILIES, TemplateIndex
 from occipy.store.base import FAILED, QUEUED, RUNNING, SUCCEEDED, Batch, EntityQuery, Operation, Store
 
 log = logging.getLogger("occipy.cloud")
@@ -232,7 +233,7 @@ class Cloud:
         self.unrealisable = self.extensions.unrealisable(self.features())  # [monitoring]
         listed = list(self.driver.templates())
         for template in listed:
-            if template.family in (IMAGE, FLAVOUR):
+            if template.family in FAMILIES:  # docker branch: Platform families (RUNTIME, PLAN) too
                 self.templates.offer(template)
         for mixin in saved:
             if self.templates.owns(mixin):
@@ -425,7 +426,8 @@ class Cloud:
 
     def spec_input(self, entity: Entity, ends: tuple[str, str] | None = None) -> SpecInput:
         return SpecInput(name=cloud_name(entity), image=self.templates.chosen(entity.mixins, IMAGE),
-                         flavour=self.templates.chosen(entity.mixins, FLAVOUR), ends=ends)
+                         flavour=self.templates.chosen(entity.mixins, FLAVOUR), ends=ends,
+                         templates=self.templates.chosen_all(entity.mixins))  # docker branch: Platform templates
 
     async def link_ends(self, link: Entity) -> tuple[str, str]:
         ids = []

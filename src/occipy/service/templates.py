@@ -13,13 +13,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from occipy.backends.base import FLAVOUR, IMAGE, Template
+from occipy.backends.base import FLAVOUR, IMAGE, PLAN, RUNTIME, Template
 from occipy.model.catalogue import COMPUTE, OS_TPL, RESOURCE_TPL
 from occipy.model.category import AttributeDef, AttributeValue, Mixin, strict_term
+from occipy.model.extensions.platform import APP_TPL, APPLICATION, COMPONENT, RES_TPL
 from occipy.model.registry import Registry
 
 # Template family -> the OCCI mixin it depends on, and the scheme tag of its children.
-FAMILIES: Final[Mapping[str, tuple[str, str]]] = {IMAGE: (OS_TPL, "os_tpl"), FLAVOUR: (RESOURCE_TPL, "resource_tpl")}
+FAMILIES: Final[Mapping[str, tuple[str, str]]] = {IMAGE: (OS_TPL, "os_tpl"), FLAVOUR: (RESOURCE_TPL, "resource_tpl"),
+                                                  # docker branch: GFD.227 §3.4 provider templates
+                                                  RUNTIME: (APP_TPL, "app_tpl"), PLAN: (RES_TPL, "res_tpl")}
+# The kinds a family's templates apply to (GFD.227 §3.4 / OCCIware: app_tpl and res_tpl apply to
+# applications and components).
+_APPLIES: Final[Mapping[str, tuple[str, ...]]] = {RUNTIME: (APPLICATION, COMPONENT), PLAN: (APPLICATION, COMPONENT)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +59,7 @@ class TemplateIndex:
         attributes = []
         for name, value in defaults.items():
             base = compute_defs.get(name)
-            if base is not None and value is not None:
+            if base is not None and value is not None and template.family not in _APPLIES:
                 attributes.append(AttributeDef(name=name, type=base.type, mutable=base.mutable, required=False,
                                                pattern=base.pattern, default=value, description=base.description))
         scheme = f"{self.scheme_base}{tag}#"
@@ -65,7 +71,8 @@ class TemplateIndex:
         if self.registry.by_location(location) is not None and not existing:
             location = f"/mixin/{tag}/{self.cloud}/{term}/"
         return Mixin(scheme=scheme, term=term, title=template.title, attributes=tuple(attributes),
-                     depends=(parent, *self.depends), applies=(COMPUTE,), location=location)
+                     depends=(parent, *self.depends), applies=_APPLIES.get(template.family, (COMPUTE,)),
+                     location=location)
 
     def offer(self, template: Template) -> Mixin:
         """Register the template's mixin (or find it, when registered before) and index it."""
@@ -104,7 +111,16 @@ class TemplateIndex:
     def owns(self, mixin: Mixin) -> bool:
         """Whether a stored (saved) template mixin is one of this cloud's (by its scheme)."""
         return mixin.scheme.startswith(self.scheme_base) and mixin.scheme[len(self.scheme_base):] in (
-            "os_tpl#", "resource_tpl#")
+            tuple(f"{tag}#" for _, tag in FAMILIES.values()))
+
+    def chosen_all(self, mixin_ids: Iterable[str]) -> dict[str, str]:
+        """Every family the entity has a template of -> the template's driver name."""
+        chosen: dict[str, str] = {}
+        for mixin_id in mixin_ids:
+            offered = self._by_mixin.get(mixin_id)
+            if offered is not None:
+                chosen.setdefault(offered.template.family, offered.template.name)
+        return chosen
 
     def __contains__(self, mixin_id: object) -> bool:
         return mixin_id in self._by_mixin

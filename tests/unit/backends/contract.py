@@ -41,6 +41,8 @@ from occipy.backends.base import (
     IMAGE,
     NETWORK,
     NETWORKINTERFACE,
+    PLAN,
+    RUNTIME,
     STORAGE,
     STORAGELINK,
     Action,
@@ -299,7 +301,7 @@ class DriverContract:
     def test_offers_templates(self, driver: Driver) -> None:
         templates = driver.templates()
         assert all(isinstance(t, Template) for t in templates)
-        assert {t.family for t in templates} <= {IMAGE, FLAVOUR}
+        assert {t.family for t in templates} <= {IMAGE, FLAVOUR, RUNTIME, PLAN}
         if COMPUTE in driver.supports:
             assert templates_of(driver, IMAGE), "a compute cloud offers at least one image"
         for t in templates:
@@ -826,7 +828,8 @@ class DriverContract:
                     NETWORKINTERFACE,
                     lambda e: NetworkInterfaceSpec(
                         name=unique("ct-nic"),
-                        compute_id=computes[0].backend_id,
+                        # One interface per compute and network (Docker connects a container once).
+                        compute_id=computes[0 if e else 1].backend_id,
                         network_id=network.backend_id,
                         entity_id=e,
                     ),

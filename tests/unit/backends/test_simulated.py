@@ -127,9 +127,10 @@ def test_implements_every_optional_protocol() -> None:
 
 def test_supports_every_type_action_and_update() -> None:
     supports = SimulatedDriver().supports
-    # the Infrastructure types and the EGI ones (securitygroup, securitygrouplink, ipreservation)
+    # the Infrastructure types, the EGI ones and the Platform ones (GFD.227)
     assert set(supports) == {COMPUTE, STORAGE, NETWORK, STORAGELINK, NETWORKINTERFACE,
-                             "securitygroup", "securitygrouplink", "ipreservation"}
+                             "securitygroup", "securitygrouplink", "ipreservation",
+                             "application", "component", "componentlink"}
     assert supports[COMPUTE].actions == {"start", "stop", "restart", "suspend", "save"}
     assert supports[COMPUTE].updates == {f.name for f in dataclasses.fields(ComputeUpdate)}
     assert supports[STORAGE].updates == {"size_gib"}

@@ -25,6 +25,8 @@ class SpecInput:
     image: str | None = None  # the driver name of the entity's os_tpl, if any
     flavour: str | None = None  # the driver name of the entity's resource_tpl, if any
     ends: tuple[str, str] | None = None  # links: backend ids of source and target
+    # Every template family the entity has a template of -> its driver name (Platform: RUNTIME, PLAN).
+    templates: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
