@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +37,9 @@ from occipy.service.queue import Finish
 from occipy.store.base import Batch, EntityQuery, MetricHistory, MetricSample, SamplePrune
 
 log = logging.getLogger("occipy.monitor")
+
+# A sampled cloud object: (cloud name, its reference); backend ids are unique only within a cloud.
+_Object = tuple[str, Ref]
 
 OWNER = "occipy"
 
@@ -61,18 +64,27 @@ class _Collected:
 
 
 class Monitor:
-    """Sampling, publishing and SLA assessment for one cloud; `start()` after the cloud, `stop()` before it."""
+    """Sampling, publishing and SLA assessment for every cloud the server fronts; `start()` after the
+    clouds, `stop()` before them.
 
-    def __init__(self, cloud: Cloud, options: MonitorOptions | None = None) -> None:
-        self.cloud = cloud
+    `clouds[0]` (the default cloud) gives the shared store, lanes and registry; each cloud whose
+    driver `Samples` is read for the resources it owns.
+    """
+
+    def __init__(self, clouds: Sequence[Cloud], options: MonitorOptions | None = None) -> None:
+        if not clouds:
+            raise ValueError("a monitor needs at least one cloud")
+        self.cloud = clouds[0]
         self.options = options or MonitorOptions()
-        driver = cloud.driver
-        self.sampler: Samples | None = driver if isinstance(driver, Samples) and driver.sampled else None
+        # cloud name -> (cloud, its driver as a sampler), for the clouds that can be sampled
+        self.samplers: dict[str, tuple[Cloud, Samples]] = {
+            cloud.name: (cloud, cloud.driver) for cloud in clouds
+            if isinstance(cloud.driver, Samples) and cloud.driver.sampled}
         opts = self.options
         self.timing = mb.Timing(min_period=opts.tick, granularity=opts.tick, accuracy=opts.tick + opts.sample_timeout)
         self._task: asyncio.Task[None] | None = None
         self._sampled: dict[str, float] = {}  # collector location -> when it was last sampled
-        self._readings: dict[Ref, Reading] = {}  # the previous reading of each object (for rates)
+        self._readings: dict[_Object, Reading] = {}  # the previous reading of each object (for rates)
         self._pruned: dict[str, float] = {}
         self._assessed = 0.0
 
@@ -82,9 +94,10 @@ class Monitor:
         """Offer the provider mixins, fit new sensors' timing, start the background task."""
         registry = self.cloud.registry
         mixins = list(sb.provider_mixins(self.options.provider_scheme))
-        if self.sampler is not None:
+        if self.samplers:
             mixins = mb.provider_mixins(self.options.provider_scheme) + mixins
-            self.cloud.creation_hooks.append(self.timing.fit)
+            for cloud, _ in self.samplers.values():
+                cloud.creation_hooks.append(self.timing.fit)
         for mixin in mixins:
             if registry.find(mixin.type_id) is None:
                 registry.add(mixin)
@@ -112,7 +125,7 @@ class Monitor:
 
     async def tick(self, now: float) -> None:
         """One pass: sample what is due, then (every assess_interval) assess the agreements."""
-        if self.sampler is not None:
+        if self.samplers:
             await self.sample_due(now)
         if now - self._assessed >= self.options.assess_interval:
             self._assessed = now
@@ -122,10 +135,9 @@ class Monitor:
 
     async def sample_due(self, now: float) -> None:
         """Sample every collector whose period has come (within its sensor's window)."""
-        assert self.sampler is not None
         store = self.cloud.store
         collected: dict[str, _Collected] = {}
-        readings: dict[Ref, tuple[Reading | None, float] | None] = {}
+        readings: dict[_Object, tuple[Reading | None, float] | None] = {}
         live: set[str] = set()
         for collector in await store.query(EntityQuery(kinds=(mon.COLLECTOR,))):
             live.add(collector.location)
@@ -137,7 +149,7 @@ class Monitor:
             if ref is None:
                 continue
             if ref not in readings:
-                readings[ref] = await self._read(ref)
+                readings[ref] = await self._read(*ref)
             measured = readings[ref]
             if measured is None:
                 continue
@@ -174,23 +186,24 @@ class Monitor:
         # Half a tick of slack: a period that is a multiple of the tick is kept, not stretched.
         return last is None or now - last >= period - self.options.tick / 2
 
-    def _ref(self, target: Entity) -> Ref | None:
-        """The cloud object behind a measured resource, when the driver can sample its type."""
-        assert self.sampler is not None
-        if not self.cloud.owns(target):
-            return None  # another cloud's object (several clouds): not this monitor's
-        binding = self.cloud.backed(target)
-        if binding is None or binding.resource not in self.sampler.sampled:
-            return None
-        assert target.backend_id is not None
-        return Ref(binding.resource, target.backend_id)
+    def _ref(self, target: Entity) -> _Object | None:
+        """The cloud object behind a measured resource, when its cloud's driver can sample its type."""
+        for cloud, sampler in self.samplers.values():
+            if not cloud.owns(target):
+                continue
+            binding = cloud.backed(target)
+            if binding is None or binding.resource not in sampler.sampled:
+                return None
+            assert target.backend_id is not None
+            return cloud.name, Ref(binding.resource, target.backend_id)
+        return None  # a cloud that cannot be sampled
 
-    async def _read(self, ref: Ref) -> tuple[Reading | None, float] | None:
+    async def _read(self, cloud: str, ref: Ref) -> tuple[Reading | None, float] | None:
         """(reading, seconds it took); a reading that times out is an unavailable object."""
-        assert self.sampler is not None
+        sampler = self.samplers[cloud][1]
         started = time.monotonic()
         try:
-            reading = await asyncio.wait_for(self.sampler.sample(ref), self.options.sample_timeout)
+            reading = await asyncio.wait_for(sampler.sample(ref), self.options.sample_timeout)
         except TimeoutError:
             return None, self.options.sample_timeout
         except OcciError as error:

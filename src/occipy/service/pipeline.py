@@ -102,8 +102,8 @@ class Service:
         # GFD.222 §5.1 claims (e.g. OCCI-CRTP/1.1) for the Server header.
         self.claims: tuple[str, ...] = self.cloud.extensions.claims()
         # [monitoring] sampling, SLA assessment and agreement ends, in the background (service/monitor.py).
-        # With several clouds it samples the default cloud's objects (docs/monitoring.md).
-        self.monitor = Monitor(self.cloud.default, MonitorOptions(
+        # With several clouds it samples each cloud's objects through that cloud's driver.
+        self.monitor = Monitor(list(self.cloud.clouds.values()), MonitorOptions(
             tick=self.options.monitoring_tick, retention=self.options.monitoring_retention,
             max_age=self.options.monitoring_max_age, assess_interval=self.options.sla_interval,
             provider_scheme=self.options.provider_scheme))

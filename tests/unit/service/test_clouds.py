@@ -10,22 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from occipy.backends.base import Inventories
+from occipy.backends.base import Inventories, Ref
 from occipy.backends.simulated import SimulatedDriver
 from occipy.config import ConfigError, Settings, cloud_settings, load
 from occipy.errors import BackendUnavailable
 from occipy.model.catalogue import standard_registry
+from occipy.model.extensions import monitoring
 from occipy.service.options import ServiceOptions
 from occipy.service.pipeline import Service
 from occipy.store.memory import MemoryStore
 from tests.unit.service.conftest import COMPUTE_KIND, INFRA, NETWORK_KIND, Harness
 
 CLOUD = "http://occipy.org/occi/cloud#"
+AVAILABILITY = "http://occipy.org/occi/monitoring/metric#availability"
 
 
 class Flaky(SimulatedDriver):
@@ -145,3 +148,31 @@ def test_clouds_come_from_the_driver_list_or_cloud_tables(tmp_path: Path) -> Non
         load(environ={}, config_file=str(config))
     with pytest.raises(ConfigError, match="twice"):
         cloud_settings(Settings(driver="simulated,simulated"))
+
+
+async def test_the_monitor_samples_each_cloud_through_its_own_driver(two: Harness) -> None:
+    """A collector on a compute of the second cloud is read from that cloud's driver (not skipped)."""
+    service = two.service
+    await service.monitor.stop()  # the test ticks it itself
+    vms = {"alpha": await two.create_compute(),
+           "beta": await two.create_compute(f'Category: beta; scheme="{CLOUD}"; class="mixin"')}
+    collectors = {}
+    for name, vm in vms.items():
+        sensor = await two.json("POST", "/sensor/", {"kind": monitoring.SENSOR, "attributes": {"occi.sensor.period": 1}})
+        assert sensor.status == 201, sensor.text
+        collector = await two.json("POST", "/collector/", {
+            "kind": monitoring.COLLECTOR, "mixins": [AVAILABILITY],
+            "attributes": {"occi.core.source": sensor.location, "occi.core.target": vm}})
+        assert collector.status == 201, collector.text
+        collectors[name] = collector.location
+    # Stop the beta compute behind occipy's back: its availability must come from beta's driver.
+    stored = await service.store.get(vms["beta"])
+    assert stored is not None and stored.backend_id is not None
+    beta = service.cloud.clouds["beta"].driver
+    assert isinstance(beta, SimulatedDriver)
+    await beta.simulate_external(Ref("compute", stored.backend_id), "inactive")
+    await service.monitor.tick(time.time())
+    store = service.store
+    assert isinstance(store, MemoryStore)
+    values = {name: [s.value for s in await store.samples(collector=location)] for name, location in collectors.items()}
+    assert values == {"alpha": [1.0], "beta": [0.0]}
