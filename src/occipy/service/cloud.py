@@ -317,8 +317,9 @@ class Cloud:
         return ActionSpec(cloud, entity.location, action_id, params)
 
     async def _sweep(self, driver: Inventories) -> None:
-        """Find cloud objects occipy made and lost track of (a crash between the cloud's answer and
-        the write): re-adopt one whose entity still waits for it, delete the others."""
+        """D-RESTART: delete cloud objects occipy made and lost track of (a crash between the cloud's
+        answer and the write). An interrupted create's entity is in `error` by now (`_recover`); the
+        half-made object it waited for is not trusted and goes too."""
         try:
             tagged = await driver.inventory()
         except OcciError as error:
@@ -330,19 +331,6 @@ class Cloud:
             owner = await self.store.get_by_id(item.entity_id)
             if owner is not None and owner.backend_id == item.ref.backend_id:
                 continue
-            binding = self.binding(owner.kind) if owner is not None else None
-            if owner is not None and not owner.backend_id and binding is not None \
-                    and binding.resource == item.ref.resource and self.owns(owner):
-                observed = await self.calls.observe(item.ref)
-                if observed is not None:
-                    log.warning("re-adopting %s %s for %s (its creation was interrupted)", item.ref.resource,
-                                item.ref.backend_id, owner.location)
-                    adopted = self.apply_observed(owner, binding, observed)
-                    op = self.lanes.new_operation(owner.location, "reconcile", owner.tenant, "occipy")
-                    job = await self.lanes.submit(op, ReconcileSpec(adopted))
-                    await asyncio.shield(job.done)
-                    self.index(adopted)
-                    continue
             log.warning("deleting %s %s: no entity owns it (entity id %s)", item.ref.resource,
                         item.ref.backend_id, item.entity_id)
             try:
