@@ -15,6 +15,7 @@ from typing import Any, Final
 DRIVERS: Final[dict[str, str]] = {
     "simulated": "occipy.backends.simulated:SimulatedDriver",
     "libvirt": "occipy.backends.libvirt:LibvirtDriver",
+    "openstack": "occipy.backends.openstack:OpenStackDriver",
 }
 
 
