@@ -46,9 +46,9 @@ OTHER_KEYS: Final = (
     "volume_type",
     "availability_zone",
 )
-# OCCIPY_OPENSTACK_TIMEOUT and OCCIPY_OPENSTACK_CACHE belong to the test cloud (docs/testing.md);
+# OCCIPY_OPENSTACK_TIMEOUT, _CACHE and _RUNNING belong to the test cloud (docs/testing.md);
 # the environment prefix of this driver's options is the same, so they are accepted and ignored.
-IGNORED: Final = frozenset({"timeout", "cache"})
+IGNORED: Final = frozenset({"timeout", "cache", "running"})
 KNOWN: Final = frozenset((*AUTH_KEYS, *CONNECTION_KEYS, *OTHER_KEYS))
 _LABEL = re.compile(r"[A-Za-z0-9_.-]{1,40}")
 _TRUE = {"1", "true", "yes", "on"}
