@@ -260,11 +260,13 @@ def test_kill9_during_creates_and_deletes_leaves_no_orphans(openstack_cloud: Ope
         for _ in range(computes):
             occi.create("compute", mixins=[image], links=[net],
                         attributes={"occi.compute.cores": 1, "occi.compute.memory": 0.25})
-        eventually(lambda: list(conn.compute.servers()), 60, "nova to start building a server", interval=0.05)
+        # The first port: the first compute is active and being plugged in, the others are at
+        # various steps of their builds.
+        eventually(lambda: Held.read(conn, openstack_cloud).ports, 90, "the first port", interval=0.05)
         server.kill9()
     made = Held.read(conn, openstack_cloud)
     print("\nheld in OpenStack at the kill during creates:", made.count())
-    assert made.servers, "the kill came before any server existed: nothing was tested"
+    assert made.servers and made.ports, "the kill came before servers and ports existed: nothing was tested"
 
     with serving(openstack_cloud, data, port) as (server, occi):
         # After the restart every object in the cloud belongs to an entity that still has it; the
