@@ -15,7 +15,7 @@ import contextlib
 import ipaddress
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, TypeVar
 
 import keystoneauth1.exceptions as ksa
@@ -36,10 +36,8 @@ from occipy.backends.base import (
     NetworkInterfaceSpec,
     NetworkSpec,
     Observed,
-    Ref,
     StorageLinkSpec,
     StorageSpec,
-    Tagged,
     Template,
 )
 from occipy.errors import BackendError, BackendUnavailable, NotSupported, OcciError
@@ -76,7 +74,7 @@ class OpenStackOps:
     def where(self) -> str:
         return self.settings.where
 
-    def _key(self, what: str) -> str:
+    def mark_key(self, what: str) -> str:
         return f"{self.settings.label}:{what}"
 
     def guard(self, what: str, fn: Callable[..., T], *args: Any) -> T:
@@ -332,7 +330,7 @@ class OpenStackOps:
 
     def create_image(self, server_id: str, name: str) -> str:
         """createImage (GFD.224 save); the new image's id."""
-        metadata = {self._key("saved-from"): server_id}
+        metadata = {self.mark_key("saved-from"): server_id}
         image = self.conn().compute.create_server_image(server_id, name, metadata, wait=False)
         return str(image.id)
 
@@ -405,10 +403,10 @@ class OpenStackOps:
         if volume is None:
             raise BackendError(f"storage {spec.storage_id} does not exist in {self.where}")
         storage = self.conn().block_storage
-        marks = {self._key("storagelink"): m.check_metadata(spec.entity_id)} if spec.entity_id else {}
+        marks = {self.mark_key("storagelink"): m.check_metadata(spec.entity_id)} if spec.entity_id else {}
         if spec.mountpoint:
-            marks[self._key("mountpoint")] = m.check_metadata(spec.mountpoint)
-        stale = [k for k in (self._key("storagelink"), self._key("mountpoint")) if k in (volume.metadata or {})]
+            marks[self.mark_key("mountpoint")] = m.check_metadata(spec.mountpoint)
+        stale = [k for k in (self.mark_key("storagelink"), self.mark_key("mountpoint")) if k in (volume.metadata or {})]
         if stale:
             storage.delete_volume_metadata(volume, keys=stale)
         if marks:
@@ -424,7 +422,7 @@ class OpenStackOps:
         if not volume_id:
             return None
         volume = self.volume(volume_id)
-        return None if volume is None else m.storagelink_observed(backend_id, volume, self._key("mountpoint"))
+        return None if volume is None else m.storagelink_observed(backend_id, volume, self.mark_key("mountpoint"))
 
     def detach(self, backend_id: str) -> bool:
         """Ask nova to detach; False when the volume is not attached to the server (any more)."""
@@ -442,7 +440,7 @@ class OpenStackOps:
         volume = self.volume(backend_id.partition("/")[2])
         if volume is None:
             return
-        keys = [k for k in (self._key("storagelink"), self._key("mountpoint")) if k in (volume.metadata or {})]
+        keys = [k for k in (self.mark_key("storagelink"), self.mark_key("mountpoint")) if k in (volume.metadata or {})]
         if keys:
             with contextlib.suppress(sdk.NotFoundException):
                 self.conn().block_storage.delete_volume_metadata(volume, keys=keys)
@@ -548,7 +546,7 @@ class OpenStackOps:
     def port_observed(self, port: Any | None) -> Observed | None:
         if port is None:
             return None
-        return m.port_observed(port, self._subnets_of([port]), self._key("interface"))
+        return m.port_observed(port, self._subnets_of([port]), self.mark_key("interface"))
 
     def create_port(self, spec: NetworkInterfaceSpec) -> str:
         """A port on the network, marked with the entity id (and the interface name asked for)."""
@@ -561,7 +559,7 @@ class OpenStackOps:
             raise BackendError(f"network {spec.network_id} does not exist in {self.where}") from None
         marks = [m.encode_tag(self.settings.entity_key, spec.entity_id)] if spec.entity_id else []
         if spec.interface:
-            marks.append(m.encode_tag(self._key("interface"), spec.interface))
+            marks.append(m.encode_tag(self.mark_key("interface"), spec.interface))
         attrs: dict[str, Any] = {"network_id": spec.network_id, "name": spec.name, "description": m.describe(marks)}
         if spec.mac:
             attrs["mac_address"] = spec.mac.lower()
@@ -601,82 +599,5 @@ class OpenStackOps:
     def delete_port(self, port_id: str) -> None:
         self.conn().network.delete_port(port_id, ignore_missing=True)
 
-    # ------------------------------------------------------------------ listing (Inventories, Watches)
-
-    def inventory(self) -> list[Tagged]:
-        """Every server, volume, attachment, network and port that carries an entity id."""
-        conn = self.conn()
-        key = self.settings.entity_key
-        found: list[Tagged] = []
-        for server in conn.compute.servers(details=True):
-            entity = (server.metadata or {}).get(key)
-            if entity and str(server.status) not in m.GONE_SERVER:
-                found.append(Tagged(Ref(COMPUTE, str(server.id)), entity))
-        if self.has_volumes:
-            for volume in conn.block_storage.volumes(details=True):
-                metadata = volume.metadata or {}
-                if str(volume.status) in m.GONE_VOLUME:
-                    continue
-                if metadata.get(key):
-                    found.append(Tagged(Ref(STORAGE, str(volume.id)), metadata[key]))
-                link_entity = metadata.get(self._key("storagelink"))
-                for attachment in volume.attachments or ():
-                    if link_entity and attachment.get("server_id"):
-                        backend_id = f"{attachment['server_id']}/{volume.id}"
-                        found.append(Tagged(Ref(STORAGELINK, backend_id), link_entity))
-        # Every network and port, not only the tagged ones: the description holds the mark from
-        # the start, the tags only from the call after.
-        for network in conn.network.networks(project_id=self.project_id):
-            entity = m.decode_tag(key, m.marks_of(network))
-            if entity:
-                found.append(Tagged(Ref(NETWORK, str(network.id)), entity))
-        for port in conn.network.ports(project_id=self.project_id):
-            entity = m.decode_tag(key, m.marks_of(port))
-            if entity:
-                found.append(Tagged(Ref(NETWORKINTERFACE, str(port.id)), entity))
-        return found
-
     has_volumes: bool = True
     project_id: str | None = None
-
-    def look(self, resources: Sequence[str]) -> dict[Ref, Observed | None] | None:
-        """What the cloud shows now of every object of these types (one listing per type).
-
-        The values are None for objects that are gone; objects nova or cinder is still working on
-        are left out (their next look decides). None when the cloud could not be read.
-        """
-        conn = self.conn()
-        seen: dict[Ref, Observed | None] = {}
-        if COMPUTE in resources:
-            architectures = self.architectures()
-            for server in conn.compute.servers(details=True):
-                if getattr(server, "task_state", None) or str(server.status) in m.BUSY_SERVER:
-                    seen[Ref(COMPUTE, str(server.id))] = _BUSY
-                    continue
-                seen[Ref(COMPUTE, str(server.id))] = m.server_observed(server, architectures)
-        if STORAGE in resources or STORAGELINK in resources:
-            for volume in conn.block_storage.volumes(details=True):
-                seen[Ref(STORAGE, str(volume.id))] = m.volume_observed(volume)
-                for attachment in volume.attachments or ():
-                    backend_id = f"{attachment.get('server_id')}/{volume.id}"
-                    seen[Ref(STORAGELINK, backend_id)] = m.storagelink_observed(
-                        backend_id, volume, self._key("mountpoint")
-                    )
-        if NETWORK in resources:
-            by_network: dict[str, list[Any]] = {}
-            for subnet in conn.network.subnets():
-                by_network.setdefault(str(subnet.network_id), []).append(subnet)
-            for network in conn.network.networks():
-                first = m.first_subnet(by_network.get(str(network.id), []))
-                seen[Ref(NETWORK, str(network.id))] = m.network_observed(network, first)
-        if NETWORKINTERFACE in resources:
-            ports = list(conn.network.ports())
-            subnets = {str(s.id): s for s in conn.network.subnets()}
-            for port in ports:
-                seen[Ref(NETWORKINTERFACE, str(port.id))] = m.port_observed(port, subnets, self._key("interface"))
-        return seen
-
-
-# An observation that says "nova is busy with it": the driver skips such objects this time.
-_BUSY: Final = Observed(backend_id="", state="busy")
-BUSY: Final = _BUSY

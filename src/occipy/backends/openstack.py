@@ -7,7 +7,8 @@ explicit settings (`_openstack_settings.py`). Every object carries its entity id
 Cinder metadata, Neutron tags), so `inventory()` finds what a crash left behind; nova has no
 event stream for users, so `changes()` polls (one listing per resource type). The mapping, the
 differences from ooi and the limits are in docs/drivers/openstack.md. openstacksdk blocks: its
-calls run in worker threads (`_openstack_ops.py`), the waits for nova/cinder/neutron here.
+calls run in worker threads (`_openstack_ops.py`, `_openstack_listing.py`), the waits for
+nova/cinder/neutron here.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from typing import Any, Final, TypeVar
 import anyio.to_thread
 
 from occipy.backends import _openstack_map as m
-from occipy.backends._openstack_ops import BUSY, OpenStackOps
+from occipy.backends._openstack_listing import BUSY, inventory, look
+from occipy.backends._openstack_ops import OpenStackOps
 from occipy.backends._openstack_settings import Settings, parse_settings
 from occipy.backends.base import (
     COMPUTE,
@@ -149,12 +151,12 @@ class OpenStackDriver:
         """Wait until nova has finished with the server and it is in one of `statuses`."""
 
         def done(server: Any) -> bool:
-            if server is None:
+            if server is None or str(server.status) in m.GONE_SERVER:
                 return gone_ok
             return str(server.status) in statuses and not getattr(server, "task_state", None)
 
         def failed(server: Any) -> str | None:
-            if server is None:
+            if server is None or str(server.status) in m.GONE_SERVER:
                 return f"compute {server_id} disappeared"
             if str(server.status) == "ERROR" and "ERROR" not in statuses:
                 fault = getattr(server, "fault", None) or {}
@@ -522,7 +524,7 @@ class OpenStackDriver:
 
     async def inventory(self) -> Sequence[Tagged]:
         """Every server, volume, attachment, network and port that carries an entity id."""
-        return await self._run(f"listing occipy's objects in {self.settings.where}", self.ops.inventory)
+        return await self._run(f"listing occipy's objects in {self.settings.where}", inventory, self.ops)
 
     def changes(self) -> AsyncIterator[Change]:
         """Changes made outside occipy, found by looking at the cloud every poll_interval seconds
@@ -543,13 +545,13 @@ class OpenStackDriver:
             if not known:
                 continue
             try:
-                seen = await self._run("looking for changes", self.ops.look, sorted({r.resource for r in known}))
+                seen = await self._run("looking for changes", look, self.ops, sorted({r.resource for r in known}))
             except OcciError:
                 continue  # unreachable now: the next look tries again
             for ref, before in known.items():
                 if self._busy(ref) or self._last.get(ref) is not before:
                     continue  # our own operation is running (or ran meanwhile): its result is the truth
-                now = seen.get(ref) if seen is not None else before
+                now = seen.get(ref)
                 if now is BUSY:
                     continue
                 if now is None:
