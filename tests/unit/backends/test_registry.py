@@ -22,7 +22,7 @@ def test_loads_by_name() -> None:
 
 
 def test_unknown_name_lists_the_known_ones() -> None:
-    with pytest.raises(ValueError, match=r"unknown driver 'vmware'; choose one of libvirt, simulated"):
+    with pytest.raises(ValueError, match=r"unknown driver 'vmware'; choose one of libvirt, openstack, simulated"):
         load_driver_class("vmware")
 
 
