@@ -85,30 +85,29 @@ class OpenStackOps:
             raise
         except ValueError as exc:  # our own checks (marks too long, bad ranges)
             raise BackendError(f"{what}: {exc}") from None
-        except sdk.HttpException as exc:
+        except (sdk.SDKException, ksa.ClientException) as exc:
+            raise self._translate(what, exc) from None
+
+    def _translate(self, what: str, exc: BaseException) -> OcciError:
+        """The occipy error for an SDK or Keystone error (503 when the cloud cannot be used now)."""
+        if isinstance(exc, sdk.HttpException):
             status = exc.status_code or 0
-            if status == 401:
-                self._connection = None  # a new token at the next call
-                raise BackendUnavailable(
-                    f"{what}: {self.where} refused occipy's credentials ({_reason(exc)})"
-                ) from None
-            if status in UNAVAILABLE_STATUS:
-                raise BackendUnavailable(f"{what}: {self.where} is unavailable ({_reason(exc)})") from None
-            raise BackendError(f"{what}: {self.where} refused ({_reason(exc)})") from None
-        except (ksa.ConnectionError, ksa.DiscoveryFailure, ksa.EndpointNotFound) as exc:
+        else:
+            status = getattr(exc, "http_status", None) or 0
+        if isinstance(exc, ksa.Unauthorized) or status == 401:
+            self._connection = None  # a new token at the next call
+            return BackendUnavailable(f"{what}: {self.where} refused occipy's credentials ({_reason(exc)})")
+        if isinstance(exc, (ksa.ConnectionError, ksa.DiscoveryFailure, ksa.EndpointNotFound)):
             self._connection = None
-            raise BackendUnavailable(f"{what}: {self.where} cannot be reached ({_reason(exc)})") from None
-        except ksa.Unauthorized as exc:
-            self._connection = None
-            raise BackendUnavailable(
-                f"{what}: {self.where} refused occipy's credentials ({_reason(exc)})"
-            ) from None
-        except ksa.ClientException as exc:
-            if getattr(exc, "http_status", None) in UNAVAILABLE_STATUS:
-                raise BackendUnavailable(f"{what}: {self.where} is unavailable ({_reason(exc)})") from None
-            raise BackendError(f"{what}: {self.where}: {_reason(exc)}") from None
-        except sdk.SDKException as exc:
-            raise BackendError(f"{what}: {self.where}: {_reason(exc)}") from None
+            return BackendUnavailable(f"{what}: {self.where} cannot be reached ({_reason(exc)})")
+        if status in UNAVAILABLE_STATUS:
+            return BackendUnavailable(f"{what}: {self.where} is unavailable ({_reason(exc)})")
+        inner = exc.__cause__ or exc.__context__
+        if not isinstance(exc, sdk.HttpException) and isinstance(inner, (sdk.SDKException, ksa.ClientException)):
+            return self._translate(what, inner)  # openstacksdk wraps keystoneauth's errors (authorize)
+        if isinstance(exc, sdk.HttpException):
+            return BackendError(f"{what}: {self.where} refused ({_reason(exc)})")
+        return BackendError(f"{what}: {self.where}: {_reason(exc)}")
 
     def conn(self) -> openstack.connection.Connection:
         with self._connect_lock:
