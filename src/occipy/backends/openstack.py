@@ -151,7 +151,9 @@ class OpenStackDriver:
         """Wait until nova has finished with the server and it is in one of `statuses`."""
 
         def done(server: Any) -> bool:
-            if server is None or str(server.status) in m.GONE_SERVER:
+            # DELETED shows for a moment before nova answers 404; SOFT_DELETED stays (a cloud with
+            # reclaim_instance_interval) and is gone for its user.
+            if server is None or str(server.status) == "SOFT_DELETED":
                 return gone_ok
             return str(server.status) in statuses and not getattr(server, "task_state", None)
 
