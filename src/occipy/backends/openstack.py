@@ -159,7 +159,7 @@ class OpenStackDriver:
 
         def failed(server: Any) -> str | None:
             if server is None or str(server.status) in m.GONE_SERVER:
-                return f"compute {server_id} disappeared"
+                return None if gone_ok else f"compute {server_id} disappeared"
             if str(server.status) == "ERROR" and "ERROR" not in statuses:
                 fault = getattr(server, "fault", None) or {}
                 return f"nova put the server in ERROR ({fault.get('message', 'no reason given')})"
