@@ -288,7 +288,7 @@ class Cloud(Supervisor):
         placement = _result(chains["placement"])[0]
         self.wait_http("placement", f"http://127.0.0.1:{self.port['placement']}/", placement)
         # nova-compute reports its resources to placement once at start: placement must be up.
-        self.service("nova-compute", "nova.cmd.compute:main", "nova-compute.conf")
+        self.service("nova-compute", "occipy_os_fakes.nova:main_compute", "nova-compute.conf")
         self.wait_http("glance-api", f"http://127.0.0.1:{self.port['glance']}/versions", _result(chains["glance"])[0])
         self.wait_http("neutron-server", f"http://127.0.0.1:{self.port['neutron']}/", _result(chains["neutron"])[0])
         self.wait_http("cinder-api", f"http://127.0.0.1:{self.port['cinder']}/", _result(chains["cinder"])[0])

@@ -109,7 +109,9 @@ class Settings:
         }))
         nova: dict[str, dict[str, Any]] = {
             "DEFAULT": {
-                "compute_driver": "fake.FakeDriver", "transport_url": rabbit, "my_ip": "127.0.0.1",
+                # fake.FakeDriver whose snapshots upload a tiny image (occipy_os_fakes/nova.py)
+                "compute_driver": "occipy_fake.SnapshotFakeDriver",
+                "transport_url": rabbit, "my_ip": "127.0.0.1",
                 "host": "occipy-compute", "enabled_apis": "osapi_compute", "osapi_compute_listen": "127.0.0.1",
                 "osapi_compute_listen_port": self.port["nova"], "osapi_compute_workers": 1,
                 "periodic_fuzzy_delay": 0,  # else the first host discovery waits up to a minute

@@ -8,7 +8,8 @@ user (and of the admin), the seeded image, flavors, network and subnet, and `con
 openstacksdk connection. At the end the supervisor stops every process (SIGTERM, wait, SIGKILL).
 `openstack_conn` gives one test a connection as the member user and afterwards deletes, as admin,
 every server, volume, port, router, network, image, flavor and key pair the test added.
-Needs the `openstack` extra (openstacksdk). Env: OCCIPY_OPENSTACK_TIMEOUT (set-up deadline, s).
+Needs the `openstack` extra (openstacksdk). Env: OCCIPY_OPENSTACK_TIMEOUT (set-up deadline, s),
+OCCIPY_OPENSTACK_RUNNING (the directory of a cloud started by hand, reused and left running).
 """
 
 from __future__ import annotations
@@ -145,25 +146,41 @@ def start_openstack() -> tuple[OpenStackCloud, CloudSupervisor]:
     try:
         wait_for(ready, what="OpenStack (scripts/openstack/cloud.py)", timeout=timeout + 30, process=process,
                  log=log, interval=0.5)
-        described = json.loads((directory / "cloud" / "cloud.json").read_text())
+        cloud = running_openstack(directory / "cloud")
     except BaseException:
         supervisor.stop()
         raise
-    cloud = OpenStackCloud(
+    return cloud, supervisor
+
+
+def running_openstack(directory: Path) -> OpenStackCloud:
+    """A cloud that `cloud.py run DIR` started by hand and still serves (OCCIPY_OPENSTACK_RUNNING)."""
+    try:
+        described = json.loads((directory / "cloud.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ServiceError(f"OpenStack in {directory}: no readable cloud.json ({exc})") from None
+    return OpenStackCloud(
         auth_url=described["auth_url"], region_name=described["region_name"],
         project_name=described["project_name"], project_id=described["project_id"],
         username=described["username"], password=described["password"],
         user_domain_name=described["user_domain_name"], project_domain_name=described["project_domain_name"],
         admin=described["admin"], image=described["image"], flavors=described["flavors"],
         network=described["network"], subnet=described["subnet"], endpoints=described["endpoints"],
-        directory=directory / "cloud", timings=described["timings"],
+        directory=directory, timings=described["timings"],
     )
-    return cloud, supervisor
 
 
 @pytest.fixture(scope="session")
 def openstack_cloud() -> Iterator[OpenStackCloud]:
-    """A real OpenStack for the whole session (give tests using it @pytest.mark.openstack)."""
+    """A real OpenStack for the whole session (give tests using it @pytest.mark.openstack).
+
+    With OCCIPY_OPENSTACK_RUNNING=DIR, the cloud that `scripts/openstack/cloud.py run DIR` serves is
+    used instead, and left running (one start for many test runs while developing).
+    """
+    running = os.environ.get("OCCIPY_OPENSTACK_RUNNING")
+    if running:
+        yield running_openstack(Path(running))
+        return
     cloud, supervisor = start_openstack()
     try:
         yield cloud
@@ -241,9 +258,17 @@ def clean_up(admin: Any, user: Any, before: Snapshot) -> list[str]:
             admin.network.update_router(router, external_gateway_info={})
         admin.network.delete_router(router)
 
+    def drop_server(server: Any) -> None:
+        from openstack.exceptions import NotFoundException
+
+        try:
+            admin.compute.delete_server(server, force=True)
+        except NotFoundException:
+            pass  # listed while nova was finishing a delete the test made
+
     servers = new("servers")
     for server in servers:
-        attempt(f"server {server.id}", admin.compute.delete_server, server, force=True)
+        attempt(f"server {server.id}", drop_server, server)
     for server in servers:
         attempt(f"server {server.id}", _wait_gone, functools.partial(admin.compute.get_server, server.id),
                 f"server {server.id}")

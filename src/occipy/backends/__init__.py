@@ -18,6 +18,7 @@ DRIVERS: Final[dict[str, str]] = {
     "occi": "occipy.backends.occi:OcciDriver",
     "ec2": "occipy.backends.ec2:EC2Driver",
     "docker": "occipy.backends.docker:DockerDriver",
+    "openstack": "occipy.backends.openstack:OpenStackDriver",
 }
 
 
