@@ -145,9 +145,11 @@ def cli() -> None:
 @click.option("--host", default=None, help="Address to listen on [env OCCIPY_HOST; default 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Port to listen on [env OCCIPY_PORT; default 8080].")
 @click.option("--data-dir", default=None, help="Directory for the database and driver files [env OCCIPY_DATA_DIR; default ./data].")
-@click.option("--driver", default=None, help="Cloud driver: simulated, libvirt or docker [env OCCIPY_DRIVER; default simulated].")
+@click.option("--driver", default=None, help="Cloud driver(s), comma-separated for several clouds: simulated, libvirt, docker, ec2, openstack, occi "
+              "[env OCCIPY_DRIVER; default simulated].")
 @click.option("--driver-opt", "driver_opts", multiple=True, metavar="KEY=VALUE",
-              help="Driver option, repeatable (e.g. uri=qemu:///system) [env OCCIPY_<DRIVER>_<KEY>].")
+              help="Driver option, repeatable (e.g. uri=qemu:///system; <driver>.KEY=VALUE for another cloud) "
+              "[env OCCIPY_<DRIVER>_<KEY>].")
 @click.option("--database-url", default=None, help="SQLAlchemy URL of the store [env OCCIPY_DATABASE_URL; default SQLite in the data dir].")
 @click.option("--config", "config_file", default=None, help="TOML config file [env OCCIPY_CONFIG].")
 @click.option("--sync-wait", type=float, default=None, help="Seconds a request waits for a long operation before answering [default 0.2].")
