@@ -282,9 +282,11 @@ class Action:
     title: str | None = None
     attributes: tuple[AttributeDef, ...] = ()
 
-    @property
-    def type_id(self) -> str:
-        return self.scheme + self.term
+    # scheme + term, computed once: it is read on every lookup and rendering.
+    type_id: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "type_id", self.scheme + self.term)
 
     def attribute(self, name: str) -> AttributeDef | None:
         for adef in self.attributes:
@@ -305,9 +307,11 @@ class Kind:
     parent: str | None = None
     location: str | None = None
 
-    @property
-    def type_id(self) -> str:
-        return self.scheme + self.term
+    # scheme + term, computed once: it is read on every lookup and rendering.
+    type_id: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "type_id", self.scheme + self.term)
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,9 +331,11 @@ class Mixin:
     owner: str | None = None
     tenant: str | None = None
 
-    @property
-    def type_id(self) -> str:
-        return self.scheme + self.term
+    # scheme + term, computed once: it is read on every lookup and rendering.
+    type_id: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "type_id", self.scheme + self.term)
 
 
 Category = Union[Kind, Mixin, Action]

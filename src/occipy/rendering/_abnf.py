@@ -142,6 +142,42 @@ def split_outside_quotes(text: str, sep: str) -> list[str]:
     quoted-string is a ParseError: a naive split on ',' or ';' would silently cut a title such as
     "How's your quotes escaping? \\", occi.compute.memory=1.0" (OGF 1.1 test script).
     """
+    if "<" not in text:
+        return _split_plain(text, sep)
+    return _split_scanning(text, sep)
+
+
+def _split_plain(text: str, sep: str) -> list[str]:
+    """`split_outside_quotes` for text without '<' (most header values): jumps between quotes and
+    separators with str.find instead of looking at every character."""
+    out: list[str] = []
+    start = pos = 0
+    while True:
+        quote = text.find('"', pos)
+        cut = text.find(sep, pos)
+        if cut != -1 and (quote == -1 or cut < quote):
+            out.append(text[start:cut].strip())
+            start = pos = cut + 1
+            continue
+        if quote == -1:
+            break
+        pos = quote + 1
+        while True:  # the closing quote: one not preceded by an odd run of backslashes
+            end = text.find('"', pos)
+            if end == -1:
+                raise ParseError(f"unterminated quoted-string in {text[:200]!r}")
+            run = end
+            while run > pos and text[run - 1] == "\\":
+                run -= 1
+            pos = end + 1
+            if (end - run) % 2 == 0:
+                break
+    out.append(text[start:].strip())
+    return [part for part in out if part]
+
+
+def _split_scanning(text: str, sep: str) -> list[str]:
+    """`split_outside_quotes`, one character at a time (a '<' may open a Link URI)."""
     out: list[str] = []
     buf: list[str] = []
     in_quote = escaped = in_angle = started = False

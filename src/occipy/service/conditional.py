@@ -10,9 +10,10 @@ If-None-Match on GET. Imports the model and errors only.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any, Final
+
+import msgspec
 
 from occipy.errors import PreconditionFailed
 from occipy.model.entity import Entity
@@ -35,8 +36,8 @@ def entity_tag(view: Entity) -> str:
     renderings carry the same information, and a strong tag is what If-Match compares).
     """
     document = [_document(view), [_document(link) for link in sorted(view.links, key=lambda e: e.location)]]
-    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return '"' + hashlib.sha256(text.encode("utf-8")).hexdigest()[:40] + '"'
+    encoded = msgspec.json.encode(document, order="sorted", enc_hook=str)
+    return '"' + hashlib.sha256(encoded).hexdigest()[:40] + '"'
 
 
 def _tags(header: str) -> list[str]:

@@ -40,6 +40,8 @@ class Env:
     creating_ids: set[str] = field(default_factory=set)
     # Rendered documents that depend on the registry version and the request's scope (OpenAPI).
     documents: dict[tuple[object, ...], bytes] = field(default_factory=dict)
+    # visible_categories() per (registry version, scope, what the clouds cannot realise).
+    visible: dict[tuple[object, ...], list[Category]] = field(default_factory=dict)
     # issue 8 (tenancy branch): quota usage reserved by requests in flight (limits: options.quotas)
     quotas: Ledger = field(default_factory=Ledger)
 
@@ -56,9 +58,16 @@ def visible_mixin(ctx: Context) -> Callable[[Mixin], bool]:
 def visible_categories(env: Env, ctx: Context) -> list[Category]:
     """Every provider category plus the caller's tenant's user mixins (http-protocol.md §6.1 decision)."""
     unrealisable = env.cloud.unrealisable  # [monitoring] what the driver cannot realise is not offered
-    return [c for c in env.registry.categories()
+    key = (env.registry.version, ctx.scope, unrealisable)
+    found = env.visible.get(key)
+    if found is None:
+        if len(env.visible) > 256:
+            env.visible.clear()
+        found = env.visible[key] = [
+            c for c in env.registry.categories()
             if not (isinstance(c, Mixin) and c.user_defined and not ctx.sees(c.tenant))
             and c.type_id not in unrealisable]
+    return found
 
 
 async def find_entity(env: Env, ctx: Context, path: str) -> Entity | None:
