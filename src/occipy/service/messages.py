@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 
@@ -20,6 +21,8 @@ class OcciRequest:
     request_id: str = ""  # X-Request-ID from the client when a safe token, else made; echoed back
     client_subject: str | None = None  # RFC 4514 subject DN of a verified TLS client certificate
     client_issuer: str | None = None  # RFC 4514 issuer DN of that certificate
+    # ---- issue 12: set by the HTTP server when it shuts down (streaming answers end then) ----
+    shutdown: asyncio.Event | None = None
 
     def header(self, name: str) -> str | None:
         """The first value of a header (name in lower case), or None."""
@@ -43,3 +46,5 @@ class OcciResponse:
     principal: str | None = None  # the authenticated user
     tenant: str | None = None  # the tenant the request acted in
     operation: str | None = None  # the id of the operation (job) a write started
+    # ---- issue 12: a streaming body (the event stream), sent after `body` as it comes ----
+    stream: AsyncIterator[bytes] | None = None

@@ -24,3 +24,9 @@ class ServiceOptions:
     reconcile_interval: float = 30.0
     # How long a `save` action waits for the new template: its answer must render it (GFD.224 §3.1).
     save_timeout: float = 300.0
+    # ---- issue 12: the event stream (GET /-/events) ----
+    # Seconds of silence after which a stream sends a keep-alive comment (proxies close idle streams).
+    events_keepalive: float = 15.0
+    # Seconds between two reads of the event log for other processes' events (this process's
+    # commits wake the streams at once).
+    events_poll: float = 1.0

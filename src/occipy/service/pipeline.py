@@ -35,7 +35,7 @@ from occipy.identity.base import Anonymous, Authenticator, Credentials, Principa
 from occipy.model.extensions import ExtensionSet
 from occipy.model.registry import Registry
 from occipy.rendering import negotiate
-from occipy.service import dispatch
+from occipy.service import dispatch, events
 from occipy.service.authz import Authoriser, RolePolicy
 from occipy.service.cache import RenderCache
 from occipy.service.cloud import Cloud, CloudOptions
@@ -74,7 +74,11 @@ class Service:
         # GFD.222 §5.1 claims (e.g. OCCI-CRTP/1.1) for the Server header.
         self.claims: tuple[str, ...] = self.cloud.extensions.claims()
         views = Views(registry, store, self.cloud)
-        self.env = Env(registry=registry, store=store, cloud=self.cloud, views=views, options=self.options)
+        # issue 12: GET /-/events streams follow the store's event log through one hub.
+        self.events = events.EventHub(store, registry, keepalive=self.options.events_keepalive,
+                                      poll=self.options.events_poll)
+        self.env = Env(registry=registry, store=store, cloud=self.cloud, views=views, options=self.options,
+                       events=self.events)
         self.responder = Responder(registry, views, RenderCache(), max_header_value=self.options.max_header_value)
 
     # ---- life cycle ------------------------------------------------------------------------------
@@ -86,6 +90,7 @@ class Service:
 
     async def stop(self) -> None:
         """Let running work end; the authenticator belongs to whoever made it (server.py closes it)."""
+        await self.events.close()  # issue 12: event streams end first
         await self.cloud.stop()
 
     # ---- the one entry point -----------------------------------------------------------------------
@@ -105,7 +110,10 @@ class Service:
             stored = await self.store.get(path)
             visible = stored is None or principal.is_admin or stored.tenant == principal.tenant
             route = classify(path, self.registry, stored, visible=visible)
-            media = negotiate.response_type(accept, listing=route.target in _LISTINGS)
+            if route.target is Target.EVENTS:  # issue 12: text/event-stream; errors as Accept allows
+                media = events.error_media(accept)
+            else:
+                media = negotiate.response_type(accept, listing=route.target in _LISTINGS)
             ctx = Context(principal=principal, base_url=request.base_url, media=media,
                           request_id=request.request_id,
                           prefer_async="respond-async" in (request.header("prefer") or ""),
@@ -113,6 +121,7 @@ class Service:
             response = await self._dispatch(request, route, ctx)
             if request.method == "HEAD":
                 response.body = b""
+                response.stream = None  # issue 12: an event stream is not started for HEAD
         except OcciError as error:
             response = self._error(error, media)
         if principal is not None:

@@ -17,6 +17,7 @@ from occipy.model.entity import Entity
 from occipy.model.registry import Registry
 from occipy.service.cloud import Cloud
 from occipy.service.context import Context
+from occipy.service.events import EventHub
 from occipy.service.options import ServiceOptions
 from occipy.service.queue import Job
 from occipy.service.results import Outcome
@@ -39,6 +40,8 @@ class Env:
     creating_ids: set[str] = field(default_factory=set)
     # Rendered documents that depend on the registry version and the request's scope (OpenAPI).
     documents: dict[tuple[object, ...], bytes] = field(default_factory=dict)
+    # issue 12: the event streams' hub (GET /-/events); the pipeline makes one per service.
+    events: EventHub | None = None
 
 
 def visible_mixin(ctx: Context) -> Callable[[Mixin], bool]:
