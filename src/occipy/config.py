@@ -71,6 +71,11 @@ class Settings:
     x509_map: Path | None = None  # TOML: client certificate subject DN -> user, tenant, roles
     # Prometheus metrics at /metrics and the per-request counters (docs/metrics.md).
     metrics: bool = True
+    # ---- the event stream GET /-/events (issue 12, docs/events.md) ----
+    events_keep: int = 10_000  # events kept for resuming streams (Last-Event-ID) ...
+    events_max_age: float = 86_400.0  # ... and for at most this many seconds
+    events_keepalive: float = 15.0  # seconds of silence before a stream sends a keep-alive comment
+    events_poll: float = 1.0  # seconds between reads of the event log for other processes' events
 
     @property
     def store_url(self) -> str:
@@ -158,7 +163,8 @@ def check_edge(settings: Settings) -> None:
     for name, choices in _CHOICES.items():
         if getattr(settings, name) not in choices:
             raise ConfigError(f"setting {name}: {getattr(settings, name)!r} is not one of {', '.join(choices)}")
-    for name in ("max_header_bytes", "max_connections", "header_timeout", "body_timeout", "body_total_timeout"):
+    for name in ("max_header_bytes", "max_connections", "header_timeout", "body_timeout", "body_total_timeout",
+                 "events_keep", "events_max_age", "events_keepalive", "events_poll"):  # events_*: issue 12
         if getattr(settings, name) <= 0:
             raise ConfigError(f"setting {name}: must be greater than 0")
     if (settings.tls_cert is None) != (settings.tls_key is None):

@@ -27,6 +27,7 @@ from occipy.model.state import state_attribute
 from occipy.observability import metrics
 from occipy.service.options import ServiceOptions
 from occipy.service.pipeline import Service
+from occipy.store.base import EventRetention
 from occipy.store.sql import SqlStore
 
 log = logging.getLogger("occipy")
@@ -40,10 +41,12 @@ class Components:
         driver_class = load_driver_class(settings.driver)
         self.settings = settings
         self.driver = driver_class.from_options(settings.driver_options, settings.data_dir)
-        self.store = SqlStore(settings.store_url, synchronous=settings.sqlite_synchronous)
+        self.store = SqlStore(settings.store_url, synchronous=settings.sqlite_synchronous,
+                              events=EventRetention(settings.events_keep, settings.events_max_age))  # issue 12
         options = ServiceOptions(
             sync_wait=settings.sync_wait, delete_wait=settings.delete_wait, max_page=settings.max_page, allow_delete_root=settings.allow_delete_root,
             reconcile_interval=settings.reconcile_interval,
+            events_keepalive=settings.events_keepalive, events_poll=settings.events_poll,  # issue 12
         )
         self.authenticator = build_authenticator(settings)
         self.service = Service(standard_registry(), self.store, self.driver, options,
