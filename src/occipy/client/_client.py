@@ -9,8 +9,11 @@ project's own renderings (`occipy.rendering.json`, `.text`, `.urilist`). Imports
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
@@ -22,7 +25,9 @@ import httpx
 import msgspec
 
 from occipy import __version__, errors
+from occipy.client import _events
 from occipy.client._auth import Auth, ClientCertificate, httpx_auth, tls_verify
+from occipy.client._events import EventQuery, SSEDecoder, ServerEvent
 from occipy.client._model import Model
 from occipy.client._wait import Op, OperationStatus, Progress, Request, Sleep, follow
 from occipy.model import rules
@@ -696,6 +701,182 @@ def _transport_error(exc: httpx.HTTPError, endpoint: str) -> errors.OcciError:
     return ServerUnreachable(f"cannot reach {what}: {reason}")
 
 
+# ---- the event stream (issue 12, docs/events.md) -------------------------------------------------
+
+# With the event stream open, `wait_for` re-reads the operation or entity when an event about it
+# arrives, and at the latest after this many seconds (a safety net), instead of every `interval`.
+EVENT_SAFETY = 5.0
+# How long `wait_for` waits for the stream to be open before its first poll (events after that
+# moment are seen; a slower stream only delays the wake-ups).
+READY_WAIT = 5.0
+
+
+@dataclass
+class _Connection:
+    """The current response of an event stream (so that another thread can cut it)."""
+
+    response: httpx.Response | None = None
+
+
+def _stream_timeout(http_timeout: httpx.Timeout, idle_timeout: float) -> httpx.Timeout:
+    connect = http_timeout.connect if http_timeout.connect is not None else 30.0
+    return httpx.Timeout(connect, read=idle_timeout)
+
+
+def _refusal(response: httpx.Response, endpoint: str) -> errors.OcciError | None:
+    """Why an answer to GET /-/events is not a stream: None when it is one, or when trying again
+    later may help (503: the server is shutting down)."""
+    if response.status_code == 503:
+        return None
+    if response.status_code in _events.NOT_OFFERED:
+        return _events.not_offered(endpoint)
+    if response.status_code >= 400:
+        try:
+            _raise_for_status(response)
+        except errors.OcciError as error:
+            return error
+    if not _events.is_stream(response):
+        return _events.not_offered(endpoint)
+    return None
+
+
+class _Reconnect:
+    """When to try the stream again, and when to give up (`reconnect` seconds without a stream)."""
+
+    def __init__(self, reconnect: float, endpoint: str) -> None:
+        self.reconnect = reconnect
+        self.endpoint = endpoint
+        self.broken_since: float | None = None
+        self.delay = 1.0
+
+    def connected(self) -> None:
+        self.broken_since = None
+
+    def next_delay(self, decoder: SSEDecoder, error: errors.OcciError | None) -> float | None:
+        """Seconds to wait before reconnecting; None: the stream is over (no reconnect wanted)."""
+        if decoder.retry is not None:
+            self.delay = decoder.retry
+        if self.reconnect <= 0:
+            if error is not None:
+                raise error
+            return None
+        now = time.monotonic()
+        if self.broken_since is None:
+            self.broken_since = now
+        elif now - self.broken_since > self.reconnect:
+            raise error or ServerUnreachable(
+                f"the event stream of {self.endpoint} did not come back within {self.reconnect:g} s")
+        return self.delay
+
+
+class _Watcher:
+    """`wait_for`'s wake-up calls: an event stream on one location, read by a thread."""
+
+    def __init__(self, client: Client, location: str) -> None:
+        self.changed = threading.Event()
+        self.ready = threading.Event()
+        self.live = False
+        self._stopping = False
+        self._connection = _Connection()
+        self._thread = threading.Thread(target=self._run, args=(client, location), daemon=True,
+                                        name="occipy-wait-events")
+        self._thread.start()
+        self.ready.wait(READY_WAIT)
+
+    def _run(self, client: Client, location: str) -> None:
+        def opened() -> None:
+            self.live = True
+            self.ready.set()
+
+        try:
+            for _ in client._events(EventQuery(locations=(location,)), None, reconnect=30.0, idle_timeout=60.0,
+                                    on_ready=opened, connection=self._connection,
+                                    stopping=lambda: self._stopping):
+                self.changed.set()
+        except Exception:  # noqa: BLE001  (no stream: wait_for polls as before)
+            pass
+        finally:
+            self.live = False
+            self.ready.set()
+            self.changed.set()
+
+    def sleep(self, seconds: float, deadline: float) -> None:
+        if not self.live:
+            time.sleep(seconds)
+            return
+        left = deadline - time.monotonic()
+        self.changed.wait(max(seconds, min(EVENT_SAFETY, left)))
+        self.changed.clear()
+
+    def close(self) -> None:
+        self._stopping = True
+        response = self._connection.response
+        if response is not None:
+            # Wake the thread out of its read at once (closing alone does not interrupt a recv).
+            stream = response.extensions.get("network_stream")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if isinstance(sock, socket.socket):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        self._thread.join(timeout=2.0)
+
+
+class _AsyncWatcher:
+    """`AsyncClient.wait_for`'s wake-up calls: an event stream on one location, read by a task."""
+
+    def __init__(self) -> None:
+        self.changed = asyncio.Event()
+        self.live = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, client: AsyncClient, location: str) -> None:
+        ready = asyncio.Event()
+
+        def opened() -> None:
+            self.live = True
+            ready.set()
+
+        async def run() -> None:
+            try:
+                async for _ in client._events(EventQuery(locations=(location,)), None, reconnect=30.0,
+                                              idle_timeout=60.0, on_ready=opened):
+                    self.changed.set()
+            except Exception:  # noqa: BLE001  (no stream: wait_for polls as before)
+                pass
+            finally:
+                self.live = False
+                ready.set()
+                self.changed.set()
+
+        self._task = asyncio.get_running_loop().create_task(run())
+        try:
+            await asyncio.wait_for(ready.wait(), READY_WAIT)
+        except asyncio.TimeoutError:
+            pass
+
+    async def sleep(self, seconds: float, deadline: float) -> None:
+        if not self.live:
+            await anyio.sleep(seconds)
+            return
+        left = deadline - time.monotonic()
+        try:
+            await asyncio.wait_for(self.changed.wait(), max(seconds, min(EVENT_SAFETY, left)))
+        except asyncio.TimeoutError:
+            pass
+        self.changed.clear()
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+
 class Client:
     """A synchronous OCCI client. Discovers the server's model on first use (GFD.223 §9).
 
@@ -723,12 +904,12 @@ class Client:
         self.auth = auth
         self._http = httpx.Client(transport=transport, **_http_options(auth, cert, verify, headers, timeout))
 
-    def _run(self, op: Op[T]) -> T:
+    def _run(self, op: Op[T], sleep: Callable[[float], None] = time.sleep) -> T:
         try:
             step = next(op)
             while True:
                 if isinstance(step, Sleep):
-                    time.sleep(step.seconds)
+                    sleep(step.seconds)
                     step = op.send(None)
                 else:
                     step = op.send(self._send(step))
@@ -844,10 +1025,86 @@ class Client:
         self._run(self._ops.undefine_mixin(mixin))
 
     def wait_for(self, entity: Entity | str, *, state: str | None = None, timeout: float = 300.0,
-                 interval: float = 1.0, progress: Callable[[Progress], None] | None = None) -> Entity:
-        """Follow the entity's last long operation until it ends (and reaches `state`, if given)."""
-        return self._run(self._ops.wait_for(entity, state=state, timeout=timeout, interval=interval,
-                                            progress=progress))
+                 interval: float = 1.0, progress: Callable[[Progress], None] | None = None,
+                 events: bool = True) -> Entity:
+        """Follow the entity's last long operation until it ends (and reaches `state`, if given).
+
+        With `events` and a server that offers `GET /-/events`, it re-reads when an event about
+        the entity arrives (and every few seconds regardless) instead of every `interval`;
+        otherwise it polls every `interval` seconds.
+        """
+        op = self._ops.wait_for(entity, state=state, timeout=timeout, interval=interval, progress=progress)
+        if not events:
+            return self._run(op)
+        deadline = time.monotonic() + timeout
+        watcher = _Watcher(self, entity.location if isinstance(entity, Entity) else entity)
+        try:
+            return self._run(op, lambda seconds: watcher.sleep(seconds, deadline))
+        finally:
+            watcher.close()
+
+    # -- the event stream (issue 12)
+    def events(self, *, kinds: Sequence[str] = (), locations: Sequence[str] = (), operations: Sequence[str] = (),
+               types: Sequence[str] = (), last_event_id: str | int | None = None, reconnect: float = 60.0,
+               idle_timeout: float = 60.0) -> Iterator[ServerEvent]:
+        """The server's committed changes as they happen (`GET /-/events`), for ever.
+
+        Filters: kinds (type ids or terms), locations (URLs or paths; "/compute/" for all below),
+        operations (ids or URLs), types (created, updated, state, deleted, operation). Starts with
+        what happens from now on, or after `last_event_id`. When the stream breaks (the server
+        restarts, the network fails), it reconnects with the last id it saw, so nothing is
+        missed, for up to `reconnect` seconds (0: end instead); an event of type `lost` says the
+        server no longer had some events. `idle_timeout`: seconds without a byte (the server sends
+        keep-alives) before the connection counts as broken. NotSupported when the server offers
+        no event stream.
+        """
+        query = EventQuery(tuple(kinds), tuple(locations), tuple(operations), tuple(types))
+        return self._events(query, None if last_event_id is None else str(last_event_id), reconnect=reconnect,
+                            idle_timeout=idle_timeout)
+
+    def _events(self, query: EventQuery, last_id: str | None, *, reconnect: float, idle_timeout: float,
+                on_ready: Callable[[], None] | None = None, connection: _Connection | None = None,
+                stopping: Callable[[], bool] | None = None) -> Iterator[ServerEvent]:
+        url = self._ops.url(_events.EVENTS_PATH)
+        params = query.params(self._ops.path)
+        decoder = SSEDecoder(last_id)
+        schedule = _Reconnect(reconnect, self.endpoint)
+        timeout = _stream_timeout(self._http.timeout, idle_timeout)
+        while not (stopping is not None and stopping()):
+            error: errors.OcciError | None = None
+            request = self._http.build_request("GET", url, params=params, headers=_events.headers(decoder.last_id),
+                                               timeout=timeout)
+            try:
+                response = self._http.send(request, stream=True)
+                if connection is not None:
+                    connection.response = response
+                try:
+                    if not (response.status_code < 300 and _events.is_stream(response)):
+                        response.read()
+                        refusal = _refusal(response, self.endpoint)
+                        if refusal is not None:
+                            raise refusal
+                    else:
+                        schedule.connected()
+                        opened = decoder.blocks
+                        for line in response.iter_lines():
+                            event = decoder.feed(line)
+                            if on_ready is not None and decoder.blocks == opened + 1 and line == "":
+                                on_ready()
+                            if event is not None:
+                                yield event
+                            if stopping is not None and stopping():
+                                return
+                finally:
+                    response.close()
+            except httpx.HTTPError as exc:
+                error = _transport_error(exc, self.endpoint)
+            if stopping is not None and stopping():
+                return
+            delay = schedule.next_delay(decoder, error)
+            if delay is None:
+                return
+            time.sleep(delay)
 
 
 class AsyncClient:
@@ -872,12 +1129,12 @@ class AsyncClient:
         self.auth = auth
         self._http = httpx.AsyncClient(transport=transport, **_http_options(auth, cert, verify, headers, timeout))
 
-    async def _run(self, op: Op[T]) -> T:
+    async def _run(self, op: Op[T], sleep: Callable[[float], Awaitable[None]] = anyio.sleep) -> T:
         try:
             step = next(op)
             while True:
                 if isinstance(step, Sleep):
-                    await anyio.sleep(step.seconds)
+                    await sleep(step.seconds)
                     step = op.send(None)
                 else:
                     step = op.send(await self._send(step))
@@ -987,7 +1244,63 @@ class AsyncClient:
         await self._run(self._ops.undefine_mixin(mixin))
 
     async def wait_for(self, entity: Entity | str, *, state: str | None = None, timeout: float = 300.0,
-                       interval: float = 1.0, progress: Callable[[Progress], None] | None = None) -> Entity:
-        """Follow the entity's last long operation until it ends (and reaches `state`, if given)."""
-        return await self._run(self._ops.wait_for(entity, state=state, timeout=timeout, interval=interval,
-                                                  progress=progress))
+                       interval: float = 1.0, progress: Callable[[Progress], None] | None = None,
+                       events: bool = True) -> Entity:
+        """Follow the entity's last long operation until it ends (and reaches `state`, if given);
+        woken by the server's event stream when it offers one (see `Client.wait_for`)."""
+        op = self._ops.wait_for(entity, state=state, timeout=timeout, interval=interval, progress=progress)
+        if not events:
+            return await self._run(op)
+        deadline = time.monotonic() + timeout
+        watcher = _AsyncWatcher()
+        await watcher.start(self, entity.location if isinstance(entity, Entity) else entity)
+        try:
+            return await self._run(op, lambda seconds: watcher.sleep(seconds, deadline))
+        finally:
+            await watcher.close()
+
+    # -- the event stream (issue 12)
+    def events(self, *, kinds: Sequence[str] = (), locations: Sequence[str] = (), operations: Sequence[str] = (),
+               types: Sequence[str] = (), last_event_id: str | int | None = None, reconnect: float = 60.0,
+               idle_timeout: float = 60.0) -> AsyncIterator[ServerEvent]:
+        """The server's committed changes as they happen, an async iterator (see `Client.events`)."""
+        query = EventQuery(tuple(kinds), tuple(locations), tuple(operations), tuple(types))
+        return self._events(query, None if last_event_id is None else str(last_event_id), reconnect=reconnect,
+                            idle_timeout=idle_timeout)
+
+    async def _events(self, query: EventQuery, last_id: str | None, *, reconnect: float, idle_timeout: float,
+                      on_ready: Callable[[], None] | None = None) -> AsyncIterator[ServerEvent]:
+        url = self._ops.url(_events.EVENTS_PATH)
+        params = query.params(self._ops.path)
+        decoder = SSEDecoder(last_id)
+        schedule = _Reconnect(reconnect, self.endpoint)
+        timeout = _stream_timeout(self._http.timeout, idle_timeout)
+        while True:
+            error: errors.OcciError | None = None
+            request = self._http.build_request("GET", url, params=params, headers=_events.headers(decoder.last_id),
+                                               timeout=timeout)
+            try:
+                response = await self._http.send(request, stream=True)
+                try:
+                    if not (response.status_code < 300 and _events.is_stream(response)):
+                        await response.aread()
+                        refusal = _refusal(response, self.endpoint)
+                        if refusal is not None:
+                            raise refusal
+                    else:
+                        schedule.connected()
+                        opened = decoder.blocks
+                        async for line in response.aiter_lines():
+                            event = decoder.feed(line)
+                            if on_ready is not None and decoder.blocks == opened + 1 and line == "":
+                                on_ready()
+                            if event is not None:
+                                yield event
+                finally:
+                    await response.aclose()
+            except httpx.HTTPError as exc:
+                error = _transport_error(exc, self.endpoint)
+            delay = schedule.next_delay(decoder, error)
+            if delay is None:
+                return
+            await anyio.sleep(delay)
