@@ -14,10 +14,30 @@ let refreshTimer = null;
 
 /** Called for every operation update or stream event: refresh the page that shows it. */
 export function changed(app, event) {
-  if (!current.refresh || !event.state) return;
-  if (!['succeeded', 'failed', 'active', 'inactive', 'error'].includes(event.state) && event.type === 'operation') return;
+  if (!current.refresh || !concerns(app, event)) return;
   clearTimeout(refreshTimer);
   refreshTimer = setTimeout(refreshUnlessEditing, 150);
+}
+
+/** Whether an event may change what the current page shows. An operation matters once it has
+ * ended; a change of another kind's entity does not touch a list, nor another entity's page
+ * (links excepted: the page shows its links); `lost` (events were missed) concerns every page. */
+function concerns(app, event) {
+  if (event.type === 'lost') return true;
+  if (event.type === 'operation' && !['succeeded', 'failed'].includes(event.state)) return false;
+  if (!event.type && !event.state) return false;
+  if (!event.location || !current.key) return true;
+  const path = pathOf(event.location);
+  if (current.name === 'list') {
+    const kind = event.kind && app.model ? app.model.kinds.get(event.kind) : undefined;
+    return path.startsWith(current.key) || (kind !== undefined && kind.location === current.key);
+  }
+  if (current.name === 'entity') {
+    let link = false;
+    try { link = Boolean(event.kind && app.model && app.model.isLinkKind(event.kind)); } catch { /* unknown kind */ }
+    return path === current.key || link;
+  }
+  return true;
 }
 
 /** Refresh the page unless the user is in a form field (a refresh would throw away their input). */
