@@ -51,12 +51,21 @@ def _chunks(keys: Iterable[str]) -> Iterable[list[str]]:
         yield items[start:start + _CHUNK]
 
 
+# Built once (building a statement costs more than running it on a small batch).
+_ENTITY_ROWS: Final = sa.select(
+    entities.c.kind, entities.c.entity_id, entities.c.location, entities.c.mixins, entities.c.attributes,
+    entities.c.tenant, entities.c.owner, entities.c.backend_id,
+).where(entities.c.location.in_(sa.bindparam("keys", expanding=True)))
+_OPERATION_ROWS: Final = sa.select(
+    operations.c.op_id, operations.c.location, operations.c.action, operations.c.state, operations.c.message,
+).where(operations.c.op_id.in_(sa.bindparam("keys", expanding=True)))
+_INSERT_EVENTS: Final = events.insert()
+
+
 def _stored_entities(conn: Connection, locations: set[str]) -> dict[str, Entity]:
     found: dict[str, Entity] = {}
-    columns = (entities.c.kind, entities.c.entity_id, entities.c.location, entities.c.mixins,
-               entities.c.attributes, entities.c.tenant, entities.c.owner, entities.c.backend_id)
     for chunk in _chunks(locations):
-        for row in conn.execute(sa.select(*columns).where(entities.c.location.in_(chunk))):
+        for row in conn.execute(_ENTITY_ROWS, {"keys": chunk}):
             found[row.location] = Entity(kind=row.kind, entity_id=row.entity_id, location=row.location,
                                          mixins=tuple(_decode_mixins(row.mixins)),
                                          attributes=_decode_object(row.attributes), tenant=row.tenant,
@@ -66,10 +75,8 @@ def _stored_entities(conn: Connection, locations: set[str]) -> dict[str, Entity]
 
 def _stored_operations(conn: Connection, op_ids: set[str]) -> dict[str, Operation]:
     found: dict[str, Operation] = {}
-    columns = (operations.c.op_id, operations.c.location, operations.c.action, operations.c.state,
-               operations.c.message)
     for chunk in _chunks(op_ids):
-        for row in conn.execute(sa.select(*columns).where(operations.c.op_id.in_(chunk))):
+        for row in conn.execute(_OPERATION_ROWS, {"keys": chunk}):
             found[row.op_id] = Operation(op_id=row.op_id, location=row.location, action=row.action,
                                          state=row.state, message=row.message)
     return found
@@ -102,7 +109,7 @@ def record(conn: Connection, batches: Sequence[Batch], now: float, retention: Ev
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENTS_LOCK})
     found = derive_group(conn, batches, now)
     if found:
-        conn.execute(events.insert(), [
+        conn.execute(_INSERT_EVENTS, [
             {"type": e.type, "location": e.location, "tenant": e.tenant, "kind": e.kind, "state": e.state,
              "message": e.message, "operation": e.operation, "action": e.action, "created": e.created}
             for e in found])
