@@ -1,7 +1,9 @@
-"""The stores' change events (issue 12), for MemoryStore and SqlStore on every URL in TEST_DATABASE_URLS:
-what a batch yields and in which order, nothing for a refused batch (alone or in a group), ids
-that grow with commit order and survive a restart, retention by count and age with its floor,
-and the in-process wake-up."""
+"""The stores' change events (issue 12), for MemoryStore, SqlStore on SQLite (and on every URL in
+TEST_DATABASE_URLS) and SqlStore on the real PostgreSQL of tests/services/postgres.py: what a batch
+yields and in which order, nothing for a refused batch (alone or in a group), ids that grow with
+commit order and survive a restart, retention by count and age with its floor, the in-process
+wake-up, and two writers on one PostgreSQL database (two workers) whose events a reader sees in
+id order without a gap closing behind it."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,11 +29,13 @@ URLS = [url.strip() for url in os.environ.get("TEST_DATABASE_URLS", "sqlite").sp
 Opener = Callable[..., Awaitable[Store]]
 
 
-@pytest.fixture(params=["memory", *URLS])
+@pytest.fixture(params=["memory", *URLS, "postgres"])
 async def opener(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Opener]:
     param: str = request.param
     url = f"sqlite:///{tmp_path / 'events.db'}" if param == "sqlite" else param
-    if param not in ("memory", "sqlite"):
+    if param == "postgres":
+        url = request.getfixturevalue("postgres_database").url
+    elif param not in ("memory", "sqlite"):
         engine = make_engine(url)
         metadata.drop_all(engine)
         engine.dispose()
@@ -179,3 +184,40 @@ async def test_ids_survive_a_restart_and_are_never_reused(tmp_path: Path) -> Non
         assert [e.event_id for e in after.events] == [6] and after.floor == 5 and after.last == 6
     finally:
         await again.close()
+
+
+async def test_two_writers_on_one_postgresql_database_commit_ids_in_order(postgres_database: Any) -> None:
+    """Two SqlStores (two worker processes) commit at once; a reader polling the log meanwhile never
+    sees an id before a smaller one commits (the advisory lock), and every event arrives once."""
+    first, second, reader = (SqlStore(postgres_database.url) for _ in range(3))
+    for store in (first, second, reader):
+        await store.open()
+    try:
+        seen: list[int] = []
+        done = asyncio.Event()
+
+        async def follow() -> None:
+            cursor = 0
+            while True:
+                finished = done.is_set()
+                page = await reader.events_after(cursor, 1000)
+                seen.extend(e.event_id for e in page.events)
+                if page.events:
+                    cursor = page.events[-1].event_id
+                elif finished:
+                    return
+                await asyncio.sleep(0.005)
+
+        follower = asyncio.get_running_loop().create_task(follow())
+
+        async def write(store: SqlStore, offset: int) -> None:
+            for n in range(60):
+                await asyncio.gather(*(store.commit(Batch(put=[vm(offset + n * 3 + k)])) for k in range(3)))
+
+        await asyncio.gather(write(first, 0), write(second, 10_000))
+        done.set()
+        await follower
+        assert seen == list(range(1, 361))  # in order, none missing, none twice
+    finally:
+        for store in (first, second, reader):
+            await store.close()
