@@ -800,12 +800,13 @@ class _Watcher:
             self.ready.set()
             self.changed.set()
 
-    def sleep(self, seconds: float, deadline: float) -> None:
+    def sleep(self, step: Sleep, deadline: float) -> None:
+        seconds = step.seconds
         if not self.live:
             time.sleep(seconds)
             return
         left = deadline - time.monotonic()
-        self.changed.wait(max(seconds, min(EVENT_SAFETY, left)))
+        self.changed.wait(max(seconds, min(EVENT_SAFETY, left)) if step.until_change else seconds)
         self.changed.clear()
 
     def close(self) -> None:
@@ -856,13 +857,15 @@ class _AsyncWatcher:
         except asyncio.TimeoutError:
             pass
 
-    async def sleep(self, seconds: float, deadline: float) -> None:
+    async def sleep(self, step: Sleep, deadline: float) -> None:
+        seconds = step.seconds
         if not self.live:
             await anyio.sleep(seconds)
             return
         left = deadline - time.monotonic()
         try:
-            await asyncio.wait_for(self.changed.wait(), max(seconds, min(EVENT_SAFETY, left)))
+            await asyncio.wait_for(self.changed.wait(),
+                                   max(seconds, min(EVENT_SAFETY, left)) if step.until_change else seconds)
         except asyncio.TimeoutError:
             pass
         self.changed.clear()
@@ -904,12 +907,15 @@ class Client:
         self.auth = auth
         self._http = httpx.Client(transport=transport, **_http_options(auth, cert, verify, headers, timeout))
 
-    def _run(self, op: Op[T], sleep: Callable[[float], None] = time.sleep) -> T:
+    def _run(self, op: Op[T], sleep: Callable[[Sleep], None] | None = None) -> T:
         try:
             step = next(op)
             while True:
                 if isinstance(step, Sleep):
-                    sleep(step.seconds)
+                    if sleep is None:
+                        time.sleep(step.seconds)
+                    else:
+                        sleep(step)
                     step = op.send(None)
                 else:
                     step = op.send(self._send(step))
@@ -1039,7 +1045,7 @@ class Client:
         deadline = time.monotonic() + timeout
         watcher = _Watcher(self, entity.location if isinstance(entity, Entity) else entity)
         try:
-            return self._run(op, lambda seconds: watcher.sleep(seconds, deadline))
+            return self._run(op, lambda step: watcher.sleep(step, deadline))
         finally:
             watcher.close()
 
@@ -1129,12 +1135,15 @@ class AsyncClient:
         self.auth = auth
         self._http = httpx.AsyncClient(transport=transport, **_http_options(auth, cert, verify, headers, timeout))
 
-    async def _run(self, op: Op[T], sleep: Callable[[float], Awaitable[None]] = anyio.sleep) -> T:
+    async def _run(self, op: Op[T], sleep: Callable[[Sleep], Awaitable[None]] | None = None) -> T:
         try:
             step = next(op)
             while True:
                 if isinstance(step, Sleep):
-                    await sleep(step.seconds)
+                    if sleep is None:
+                        await anyio.sleep(step.seconds)
+                    else:
+                        await sleep(step)
                     step = op.send(None)
                 else:
                     step = op.send(await self._send(step))
@@ -1255,7 +1264,7 @@ class AsyncClient:
         watcher = _AsyncWatcher()
         await watcher.start(self, entity.location if isinstance(entity, Entity) else entity)
         try:
-            return await self._run(op, lambda seconds: watcher.sleep(seconds, deadline))
+            return await self._run(op, lambda step: watcher.sleep(step, deadline))
         finally:
             await watcher.close()
 

@@ -232,3 +232,37 @@ def test_occi_events_says_when_the_server_has_no_stream() -> None:
     result = CliRunner().invoke(cli, ["events"], obj=occi, env={"OCCI_CONFIG": "", "OCCI_ENDPOINT": ""})
     assert result.exit_code == 1
     assert "offers no event stream" in result.stderr
+
+
+def test_wait_steps_say_which_pauses_an_event_may_end() -> None:
+    """With the stream, a pause that waits for a change may end at an event (and last longer); the
+    polls that see a state settle over time stay timed."""
+    from occipy.client._wait import Sleep, follow
+    from occipy.model.entity import Entity
+
+    states = iter([("inactive", None), ("active", "booting"), ("active", "booting"), ("active", "booting")])
+
+    def fetch_entity():  # type: ignore[no-untyped-def]
+        state, message = next(states)
+        return Entity(kind="k", entity_id="e", location="/e",
+                      attributes={"s": state, **({"m": message} if message else {})})
+        yield  # pragma: no cover - a generator that sends nothing
+
+    def fetch_operation(url):  # type: ignore[no-untyped-def]
+        return None
+        yield  # pragma: no cover
+
+    steps = follow("/e", state="active", timeout=60, interval=0.5, operation=None, fetch_entity=fetch_entity,
+                   fetch_operation=fetch_operation,
+                   state_of=lambda e: (e.attributes.get("s"), e.attributes.get("m")))  # type: ignore[arg-type,return-value]
+    pauses = []
+    try:
+        step = next(steps)
+        while True:
+            assert isinstance(step, Sleep)
+            pauses.append(step.until_change)
+            step = steps.send(None)
+    except StopIteration:
+        pass
+    # inactive (waiting for a change), then "active (booting)" seen settle over two timed polls.
+    assert pauses == [True, False, False]
