@@ -269,6 +269,11 @@ class EventHub:
             wake.set()
         await self._stop_following()
 
+    async def check(self) -> None:
+        """Raise the store's error (BackendUnavailable) if the event log cannot be read now."""
+        if not self._started or self._follower is None:
+            await self.store.events_after(sys.maxsize, 0)
+
     # ---- following the store --------------------------------------------------------------------
 
     async def _ensure_following(self) -> None:
@@ -371,7 +376,11 @@ class EventHub:
         try:
             if self._closed:
                 return
-            await self._ensure_following()
+            try:
+                await self._ensure_following()
+            except OcciError as error:
+                log.warning("an event stream cannot start: %s", error.message)
+                return
             shutdown = request.shutdown
             if shutdown is not None:
                 shutdown_watch = asyncio.get_running_loop().create_task(self._watch(shutdown, wake))
@@ -381,9 +390,17 @@ class EventHub:
             yield f"retry: {RETRY_MS}\nid: {cursor}\n\n".encode()
             loop = asyncio.get_running_loop()
             quiet_since = loop.time()
+            why = "the server is shutting down"
             while not self._closed and not (shutdown is not None and shutdown.is_set()):
                 wake.clear()
-                found, after, page = await self._after(cursor)
+                try:
+                    found, after, page = await self._after(cursor)
+                except OcciError as error:
+                    # The store cannot be read now: end this stream; the client comes back later
+                    # with its last id and loses nothing.
+                    log.warning("an event stream ends: %s", error.message)
+                    why = "the event log cannot be read now"
+                    break
                 chunks: list[bytes] = []
                 if page is not None and (cursor < page.floor or cursor > page.last):
                     chunks.append(_lost(cursor, page))
@@ -408,7 +425,7 @@ class EventHub:
                     await asyncio.wait_for(wake.wait(), left)
                 except asyncio.TimeoutError:
                     pass
-            yield f"id: {cursor}\n: the server is shutting down; reconnect with Last-Event-ID {cursor}\n\n".encode()
+            yield f"id: {cursor}\n: {why}; reconnect with Last-Event-ID {cursor}\n\n".encode()
         finally:
             self._streams.discard(wake)
             if shutdown_watch is not None:

@@ -551,8 +551,11 @@ class SqlStore(MemoryStore):
 
     @staticmethod
     def _read_events(reader: Engine, after: int, limit: int) -> EventPage:
-        with reader.connect() as conn:
-            if conn.dialect.name == "postgresql":
-                conn = conn.execution_options(isolation_level="REPEATABLE READ")
-            with conn.begin():
-                return sql_events.read(conn, after, limit)
+        try:
+            with reader.connect() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn = conn.execution_options(isolation_level="REPEATABLE READ")
+                with conn.begin():
+                    return sql_events.read(conn, after, limit)
+        except sa.exc.SQLAlchemyError as exc:
+            raise BackendUnavailable(f"the store cannot read the event log: {exc}") from exc

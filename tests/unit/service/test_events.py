@@ -22,7 +22,8 @@ from occipy.model.entity import Entity
 from occipy.service.messages import OcciRequest, OcciResponse
 from occipy.service.options import ServiceOptions
 from occipy.service.pipeline import Service
-from occipy.store.base import Batch, EventRetention, Store
+from occipy.errors import BackendUnavailable
+from occipy.store.base import Batch, EventPage, EventRetention, Store
 from occipy.store.memory import MemoryStore
 from occipy.store.sql import SqlStore
 from tests.unit.service.conftest import BASE, COMPUTE_KIND, Harness
@@ -566,3 +567,39 @@ async def test_the_stream_ends_when_the_http_server_shuts_down(quick: Harness) -
     assert path((await other.next())["location"]) == location
     await other.close()
     assert quick.service.events.streams == 0
+
+
+class BrokenLog(MemoryStore):
+    """A store whose event log cannot be read (the database is gone): every read, or reads of
+    events older than `old` (a resume)."""
+
+    broken = False
+    old: int | None = None
+
+    async def events_after(self, after: int, limit: int = 1000) -> EventPage:
+        if self.broken or (self.old is not None and after < self.old):
+            raise BackendUnavailable("the store cannot read the event log: disk I/O error")
+        return await super().events_after(after, limit)
+
+
+async def test_a_store_that_cannot_be_read_is_503_or_ends_the_stream(tmp_path: Path) -> None:
+    store = BrokenLog()
+    harness = await make(tmp_path, store=store)
+    try:
+        store.broken = True
+        answer = await harness.call("GET", "/-/events", accept=STREAM)
+        assert answer.status == 503 and "disk I/O error" in answer.text
+        assert harness.service.events.streams == 0
+        store.broken = False
+        await create(harness)
+        store.old = 1
+        # A resume from id 0 must read the store, which fails: the stream ends (the client comes
+        # back later with its id) instead of breaking the connection.
+        stream = await open_stream(harness, last_id="0")
+        assert await stream.next() is None and stream.ended
+        assert any("cannot be read now; reconnect with Last-Event-ID 0" in c for c in stream.comments)
+        assert harness.service.events.streams == 0
+    finally:
+        store.broken = False
+        store.old = None
+        await stop(harness)

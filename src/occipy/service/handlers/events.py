@@ -23,4 +23,5 @@ async def stream(env: Env, ctx: Context, route: Route, message: EventsRequest) -
     hub = env.events
     if hub is None or hub.closed:
         raise BackendUnavailable("the server is shutting down: no event stream now")
+    await hub.check()  # a store that cannot be read is a 503 now, not a stream that breaks at once
     return StreamResult(hub.stream(message, ctx), EVENT_STREAM, Outcome(headers=_HEADERS))
