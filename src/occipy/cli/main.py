@@ -32,7 +32,6 @@ from occipy.client import (
     KeystoneToken,
     LinkSpec,
     Model,
-    ServerEvent,
     ServerUnreachable,
     WaitTimeout,
 )

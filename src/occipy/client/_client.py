@@ -27,7 +27,7 @@ import msgspec
 from occipy import __version__, errors
 from occipy.client import _events
 from occipy.client._auth import Auth, ClientCertificate, httpx_auth, tls_verify
-from occipy.client._events import EventQuery, SSEDecoder, ServerEvent
+from occipy.client._events import EventQuery, ServerEvent, SSEDecoder
 from occipy.client._model import Model
 from occipy.client._wait import Op, OperationStatus, Progress, Request, Sleep, follow
 from occipy.model import rules
@@ -776,6 +776,7 @@ class _Watcher:
         self.changed = threading.Event()
         self.ready = threading.Event()
         self.live = False
+        self.error: Exception | None = None  # why there is no stream, if there is none
         self._stopping = False
         self._connection = _Connection()
         self._thread = threading.Thread(target=self._run, args=(client, location), daemon=True,
@@ -793,8 +794,8 @@ class _Watcher:
                                     on_ready=opened, connection=self._connection,
                                     stopping=lambda: self._stopping):
                 self.changed.set()
-        except Exception:  # noqa: BLE001  (no stream: wait_for polls as before)
-            pass
+        except Exception as error:  # noqa: BLE001  (whatever it was, wait_for goes on polling)
+            self.error = error  # no stream (or it broke for good): wait_for polls as before
         finally:
             self.live = False
             self.ready.set()
@@ -830,6 +831,7 @@ class _AsyncWatcher:
     def __init__(self) -> None:
         self.changed = asyncio.Event()
         self.live = False
+        self.error: Exception | None = None  # why there is no stream, if there is none
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, client: AsyncClient, location: str) -> None:
@@ -844,8 +846,8 @@ class _AsyncWatcher:
                 async for _ in client._events(EventQuery(locations=(location,)), None, reconnect=30.0,
                                               idle_timeout=60.0, on_ready=opened):
                     self.changed.set()
-            except Exception:  # noqa: BLE001  (no stream: wait_for polls as before)
-                pass
+            except Exception as error:  # noqa: BLE001  (whatever it was, wait_for goes on polling)
+                self.error = error  # no stream (or it broke for good): wait_for polls as before
             finally:
                 self.live = False
                 ready.set()
@@ -854,7 +856,7 @@ class _AsyncWatcher:
         self._task = asyncio.get_running_loop().create_task(run())
         try:
             await asyncio.wait_for(ready.wait(), READY_WAIT)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     async def sleep(self, step: Sleep, deadline: float) -> None:
@@ -866,7 +868,7 @@ class _AsyncWatcher:
         try:
             await asyncio.wait_for(self.changed.wait(),
                                    max(seconds, min(EVENT_SAFETY, left)) if step.until_change else seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         self.changed.clear()
 

@@ -104,12 +104,10 @@ class SSEDecoder:
             value = value[1:]
         if name == "data":
             self._data.append(value)
-        elif name == "id":
-            if "\0" not in value:
-                self._id = value
-        elif name == "retry":
-            if value.isdigit():
-                self.retry = int(value) / 1000
+        elif name == "id" and "\0" not in value:
+            self._id = value
+        elif name == "retry" and value.isdigit():
+            self.retry = int(value) / 1000
         return None
 
     def _dispatch(self) -> ServerEvent | None:

@@ -8,10 +8,10 @@ must be UTF-8 (400 naming the field). `http/protocol.py` bounds what arrives bef
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 import zlib
-import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Final
 from urllib.parse import unquote_plus

@@ -316,7 +316,7 @@ class EventHub:
                 page = await self.store.events_after(self._cursor, PAGE)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001  (a store hiccup must not end every stream)
+            except Exception:
                 log.exception("cannot read the event log; retrying in %.3g s", max(self.poll, 1.0))
                 await asyncio.sleep(max(self.poll, 1.0))
                 continue
@@ -333,7 +333,7 @@ class EventHub:
                     continue
             try:
                 await asyncio.wait_for(self._wake.wait(), self.poll)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def _take(self, events: list[ChangeEvent]) -> None:
@@ -423,7 +423,7 @@ class EventHub:
                     continue
                 try:
                     await asyncio.wait_for(wake.wait(), left)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             yield f"id: {cursor}\n: {why}; reconnect with Last-Event-ID {cursor}\n\n".encode()
         finally:

@@ -114,15 +114,14 @@ def test_events_start_after_the_given_id_and_end_without_reconnect() -> None:
 def test_the_reconnect_budget_runs_out() -> None:
     handler = Connections(*[httpx.ConnectError("refused") for _ in range(200)])
     started = time.monotonic()
-    with Client(BASE, transport=httpx.MockTransport(handler)) as occi:
-        with pytest.raises(ServerUnreachable):
-            for _ in occi.events(reconnect=0.3):
-                pass
+    with Client(BASE, transport=httpx.MockTransport(handler)) as occi, pytest.raises(ServerUnreachable):
+        for _ in occi.events(reconnect=0.3):
+            pass
     assert 0.3 <= time.monotonic() - started < 5
     # Without a budget the first failure is the answer.
-    with Client(BASE, transport=httpx.MockTransport(Connections(httpx.ConnectError("refused")))) as occi:
-        with pytest.raises(ServerUnreachable):
-            list(occi.events(reconnect=0))
+    refused = Connections(httpx.ConnectError("refused"))
+    with Client(BASE, transport=httpx.MockTransport(refused)) as occi, pytest.raises(ServerUnreachable):
+        list(occi.events(reconnect=0))
 
 
 def test_the_servers_retry_delay_is_used() -> None:
@@ -143,9 +142,8 @@ def test_the_servers_retry_delay_is_used() -> None:
 def test_a_server_without_a_stream_or_a_refusal_is_an_error_at_once(answer: httpx.Response,
                                                                    error: type[Exception]) -> None:
     handler = Connections(answer, stream_response(block(1, type="created")))
-    with Client(BASE, transport=httpx.MockTransport(handler)) as occi:
-        with pytest.raises(error):
-            next(occi.events())
+    with Client(BASE, transport=httpx.MockTransport(handler)) as occi, pytest.raises(error):
+        next(occi.events())
     assert len(handler.requests) == 1  # no reconnect after a refusal
 
 

@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 
 from occipy.backends.simulated import SimulatedDriver
+from occipy.errors import BackendUnavailable
 from occipy.identity.base import ADMIN, MEMBER, READER, Credentials, Principal
 from occipy.model.catalogue import COMPUTE, standard_registry
 from occipy.model.entity import Entity
 from occipy.service.messages import OcciRequest, OcciResponse
 from occipy.service.options import ServiceOptions
 from occipy.service.pipeline import Service
-from occipy.errors import BackendUnavailable
 from occipy.store.base import Batch, EventPage, EventRetention, Store
 from occipy.store.memory import MemoryStore
 from occipy.store.sql import SqlStore
@@ -105,7 +105,7 @@ class Stream:
         while True:
             left = deadline - loop.time()
             if left <= 0:
-                raise asyncio.TimeoutError()
+                raise TimeoutError()
             block = await self._block(left)
             if block is None:
                 return None
@@ -135,7 +135,7 @@ class Stream:
         """Nothing more arrives within `seconds`."""
         try:
             event = await self.next(seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return
         raise AssertionError(f"unexpected event {event}")
 
@@ -182,7 +182,7 @@ async def open_stream(harness: Harness, query: str = "", *, user: str | None = N
 
 def path(url: str | None) -> str:
     assert url is not None
-    return url[len(BASE):] if url.startswith(BASE) else url
+    return url.removeprefix(BASE)
 
 
 def brief(events: Sequence[dict[str, Any]]) -> list[tuple[str, str | None]]:
@@ -292,7 +292,7 @@ async def test_operation_progress_running_then_ended(slow: Harness) -> None:
     assert ("operation", "running") in brief(events)
     assert brief(events)[-2:] == [("state", "active"), ("operation", "succeeded")]
     assert {path(e["location"]) for e in events} == {location}
-    running = [e for e in events if e["state"] == "running"][0]
+    running = next(e for e in events if e["state"] == "running")
     assert running["operation"] == events[-1]["operation"]
     await stream.close()
 
