@@ -9,9 +9,6 @@ project's own renderings (`occipy.rendering.json`, `.text`, `.urilist`). Imports
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -25,7 +22,7 @@ import httpx
 import msgspec
 
 from occipy import __version__, errors
-from occipy.client import _events
+from occipy.client import _events, _stream
 from occipy.client._auth import Auth, ClientCertificate, httpx_auth, tls_verify
 from occipy.client._events import EventQuery, ServerEvent, SSEDecoder
 from occipy.client._model import Model
@@ -701,43 +698,7 @@ def _transport_error(exc: httpx.HTTPError, endpoint: str) -> errors.OcciError:
     return ServerUnreachable(f"cannot reach {what}: {reason}")
 
 
-# ---- the event stream (issue 12, docs/events.md) -------------------------------------------------
-
-# With the event stream open, `wait_for` re-reads the operation or entity when an event about it
-# arrives, and at the latest after this many seconds (a safety net), instead of every `interval`.
-EVENT_SAFETY = 5.0
-# How long `wait_for` waits for the stream to be open before its first poll (events after that
-# moment are seen; a slower stream only delays the wake-ups).
-READY_WAIT = 5.0
-
-
-@dataclass
-class _Connection:
-    """The current response of an event stream (so that another thread can cut it)."""
-
-    response: httpx.Response | None = None
-
-
-def _stream_timeout(http_timeout: httpx.Timeout, idle_timeout: float) -> httpx.Timeout:
-    connect = http_timeout.connect if http_timeout.connect is not None else 30.0
-    return httpx.Timeout(connect, read=idle_timeout)
-
-
-def _refusal(response: httpx.Response, endpoint: str) -> errors.OcciError | None:
-    """Why an answer to GET /-/events is not a stream: None when it is one, or when trying again
-    later may help (503: the server is shutting down)."""
-    if response.status_code == 503:
-        return None
-    if response.status_code in _events.NOT_OFFERED:
-        return _events.not_offered(endpoint)
-    if response.status_code >= 400:
-        try:
-            _raise_for_status(response)
-        except errors.OcciError as error:
-            return error
-    if not _events.is_stream(response):
-        return _events.not_offered(endpoint)
-    return None
+# ---- the event stream (issue 12, docs/events.md; client/_stream.py runs wait_for's) ---------------
 
 
 class _Reconnect:
@@ -767,119 +728,6 @@ class _Reconnect:
             raise error or ServerUnreachable(
                 f"the event stream of {self.endpoint} did not come back within {self.reconnect:g} s")
         return self.delay
-
-
-class _Watcher:
-    """`wait_for`'s wake-up calls: an event stream on one location, read by a thread."""
-
-    def __init__(self, client: Client, location: str) -> None:
-        self.changed = threading.Event()
-        self.ready = threading.Event()
-        self.live = False
-        self.error: Exception | None = None  # why there is no stream, if there is none
-        self._stopping = False
-        self._connection = _Connection()
-        self._thread = threading.Thread(target=self._run, args=(client, location), daemon=True,
-                                        name="occipy-wait-events")
-        self._thread.start()
-        self.ready.wait(READY_WAIT)
-
-    def _run(self, client: Client, location: str) -> None:
-        def opened() -> None:
-            self.live = True
-            self.ready.set()
-
-        try:
-            for _ in client._events(EventQuery(locations=(location,)), None, reconnect=30.0, idle_timeout=60.0,
-                                    on_ready=opened, connection=self._connection,
-                                    stopping=lambda: self._stopping):
-                self.changed.set()
-        except Exception as error:  # noqa: BLE001  (whatever it was, wait_for goes on polling)
-            self.error = error  # no stream (or it broke for good): wait_for polls as before
-        finally:
-            self.live = False
-            self.ready.set()
-            self.changed.set()
-
-    def sleep(self, step: Sleep, deadline: float) -> None:
-        seconds = step.seconds
-        if not self.live:
-            time.sleep(seconds)
-            return
-        left = deadline - time.monotonic()
-        self.changed.wait(max(seconds, min(EVENT_SAFETY, left)) if step.until_change else seconds)
-        self.changed.clear()
-
-    def close(self) -> None:
-        self._stopping = True
-        response = self._connection.response
-        if response is not None:
-            # Wake the thread out of its read at once (closing alone does not interrupt a recv).
-            stream = response.extensions.get("network_stream")
-            sock = stream.get_extra_info("socket") if stream is not None else None
-            if isinstance(sock, socket.socket):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-        self._thread.join(timeout=2.0)
-
-
-class _AsyncWatcher:
-    """`AsyncClient.wait_for`'s wake-up calls: an event stream on one location, read by a task."""
-
-    def __init__(self) -> None:
-        self.changed = asyncio.Event()
-        self.live = False
-        self.error: Exception | None = None  # why there is no stream, if there is none
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self, client: AsyncClient, location: str) -> None:
-        ready = asyncio.Event()
-
-        def opened() -> None:
-            self.live = True
-            ready.set()
-
-        async def run() -> None:
-            try:
-                async for _ in client._events(EventQuery(locations=(location,)), None, reconnect=30.0,
-                                              idle_timeout=60.0, on_ready=opened):
-                    self.changed.set()
-            except Exception as error:  # noqa: BLE001  (whatever it was, wait_for goes on polling)
-                self.error = error  # no stream (or it broke for good): wait_for polls as before
-            finally:
-                self.live = False
-                ready.set()
-                self.changed.set()
-
-        self._task = asyncio.get_running_loop().create_task(run())
-        try:
-            await asyncio.wait_for(ready.wait(), READY_WAIT)
-        except TimeoutError:
-            pass
-
-    async def sleep(self, step: Sleep, deadline: float) -> None:
-        seconds = step.seconds
-        if not self.live:
-            await anyio.sleep(seconds)
-            return
-        left = deadline - time.monotonic()
-        try:
-            await asyncio.wait_for(self.changed.wait(),
-                                   max(seconds, min(EVENT_SAFETY, left)) if step.until_change else seconds)
-        except TimeoutError:
-            pass
-        self.changed.clear()
-
-    async def close(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
 
 
 class Client:
@@ -1045,7 +893,8 @@ class Client:
         if not events:
             return self._run(op)
         deadline = time.monotonic() + timeout
-        watcher = _Watcher(self, entity.location if isinstance(entity, Entity) else entity)
+        location = entity.location if isinstance(entity, Entity) else entity
+        watcher = _stream.Watcher(lambda **options: self._events(EventQuery(locations=(location,)), None, **options))
         try:
             return self._run(op, lambda step: watcher.sleep(step, deadline))
         finally:
@@ -1071,13 +920,13 @@ class Client:
                             idle_timeout=idle_timeout)
 
     def _events(self, query: EventQuery, last_id: str | None, *, reconnect: float, idle_timeout: float,
-                on_ready: Callable[[], None] | None = None, connection: _Connection | None = None,
+                on_ready: Callable[[], None] | None = None, connection: _stream.Connection | None = None,
                 stopping: Callable[[], bool] | None = None) -> Iterator[ServerEvent]:
         url = self._ops.url(_events.EVENTS_PATH)
         params = query.params(self._ops.path)
         decoder = SSEDecoder(last_id)
         schedule = _Reconnect(reconnect, self.endpoint)
-        timeout = _stream_timeout(self._http.timeout, idle_timeout)
+        timeout = _stream.stream_timeout(self._http.timeout, idle_timeout)
         while not (stopping is not None and stopping()):
             error: errors.OcciError | None = None
             request = self._http.build_request("GET", url, params=params, headers=_events.headers(decoder.last_id),
@@ -1089,7 +938,7 @@ class Client:
                 try:
                     if not (response.status_code < 300 and _events.is_stream(response)):
                         response.read()
-                        refusal = _refusal(response, self.endpoint)
+                        refusal = _stream.refusal(response, self.endpoint, _raise_for_status)
                         if refusal is not None:
                             raise refusal
                     else:
@@ -1263,8 +1112,9 @@ class AsyncClient:
         if not events:
             return await self._run(op)
         deadline = time.monotonic() + timeout
-        watcher = _AsyncWatcher()
-        await watcher.start(self, entity.location if isinstance(entity, Entity) else entity)
+        location = entity.location if isinstance(entity, Entity) else entity
+        watcher = _stream.AsyncWatcher()
+        await watcher.start(lambda **options: self._events(EventQuery(locations=(location,)), None, **options))
         try:
             return await self._run(op, lambda step: watcher.sleep(step, deadline))
         finally:
@@ -1285,7 +1135,7 @@ class AsyncClient:
         params = query.params(self._ops.path)
         decoder = SSEDecoder(last_id)
         schedule = _Reconnect(reconnect, self.endpoint)
-        timeout = _stream_timeout(self._http.timeout, idle_timeout)
+        timeout = _stream.stream_timeout(self._http.timeout, idle_timeout)
         while True:
             error: errors.OcciError | None = None
             request = self._http.build_request("GET", url, params=params, headers=_events.headers(decoder.last_id),
@@ -1295,7 +1145,7 @@ class AsyncClient:
                 try:
                     if not (response.status_code < 300 and _events.is_stream(response)):
                         await response.aread()
-                        refusal = _refusal(response, self.endpoint)
+                        refusal = _stream.refusal(response, self.endpoint, _raise_for_status)
                         if refusal is not None:
                             raise refusal
                     else:
