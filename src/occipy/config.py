@@ -107,6 +107,11 @@ class Settings:
     # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated addresses or
     # networks, "*" for any); "": none, the headers are ignored (docs/security.md, "Behind a proxy").
     forwarded_allow_ips: str = ""
+    # ---- the event stream GET /-/events (issue 12, docs/events.md) ----
+    events_keep: int = 10_000  # events kept for resuming streams (Last-Event-ID) ...
+    events_max_age: float = 86_400.0  # ... and for at most this many seconds
+    events_keepalive: float = 15.0  # seconds of silence before a stream sends a keep-alive comment
+    events_poll: float = 1.0  # seconds between reads of the event log for other processes' events
 
     @property
     def store_url(self) -> str:
@@ -267,7 +272,8 @@ def check_edge(settings: Settings) -> None:
     for name, choices in _CHOICES.items():
         if getattr(settings, name) not in choices:
             raise ConfigError(f"setting {name}: {getattr(settings, name)!r} is not one of {', '.join(choices)}")
-    for name in ("max_header_bytes", "max_connections", "header_timeout", "body_timeout", "body_total_timeout"):
+    for name in ("max_header_bytes", "max_connections", "header_timeout", "body_timeout", "body_total_timeout",
+                 "events_keep", "events_max_age", "events_keepalive", "events_poll"):  # events_*: issue 12
         if getattr(settings, name) <= 0:
             raise ConfigError(f"setting {name}: must be greater than 0")
     for name in ("monitoring_tick", "monitoring_max_age", "sla_interval", "monitoring_retention"):  # [monitoring]

@@ -28,6 +28,7 @@ from occipy.model.state import state_attribute
 from occipy.observability import metrics
 from occipy.service.options import QuotaSettings, RateLimitSettings, ServiceOptions
 from occipy.service.pipeline import Service
+from occipy.store.base import EventRetention
 from occipy.store.sql import SqlStore
 
 log = logging.getLogger("occipy")
@@ -47,10 +48,12 @@ class Components:
             data_dir.mkdir(parents=True, exist_ok=True)
             self.drivers.append((cloud.name, driver_class.from_options(cloud.options, data_dir)))
         self.driver = self.drivers[0][1]
-        self.store = SqlStore(settings.store_url, synchronous=settings.sqlite_synchronous)
+        self.store = SqlStore(settings.store_url, synchronous=settings.sqlite_synchronous,
+                              events=EventRetention(settings.events_keep, settings.events_max_age))  # issue 12
         options = ServiceOptions(
             sync_wait=settings.sync_wait, delete_wait=settings.delete_wait, max_page=settings.max_page, allow_delete_root=settings.allow_delete_root,
             reconcile_interval=settings.reconcile_interval,
+            events_keepalive=settings.events_keepalive, events_poll=settings.events_poll,  # issue 12
             # [monitoring]
             monitoring_tick=settings.monitoring_tick, monitoring_retention=settings.monitoring_retention,
             monitoring_max_age=settings.monitoring_max_age, sla_interval=settings.sla_interval,

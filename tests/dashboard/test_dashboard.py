@@ -281,16 +281,44 @@ def test_401_brings_the_sign_in_form_back_with_the_challenge(page: Any, slow_ser
 
 
 def test_events_stream_is_used_when_the_server_offers_it(page: Any, slow_server: LiveServer) -> None:
-    # GET /-/events arrives with the new service pipeline; until then the browser's router answers it
-    # with a stream, and the dashboard must take updates from it instead of polling.
-    page.route(re.compile(r".*/-/events$"), lambda route: route.fulfill(
-        status=200, headers={"Content-Type": "text/event-stream"},
-        body='event: change\ndata: {"type": "entity", "location": "/compute/x", "state": "active"}\n\n'))
+    """The server's GET /-/events (issue 12): the dashboard takes updates from it instead of polling."""
+    page.goto(slow_server.url + "/dashboard/")
+    page.get_by_text("Live updates: server-sent events.").wait_for()
+    disk = occi(slow_server, "POST", "/storage/", {
+        "kind": INFRA + "storage", "title": "watched", "attributes": {"occi.storage.size": 1.0}})
+    assert disk.status_code == 201, disk.text
+    # The stream's events for that create arrive (created, state, operation ...).
+    page.get_by_text(re.compile(r"Live updates: server-sent events\. [1-9]\d* received\.")).wait_for()
+    wait_operation(slow_server, disk)
+    occi(slow_server, "DELETE", httpx.URL(disk.headers["Location"]).path)
+
+
+def test_a_reconnect_resumes_with_last_event_id(page: Any, slow_server: LiveServer) -> None:
+    """A stream that ends is opened again after the server's `retry:` delay, with the last id it saw."""
+    seen: list[dict[str, str]] = []
+
+    def answer(route: Any) -> None:
+        seen.append(dict(route.request.headers))
+        route.fulfill(status=200, headers={"Content-Type": "text/event-stream"},
+                      body='retry: 200\nid: 41\n\nid: 42\ndata: {"type": "created", "location": "/compute/x", '
+                           '"operation": null, "state": "active"}\n\n')
+
+    page.route(re.compile(r".*/-/events$"), answer)
     page.goto(slow_server.url + "/dashboard/")
     page.get_by_text(re.compile(r"The event stream ended after [1-9]\d* events?; reconnecting")).wait_for()
+    deadline = 50
+    while len(seen) < 2 and deadline:
+        page.wait_for_timeout(100)
+        deadline -= 1
+    assert len(seen) >= 2, seen
+    assert "last-event-id" not in seen[0]
+    assert seen[1]["last-event-id"] == "42"
 
 
 def test_without_events_the_dashboard_polls(page: Any, slow_server: LiveServer) -> None:
+    # A server without the event stream (404, as before issue 12): operation records are polled.
+    page.route(re.compile(r".*/-/events$"), lambda route: route.fulfill(
+        status=404, headers={"Content-Type": "text/plain"}, body="nothing at /-/events\n"))
     page.goto(slow_server.url + "/dashboard/")
     page.get_by_text("Live updates: polling operation records.").wait_for()
 

@@ -695,6 +695,51 @@ def unlink(state: State, locations: tuple[str, ...]) -> None:
         state.printer.note(f"unlinked {location}")
 
 
+# ---- following the server (issue 12) -----------------------------------------------------------------
+
+EVENT_TYPES = ("created", "updated", "state", "deleted", "operation")
+
+
+@cli.command()
+@click.option("--kind", "-k", "kinds", multiple=True, shell_complete=complete_kind,
+              help="Only entities of this kind, or of its sub-kinds (repeatable).")
+@click.option("--location", "-l", "locations", multiple=True,
+              help="Only this entity (URL or path), or everything below a path ending in / (repeatable).")
+@click.option("--operation", "operations", multiple=True, help="Only this operation (id or URL; repeatable).")
+@click.option("--type", "-t", "types", multiple=True, type=click.Choice(EVENT_TYPES),
+              help="Only events of this type (repeatable).")
+@click.option("--last-event-id", help="Resume after this event id (each event shows its id).")
+@click.option("--count", "-n", type=click.IntRange(min=1), help="Stop after this many events.")
+@click.option("--no-reconnect", is_flag=True, help="Stop when the stream ends instead of reconnecting.")
+@_output_option
+@pass_state
+def events(state: State, kinds: tuple[str, ...], locations: tuple[str, ...], operations: tuple[str, ...],
+           types: tuple[str, ...], last_event_id: str | None, count: int | None, no_reconnect: bool) -> None:
+    """Follow the server's changes as they happen (GET /-/events), until Ctrl-C or --count.
+
+    Each line is one change: an entity created, updated, changing state or deleted, or an
+    operation's progress. With -o json, one JSON object a line. After a broken connection it
+    reconnects and resumes where it was; "lost" says the server no longer had some events.
+    """
+    kind_ids = [state.model.kind(kind).type_id for kind in kinds]
+    printer = state.printer
+    stream = state.client.events(kinds=kind_ids, locations=locations, operations=operations, types=types,
+                                 last_event_id=last_event_id, reconnect=0.0 if no_reconnect else 60.0)
+    seen = 0
+    try:
+        for event in stream:
+            printer.event(event)
+            seen += 1
+            if count is not None and seen >= count:
+                break
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how one stops following
+    finally:
+        closer = getattr(stream, "close", None)
+        if closer is not None:
+            closer()
+
+
 @cli.command()
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
 def completion(shell: str) -> None:

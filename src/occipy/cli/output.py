@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -19,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from occipy.client import Entity, Model, Progress
+from occipy.client import Entity, Model, Progress, ServerEvent
 from occipy.model.category import Action, AttributeDef, Kind, Mixin
 from occipy.rendering import text
 from occipy.rendering.messages import CategoryDefinition
@@ -216,6 +217,27 @@ class Printer:
                 table.add_row(*row)
             self.out.print(table)
 
+    def event(self, event: ServerEvent) -> None:
+        """One change of `occi events`: a JSON object a line (-o json), else one readable line."""
+        if self.output == "json":
+            click.echo(json.dumps({"id": event.id, **event.data}, ensure_ascii=False))
+            return
+        when = time.strftime("%H:%M:%S", time.localtime(event.time)) if event.time is not None else "--:--:--"
+        style = _EVENT_STYLES.get(event.type, "")
+        what = event.type
+        if event.type == "operation":
+            what = f"{event.action or 'operation'} {event.state or ''}".strip()
+        elif event.state and event.type != "deleted":
+            what = f"{event.type} {event.state}" if event.type != "state" else f"-> {event.state}"
+        parts = [f"[dim]{when} #{escape(event.id)}[/dim]", f"[{style}]{escape(what)}[/{style}]" if style else escape(what)]
+        if event.location:
+            parts.append(escape(short(event.location)))
+        if event.kind:
+            parts.append(f"[dim]{escape(_term(event.kind))}[/dim]")
+        if event.message:
+            parts.append(escape(f"({event.message})"))
+        self.out.print("  ".join(parts), soft_wrap=True)
+
     # ---- progress ---------------------------------------------------------------------------
 
     @contextmanager
@@ -242,6 +264,10 @@ class Printer:
                     last.append(current)
                     self.err.print(escape(current))
             yield report
+
+
+_EVENT_STYLES = {"created": "green", "deleted": "red", "state": "cyan", "updated": "yellow", "operation": "blue",
+                 "lost": "bold red"}
 
 
 def _path_view(link: Entity) -> Entity:

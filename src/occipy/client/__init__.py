@@ -14,6 +14,7 @@ from occipy.client._auth import (
     KeystoneToken,
 )
 from occipy.client._client import AsyncClient, Client, LinkSpec, ServerUnreachable
+from occipy.client._events import ServerEvent
 from occipy.client._model import AmbiguousCategory, Model
 from occipy.client._wait import OperationStatus, Progress, WaitTimeout
 from occipy.errors import (
@@ -77,6 +78,7 @@ __all__ = [
     "PayloadTooLarge",
     "Progress",
     "ServerError",
+    "ServerEvent",
     "ServerUnreachable",
     "Unauthorized",
     "UnknownCategory",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
@@ -23,7 +23,9 @@ import httpx
 import msgspec
 
 from occipy import __version__, errors
+from occipy.client import _events, _stream
 from occipy.client._auth import Auth, ClientCertificate, httpx_auth, tls_verify
+from occipy.client._events import EventQuery, ServerEvent, SSEDecoder
 from occipy.client._model import Model
 from occipy.client._wait import Op, OperationStatus, Progress, Request, Sleep, follow
 from occipy.model import rules
@@ -710,6 +712,38 @@ def _transport_error(exc: httpx.HTTPError, endpoint: str) -> errors.OcciError:
     return ServerUnreachable(f"cannot reach {what}: {reason}")
 
 
+# ---- the event stream (issue 12, docs/events.md; client/_stream.py runs wait_for's) ---------------
+
+
+class _Reconnect:
+    """When to try the stream again, and when to give up (`reconnect` seconds without a stream)."""
+
+    def __init__(self, reconnect: float, endpoint: str) -> None:
+        self.reconnect = reconnect
+        self.endpoint = endpoint
+        self.broken_since: float | None = None
+        self.delay = 1.0
+
+    def connected(self) -> None:
+        self.broken_since = None
+
+    def next_delay(self, decoder: SSEDecoder, error: errors.OcciError | None) -> float | None:
+        """Seconds to wait before reconnecting; None: the stream is over (no reconnect wanted)."""
+        if decoder.retry is not None:
+            self.delay = decoder.retry
+        if self.reconnect <= 0:
+            if error is not None:
+                raise error
+            return None
+        now = time.monotonic()
+        if self.broken_since is None:
+            self.broken_since = now
+        elif now - self.broken_since > self.reconnect:
+            raise error or ServerUnreachable(
+                f"the event stream of {self.endpoint} did not come back within {self.reconnect:g} s")
+        return self.delay
+
+
 class Client:
     """A synchronous OCCI client. Discovers the server's model on first use (GFD.223 §9).
 
@@ -737,12 +771,15 @@ class Client:
         self.auth = auth
         self._http = httpx.Client(transport=transport, **_http_options(auth, cert, verify, headers, timeout))
 
-    def _run(self, op: Op[T]) -> T:
+    def _run(self, op: Op[T], sleep: Callable[[Sleep], None] | None = None) -> T:
         try:
             step = next(op)
             while True:
                 if isinstance(step, Sleep):
-                    time.sleep(step.seconds)
+                    if sleep is None:
+                        time.sleep(step.seconds)
+                    else:
+                        sleep(step)
                     step = op.send(None)
                 else:
                     step = op.send(self._send(step))
@@ -858,10 +895,87 @@ class Client:
         self._run(self._ops.undefine_mixin(mixin))
 
     def wait_for(self, entity: Entity | str, *, state: str | None = None, timeout: float = 300.0,
-                 interval: float = 1.0, progress: Callable[[Progress], None] | None = None) -> Entity:
-        """Follow the entity's last long operation until it ends (and reaches `state`, if given)."""
-        return self._run(self._ops.wait_for(entity, state=state, timeout=timeout, interval=interval,
-                                            progress=progress))
+                 interval: float = 1.0, progress: Callable[[Progress], None] | None = None,
+                 events: bool = True) -> Entity:
+        """Follow the entity's last long operation until it ends (and reaches `state`, if given).
+
+        With `events` and a server that offers `GET /-/events`, it re-reads when an event about
+        the entity arrives (and every few seconds regardless) instead of every `interval`;
+        otherwise it polls every `interval` seconds.
+        """
+        op = self._ops.wait_for(entity, state=state, timeout=timeout, interval=interval, progress=progress)
+        if not events:
+            return self._run(op)
+        deadline = time.monotonic() + timeout
+        location = entity.location if isinstance(entity, Entity) else entity
+        watcher = _stream.Watcher(lambda **options: self._events(EventQuery(locations=(location,)), None, **options))
+        try:
+            return self._run(op, lambda step: watcher.sleep(step, deadline))
+        finally:
+            watcher.close()
+
+    # -- the event stream (issue 12)
+    def events(self, *, kinds: Sequence[str] = (), locations: Sequence[str] = (), operations: Sequence[str] = (),
+               types: Sequence[str] = (), last_event_id: str | int | None = None, reconnect: float = 60.0,
+               idle_timeout: float = 60.0) -> Iterator[ServerEvent]:
+        """The server's committed changes as they happen (`GET /-/events`), for ever.
+
+        Filters: kinds (type ids or terms), locations (URLs or paths; "/compute/" for all below),
+        operations (ids or URLs), types (created, updated, state, deleted, operation). Starts with
+        what happens from now on, or after `last_event_id`. When the stream breaks (the server
+        restarts, the network fails), it reconnects with the last id it saw, so nothing is
+        missed, for up to `reconnect` seconds (0: end instead); an event of type `lost` says the
+        server no longer had some events. `idle_timeout`: seconds without a byte (the server sends
+        keep-alives) before the connection counts as broken. NotSupported when the server offers
+        no event stream.
+        """
+        query = EventQuery(tuple(kinds), tuple(locations), tuple(operations), tuple(types))
+        return self._events(query, None if last_event_id is None else str(last_event_id), reconnect=reconnect,
+                            idle_timeout=idle_timeout)
+
+    def _events(self, query: EventQuery, last_id: str | None, *, reconnect: float, idle_timeout: float,
+                on_ready: Callable[[], None] | None = None, connection: _stream.Connection | None = None,
+                stopping: Callable[[], bool] | None = None) -> Iterator[ServerEvent]:
+        url = self._ops.url(_events.EVENTS_PATH)
+        params = query.params(self._ops.path)
+        decoder = SSEDecoder(last_id)
+        schedule = _Reconnect(reconnect, self.endpoint)
+        timeout = _stream.stream_timeout(self._http.timeout, idle_timeout)
+        while not (stopping is not None and stopping()):
+            error: errors.OcciError | None = None
+            request = self._http.build_request("GET", url, params=params, headers=_events.headers(decoder.last_id),
+                                               timeout=timeout)
+            try:
+                response = self._http.send(request, stream=True)
+                if connection is not None:
+                    connection.response = response
+                try:
+                    if not (response.status_code < 300 and _events.is_stream(response)):
+                        response.read()
+                        refusal = _stream.refusal(response, self.endpoint, _raise_for_status)
+                        if refusal is not None:
+                            raise refusal
+                    else:
+                        schedule.connected()
+                        opened = decoder.blocks
+                        for line in response.iter_lines():
+                            event = decoder.feed(line)
+                            if on_ready is not None and decoder.blocks == opened + 1 and line == "":
+                                on_ready()
+                            if event is not None:
+                                yield event
+                            if stopping is not None and stopping():
+                                return
+                finally:
+                    response.close()
+            except httpx.HTTPError as exc:
+                error = _transport_error(exc, self.endpoint)
+            if stopping is not None and stopping():
+                return
+            delay = schedule.next_delay(decoder, error)
+            if delay is None:
+                return
+            time.sleep(delay)
 
 
 class AsyncClient:
@@ -886,12 +1000,15 @@ class AsyncClient:
         self.auth = auth
         self._http = httpx.AsyncClient(transport=transport, **_http_options(auth, cert, verify, headers, timeout))
 
-    async def _run(self, op: Op[T]) -> T:
+    async def _run(self, op: Op[T], sleep: Callable[[Sleep], Awaitable[None]] | None = None) -> T:
         try:
             step = next(op)
             while True:
                 if isinstance(step, Sleep):
-                    await anyio.sleep(step.seconds)
+                    if sleep is None:
+                        await anyio.sleep(step.seconds)
+                    else:
+                        await sleep(step)
                     step = op.send(None)
                 else:
                     step = op.send(await self._send(step))
@@ -1001,7 +1118,64 @@ class AsyncClient:
         await self._run(self._ops.undefine_mixin(mixin))
 
     async def wait_for(self, entity: Entity | str, *, state: str | None = None, timeout: float = 300.0,
-                       interval: float = 1.0, progress: Callable[[Progress], None] | None = None) -> Entity:
-        """Follow the entity's last long operation until it ends (and reaches `state`, if given)."""
-        return await self._run(self._ops.wait_for(entity, state=state, timeout=timeout, interval=interval,
-                                                  progress=progress))
+                       interval: float = 1.0, progress: Callable[[Progress], None] | None = None,
+                       events: bool = True) -> Entity:
+        """Follow the entity's last long operation until it ends (and reaches `state`, if given);
+        woken by the server's event stream when it offers one (see `Client.wait_for`)."""
+        op = self._ops.wait_for(entity, state=state, timeout=timeout, interval=interval, progress=progress)
+        if not events:
+            return await self._run(op)
+        deadline = time.monotonic() + timeout
+        location = entity.location if isinstance(entity, Entity) else entity
+        watcher = _stream.AsyncWatcher()
+        await watcher.start(lambda **options: self._events(EventQuery(locations=(location,)), None, **options))
+        try:
+            return await self._run(op, lambda step: watcher.sleep(step, deadline))
+        finally:
+            await watcher.close()
+
+    # -- the event stream (issue 12)
+    def events(self, *, kinds: Sequence[str] = (), locations: Sequence[str] = (), operations: Sequence[str] = (),
+               types: Sequence[str] = (), last_event_id: str | int | None = None, reconnect: float = 60.0,
+               idle_timeout: float = 60.0) -> AsyncIterator[ServerEvent]:
+        """The server's committed changes as they happen, an async iterator (see `Client.events`)."""
+        query = EventQuery(tuple(kinds), tuple(locations), tuple(operations), tuple(types))
+        return self._events(query, None if last_event_id is None else str(last_event_id), reconnect=reconnect,
+                            idle_timeout=idle_timeout)
+
+    async def _events(self, query: EventQuery, last_id: str | None, *, reconnect: float, idle_timeout: float,
+                      on_ready: Callable[[], None] | None = None) -> AsyncIterator[ServerEvent]:
+        url = self._ops.url(_events.EVENTS_PATH)
+        params = query.params(self._ops.path)
+        decoder = SSEDecoder(last_id)
+        schedule = _Reconnect(reconnect, self.endpoint)
+        timeout = _stream.stream_timeout(self._http.timeout, idle_timeout)
+        while True:
+            error: errors.OcciError | None = None
+            request = self._http.build_request("GET", url, params=params, headers=_events.headers(decoder.last_id),
+                                               timeout=timeout)
+            try:
+                response = await self._http.send(request, stream=True)
+                try:
+                    if not (response.status_code < 300 and _events.is_stream(response)):
+                        await response.aread()
+                        refusal = _stream.refusal(response, self.endpoint, _raise_for_status)
+                        if refusal is not None:
+                            raise refusal
+                    else:
+                        schedule.connected()
+                        opened = decoder.blocks
+                        async for line in response.aiter_lines():
+                            event = decoder.feed(line)
+                            if on_ready is not None and decoder.blocks == opened + 1 and line == "":
+                                on_ready()
+                            if event is not None:
+                                yield event
+                finally:
+                    await response.aclose()
+            except httpx.HTTPError as exc:
+                error = _transport_error(exc, self.endpoint)
+            delay = schedule.next_delay(decoder, error)
+            if delay is None:
+                return
+            await anyio.sleep(delay)

@@ -37,9 +37,15 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class Sleep:
-    """A pause an operation asks for between two polls."""
+    """A pause an operation asks for between two polls.
+
+    `until_change`: the pause waits for a change (a runner with the server's event stream may wait
+    for an event about the entity instead, and longer); False: the next poll must come after
+    `seconds` (a state must be seen unchanged for some time).
+    """
 
     seconds: float
+    until_change: bool = True
 
 
 Step = Request | Sleep
@@ -151,4 +157,5 @@ def follow(
         if elapsed() >= timeout:
             wanted = f"state {state}" if state else "a stable state"
             raise give_up(f"still {current or 'without a state'} (waiting for {wanted})")
-        yield Sleep(interval)
+        # Settling is seen by polls over time; anything else ends with a change.
+        yield Sleep(interval, until_change=stability.seen == 0 or state not in (None, current))

@@ -8,15 +8,16 @@ must be UTF-8 (400 naming the field). `http/protocol.py` bounds what arrives bef
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Final
 from urllib.parse import unquote_plus
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from occipy.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from occipy.rendering import negotiate
@@ -173,6 +174,7 @@ def to_occi_head(request: Request, *, max_body: int, max_headers: int, request_i
     tls = extensions.get("tls") or {}
     ours = extensions.get("occipy") or {}
     client = scope.get("client")
+    shutdown = ours.get("shutdown")  # issue 12: set by http/protocol.py when the server shuts down
     return OcciRequest(
         method=scope["method"],
         path=path,
@@ -185,6 +187,7 @@ def to_occi_head(request: Request, *, max_body: int, max_headers: int, request_i
         client_issuer=ours.get("client_cert_issuer"),
         # uvicorn puts X-Forwarded-For here only from forwarded_allow_ips (server.uvicorn_config)
         peer=str(client[0]) if client else None,
+        shutdown=shutdown if isinstance(shutdown, asyncio.Event) else None,
     )
 
 
@@ -215,8 +218,15 @@ async def read_body(request: Request, occi_request: OcciRequest, *, max_body: in
 
 
 def to_response(result: OcciResponse, request_id: str = "", server: str = SERVER) -> Response:
-    """`server` is the Server header: occipy's product tokens and the profiles it claims."""
-    response = Response(result.body, status_code=result.status)
+    """`server` is the Server header: occipy's product tokens and the profiles it claims.
+
+    A result with a `stream` (issue 12: the event stream) is sent as it comes, chunked.
+    """
+    response: Response
+    if result.stream is not None:
+        response = StreamingResponse(_streamed(result.body, result.stream), status_code=result.status)
+    else:
+        response = Response(result.body, status_code=result.status)
     raw = response.raw_headers
     # text/occi repeats fields: append, never dict(); Starlette set content-length already.
     raw[:] = [(k, v) for k, v in raw if k != b"content-type"]
@@ -227,6 +237,20 @@ def to_response(result: OcciResponse, request_id: str = "", server: str = SERVER
     for name, value in result.headers:
         raw.append((name.lower().encode("latin-1"), value.encode("utf-8")))
     return response
+
+
+async def _streamed(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """`first`, then every piece of `rest`; `rest` is closed however the response ends (its cleanup
+    runs when the client goes away, too)."""
+    try:
+        if first:
+            yield first
+        async for piece in rest:
+            yield piece
+    finally:
+        closer = getattr(rest, "aclose", None)
+        if closer is not None:
+            await closer()
 
 
 def plain_error(status: int, message: str, headers: Mapping[str, str] | None = None,

@@ -193,7 +193,7 @@ def _base_url(request: Request) -> str:
 
 
 _FIXED_ROUTES = frozenset({"/", "/-/", "/.well-known/org/ogf/occi/-/", "/-/openapi.json", "/metrics",
-                           "/dashboard", "/dashboard/"})
+                           "/dashboard", "/dashboard/", "/-/events"})
 
 
 def route_template(registry: Registry, path: str) -> str:

@@ -136,6 +136,9 @@ class EdgeProtocol(HttpToolsProtocol):
         self._lingering = False
         self._linger_timer: TimerHandle | None = None
         self._extensions: dict[str, dict[object, object]] | None = None
+        # issue 12: set when the server shuts down, so that a streaming answer (GET /-/events)
+        # ends cleanly instead of holding the shutdown (uvicorn waits for open responses first).
+        self._shutdown: asyncio.Event | None = None
 
     # ---- connection ------------------------------------------------------------------------
 
@@ -233,6 +236,10 @@ class EdgeProtocol(HttpToolsProtocol):
             self._head_began = self.loop.time()
         if self._extensions is not None:
             self.scope["extensions"] = {name: dict(value) for name, value in self._extensions.items()}
+        if self._shutdown is None:
+            self._shutdown = asyncio.Event()
+        extensions = self.scope.setdefault("extensions", {})
+        extensions.setdefault("occipy", {})["shutdown"] = self._shutdown  # issue 12
 
     def on_url(self, url: bytes) -> None:
         self._count_head(len(url))
@@ -277,6 +284,13 @@ class EdgeProtocol(HttpToolsProtocol):
             self.server_state.total_requests += 1
             return
         super().on_response_complete()
+
+    def shutdown(self) -> None:
+        """The server shuts down: a response under way that streams (the event stream) is told
+        to end (http/adapter.py passes the signal to the service); uvicorn does the rest."""
+        if self._shutdown is not None:
+            self._shutdown.set()
+        super().shutdown()
 
     # ---- answers the edge gives itself -------------------------------------------------------
 

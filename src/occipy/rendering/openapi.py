@@ -29,6 +29,9 @@ _OCCI_SCHEMA: Final[Mapping[str, Any]] = json.loads(
     resources.files(__package__).joinpath(_SCHEMA_FILE).read_text(encoding="utf-8"))
 
 OPENAPI_PATH: Final = "/-/openapi.json"
+EVENTS_PATH: Final = "/-/events"
+OPERATIONS_PATH: Final = "/-/operations/"
+EVENT_STREAM: Final = "text/event-stream"
 OCCI_JSON: Final = "application/occi+json"
 _TEXT_TYPES: Final = ("text/plain", "text/occi+plain")
 _JSON_TYPES: Final = (OCCI_JSON, "application/json")
@@ -164,6 +167,32 @@ class _Builder:
                 "message": {"type": "string"},
                 "created": {"type": "number", "description": "seconds since the epoch"},
                 "updated": {"type": "number", "description": "seconds since the epoch"},
+            },
+        }
+        # issue 12: what one server-sent event of GET /-/events carries (its `data:` line).
+        self.schemas["event"] = {
+            "description": "One change, the JSON `data:` line of a server-sent event of GET /-/events; the "
+                           "event's `id:` field is `id` (send it back as Last-Event-ID to resume)",
+            "type": "object", "required": ["id", "type", "location", "operation", "state"],
+            "properties": {
+                "id": {"type": "integer", "description": "grows with commit order"},
+                "type": {"type": "string", "enum": ["created", "updated", "state", "deleted", "operation", "lost"],
+                         "description": "state: the entity's lifecycle state changed; updated: anything else "
+                                        "changed; operation: an operation record was written or changed state; "
+                                        "lost: events after the Last-Event-ID sent are no longer kept"},
+                "location": {"type": ["string", "null"], "description": "absolute URL of the entity"},
+                "operation": {"type": ["string", "null"],
+                              "description": "absolute URL of the operation record (/-/operations/{id}) of an "
+                                             "operation event; null otherwise"},
+                "state": {"type": ["string", "null"],
+                          "description": "the entity's state (entity events) or the operation's state "
+                                         "(queued, running, succeeded, failed)"},
+                "message": {"type": "string"},
+                "kind": {"type": "string", "description": "the entity's kind (type id)"},
+                "action": {"type": "string", "description": "operation events: create, update, delete or an "
+                                                           "action term"},
+                "tenant": {"type": "string"},
+                "time": {"type": "number", "description": "seconds since the epoch, when committed"},
             },
         }
         self.operation_ids: set[str] = set()
@@ -335,6 +364,54 @@ class _Builder:
             "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
             "responses": {"200": self.rendering("operation", "The operation record"),
                           **self.errors(*_COMMON_ERRORS)},
+        }}
+        paths[OPERATIONS_PATH] = {"get": {
+            "tags": ["operations"], "operationId": "list_operations",
+            "summary": "The caller's operations, oldest first (their records' URLs; occipy)",
+            "parameters": [
+                *_LIST_PARAMETERS[:2],
+                {"name": "attribute", "in": "query", "required": False, "schema": {"const": "state"},
+                 "description": "with `value`: only operations in this state"},
+                {"name": "value", "in": "query", "required": False,
+                 "schema": {"type": "string", "enum": ["queued", "running", "succeeded", "failed"]}},
+            ],
+            "responses": {"200": self.listing("locations"), **self.errors(*_COMMON_ERRORS, "413")},
+        }}
+        paths[EVENTS_PATH] = {"get": {
+            "tags": ["operations"], "operationId": "events",
+            "summary": "Committed changes the caller may see, as a server-sent event stream (occipy)",
+            "description": "A text/event-stream that stays open: one event per change (an entity created, "
+                           "updated, changing state or deleted; an operation record written), each with an `id:` "
+                           "and one JSON `data:` line (schema `event`); a keep-alive comment after a quiet "
+                           "interval; the stream ends when the server shuts down. A principal sees their "
+                           "tenant's changes, an administrator every tenant's. Reconnect with Last-Event-ID to "
+                           "resume without losing events; an id older than what the server keeps gets an "
+                           "event of type `lost` first. Each filter is a comma-separated list; an event passes "
+                           "when it matches every filter given.",
+            "x-occipy-stream": True,
+            "parameters": [
+                {"name": "kind", "in": "query", "required": False, "schema": {"type": "string"},
+                 "description": "only entities of these kinds (type ids or unambiguous terms; sub-kinds match)"},
+                {"name": "location", "in": "query", "required": False, "schema": {"type": "string"},
+                 "description": "only these entities (paths or URLs); one ending in `/` matches every location "
+                                "below it"},
+                {"name": "operation", "in": "query", "required": False, "schema": {"type": "string"},
+                 "description": "only these operations (ids or /-/operations/{id} URLs)"},
+                {"name": "type", "in": "query", "required": False, "schema": {"type": "string"},
+                 "description": "only these event types: created, updated, state, deleted, operation"},
+                {"name": "Last-Event-ID", "in": "header", "required": False,
+                 "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+                 "description": "resume after this event id (what the last event received carried)"},
+                {"name": "last_event_id", "in": "query", "required": False,
+                 "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+                 "description": "the same as Last-Event-ID, for clients that cannot set headers"},
+            ],
+            "responses": {
+                "200": {"description": "The stream (`retry:` and `id:` first, then events as they are committed)",
+                        "content": {EVENT_STREAM: {"schema": {"type": "string"},
+                                                   "x-occipy-event": {"$ref": "#/components/schemas/event"}}}},
+                **self.errors(*_COMMON_ERRORS),
+            },
         }}
         paths[OPENAPI_PATH] = {"get": {
             "tags": ["query interface"], "operationId": "openapi",

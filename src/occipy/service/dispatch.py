@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from occipy.model.registry import Registry
-from occipy.service import parse
+from occipy.service import events, parse
 from occipy.service.handlers import actions, collections, entities, operations, query
+from occipy.service.handlers import events as event_stream
 from occipy.service.messages import OcciRequest
 from occipy.service.results import Result
 from occipy.service.routes import Target
@@ -39,6 +40,7 @@ ENDPOINTS: Final[Mapping[tuple[Target, str], Endpoint]] = {
     (Target.OPENAPI, "GET"): Endpoint(parse.no_body, query.openapi_document),
     (Target.OPERATIONS, "GET"): Endpoint(parse.listing, operations.list_operations),
     (Target.OPERATION, "GET"): Endpoint(parse.no_body, operations.get_operation),
+    (Target.EVENTS, "GET"): Endpoint(events.parse_request, event_stream.stream),  # issue 12
     (Target.ENTITY, "GET"): Endpoint(parse.no_body, entities.get),
     (Target.ENTITY, ACTION): Endpoint(parse.invocation, actions.invoke),
     (Target.ENTITY, "POST"): Endpoint(parse.one_entity, entities.partial_update),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 
@@ -23,6 +24,8 @@ class OcciRequest:
     # ---- tenancy (issue 8): the client's address (X-Forwarded-For only from forwarded_allow_ips),
     # the key of rate limits for requests without a principal of their own
     peer: str | None = None
+    # ---- issue 12: set by the HTTP server when it shuts down (streaming answers end then) ----
+    shutdown: asyncio.Event | None = None
 
     def header(self, name: str) -> str | None:
         """The first value of a header (name in lower case), or None."""
@@ -46,3 +49,5 @@ class OcciResponse:
     principal: str | None = None  # the authenticated user
     tenant: str | None = None  # the tenant the request acted in
     operation: str | None = None  # the id of the operation (job) a write started
+    # ---- issue 12: a streaming body (the event stream), sent after `body` as it comes ----
+    stream: AsyncIterator[bytes] | None = None

@@ -71,3 +71,9 @@ class ServiceOptions:
     # issue 8 (tenancy branch): per-tenant quotas, per-principal rate limits
     quotas: QuotaSettings = field(default_factory=QuotaSettings)
     rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
+    # ---- issue 12: the event stream (GET /-/events) ----
+    # Seconds of silence after which a stream sends a keep-alive comment (proxies close idle streams).
+    events_keepalive: float = 15.0
+    # Seconds between two reads of the event log for other processes' events (this process's
+    # commits wake the streams at once).
+    events_poll: float = 1.0

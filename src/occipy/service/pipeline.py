@@ -45,7 +45,7 @@ from occipy.model.entity import Entity
 from occipy.model.extensions import ExtensionSet
 from occipy.model.registry import Registry
 from occipy.rendering import negotiate
-from occipy.service import dispatch
+from occipy.service import dispatch, events
 from occipy.service.authz import Authoriser, RolePolicy
 from occipy.service.cache import RenderCache
 from occipy.service.cloud import CloudOptions, Clouds
@@ -108,7 +108,11 @@ class Service:
             max_age=self.options.monitoring_max_age, assess_interval=self.options.sla_interval,
             provider_scheme=self.options.provider_scheme))
         views = Views(registry, store, self.cloud)
-        self.env = Env(registry=registry, store=store, cloud=self.cloud, views=views, options=self.options)
+        # issue 12: GET /-/events streams follow the store's event log through one hub.
+        self.events = events.EventHub(store, registry, keepalive=self.options.events_keepalive,
+                                      poll=self.options.events_poll)
+        self.env = Env(registry=registry, store=store, cloud=self.cloud, views=views, options=self.options,
+                       events=self.events)
         self.responder = Responder(registry, views, RenderCache(), max_header_value=self.options.max_header_value)
         # ---- issue 8 (tenancy branch): rate limits; entities with a conditional write in flight ----
         self.rate_limits = RateLimits(self.options.rate_limits)
@@ -125,6 +129,7 @@ class Service:
 
     async def stop(self) -> None:
         """Let running work end; the authenticator belongs to whoever made it (server.py closes it)."""
+        await self.events.close()  # issue 12: event streams end first
         await self.monitor.stop()  # [monitoring]
         await self.cloud.stop()
 
@@ -174,7 +179,10 @@ class Service:
             visible = stored is None or principal.is_admin or stored.tenant == principal.tenant
             route = _without_hidden_mixin(classify(path, self.registry, stored, visible=visible), path, principal,
                                           stored, visible)
-            media = self._media(accept, route.target in _LISTINGS)
+            if route.target is Target.EVENTS:  # issue 12: text/event-stream; errors as Accept allows
+                media = events.error_media(accept)
+            else:
+                media = self._media(accept, route.target in _LISTINGS)
             ctx = Context(principal=principal, base_url=request.base_url, media=media,
                           request_id=request.request_id,
                           prefer_async="respond-async" in (request.header("prefer") or ""),
@@ -182,6 +190,7 @@ class Service:
             response = await self._dispatch(request, route, ctx)
             if request.method == "HEAD":
                 response.body = b""
+                response.stream = None  # issue 12: an event stream is not started for HEAD
         except OcciError as error:
             response = self._error(error, media or self._media_for_error(request))
         self._audit(response, principal)

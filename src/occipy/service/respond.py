@@ -32,6 +32,7 @@ from occipy.service.results import (
     Outcome,
     RecordResult,
     Result,
+    StreamResult,
 )
 from occipy.service.views import Views
 
@@ -52,6 +53,10 @@ class Responder:
         if isinstance(result, DocumentResult):
             return OcciResponse(status=result.outcome.status, headers=[("Content-Type", result.media)],
                                 body=result.body)
+        if isinstance(result, StreamResult):  # issue 12: the event stream, sent as it comes
+            return OcciResponse(status=result.outcome.status,
+                                headers=[("Content-Type", result.media), *result.outcome.headers],
+                                stream=result.stream)
         outcome: Outcome = result.outcome
         media = ctx.media
         headers: list[tuple[str, str]] = list(outcome.headers)

@@ -8,7 +8,7 @@ response headers; `operation` is the operation the request started or queued (X-
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,9 +85,18 @@ class DocumentResult:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamResult:
+    """A body that is sent as it comes, in its own media type (issue 12: the event stream)."""
+
+    stream: AsyncIterator[bytes]
+    media: str
+    outcome: Outcome = Outcome()
+
+
+@dataclass(frozen=True, slots=True)
 class EmptyResult:
     outcome: Outcome = field(default_factory=Outcome)
 
 
 Result = (EntityResult | CollectionResult | CategoriesResult | CreatedResult | RecordResult | DocumentResult
-          | EmptyResult)
+          | EmptyResult | StreamResult)

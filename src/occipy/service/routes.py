@@ -19,6 +19,7 @@ from occipy.model.registry import Registry
 QUERY_PATHS: Final = ("/-/", "/.well-known/org/ogf/occi/-/")
 OPENAPI_PATH: Final = "/-/openapi.json"
 OPERATIONS_PREFIX: Final = "/-/operations/"
+EVENTS_PATH: Final = "/-/events"  # issue 12: the server-sent event stream of changes
 # Server paths below the query interface that are not categories (user mixins may not use them).
 RESERVED_PREFIXES: Final = ("/-/", "/.well-known/")
 
@@ -33,6 +34,7 @@ class Target(str, Enum):
     OPERATIONS = "operations"  # the operation collection /-/operations/
     OPERATION = "operation"
     OPENAPI = "openapi"  # the OpenAPI 3.1 description of what the server serves
+    EVENTS = "events"  # issue 12: the change events, text/event-stream
     NEW = "new"  # an unused path: only PUT (create at this path) is meaningful
 
 
@@ -55,6 +57,8 @@ def classify(path: str, registry: Registry, entity: Entity | None, *, visible: b
         return Route(Target.QUERY, path)
     if path == OPENAPI_PATH:
         return Route(Target.OPENAPI, path)
+    if path == EVENTS_PATH:
+        return Route(Target.EVENTS, path)
     if path == OPERATIONS_PREFIX:
         return Route(Target.OPERATIONS, path)
     if path.startswith(OPERATIONS_PREFIX):

@@ -10,8 +10,8 @@ tenant, for administrators and the server's own work).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Final, Protocol, runtime_checkable
 
 from occipy.model.category import Mixin
@@ -131,6 +131,56 @@ class Batch:
                      prune_samples=[*self.prune_samples, *other.prune_samples])
 
 
+# ---- change events (issue 12, GET /-/events) ----------------------------------------------------
+# Every committed batch yields events, written in the same transaction, numbered by the database
+# in commit order (store/events.py derives them; docs/events.md). Kinds of event:
+CREATED: Final = "created"  # an entity appeared
+UPDATED: Final = "updated"  # an entity changed, its state did not
+STATE: Final = "state"  # an entity's lifecycle state changed (and maybe more)
+DELETED: Final = "deleted"  # an entity is gone
+OPERATION: Final = "operation"  # an operation record was written or changed state (queued ... failed)
+EVENT_TYPES: Final = (CREATED, UPDATED, STATE, DELETED, OPERATION)
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeEvent:
+    """One committed change. `event_id` grows with commit order (0 until the store numbers it).
+
+    `state` is the entity's lifecycle state for entity events and the operation's state for
+    operation events; `message` the matching message; `operation` the id of the operation.
+    """
+
+    event_id: int
+    type: str
+    location: str
+    tenant: str
+    kind: str | None = None
+    state: str | None = None
+    message: str | None = None
+    operation: str | None = None
+    action: str | None = None
+    created: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    """Events after some id, oldest first. Events with ids up to `floor` are no longer kept (a
+    reader whose last id is below it lost some); `last` is the highest id the store has given."""
+
+    events: list[ChangeEvent]
+    floor: int = 0
+    last: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class EventRetention:
+    """How many events the store keeps, and for how long (seconds): a reconnect within both
+    bounds resumes without loss (settings events_keep, events_max_age)."""
+
+    keep: int = 10_000
+    max_age: float = 86_400.0
+
+
 class Store(Protocol):
     """Persistence for the service. Reads may be served from memory; writes are durable."""
 
@@ -176,6 +226,16 @@ class Store(Protocol):
 
     async def pending_operations(self) -> list[Operation]:
         """Every queued or running operation, in the order they must run (per entity: by `seq`)."""
+
+    # ---- change events (issue 12) -------------------------------------------------------------
+
+    async def events_after(self, after: int, limit: int = 1000) -> EventPage:
+        """Up to `limit` committed events with ids above `after`, oldest first."""
+
+    def listen_events(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` (on the event loop, no await) after commits of this process that may have
+        added events; returns the function that stops it. Other processes' events are only seen
+        by reading (`events_after`)."""
 
 
 @runtime_checkable

@@ -17,7 +17,17 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from occipy.errors import Conflict
 from occipy.model.category import Mixin
 from occipy.model.entity import Entity
-from occipy.store.base import PENDING_STATES, Batch, EntityQuery, MetricSample, Operation, SamplePrune
+from occipy.store.base import (
+    PENDING_STATES,
+    Batch,
+    EntityQuery,
+    EventPage,
+    EventRetention,
+    MetricSample,
+    Operation,
+    SamplePrune,
+)
+from occipy.store.events import EventLog, Known, derive
 
 
 def snapshot_batch(batch: Batch) -> Batch:
@@ -88,7 +98,10 @@ MAX_SAMPLES = 100_000
 class MemoryStore:
     """The Store protocol in memory; commits are atomic, nothing survives the process."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, events: EventRetention | None = None) -> None:
+        # issue 12: the change events of this store's commits (SqlStore keeps them in SQL instead
+        # and uses the log only for its listeners).
+        self._event_log = EventLog(events)
         self._entities: dict[str, Entity] = {}  # location -> entity, in creation order
         self._seqs: dict[str, int] = {}  # location -> creation sequence
         self._counter = itertools.count()
@@ -117,7 +130,12 @@ class MemoryStore:
             return
         batch = snapshot_batch(batch)
         self._check(batch)
+        # issue 12: the batch's events, numbered in commit order, kept with it.
+        drafts = derive(batch, Known(self._entities.get, self._operations.get))
         self._apply(batch)
+        if drafts:
+            self._event_log.append(drafts)
+            self._event_log.notify()
 
     def _check(self, batch: Batch) -> None:
         """Raise Conflict when the batch would break a uniqueness rule (the SQL UNIQUE constraints)."""
@@ -330,6 +348,16 @@ class MemoryStore:
         found = [op for op in self._operations.values() if op.state in PENDING_STATES]
         found.sort(key=lambda op: op.seq)
         return found
+
+    # ---- change events (issue 12) ---------------------------------------------------------
+
+    async def events_after(self, after: int, limit: int = 1000) -> EventPage:
+        """Up to `limit` events with ids above `after`, oldest first."""
+        return self._event_log.after(after, limit)
+
+    def listen_events(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` after each commit that added events; returns the function that stops it."""
+        return self._event_log.listen(callback)
 
     # ---- query planning -------------------------------------------------------------------
 

@@ -91,6 +91,35 @@ metric_samples = sa.Table(
     sa.Column("tenant", sa.Text, nullable=False, server_default="default"),
 )
 
+# ---- change events (issue 12, store/sql_events.py) -------------------------------------------
+# One row per committed change, numbered by the database in commit order: SQLite AUTOINCREMENT
+# never reuses an id (not even after every row was pruned), PostgreSQL a BIGSERIAL (writers take a
+# transaction lock before inserting, so ids also commit in order across workers).
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("event_id", _SEQ, primary_key=True, autoincrement=True),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("location", sa.Text, nullable=False),
+    sa.Column("tenant", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=True),
+    sa.Column("state", sa.Text, nullable=True),
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Column("operation", sa.Text, nullable=True),
+    sa.Column("action", sa.Text, nullable=True),
+    sa.Column("created", sa.Float, nullable=False, index=True),
+    sqlite_autoincrement=True,
+)
+
+# The highest event id pruned so far (one row, name "events"): a reader whose last id is below it
+# lost events (the stream says so).
+event_floor = sa.Table(
+    "event_floor",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("event_id", sa.BigInteger, nullable=False),
+)
+
 # Columns added after the first schema: (table, column) -> the SQL type and default of the ALTER.
 MIGRATIONS: tuple[tuple[sa.Table, str], ...] = (
     (entities, "tenant"),

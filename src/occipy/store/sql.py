@@ -37,7 +37,8 @@ from occipy.errors import BackendUnavailable, Conflict
 from occipy.model.category import AttributeDef, Mixin
 from occipy.model.entity import ANONYMOUS, DEFAULT_TENANT, Entity
 from occipy.observability import metrics
-from occipy.store.base import Batch, MetricSample, Operation, SamplePrune
+from occipy.store import sql_events
+from occipy.store.base import Batch, EventPage, EventRetention, MetricSample, Operation, SamplePrune
 from occipy.store.memory import MemoryStore, snapshot_batch
 from occipy.store.schema import MIGRATIONS, entities, entity_mixins, metadata, metric_samples, operations, user_mixins
 
@@ -398,13 +399,18 @@ _Pending = tuple[Batch, "asyncio.Future[None]", asyncio.AbstractEventLoop]
 class SqlStore(MemoryStore):
     """The durable Store: SQL for writes (group commit), the inherited memory indexes for reads."""
 
-    def __init__(self, url: str = "sqlite:///data/occipy.db", *, synchronous: str = "NORMAL") -> None:
+    def __init__(self, url: str = "sqlite:///data/occipy.db", *, synchronous: str = "NORMAL",
+                 events: EventRetention | None = None) -> None:
         mode = synchronous.upper()
         if mode not in SYNCHRONOUS_MODES:
             raise ValueError(
                 f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, not {synchronous!r}"
             )
-        super().__init__()
+        super().__init__(events=events)
+        # issue 12: the event log lives in SQL; the writer records it, readers use their own engine.
+        self._retention = events or EventRetention()
+        self._pruning = sql_events.Pruning()
+        self._reader: Engine | None = None
         self.url = sa.make_url(url)
         self.synchronous = mode
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
@@ -425,6 +431,7 @@ class SqlStore(MemoryStore):
         thread.start()
         data = await asyncio.wrap_future(loaded)
         self._thread = thread
+        self._reader = make_engine(self.url, self.synchronous)  # issue 12: events_after reads here
         self._apply(Batch(put=data.entities, put_mixins=data.mixins, put_operations=data.operations,
                           put_samples=data.samples))
 
@@ -435,6 +442,9 @@ class SqlStore(MemoryStore):
             return
         self._queue.put(None)
         await asyncio.to_thread(thread.join)
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.dispose()
 
     async def commit(self, batch: Batch) -> None:
         """Apply the batch atomically; when this returns it is durable and visible to reads.
@@ -512,6 +522,8 @@ class SqlStore(MemoryStore):
         try:
             conn = self._connection(engine)
             with conn.begin():
+                # issue 12: the group's change events, derived and written in its transaction.
+                sql_events.record(conn, [batch for batch, _, _ in group], now, self._retention, self._pruning)
                 if bulk:
                     _write_puts(conn, [e for batch, _, _ in group for e in batch.put],
                                 [op for batch, _, _ in group for op in batch.put_operations], now)
@@ -545,10 +557,10 @@ class SqlStore(MemoryStore):
             except RuntimeError:  # the loop is closed: nobody is waiting any more
                 pass
 
-    @staticmethod
-    def _write_alone(engine: Engine, batch: Batch, now: float) -> Exception | None:
+    def _write_alone(self, engine: Engine, batch: Batch, now: float) -> Exception | None:
         try:
             with engine.begin() as conn:
+                sql_events.record(conn, [batch], now, self._retention, self._pruning)  # issue 12
                 _write_batch(conn, batch, now)
         except Exception as exc:  # noqa: BLE001  (goes to this batch's caller, see _write_group)
             return _store_error(exc)
@@ -556,11 +568,35 @@ class SqlStore(MemoryStore):
 
     def _settle(self, settled: Sequence[tuple[Batch, asyncio.Future[None], Exception | None]]) -> None:
         """On the event loop: apply committed batches to the cache in commit order, wake callers."""
+        committed = False
         for batch, future, error in settled:
             if error is None:
                 # Applied even when the caller gave up waiting: the write is committed.
                 self._apply(batch)
+                committed = True
                 if not future.done():
                     future.set_result(None)
             elif not future.done():
                 future.set_exception(error)
+        if committed:
+            self._event_log.notify()  # issue 12: wake the event streams of this process
+
+    # ---- change events (issue 12) ---------------------------------------------------------------
+
+    async def events_after(self, after: int, limit: int = 1000) -> EventPage:
+        """Up to `limit` events above `after`, read from the database (every process's events)."""
+        reader = self._reader
+        if reader is None:
+            raise RuntimeError("SqlStore is not open")
+        return await asyncio.to_thread(self._read_events, reader, after, limit)
+
+    @staticmethod
+    def _read_events(reader: Engine, after: int, limit: int) -> EventPage:
+        try:
+            with reader.connect() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn = conn.execution_options(isolation_level="REPEATABLE READ")
+                with conn.begin():
+                    return sql_events.read(conn, after, limit)
+        except sa.exc.SQLAlchemyError as exc:
+            raise BackendUnavailable(f"the store cannot read the event log: {exc}") from exc

@@ -165,3 +165,18 @@ def test_clashing_terms_get_distinct_names() -> None:
     ids = [op["operationId"] for op in operations(document)]
     assert len(ids) == len(set(ids))
     validate(document)
+
+
+def test_the_event_stream_and_the_operation_collection_are_described(document: dict[str, Any]) -> None:
+    """issue 12: GET /-/events (text/event-stream, its filters, Last-Event-ID) and GET /-/operations/."""
+    events = document["paths"]["/-/events"]["get"]
+    assert set(events["responses"]["200"]["content"]) == {"text/event-stream"}
+    names = {p["name"] for p in events["parameters"]}
+    assert {"kind", "location", "operation", "type", "Last-Event-ID"} <= names
+    event = schema_validator(document, "event")
+    assert event.is_valid({"id": 3, "type": "state", "location": BASE + "/compute/x", "operation": None,
+                           "state": "active", "kind": COMPUTE})
+    assert not event.is_valid({"id": 3, "type": "renamed", "location": None, "operation": None, "state": None})
+    listing = document["paths"]["/-/operations/"]["get"]
+    assert "text/uri-list" in listing["responses"]["200"]["content"]
+    assert {"page", "number", "attribute", "value"} == {p["name"] for p in listing["parameters"]}

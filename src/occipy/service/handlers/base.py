@@ -17,6 +17,7 @@ from occipy.model.entity import Entity
 from occipy.model.registry import Registry
 from occipy.service.cloud import Clouds
 from occipy.service.context import Context
+from occipy.service.events import EventHub
 from occipy.service.options import ServiceOptions
 from occipy.service.queue import Job
 from occipy.service.quotas import Ledger
@@ -44,6 +45,8 @@ class Env:
     visible: dict[tuple[object, ...], list[Category]] = field(default_factory=dict)
     # issue 8 (tenancy branch): quota usage reserved by requests in flight (limits: options.quotas)
     quotas: Ledger = field(default_factory=Ledger)
+    # issue 12: the event streams' hub (GET /-/events); the pipeline makes one per service.
+    events: EventHub | None = None
 
 
 def visible_mixin(ctx: Context) -> Callable[[Mixin], bool]:

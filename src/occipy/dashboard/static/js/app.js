@@ -132,7 +132,31 @@ function parseHash() {
   return {name, arg: decodeURIComponent(rest.join('/')), params: new URLSearchParams(query)};
 }
 
+// One render at a time: a refresh (an event from the stream) and a navigation may both ask; a
+// render that started earlier must not finish later and show the older page. A request while one
+// runs makes one more run after it, which reads the hash as it is then.
+let routing = null;
+let again = false;
+
 async function route() {
+  if (routing) {
+    again = true;
+    return routing;
+  }
+  routing = (async () => {
+    do {
+      again = false;
+      await renderOnce();
+    } while (again);
+  })();
+  try {
+    await routing;
+  } finally {
+    routing = null;
+  }
+}
+
+async function renderOnce() {
   if (!app.model) return;
   clearError();
   markCurrent();

@@ -15,6 +15,9 @@ let mode = 'unknown'; // 'events' | 'polling' | 'unknown'
 let stream = null;
 let received = 0; // events read from the stream since the page loaded
 let retry = 3000;
+let serverRetry = null; // the stream's `retry:` field (ms), when it sent one
+let lastEventId = null; // the stream's last `id:`, sent back as Last-Event-ID after a reconnect
+let enabled = false; // startEvents() was called and stopEvents() not since
 
 /** Call `fn(event)` for every change seen (operation updates and stream events). */
 export function onChange(fn) {
@@ -124,17 +127,26 @@ function handleEvent(data) {
 
 /** Open the event stream (fetch, so that credentials go with it); fall back to polling. */
 export async function startEvents() {
-  stopEvents();
+  enabled = true;
+  closeStream();
   const controller = new AbortController();
   stream = controller;
   const headers = {Accept: 'text/event-stream'};
   const auth = authorization();
   if (auth) headers.Authorization = auth;
+  // Resume where the last stream stopped: the server sends what happened meanwhile (or a `lost`
+  // event when it no longer has it, and the page is read again).
+  if (lastEventId !== null) headers['Last-Event-ID'] = lastEventId;
   let response;
   try {
     response = await fetch('/-/events', {headers, signal: controller.signal, cache: 'no-store'});
   } catch {
     setMode('polling');
+    if (stream === controller) {
+      stream = null;
+      // Unreachable (the server restarting?): try again if a stream worked before.
+      if (lastEventId !== null) reconnectLater();
+    }
     return;
   }
   const type = response.headers.get('Content-Type') || '';
@@ -145,7 +157,7 @@ export async function startEvents() {
     return;
   }
   setMode('events');
-  retry = 3000;
+  retry = serverRetry || 3000;
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = '';
   try {
@@ -157,7 +169,16 @@ export async function startEvents() {
       while ((cut = buffer.search(/\r?\n\r?\n/)) >= 0) {
         const block = buffer.slice(0, cut);
         buffer = buffer.slice(cut).replace(/^\r?\n\r?\n/, '');
-        const data = block.split(/\r?\n/).filter((line) => line.startsWith('data:'))
+        const lines = block.split(/\r?\n/);
+        for (const line of lines) {
+          // HTML §9.2.6: an `id:` (even in a block without data) is the id to resume from.
+          if (line.startsWith('id:')) lastEventId = line.slice(3).replace(/^ /, '');
+          if (line.startsWith('retry:') && /^\s*\d+$/.test(line.slice(6))) {
+            serverRetry = Number(line.slice(6));
+            retry = serverRetry;
+          }
+        }
+        const data = lines.filter((line) => line.startsWith('data:'))
           .map((line) => line.slice(5).replace(/^ /, '')).join('\n');
         if (data) handleEvent(data);
       }
@@ -166,12 +187,22 @@ export async function startEvents() {
   if (stream === controller) {
     setMode('polling', `The event stream ended after ${received} event${received === 1 ? '' : 's'}; reconnecting.`);
     stream = null;
-    setTimeout(() => { if (!stream) startEvents(); }, retry);
-    retry = Math.min(retry * 2, 60000);
+    reconnectLater();
   }
 }
 
+/** Open the stream again after `retry` ms (the server's `retry:`, else 3 s), doubling to 60 s. */
+function reconnectLater() {
+  setTimeout(() => { if (enabled && !stream) startEvents(); }, retry);
+  retry = Math.min(retry * 2, 60000);
+}
+
 export function stopEvents() {
+  enabled = false;
+  closeStream();
+}
+
+function closeStream() {
   if (stream) {
     const old = stream;
     stream = null;

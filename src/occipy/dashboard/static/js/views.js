@@ -9,15 +9,40 @@ import * as ops from './ops.js';
 const PAGE_SIZES = [10, 25, 50, 100];
 const HIDDEN_ON_CREATE = new Set(['occi.core.id', 'occi.core.source', 'occi.core.target', 'occi.core.target.kind']);
 
-let current = {name: null, key: null, refresh: null};
+let current = {name: null, key: null, refresh: null, related: new Set()};
 let refreshTimer = null;
+// A refresh replaces the page: not while the user is at it (a click, a key, a choice in the page
+// within this many ms, or a confirmation open), so that the page does not change under them.
+const QUIET_MS = 1500;
+let lastInteraction = 0;
+for (const type of ['pointerdown', 'keydown', 'input', 'change']) {
+  document.addEventListener(type, (event) => {
+    if (event.target instanceof Element && event.target.closest('#main')) lastInteraction = Date.now();
+  }, true);
+}
 
 /** Called for every operation update or stream event: refresh the page that shows it. */
 export function changed(app, event) {
-  if (!current.refresh || !event.state) return;
-  if (!['succeeded', 'failed', 'active', 'inactive', 'error'].includes(event.state) && event.type === 'operation') return;
+  if (!current.refresh || !concerns(app, event)) return;
   clearTimeout(refreshTimer);
   refreshTimer = setTimeout(refreshUnlessEditing, 150);
+}
+
+/** Whether an event may change what the current page shows. An operation matters once it has
+ * ended; a change of another kind's entity does not touch a list, nor another entity's page
+ * (its links excepted: the page shows them); `lost` (events were missed) concerns every page. */
+function concerns(app, event) {
+  if (event.type === 'lost') return true;
+  if (event.type === 'operation' && !['succeeded', 'failed'].includes(event.state)) return false;
+  if (!event.type && !event.state) return false;
+  if (!event.location || !current.key) return true;
+  const path = pathOf(event.location);
+  if (current.name === 'list') {
+    const kind = event.kind && app.model ? app.model.kinds.get(event.kind) : undefined;
+    return path.startsWith(current.key) || (kind !== undefined && kind.location === current.key);
+  }
+  if (current.name === 'entity') return path === current.key || current.related.has(path);
+  return true;
 }
 
 /** Refresh the page unless the user is in a form field (a refresh would throw away their input). */
@@ -29,11 +54,17 @@ function refreshUnlessEditing() {
     active.addEventListener('blur', () => { refreshTimer = setTimeout(refreshUnlessEditing, 150); }, {once: true});
     return;
   }
+  const waited = Date.now() - lastInteraction;
+  if (waited < QUIET_MS || document.querySelector('#main .confirm:not([hidden])')) {
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(refreshUnlessEditing, Math.max(QUIET_MS - waited, 300));
+    return;
+  }
   if (current.refresh) current.refresh();
 }
 
-function page(name, key, refresh) {
-  current = {name, key, refresh};
+function page(name, key, refresh, related = []) {
+  current = {name, key, refresh, related: new Set(related)};
 }
 
 function heading(text, ...extra) {
@@ -346,7 +377,7 @@ export async function entity(app, main, path) {
       mixinForm),
     h('section', {'aria-labelledby': 'links-title'}, h('h3', {id: 'links-title'}, 'Links'), linkTable),
     h('section', {'aria-labelledby': 'delete-title'}, h('h3', {id: 'delete-title'}, 'Delete'), deleteButton, confirmBox));
-  page('entity', path, () => app.render());
+  page('entity', path, () => app.render(), links.map((link) => entityLocation(model, link)));
 }
 
 function showActionForm(app, container, path, actionId, label) {
