@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, runtime_checkable
 
 from occipy.model.category import Mixin
 from occipy.model.entity import ANONYMOUS, DEFAULT_TENANT, Entity
@@ -63,7 +63,11 @@ class EntityQuery:
 
     `kinds`: the entity's kind is one of these (None: any). `mixin`: the entity has this mixin.
     `prefix`: the location starts with it. `tenant`: the entity belongs to it (None: any).
-    `offset`/`limit`: one page (limit None: all).
+    `offset`/`limit`: one page (limit None: all). `attributes`: (name, text) pairs the entity's
+    attribute values equal exactly, as strings (a store answers them from its indexes where it has
+    them; the service still applies OCCI's looser matching to what comes back). `backend`: the
+    entity's cloud object id is this. `after`: only entities created after the one at this
+    location (a keyset page; None: from the start).
     """
 
     kinds: tuple[str, ...] | None = None
@@ -72,27 +76,39 @@ class EntityQuery:
     tenant: str | None = None
     offset: int = 0
     limit: int | None = None
+    attributes: tuple[tuple[str, str], ...] = ()
+    backend: str | None = None
+    after: str | None = None
 
 
 @dataclass(slots=True)
 class Batch:
-    """One atomic write: entities to upsert, locations to delete, mixins, operations."""
+    """One atomic write: entities to upsert, locations to delete, mixins, operations.
+
+    `new` are entities that must not exist yet (their location and id are free): the batch fails
+    with Conflict otherwise. It is how two server processes creating one location are told apart
+    (the database's unique constraints decide, docs/scaleout.md); `new` is applied after `delete`
+    and before `put`.
+    """
 
     put: list[Entity] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)
     put_mixins: list[Mixin] = field(default_factory=list)
     delete_mixins: list[str] = field(default_factory=list)
     put_operations: list[Operation] = field(default_factory=list)
+    new: list[Entity] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.put or self.delete or self.put_mixins or self.delete_mixins or self.put_operations)
+        return bool(self.put or self.delete or self.put_mixins or self.delete_mixins or self.put_operations
+                    or self.new)
 
     def merge(self, other: Batch) -> Batch:
         """Both batches as one (this one first)."""
         return Batch(put=[*self.put, *other.put], delete=[*self.delete, *other.delete],
                      put_mixins=[*self.put_mixins, *other.put_mixins],
                      delete_mixins=[*self.delete_mixins, *other.delete_mixins],
-                     put_operations=[*self.put_operations, *other.put_operations])
+                     put_operations=[*self.put_operations, *other.put_operations],
+                     new=[*self.new, *other.new])
 
 
 class Store(Protocol):
@@ -138,5 +154,28 @@ class Store(Protocol):
                          tenant: str | None = None) -> list[Operation]:
         """Operations, optionally only those in `state`, on `location` or of `tenant`, oldest first."""
 
-    async def pending_operations(self) -> list[Operation]:
-        """Every queued or running operation, in the order they must run (per entity: by `seq`)."""
+    async def pending_operations(self, location: str | None = None) -> list[Operation]:
+        """Every queued or running operation (of one location), in the order they must run (by `seq`)."""
+
+
+@runtime_checkable
+class Shared(Protocol):
+    """A store that several server processes use at once (PostgreSQL; docs/scaleout.md).
+
+    Claims are held by this process's own database session: when the process dies, the database
+    ends the session and every claim it held is free again. `claim` never waits.
+    """
+
+    shared: bool  # True: other processes write too (no cached read may be trusted without a check)
+
+    async def claim(self, key: str) -> bool:
+        """Take the claim named `key` (an entity's lane, a leader's role) if nobody holds it."""
+
+    async def release(self, key: str) -> None:
+        """Give back a claim this process holds."""
+
+    async def pending_locations(self) -> list[str]:
+        """Locations with queued or running operations, oldest first."""
+
+    def watch_mixins(self, callback: Any) -> None:
+        """Call `callback()` (an async function) whenever another process changed the user mixins."""
