@@ -56,6 +56,9 @@ log = logging.getLogger("occipy.cloud")
 
 _SLUG: Final = re.compile(r"[^a-z0-9-]+")
 SAVE_ACTION: Final = "http://schemas.ogf.org/occi/infrastructure/compute/action#save"
+# Scale-out (docs/scaleout.md): the claim of the process that runs the work that must run once.
+LEADER_CLAIM: Final = "occipy:leader"
+RECONCILE_PAGE: Final = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,8 @@ class CloudOptions:
     sync_wait: float = 0.2
     reconcile_interval: float = 30.0
     name: str = "default"
+    # Scale-out: how often a process looks for recorded work nobody runs, and for a free leader claim.
+    recovery_interval: float = 1.0
 
 
 def cloud_name(entity: Entity) -> str:
@@ -126,31 +131,111 @@ class Cloud:
 
     # ---- start and stop ------------------------------------------------------------------------------
 
+    # ---- scale-out: start-up, recovery and the leader's work (docs/scaleout.md) ----------------------
+
     async def start(self, saved: Sequence[Mixin]) -> None:
-        """Offer templates, re-introduce stored objects, resume or close interrupted work, follow changes."""
+        """Offer templates, resume or close interrupted work, follow changes.
+
+        Nothing is scanned at start-up: a driver re-learns a stored object when a job's turn comes
+        (`Adopts`, via `lanes.before_turn`) or when the reconcile reaches it. On a store that several
+        processes share, interrupted work is adopted entity by entity (whoever takes the entity's
+        claim first, now and every `recovery_interval`), and the work that must run once (the
+        cloud's change stream, the periodic reconcile, removing lost cloud objects) runs in the one
+        process that holds the leader claim, taken over by another when that process dies.
+        """
         listed = list(self.driver.templates())
         for template in listed:
             if template.family in (IMAGE, FLAVOUR):
                 self.templates.offer(template)
         for mixin in saved:
             self.templates.adopt_saved(mixin, listed)
-        for entity in await self.store.query(EntityQuery()):
-            binding = self.backed(entity)
-            if binding is None:
-                continue
-            assert entity.backend_id is not None
-            ref = Ref(binding.resource, entity.backend_id)
-            self._index[ref] = entity.location
-            if isinstance(self.driver, Adopts):
-                await self.driver.adopt(ref, observed_of(binding, entity, fsm.state_attribute(entity.kind)))
-        await self._recover()
+        if isinstance(self.driver, Adopts):
+            self.lanes.before_turn = self._adopt_one
+        shared = self.lanes.shared
+        loop = asyncio.get_running_loop()
+        if shared is None:
+            await self._recover()
+            await self._lead_now()
+            return
+        self.lanes.rebuild = self._rebuild
+        await self._recovery_pass()
+        self._tasks.append(loop.create_task(self._recovery(), name="occipy-recovery"))
+        self._tasks.append(loop.create_task(self._lead(), name="occipy-leader"))
+
+    async def _adopt_one(self, entity: Entity | None) -> None:
+        """Tell the driver about a stored object it may not know (Adopts), before a job uses it."""
+        binding = self.backed(entity) if entity is not None else None
+        if entity is None or binding is None or not isinstance(self.driver, Adopts):
+            return
+        assert entity.backend_id is not None
+        ref = Ref(binding.resource, entity.backend_id)
+        self._index[ref] = entity.location
+        await self.driver.adopt(ref, observed_of(binding, entity, fsm.state_attribute(entity.kind)))
+
+    async def _lead_now(self) -> None:
+        """The work that runs in one process: cleaning lost objects, following the cloud."""
+        loop = asyncio.get_running_loop()
         if isinstance(self.driver, Inventories):
             await self._sweep(self.driver)
         if isinstance(self.driver, Watches):
-            loop = asyncio.get_running_loop()
             self._tasks.append(loop.create_task(self._follow(self.driver)))
             if self.options.reconcile_interval > 0:
                 self._tasks.append(loop.create_task(self._periodic()))
+        elif isinstance(self.driver, Inventories) and self.lanes.shared is not None \
+                and self.options.reconcile_interval > 0:
+            self._tasks.append(loop.create_task(self._periodic()))
+
+    async def _lead(self) -> None:
+        """Shared store: take the leader claim when it is free (at once, then every recovery_interval)."""
+        assert self.lanes.shared is not None
+        while True:
+            try:
+                if await self.lanes.shared.claim(LEADER_CLAIM):
+                    log.info("this process leads: reconcile, change streams and lost-object cleaning run here")
+                    await self._lead_now()
+                    return  # the claim is held by the database session until this process ends
+            except OcciError as error:
+                log.warning("cannot take the leader claim: %s", error.message)
+            await asyncio.sleep(self.options.recovery_interval)
+
+    async def _recovery(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.recovery_interval)
+            try:
+                await self._recovery_pass()
+            except OcciError as error:
+                log.warning("recovery pass failed: %s", error.message)
+
+    async def _recovery_pass(self) -> None:
+        """Adopt every entity with recorded work whose claim nobody holds (its process died, or the
+        process that recorded it found the claim taken and its holder let go)."""
+        assert self.lanes.shared is not None
+        for location in await self.lanes.shared.pending_locations():
+            if not self.lanes.busy(location):
+                await self.lanes.adopt(location)
+
+    async def _rebuild(self, op: Operation) -> Any:
+        """The job of an operation another process recorded, or None once it is ended (D-RESTART):
+        queued work and deletes run; running work whose process is gone ends failed."""
+        now = time.time()
+        entity = await self.store.get(op.location)
+        if entity is None:
+            ended = op.ended("succeeded" if op.action == "delete" else FAILED,
+                             None if op.action == "delete" else "the entity is gone", now)
+            await self.store.commit(Batch(put_operations=[ended]))
+            return None
+        if op.action == "delete" or op.state == QUEUED:
+            try:
+                return self._resumed(op, entity)
+            except OcciError as error:
+                await self.store.commit(Batch(put_operations=[op.ended(FAILED, error.message, now)]))
+                return None
+        message = "interrupted: the server process running it stopped"
+        closing = Batch(put_operations=[op.ended(FAILED, message, now)],
+                        put=[set_state(entity, fsm.ERROR_STATE.get(entity.kind), f"{op.action} was {message}")])
+        await self.store.commit(closing)
+        log.warning("operation %s (%s on %s) ended: %s", op.op_id, op.action, op.location, message)
+        return None
 
     async def stop(self, timeout: float = 10.0) -> None:
         for task in self._tasks:
@@ -204,17 +289,22 @@ class Cloud:
         return ActionSpec(self, entity.location, action_id, params)
 
     async def _sweep(self, driver: Inventories) -> None:
-        """Remove cloud objects occipy made and lost track of (a crash between create and write)."""
+        """Remove cloud objects occipy made and lost track of (a crash between create and write).
+
+        An object whose entity has work recorded is left alone: a create in flight (in this or
+        another process) has made it and not written it yet.
+        """
         try:
             tagged = await driver.inventory()
         except OcciError as error:
             log.warning("cannot list the cloud's objects to find lost ones: %s", error.message)
             return
         for item in tagged:
-            if item.ref in self._index:
-                continue
             owner = await self.store.get_by_id(item.entity_id)
             if owner is not None and owner.backend_id == item.ref.backend_id:
+                continue
+            if owner is not None and (self.lanes.busy(owner.location)
+                                      or await self.store.pending_operations(owner.location)):
                 continue
             log.warning("deleting %s %s: no entity owns it (entity id %s)", item.ref.resource,
                         item.ref.backend_id, item.entity_id)
@@ -342,6 +432,13 @@ class Cloud:
     async def _follow(self, driver: Watches) -> None:
         async for change in driver.changes():
             location = self._index.get(change.ref)
+            if location is None:
+                # Not touched here yet (nothing is scanned at start-up): ask the store.
+                for entity in await self.store.query(EntityQuery(backend=change.ref.backend_id, limit=4)):
+                    binding = self.backed(entity)
+                    if binding is not None and binding.resource == change.ref.resource:
+                        location = entity.location
+                        self._index[change.ref] = location
             if location is not None:
                 await self.reconcile_one(location, change.observed)
 
@@ -349,16 +446,32 @@ class Cloud:
         while True:
             await asyncio.sleep(self.options.reconcile_interval)
             await self.reconcile_all()
+            if self.lanes.shared is not None and isinstance(self.driver, Inventories):
+                await self._sweep(self.driver)  # objects of creates whose process died
 
     async def reconcile_all(self) -> None:
-        """Observe every cloud object once and write back what changed outside occipy."""
-        for ref, location in list(self._index.items()):
-            try:
-                observed = await self.calls.observe(ref)
-            except OcciError as error:
-                log.warning("reconcile of %s failed: %s", location, error.message)
-                continue
-            await self.reconcile_one(location, observed)
+        """Observe every cloud object once and write back what changed outside occipy.
+
+        The store is read a page at a time (memory stays bounded, whatever the number of entities).
+        """
+        after: str | None = None
+        while True:
+            page = await self.store.query(EntityQuery(after=after, limit=RECONCILE_PAGE))
+            if not page:
+                return
+            after = page[-1].location
+            for entity in page:
+                binding = self.backed(entity)
+                if binding is None or entity.backend_id is None:
+                    continue
+                ref = Ref(binding.resource, entity.backend_id)
+                try:
+                    await self._adopt_one(entity)
+                    observed = await self.calls.observe(ref)
+                except OcciError as error:
+                    log.warning("reconcile of %s failed: %s", entity.location, error.message)
+                    continue
+                await self.reconcile_one(entity.location, observed)
 
     async def reconcile_one(self, location: str, observed: Observed | None) -> None:
         if self.lanes.busy(location):
