@@ -71,6 +71,11 @@ class Settings:
     x509_map: Path | None = None  # TOML: client certificate subject DN -> user, tenant, roles
     # Prometheus metrics at /metrics and the per-request counters (docs/metrics.md).
     metrics: bool = True
+    # ---- scale-out (docs/scaleout.md) ----
+    workers: int = 1  # server processes on one socket; more than 1 needs a PostgreSQL database_url
+    store_cache: int = 20000  # entities a process keeps in its read cache (bounded memory)
+    # Attributes with an expression index in the store: filters on them answer from the index.
+    indexed_attributes: str = "occi.core.title,occi.compute.hostname,occi.compute.state"
 
     @property
     def store_url(self) -> str:
@@ -158,6 +163,11 @@ def check_edge(settings: Settings) -> None:
     for name, choices in _CHOICES.items():
         if getattr(settings, name) not in choices:
             raise ConfigError(f"setting {name}: {getattr(settings, name)!r} is not one of {', '.join(choices)}")
+    if settings.workers < 1:
+        raise ConfigError("setting workers: must be 1 or more")
+    if settings.workers > 1 and not (settings.database_url or "").startswith(("postgresql", "postgres:")):
+        raise ConfigError("setting workers: several server processes need a PostgreSQL database_url "
+                          "(OCCIPY_DATABASE_URL=postgresql://...); SQLite belongs to one process")
     for name in ("max_header_bytes", "max_connections", "header_timeout", "body_timeout", "body_total_timeout"):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"setting {name}: must be greater than 0")

@@ -158,9 +158,37 @@ class Cloud:
             await self._lead_now()
             return
         self.lanes.rebuild = self._rebuild
+        shared.watch_mixins(self._reload_mixins)
         await self._recovery_pass()
         self._tasks.append(loop.create_task(self._recovery(), name="occipy-recovery"))
         self._tasks.append(loop.create_task(self._lead(), name="occipy-leader"))
+
+    async def _reload_mixins(self) -> None:
+        """Another process changed the user mixins (or saved templates): bring the registry in line.
+
+        Called by the shared store before it answers the first read that sees the change, so the
+        next request on this process sees a mixin another process defined (read-your-writes).
+        """
+        stored = {mixin.type_id: mixin for mixin in await self.store.user_mixins()}
+        registry = self.registry
+        for category in list(registry.categories()):
+            if isinstance(category, Mixin) and category.user_defined and stored.get(category.type_id) != category:
+                registry.remove_mixin(category.type_id)
+        pending = [mixin for mixin in stored.values() if registry.find(mixin.type_id) is None]
+        while pending:
+            left = []
+            for mixin in pending:
+                try:
+                    registry.add(mixin)
+                    if not mixin.user_defined:
+                        self.templates.adopt_saved(mixin, list(self.driver.templates()))
+                except OcciError:
+                    left.append(mixin)  # it depends on one not added yet
+            if len(left) == len(pending):
+                for mixin in left:
+                    log.error("stored mixin %s cannot be registered (its dependencies are missing)", mixin.type_id)
+                break
+            pending = left
 
     async def _adopt_one(self, entity: Entity | None) -> None:
         """Tell the driver about a stored object it may not know (Adopts), before a job uses it."""

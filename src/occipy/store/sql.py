@@ -30,6 +30,7 @@ import asyncio
 import concurrent.futures
 import hashlib
 import logging
+import os
 import queue
 import threading
 import time
@@ -155,7 +156,10 @@ class SqlStore:
         self._aengine = create_async_engine(self.url, pool_size=self.pool_size, max_overflow=self.pool_size,
                                             pool_pre_ping=False, isolation_level="AUTOCOMMIT")
         dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        self._session = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+        # The session that holds this process's claims; named so that an operator (and the tests)
+        # can see in pg_stat_activity / pg_locks which process holds what.
+        self._session = await psycopg.AsyncConnection.connect(dsn, autocommit=True,
+                                                              application_name=f"occipy-{os.getpid()}")
 
     async def close(self) -> None:
         """Commit everything already queued, then stop the writer and release the database."""
