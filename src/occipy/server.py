@@ -285,15 +285,15 @@ def _supervise(settings: Settings, listener: socket.socket) -> int:
             break
         except InterruptedError:
             continue
-        number: int | None = children.pop(pid) if pid in children else None
-        if number is None or stopping:
+        number_ = children.pop(pid) if pid in children else None
+        if number_ is None or stopping:
             continue
         code = os.waitstatus_to_exitcode(status)
-        log.warning("worker %d (pid %d) ended with %s; starting another", number, pid, code)
-        if time.monotonic() - started.get(number, 0.0) < 1.0:
+        log.warning("worker %d (pid %d) ended with %s; starting another", number_, pid, code)
+        if time.monotonic() - started.get(number_, 0.0) < 1.0:
             time.sleep(1.0)  # a worker that cannot start must not spin
-        started[number] = time.monotonic()
-        spawn(number)
+        started[number_] = time.monotonic()
+        spawn(number_)
     return 0
 
 
