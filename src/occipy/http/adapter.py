@@ -16,7 +16,7 @@ from typing import Final
 from urllib.parse import unquote_plus
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from occipy.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from occipy.rendering import negotiate
@@ -187,7 +187,12 @@ async def to_occi(request: Request, *, max_body: int, max_headers: int, request_
 
 def to_response(result: OcciResponse, request_id: str = "", server: str = SERVER) -> Response:
     """`server` is the Server header: occipy's product tokens and the profiles it claims."""
-    response = Response(result.body, status_code=result.status)
+    response: Response
+    if result.stream is not None:
+        # A collection rendered piece by piece (chunked): never built whole in memory.
+        response = StreamingResponse(result.stream, status_code=result.status)
+    else:
+        response = Response(result.body, status_code=result.status)
     raw = response.raw_headers
     # text/occi repeats fields: append, never dict(); Starlette set content-length already.
     raw[:] = [(k, v) for k, v in raw if k != b"content-type"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 
@@ -43,3 +43,5 @@ class OcciResponse:
     principal: str | None = None  # the authenticated user
     tenant: str | None = None  # the tenant the request acted in
     operation: str | None = None  # the id of the operation (job) a write started
+    # Scale-out (issue 11): a large body sent in pieces as they are rendered (`body` is then empty).
+    stream: AsyncIterator[bytes] | None = None

@@ -113,6 +113,7 @@ class Service:
             response = await self._dispatch(request, route, ctx)
             if request.method == "HEAD":
                 response.body = b""
+                response.stream = None  # scale-out: a streamed collection is not sent either
         except OcciError as error:
             response = self._error(error, media)
         if principal is not None:
