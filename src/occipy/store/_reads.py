@@ -32,6 +32,14 @@ GET_WITH_STATE = (
     .select_from(store_state.outerjoin(entities, entities.c.location == sa.bindparam("location")))
     .where(store_state.c.id == 1)
 )
+# The entity and its outgoing links in one round trip (a GET of a resource renders its links).
+GET_WITH_LINKS = (
+    sa.select(store_state.c.mixins.label("generation"), *ENTITY_COLUMNS)
+    .select_from(store_state.outerjoin(entities, sa.or_(entities.c.location == sa.bindparam("location"),
+                                                        entities.c.source == sa.bindparam("location"))))
+    .where(store_state.c.id == 1)
+    .order_by(entities.c.seq)
+)
 GET = sa.select(*ENTITY_COLUMNS).where(entities.c.location == sa.bindparam("location"))
 GET_BY_ID = sa.select(*ENTITY_COLUMNS).where(entities.c.entity_id == sa.bindparam("entity_id"))
 LINKS_TO = sa.select(*ENTITY_COLUMNS).where(entities.c.target == sa.bindparam("target")).order_by(entities.c.seq)

@@ -121,6 +121,8 @@ class SqlStore:
         self._checkpointer: threading.Thread | None = None
         self._stop = threading.Event()
         self._counts: tuple[float, list[tuple[str, str, int]]] = (0.0, [])
+        self._links_hint: tuple[str, list[Entity]] | None = None
+        self._links: dict[str, list[Entity]] = {}  # SQLite: source -> its links
 
     # ---- life cycle ---------------------------------------------------------------------------
 
@@ -251,16 +253,28 @@ class SqlStore:
                 return hit[1]
             rows = await self._rows(reads.GET, {"location": location})
             return self._entity(rows[0]) if rows else None
-        rows = await self._rows(reads.GET_WITH_STATE, {"location": location})
+        rows = await self._rows(reads.GET_WITH_LINKS, {"location": location})
         if not rows:
             return None
-        row = rows[0]
-        if row.generation != self._generation:
-            await self._mixins_changed(row.generation)
-        if row.location is None:
+        generation = rows[0].generation
+        if generation != self._generation:
+            await self._mixins_changed(generation)
+        found: Entity | None = None
+        links: list[Entity] = []
+        for row in rows:
+            if row.location is None:
+                continue
+            entity = self._entity(row)
+            if row.location == location:
+                found = entity
+            else:
+                links.append(entity)
+        if found is None:
             self._cache.pop(location, None)
             return None
-        return self._entity(row)
+        # Read with the entity, for the `links_from` of the same request (a fresher read replaces it).
+        self._links_hint = (location, links)
+        return found
 
     async def get_by_id(self, entity_id: str) -> Entity | None:
         rows = await self._rows(reads.GET_BY_ID, {"entity_id": entity_id})
@@ -282,6 +296,23 @@ class SqlStore:
 
     async def links_from(self, sources: Sequence[str]) -> dict[str, list[Entity]]:
         """Links whose occi.core.source is one of these locations, grouped by source."""
+        hint, self._links_hint = self._links_hint, None
+        if hint is not None and len(sources) == 1 and sources[0] == hint[0]:
+            # Read by `get` of the same location, after every write acknowledged before that read:
+            # one round trip for a GET of a resource (shared store).
+            return {hint[0]: hint[1]} if hint[1] else {}
+        if not self.shared and len(sources) == 1:
+            # SQLite: this process is the only writer; `_settle` drops what a write may change.
+            cached = self._links.get(sources[0])
+            if cached is None:
+                found_one = await self._links_from(sources)
+                cached = self._links[sources[0]] = found_one.get(sources[0], [])
+                if len(self._links) > self.cache_size:
+                    self._links.clear()
+            return {sources[0]: list(cached)} if cached else {}
+        return await self._links_from(sources)
+
+    async def _links_from(self, sources: Sequence[str]) -> dict[str, list[Entity]]:
         found: dict[str, list[Entity]] = {}
         wanted = list(dict.fromkeys(sources))
         for start in range(0, len(wanted), 500):
@@ -343,6 +374,11 @@ class SqlStore:
         result = [(kind, state, number) for (kind, state), number in merged.items()]
         self._counts = (time.monotonic(), result)
         return result
+
+    @staticmethod
+    def links_may_change(entity: Entity) -> bool:
+        """Whether writing this entity (not in the cache) may change some source's links: a link may."""
+        return entity.source is not None
 
     # ---- several processes (store.base.Shared) -----------------------------------------------------
 
@@ -499,12 +535,25 @@ class SqlStore:
     def _settle(self, settled: Sequence[tuple[Batch, asyncio.Future[None], Exception | None]]) -> None:
         """On the event loop: bring the cache up to date in commit order, wake the callers."""
         cache = self._cache
+        links = self._links
         for batch, future, error in settled:
             if error is None:
                 # Applied even when the caller gave up waiting: the write is committed.
                 for location in batch.delete:
-                    cache.pop(location, None)
+                    old = cache.pop(location, None)
+                    links.pop(location, None)
+                    if old is None:
+                        links.clear()  # an unknown link may have gone
+                    elif old[1].source is not None:
+                        links.pop(old[1].source, None)
                 for entity in [*batch.new, *batch.put]:
+                    old = cache.get(entity.location)
+                    if entity.source is not None:
+                        links.pop(entity.source, None)
+                    if old is None and self.links_may_change(entity):
+                        links.clear()  # it may have been a link of another source
+                    elif old is not None and old[1].source is not None:
+                        links.pop(old[1].source, None)
                     if self.shared:
                         cache.pop(entity.location, None)  # the next read brings the new version
                     else:
