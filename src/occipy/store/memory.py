@@ -128,7 +128,8 @@ class MemoryStore:
         # Final state of every location the batch touches: deletes first, then puts in order.
         final: dict[str, Entity | None] = dict.fromkeys(batch.delete)
         for entity in batch.new:
-            if entity.location in final or (entity.location in self._entities and entity.location not in batch.delete):
+            if final.get(entity.location) is not None or (
+                    entity.location in self._entities and entity.location not in batch.delete):
                 raise Conflict(f"location {entity.location} is already taken")
             final[entity.location] = entity
         for entity in batch.put:
