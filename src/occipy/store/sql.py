@@ -123,6 +123,7 @@ class SqlStore:
         self._counts: tuple[float, list[tuple[str, str, int]]] = (0.0, [])
         self._links_hint: tuple[str, list[Entity]] | None = None
         self._links: dict[str, list[Entity]] = {}  # SQLite: source -> its links
+        self._absent: set[str] = set()  # SQLite: locations known to hold nothing
 
     # ---- life cycle ---------------------------------------------------------------------------
 
@@ -251,8 +252,16 @@ class SqlStore:
             if hit is not None:
                 self._cache.move_to_end(location)
                 return hit[1]
+            if location in self._absent:
+                return None
             rows = await self._rows(reads.GET, {"location": location})
-            return self._entity(rows[0]) if rows else None
+            if not rows:
+                # Collection paths and new locations are asked for at every request.
+                if len(self._absent) > self.cache_size:
+                    self._absent.clear()
+                self._absent.add(location)
+                return None
+            return self._entity(rows[0])
         rows = await self._rows(reads.GET_WITH_LINKS, {"location": location})
         if not rows:
             return None
@@ -547,6 +556,7 @@ class SqlStore:
                     elif old[1].source is not None:
                         links.pop(old[1].source, None)
                 for entity in [*batch.new, *batch.put]:
+                    self._absent.discard(entity.location)
                     old = cache.get(entity.location)
                     if entity.source is not None:
                         links.pop(entity.source, None)
