@@ -16,7 +16,6 @@ Prints a JSON document (and a Markdown table with --markdown).
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import signal
@@ -32,7 +31,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.services.postgres import PostgresServer, start_postgres  # noqa: E402
+from tests.services.postgres import PostgresServer, start_postgres
 
 COMPUTE = "http://schemas.ogf.org/occi/infrastructure#compute"
 JSON = "application/occi+json"

@@ -210,8 +210,6 @@ def cli() -> None:
               help="TOML file mapping client certificate subjects to users, tenants and roles "
                    "(docs/security.md) [env OCCIPY_X509_MAP].")
 def serve(config_file: str | None, driver_opts: tuple[str, ...], **flags: Any) -> None:
-    import uvicorn
-
     try:
         settings = load(config_file=config_file, driver_opts=driver_opts, flags=flags)
         check_exposure(settings)
@@ -256,7 +254,7 @@ def _supervise(settings: Settings, listener: socket.socket) -> int:
                 _serve_one(settings, listener, worker=number)
             except SystemExit as exit_:
                 code = exit_.code if isinstance(exit_.code, int) else 1
-            except BaseException:  # noqa: BLE001  (reported, then the supervisor starts another)
+            except BaseException:  # reported, then the supervisor starts another
                 log.exception("worker %d failed", number)
                 code = 1
             os._exit(code)

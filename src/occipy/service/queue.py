@@ -39,7 +39,17 @@ from typing import Any, Protocol
 
 from occipy.errors import NotFound, OcciError
 from occipy.model.entity import Entity
-from occipy.store.base import FAILED, PENDING_STATES, QUEUED, RUNNING, SUCCEEDED, Batch, Operation, Shared, Store
+from occipy.store.base import (
+    FAILED,
+    PENDING_STATES,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    Batch,
+    Operation,
+    Shared,
+    Store,
+)
 
 log = logging.getLogger("occipy.queue")
 
@@ -104,7 +114,7 @@ class Job:
         if timeout > 0 and not self.done.done():
             try:
                 await asyncio.wait_for(asyncio.shield(self.done), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         if self.worked.is_set() and not self.done.done():
             await asyncio.wait([self.done])

@@ -16,7 +16,7 @@ from occipy.store.sql import SqlStore
 from tests.unit.store.test_store import Opener, compute, opener, user_mixin  # noqa: F401  (fixture)
 
 
-async def test_new_entities_must_be_new(opener: Opener) -> None:
+async def test_new_entities_must_be_new(opener: Opener) -> None:  # noqa: F811  (the fixture)
     store = await opener()
     await store.commit(Batch(new=[compute(1)]))
     with pytest.raises(Conflict):
@@ -32,7 +32,7 @@ async def test_new_entities_must_be_new(opener: Opener) -> None:
     assert got is not None and got.attributes["occi.core.title"] == "y"
 
 
-async def test_attribute_backend_and_keyset_filters(opener: Opener) -> None:
+async def test_attribute_backend_and_keyset_filters(opener: Opener) -> None:  # noqa: F811  (the fixture)
     store = await opener()
     await store.commit(Batch(put=[compute(n, **{"occi.core.title": f"t{n % 3}", "occi.compute.hostname": f"h{n}",
                                                 "weird name": "w"}).evolve(backend_id=f"b{n}")
@@ -51,7 +51,7 @@ async def test_attribute_backend_and_keyset_filters(opener: Opener) -> None:
     assert await store.query_locations(EntityQuery(after="/compute/c-6", limit=1)) == ["/compute/c-7"]
 
 
-async def test_pending_operations_of_one_location(opener: Opener) -> None:
+async def test_pending_operations_of_one_location(opener: Opener) -> None:  # noqa: F811  (the fixture)
     store = await opener()
     ops = [Operation(f"op-{n}", f"/compute/c-{n % 2}", "start", state=state, seq=10 - n)
            for n, state in enumerate(["queued", "running", "queued", "succeeded"])]

@@ -8,9 +8,8 @@ other entry is used as a URL as it is (its tables are dropped before each test).
 
 from __future__ import annotations
 
-import dataclasses
-
 import asyncio
+import dataclasses
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
