@@ -99,6 +99,9 @@ class Occipy:
             time.sleep(0.02)
         self.startup = time.monotonic() - started
         self.workers = workers
+        # CPU the process used to import, open the store and the driver and answer once: what
+        # start-up costs whatever the machine's other load (wall time moves with the load).
+        self.startup_cpu = cpu_seconds(self.pids)
 
     @property
     def pids(self) -> list[int]:
@@ -178,6 +181,7 @@ def measure_size(server: PostgresServer, count: int, workdir: Path, rounds: int)
     seeded = seed(server, dbname, count, {"mixins": row[0], "attributes": row[1]})
     occipy = Occipy(dsn, workdir / f"{count}-1")
     result: dict[str, Any] = {"entities": count, "seed_s": round(seeded, 1), "startup_s": round(occipy.startup, 2),
+                              "startup_cpu_s": round(occipy.startup_cpu, 2),
                               "rss_after_start_mib": round(rss_mib(occipy.pids), 1)}
     middle = max(count // 200, 1)
     target = f"/compute/00000000-0000-4000-8000-{count // 2:012d}"
@@ -199,7 +203,39 @@ def measure_size(server: PostgresServer, count: int, workdir: Path, rounds: int)
             result[name] = {**summary(times), "server_cpu_us_per_req": round(used / rounds * 1e6)}
     result["rss_after_requests_mib"] = round(rss_mib(occipy.pids), 1)
     occipy.stop()
+    result["database_ms"] = explain(dsn, count)
     return result
+
+
+def explain(dsn: str, count: int) -> dict[str, float]:
+    """PostgreSQL's own execution time (EXPLAIN ANALYZE) of the queries the scenarios send."""
+    import psycopg
+
+    location = f"/compute/00000000-0000-4000-8000-{count // 2:012d}"
+    columns = "location, entity_id, kind, owner, tenant, backend_id, mixins, attributes, version"
+    queries = {
+        "get_one_with_links": (f"SELECT s.mixins, {columns} FROM store_state s LEFT OUTER JOIN entities "
+                               f"ON entities.location = %(l)s OR entities.source = %(l)s WHERE s.id = 1 "
+                               f"ORDER BY entities.seq"),
+        "page_1_of_100": f"SELECT {columns} FROM entities WHERE kind = %(k)s ORDER BY seq LIMIT 100",
+        "page_middle_of_100": (f"SELECT {columns} FROM entities WHERE kind = %(k)s ORDER BY seq LIMIT 100 "
+                               f"OFFSET {max(count // 2 - 100, 0)}"),
+        "filter_title_page_100": (f"SELECT {columns} FROM entities WHERE kind = %(k)s AND "
+                                  f"((attributes)::jsonb ->> 'occi.core.title') = %(t)s ORDER BY seq LIMIT 100"),
+        "filter_state_page_100": (f"SELECT {columns} FROM entities WHERE kind = %(k)s AND "
+                                  f"((attributes)::jsonb ->> 'occi.compute.state') = 'active' ORDER BY seq LIMIT 100"),
+    }
+    found: dict[str, float] = {}
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for name, sql in queries.items():
+            best = None
+            for _ in range(5):
+                plan = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql,
+                                    {"l": location, "k": COMPUTE, "t": f"seed-{count // 3}"}).fetchone()[0]
+                elapsed = plan[0]["Execution Time"]
+                best = elapsed if best is None else min(best, elapsed)
+            found[name] = round(best or 0.0, 3)
+    return found
 
 
 def wrk(url: str, duration: int, connections: int, script: str, cpu: str) -> dict[str, Any]:

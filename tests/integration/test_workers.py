@@ -9,6 +9,7 @@ or one `--workers 2`. The cloud is the simulated one, shared by the processes th
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -349,3 +350,29 @@ def test_several_workers_need_postgresql(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60, cwd=REPO, check=False)
     assert done.returncode == 1
     assert "PostgreSQL database_url" in done.stderr
+
+
+def test_a_large_json_collection_is_streamed_and_pages_and_filters_come_from_the_store(start: Start) -> None:
+    server = start()
+    with server.client() as client:
+        resources = [{"kind": INFRA + "compute", "title": f"bulk-{n}", "attributes": {"occi.compute.hostname": f"h{n}"}}
+                     for n in range(1200)]
+        client.timeout = httpx.Timeout(120)
+        for first in range(0, 1200, 100):
+            response = client.post("/compute/", json={"resources": resources[first:first + 100]})
+            assert response.status_code == 201, response.text
+        with client.stream("GET", "/compute/") as streamed:
+            assert streamed.status_code == 200
+            assert streamed.headers.get("transfer-encoding") == "chunked"
+            assert "content-length" not in streamed.headers
+            body = b"".join(streamed.iter_bytes())
+        listed = json.loads(body)["resources"]
+        assert [r["title"] for r in listed] == [f"bulk-{n}" for n in range(1200)]
+        head = client.head("/compute/")
+        assert head.status_code == 200 and head.content == b""
+        page = client.get("/compute/?page=3&number=100").json()["resources"]
+        assert [r["title"] for r in page] == [f"bulk-{n}" for n in range(200, 300)]
+        found = client.get("/compute/?attribute=occi.core.title&value=bulk-777").json()["resources"]
+        assert [r["attributes"]["occi.compute.hostname"] for r in found] == ["h777"]
+        found = client.get("/compute/?attribute=occi.compute.hostname&value=h5&page=1&number=5").json()
+        assert [r["title"] for r in found["resources"]] == ["bulk-5"]
