@@ -214,7 +214,8 @@ def explain(dsn: str, count: int) -> dict[str, float]:
     location = f"/compute/00000000-0000-4000-8000-{count // 2:012d}"
     columns = "location, entity_id, kind, owner, tenant, backend_id, mixins, attributes, version"
     queries = {
-        "get_one_with_links": (f"SELECT s.mixins, {columns} FROM store_state s LEFT OUTER JOIN entities "
+        "get_one_with_links": (f"SELECT s.mixins, {', '.join('entities.' + c for c in columns.split(', '))} "
+                               f"FROM store_state s LEFT OUTER JOIN entities "
                                f"ON entities.location = %(l)s OR entities.source = %(l)s WHERE s.id = 1 "
                                f"ORDER BY entities.seq"),
         "page_1_of_100": f"SELECT {columns} FROM entities WHERE kind = %(k)s ORDER BY seq LIMIT 100",
