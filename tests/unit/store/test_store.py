@@ -19,7 +19,7 @@ from typing import Any
 import hypothesis.strategies as st
 import pytest
 import sqlalchemy as sa
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 
 from occipy.errors import Conflict
 from occipy.model.catalogue import COMPUTE, NETWORK, NETWORKINTERFACE, OS_TPL, STORAGE, STORAGELINK
@@ -576,6 +576,7 @@ def test_mixin_definition_round_trip(
     assert back.attributes[0].pattern == pattern
 
 
+@settings(suppress_health_check=[HealthCheck.too_slow])  # a loaded shared machine draws slowly
 @given(st.dictionaries(st.text(min_size=1), _json_values.filter(lambda v: v is not None), max_size=5))
 def test_attribute_values_round_trip_through_the_database(attributes: dict[str, Any]) -> None:
     # Memory-only SQLite: the codec and the columns, without the writer thread.
