@@ -546,6 +546,7 @@ _json_values = st.recursive(
 _terms = st.from_regex(r"[a-z][a-z0-9_-]{0,10}", fullmatch=True)
 
 
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(
     term=_terms,
     title=st.none() | st.text(),
