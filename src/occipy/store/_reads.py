@@ -119,6 +119,10 @@ def select_operations(state: str | None, location: str | None, tenant: str | Non
     return statement.order_by(operations.c.created, operations.c.op_id)
 
 
+PENDING_OF = (sa.select(operations).where(sa.or_(*(operations.c.state == state for state in sorted(PENDING_STATES))))
+              .where(operations.c.location == sa.bindparam("location")).order_by(operations.c.seq))
+
+
 def select_pending(location: str | None) -> Any:
     statement = sa.select(operations).where(operations.c.state.in_(sorted(PENDING_STATES)))
     if location is not None:

@@ -122,6 +122,11 @@ class SqlStore:
         self._stop = threading.Event()
         self._counts: tuple[float, list[tuple[str, str, int]]] = (0.0, [])
         self._links_hint: tuple[str, list[Entity]] | None = None
+        # PostgreSQL: id(statement) -> its SQL (psycopg's %(name)s) and the values it carries.
+        self._fast: dict[int, tuple[str, dict[str, Any]]] = {}
+        self._pool: set[Any] = set()  # PostgreSQL: psycopg connections for the hot point reads
+        self._idle: asyncio.Queue[Any] = asyncio.Queue()
+        self._dsn = ""
         self._links: dict[str, list[Entity]] = {}  # SQLite: source -> its links
         self._absent: set[str] = set()  # SQLite: locations known to hold nothing
 
@@ -158,7 +163,14 @@ class SqlStore:
 
         self._aengine = create_async_engine(self.url, pool_size=self.pool_size, max_overflow=self.pool_size,
                                             pool_pre_ping=False, isolation_level="AUTOCOMMIT")
-        dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        dsn = self._dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        dialect = self._aengine.sync_engine.dialect
+        for statement in (reads.GET_WITH_LINKS, reads.GET_BY_ID, reads.GET_OPERATION, reads.GENERATION,
+                          reads.LINKS_TO, reads.PENDING_OF):
+            placeholders = statement.params(location="", entity_id="", op_id="", target="")
+            compiled = placeholders.compile(dialect=dialect)
+            defaults = dict(compiled.params)
+            self._fast[id(statement)] = (str(compiled), defaults)
         # The session that holds this process's claims; named so that an operator (and the tests)
         # can see in pg_stat_activity / pg_locks which process holds what.
         self._session = await psycopg.AsyncConnection.connect(dsn, autocommit=True,
@@ -190,6 +202,12 @@ class SqlStore:
         if self._aengine is not None:
             engine, self._aengine = self._aengine, None
             await engine.dispose()
+        for connection in list(self._pool):
+            try:
+                await connection.close()
+            except Exception as error:  # noqa: BLE001  (a broken connection may not close cleanly)
+                log.debug("closing a read connection: %s", error)
+        self._pool.clear()
 
     # ---- writes -------------------------------------------------------------------------------
 
@@ -217,11 +235,39 @@ class SqlStore:
             return self._reader.execute(statement, params).all()
         if self._aengine is None:
             raise RuntimeError("SqlStore is not open")
+        fast = self._fast.get(id(statement))
+        if fast is not None:
+            return await self._fast_rows(fast[0], {**fast[1], **params})
         try:
             async with self._aengine.connect() as conn:
                 return (await conn.execute(statement, params)).all()  # type: ignore[no-any-return]
         except sa.exc.OperationalError as error:
             raise BackendUnavailable(f"the store cannot be read: {error.orig}") from None
+
+    async def _fast_rows(self, sql: str, params: Mapping[str, Any]) -> Sequence[Any]:
+        """The hot point reads on PostgreSQL: compiled once, sent on a pooled psycopg connection as a
+        prepared statement (SQLAlchemy's asyncio layer costs more CPU than the query itself)."""
+        connection = await self._idle.get() if self._idle.qsize() or len(self._pool) >= self.pool_size \
+            else await self._new_fast_connection()
+        try:
+            cursor = await connection.execute(sql, params, prepare=True)
+            rows = await cursor.fetchall()
+        except Exception as error:  # noqa: BLE001  (psycopg.Error: this connection is not reused)
+            self._pool.discard(connection)
+            try:
+                await connection.close()
+            finally:
+                raise BackendUnavailable(f"the store cannot be read: {error}") from None
+        self._idle.put_nowait(connection)
+        return rows  # type: ignore[no-any-return]
+
+    async def _new_fast_connection(self) -> Any:
+        import psycopg
+        from psycopg.rows import namedtuple_row
+
+        connection = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True, row_factory=namedtuple_row)
+        self._pool.add(connection)
+        return connection
 
     async def _scalar(self, statement: Any, params: Mapping[str, Any]) -> Any:
         rows = await self._rows(statement, params)
@@ -349,7 +395,10 @@ class SqlStore:
         return [operation_from_row(row) for row in rows]
 
     async def pending_operations(self, location: str | None = None) -> list[Operation]:
-        rows = await self._rows(reads.select_pending(location), {})
+        if location is not None:
+            rows = await self._rows(reads.PENDING_OF, {"location": location})
+        else:
+            rows = await self._rows(reads.select_pending(None), {})
         return [operation_from_row(row) for row in rows]
 
     def counts(self, state_attribute: Callable[[str], str | None]) -> list[tuple[str, str, int]]:
