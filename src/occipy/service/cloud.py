@@ -196,8 +196,9 @@ class Cloud:
         if entity is None or binding is None or not isinstance(self.driver, Adopts):
             return
         assert entity.backend_id is not None
+        # Not added to `_index`: a reconcile pass touches every entity, and memory must stay
+        # bounded by what requests touch (`_follow` asks the store for refs it does not know).
         ref = Ref(binding.resource, entity.backend_id)
-        self._index[ref] = entity.location
         await self.driver.adopt(ref, observed_of(binding, entity, fsm.state_attribute(entity.kind)))
 
     async def _lead_now(self) -> None:
