@@ -77,6 +77,8 @@ CHECKPOINT_INTERVAL = 1.0
 # Above this many entities, the metrics' entity counts leave out the state (a GROUP BY over JSON).
 COUNT_STATES_UP_TO = 100_000
 COUNTS_TTL = 10.0
+# SQLite: listings kept until the next write that changes an entity.
+MAX_QUERIES = 64
 
 _Pending = tuple[Batch, "asyncio.Future[None]", asyncio.AbstractEventLoop]
 
@@ -129,6 +131,7 @@ class SqlStore:
         self._dsn = ""
         self._links: dict[str, list[Entity]] = {}  # SQLite: source -> its links
         self._absent: set[str] = set()  # SQLite: locations known to hold nothing
+        self._queries: dict[tuple[str, EntityQuery], tuple[Any, ...]] = {}  # SQLite: listings until a write
 
     # ---- life cycle ---------------------------------------------------------------------------
 
@@ -337,13 +340,33 @@ class SqlStore:
 
     async def query(self, query: EntityQuery) -> list[Entity]:
         """Entities matching the query, in creation order, one page."""
+        if not self.shared:
+            hit = self._queries.get(("entities", query))
+            if hit is not None:
+                return list(hit)
         rows = await self._rows(reads.select_entities(query, self.dialect), {})
         entity = self._entity
-        return [entity(row) for row in rows]
+        found = [entity(row) for row in rows]
+        self._keep_query(("entities", query), found)
+        return found
 
     async def query_locations(self, query: EntityQuery) -> list[str]:
+        if not self.shared:
+            hit = self._queries.get(("locations", query))
+            if hit is not None:
+                return list(hit)
         rows = await self._rows(reads.select_entities(query, self.dialect, (entities.c.location,)), {})
-        return [row[0] for row in rows]
+        found = [row[0] for row in rows]
+        self._keep_query(("locations", query), found)
+        return found
+
+    def _keep_query(self, key: tuple[str, EntityQuery], found: list[Any]) -> None:
+        """SQLite: keep a listing until the next write (this process is the only writer)."""
+        if self.shared or len(found) > self.cache_size:
+            return
+        if len(self._queries) >= MAX_QUERIES:
+            self._queries.clear()
+        self._queries[key] = tuple(found)
 
     async def count(self, query: EntityQuery) -> int:
         """How many entities match (offset and limit ignored)."""
@@ -596,6 +619,8 @@ class SqlStore:
         links = self._links
         for batch, future, error in settled:
             if error is None:
+                if batch.put or batch.new or batch.delete:
+                    self._queries.clear()
                 # Applied even when the caller gave up waiting: the write is committed.
                 for location in batch.delete:
                     old = cache.pop(location, None)
