@@ -11,14 +11,21 @@ export OCCIPY_HOST OCCIPY_PORT OCCIPY_DATA_DIR OCCIPY_DRIVER
 
 .PHONY: install run test lint bench clean dist image
 
-install:
+# What `make install` adds: the libvirt driver's binding, and psycopg 3 when the store is
+# PostgreSQL (OCCIPY_DATABASE_URL=postgresql://..., docs/scaleout.md).
+PROFILES := base
+EXTRAS :=
 ifeq ($(OCCIPY_DRIVER),libvirt)
-	@bash scripts/bootstrap.sh base libvirt
-	@$(UV) sync --frozen -p $(PYTHON) --quiet --extra libvirt
-else
-	@bash scripts/bootstrap.sh base
-	@$(UV) sync --frozen -p $(PYTHON) --quiet
+PROFILES += libvirt
+EXTRAS += --extra libvirt
 endif
+ifneq (,$(filter postgres%,$(OCCIPY_DATABASE_URL)))
+EXTRAS += --extra postgres
+endif
+
+install:
+	@bash scripts/bootstrap.sh $(PROFILES)
+	@$(UV) sync --frozen -p $(PYTHON) --quiet $(EXTRAS)
 
 run: install
 	$(UV) run --frozen -p $(PYTHON) occipy serve

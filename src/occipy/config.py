@@ -112,6 +112,11 @@ class Settings:
     events_max_age: float = 86_400.0  # ... and for at most this many seconds
     events_keepalive: float = 15.0  # seconds of silence before a stream sends a keep-alive comment
     events_poll: float = 1.0  # seconds between reads of the event log for other processes' events
+    # ---- scale-out (docs/scaleout.md) ----
+    workers: int = 1  # server processes on one socket; more than 1 needs a PostgreSQL database_url
+    store_cache: int = 20000  # entities a process keeps in its read cache (bounded memory)
+    # Attributes with an expression index in the store: filters on them answer from the index.
+    indexed_attributes: str = "occi.core.title,occi.compute.hostname,occi.compute.state"
 
     @property
     def store_url(self) -> str:
@@ -272,6 +277,11 @@ def check_edge(settings: Settings) -> None:
     for name, choices in _CHOICES.items():
         if getattr(settings, name) not in choices:
             raise ConfigError(f"setting {name}: {getattr(settings, name)!r} is not one of {', '.join(choices)}")
+    if settings.workers < 1:
+        raise ConfigError("setting workers: must be 1 or more")
+    if settings.workers > 1 and not (settings.database_url or "").startswith(("postgresql", "postgres:")):
+        raise ConfigError("setting workers: several server processes need a PostgreSQL database_url "
+                          "(OCCIPY_DATABASE_URL=postgresql://...); SQLite belongs to one process")
     for name in ("max_header_bytes", "max_connections", "header_timeout", "body_timeout", "body_total_timeout",
                  "events_keep", "events_max_age", "events_keepalive", "events_poll"):  # events_*: issue 12
         if getattr(settings, name) <= 0:

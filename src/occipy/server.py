@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
+import signal
+import socket
 import sys
+import time
 from typing import Any
 
 import click
@@ -48,8 +52,10 @@ class Components:
             data_dir.mkdir(parents=True, exist_ok=True)
             self.drivers.append((cloud.name, driver_class.from_options(cloud.options, data_dir)))
         self.driver = self.drivers[0][1]
+        indexed = [name.strip() for name in settings.indexed_attributes.split(",") if name.strip()]
         self.store = SqlStore(settings.store_url, synchronous=settings.sqlite_synchronous,
-                              events=EventRetention(settings.events_keep, settings.events_max_age))  # issue 12
+                              events=EventRetention(settings.events_keep, settings.events_max_age),  # issue 12
+                              cache_size=settings.store_cache, indexed_attributes=indexed)  # issue 11
         options = ServiceOptions(
             sync_wait=settings.sync_wait, delete_wait=settings.delete_wait, max_page=settings.max_page, allow_delete_root=settings.allow_delete_root,
             reconcile_interval=settings.reconcile_interval,
@@ -76,11 +82,11 @@ class Components:
             await self.store.close()
             raise
         self.opened = True
-        # occipy_entities{kind,state} at scrape time, counted from the store's memory.
+        # occipy_entities{kind,state} at scrape time, counted by the store (cached for a few seconds).
         metrics.set_entity_source(lambda: self.store.counts(state_attribute))
-        # The store's read cache (every entity) lives as long as the process: keep it out of the
-        # cyclic collector's scans, and let short-lived request garbage pile up a little longer
-        # before a collection (docs/performance.md: -22 % CPU per create in the first profile).
+        # What start-up made lives as long as the process: keep it out of the cyclic collector's
+        # scans, and let short-lived request garbage pile up a little longer before a collection
+        # (docs/performance.md: -22 % CPU per create in the first profile).
         gc.collect()
         gc.freeze()
         gc.set_threshold(20_000, 20, 50)
@@ -219,6 +225,9 @@ def cli() -> None:
               help="PEM CA bundle that signs accepted client certificates [env OCCIPY_TLS_CLIENT_CA].")
 @click.option("--tls-client-cert", type=click.Choice(("none", "optional", "required")), default=None,
               help="Ask clients for a certificate: none, optional or required [env OCCIPY_TLS_CLIENT_CERT; default none].")
+@click.option("--workers", type=int, default=None,
+              help="Server processes sharing the port; more than 1 needs a PostgreSQL --database-url "
+                   "(docs/scaleout.md) [env OCCIPY_WORKERS; default 1].")
 @click.option("--x509-map", default=None,
               help="TOML file mapping client certificate subjects to users, tenants and roles "
                    "(docs/security.md) [env OCCIPY_X509_MAP].")
@@ -235,17 +244,97 @@ def cli() -> None:
               help="Proxies whose X-Forwarded-For/-Proto are believed, comma-separated addresses or "
                    "networks [env OCCIPY_FORWARDED_ALLOW_IPS; default none: the headers are ignored].")
 def serve(config_file: str | None, driver_opts: tuple[str, ...], **flags: Any) -> None:
-    import uvicorn
-
     try:
         settings = load(config_file=config_file, driver_opts=driver_opts, flags=flags)
         check_exposure(settings)
-        components = Components(settings)
-        logs.configure(settings.log_level, settings.log_format)
-        config = uvicorn_config(settings, components.app(lifespan=False), loop="none",
-                                log_level=settings.log_level, log_config=None, access_log=False, lifespan="off")
+        if settings.workers > 1:
+            listener = _listen(settings)
+            logs.configure(settings.log_level, settings.log_format)
+            sys.exit(_supervise(settings, listener))
+        _serve_one(settings, None)
     except (ConfigError, ValueError, OcciError) as error:
         raise click.ClickException(str(error)) from None
+
+
+# ---- worker processes (docs/scaleout.md) -------------------------------------------------------
+
+
+def _listen(settings: Settings) -> socket.socket:
+    """The listening socket every worker accepts from (the kernel hands each connection to one)."""
+    try:
+        listener = socket.create_server((settings.host, settings.port), backlog=2048, reuse_port=False)
+    except OSError as error:
+        raise ConfigError(f"cannot listen on {settings.host}:{settings.port}: {error}") from None
+    listener.set_inheritable(True)
+    return listener
+
+
+def _supervise(settings: Settings, listener: socket.socket) -> int:
+    """Fork `workers` processes that serve `listener`; start a new one when one dies (kill -9, OOM).
+
+    Every worker is a whole server (its own store connections, driver and lanes); they share only
+    the database, which orders their work (claims, D-SCALEOUT). SIGTERM/SIGINT stop them all.
+    """
+    children: dict[int, int] = {}  # pid -> worker number
+    stopping = False
+
+    def spawn(number: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            code = 0
+            try:
+                _serve_one(settings, listener, worker=number)
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else 1
+            except BaseException:  # reported, then the supervisor starts another
+                log.exception("worker %d failed", number)
+                code = 1
+            os._exit(code)
+        children[pid] = number
+
+    def stop(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    click.echo(f"occipy {__version__}: {settings.workers} workers on http://{settings.host}:{settings.port}/ "
+               f"(supervisor pid {os.getpid()}), store {settings.store_url}", err=True)
+    for number in range(settings.workers):
+        spawn(number)
+    started: dict[int, float] = {}
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        number_ = children.pop(pid) if pid in children else None
+        if number_ is None or stopping:
+            continue
+        code = os.waitstatus_to_exitcode(status)
+        log.warning("worker %d (pid %d) ended with %s; starting another", number_, pid, code)
+        if time.monotonic() - started.get(number_, 0.0) < 1.0:
+            time.sleep(1.0)  # a worker that cannot start must not spin
+        started[number_] = time.monotonic()
+        spawn(number_)
+    return 0
+
+
+def _serve_one(settings: Settings, listener: socket.socket | None, worker: int | None = None) -> None:
+    """One server process: open the store and the driver, then serve (on `listener` if given)."""
+    components = Components(settings)
+    logs.configure(settings.log_level, settings.log_format)
+    config = uvicorn_config(settings, components.app(lifespan=False), loop="none",
+                            log_level=settings.log_level, log_config=None, access_log=False, lifespan="off")
     server = uvicorn.Server(config)
 
     async def run() -> None:
@@ -253,11 +342,12 @@ def serve(config_file: str | None, driver_opts: tuple[str, ...], **flags: Any) -
         # unreachable hypervisor or a missing pool is one clear line and exit 1, not a traceback.
         await components.open()
         scheme = "https" if settings.tls_cert is not None else "http"
-        click.echo(f"occipy {__version__}: OCCI 1.2 on {scheme}://{settings.host}:{settings.port}/ "
+        who = f"worker {worker} (pid {os.getpid()}): " if worker is not None else ""
+        click.echo(f"occipy {__version__}: {who}OCCI 1.2 on {scheme}://{settings.host}:{settings.port}/ "
                    f"(query interface /-/), store {settings.store_url}, driver {settings.driver}, "
                    f"auth {', '.join(methods(settings)) or 'none (anonymous)'}", err=True)
         try:
-            await server.serve()
+            await server.serve(sockets=[listener] if listener is not None else None)
         finally:
             await components.close()
 

@@ -37,7 +37,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until_up(url: str, timeout: float = 30.0) -> None:
+def wait_until_up(url: str, timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -80,16 +80,25 @@ def start_server(data_dir: Path, **overrides: Any) -> LiveServer:
     return LiveServer(url=url, data_dir=data_dir, server=server, thread=thread, settings=settings)
 
 
+def _store(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """OCCIPY_TEST_LIVE_STORE=postgresql runs the live-server suites on a PostgreSQL database of the
+    suite's cluster (tests/services/postgres.py) instead of SQLite (docs/testing.md)."""
+    if os.environ.get("OCCIPY_TEST_LIVE_STORE", "sqlite") != "postgresql":
+        return {}
+    server = request.getfixturevalue("postgres_server")
+    return {"database_url": server.create_database().dsn}
+
+
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = start_server(tmp_path_factory.mktemp("live"))
+def live_server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    server = start_server(tmp_path_factory.mktemp("live"), **_store(request))
     yield server
     server.stop()
 
 
 @pytest.fixture
-def fresh_server(tmp_path: Path) -> Iterator[LiveServer]:
-    server = start_server(tmp_path / "data")
+def fresh_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    server = start_server(tmp_path / "data", **_store(request))
     yield server
     server.stop()
 

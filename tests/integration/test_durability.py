@@ -43,6 +43,18 @@ from tests.integration.test_bad_input import (
 JSON_HEADERS = {"Content-Type": JSON, "Accept": JSON}
 
 
+@pytest.fixture(autouse=True, params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str | None:
+    """Every test on both stores: the embedded SQLite file, and a fresh PostgreSQL database of the
+    suite's cluster (`occipy serve` subprocesses find it in OCCIPY_DATABASE_URL)."""
+    if request.param == "sqlite":
+        monkeypatch.delenv("OCCIPY_DATABASE_URL", raising=False)
+        return None
+    dsn = str(request.getfixturevalue("postgres_database").dsn)
+    monkeypatch.setenv("OCCIPY_DATABASE_URL", dsn)
+    return dsn
+
+
 @contextmanager
 def serving(data_dir: Path, extra: tuple[str, ...] = ()) -> Iterator[tuple[ProcessServer, httpx.Client]]:
     server = process_server(data_dir, extra)
@@ -252,8 +264,8 @@ def test_successful_update_is_not_undone_by_reconcile(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["network", "compute"])
-def test_successful_replace_is_not_undone_by_reconcile(tmp_path: Path, kind: str) -> None:
-    server = start_server(tmp_path / "data", reconcile_interval=0.2)
+def test_successful_replace_is_not_undone_by_reconcile(tmp_path: Path, kind: str, engine: str | None) -> None:
+    server = start_server(tmp_path / "data", reconcile_interval=0.2, database_url=engine)
     try:
         with httpx.Client(base_url=server.url, timeout=10) as client:
             world = seed(client)

@@ -206,7 +206,8 @@ class Recorder:
 
 async def scope_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """A bare ASGI app answering with the scope's extensions (the ASGI TLS extension)."""
-    body = json.dumps(scope.get("extensions", {})).encode()
+    # occipy's extension also carries the server's shutdown event (issue 12), which is not data.
+    body = json.dumps(scope.get("extensions", {}), default=lambda value: None).encode()
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})

@@ -72,6 +72,11 @@ SAVE_ACTION: Final = "http://schemas.ogf.org/occi/infrastructure/compute/action#
 
 CLOUD_SCHEME: Final = "http://occipy.org/occi/cloud#"
 
+# Scale-out (docs/scaleout.md): the claim of the process that runs the work that must run once
+# (the default cloud's; another cloud's is "occipy:leader:<name>").
+LEADER_CLAIM: Final = "occipy:leader"
+RECONCILE_PAGE: Final = 500
+
 
 # [monitoring] The driver resource types that realise each extension feature (Feature.MONITORING
 # comes from the `Samples` protocol instead).
@@ -90,6 +95,8 @@ class CloudOptions:
     name: str = "default"
     # Seconds between two attempts to reach a cloud that was unreachable at start-up (several clouds).
     retry_interval: float = 10.0
+    # Scale-out: how often a process looks for recorded work nobody runs, and for a free leader claim.
+    recovery_interval: float = 1.0
 
 
 def cloud_name(entity: Entity) -> str:
@@ -226,8 +233,17 @@ class Cloud:
             raise
         self.available = True
 
-    async def start(self, saved: Sequence[Mixin], *, recover: bool = True) -> None:
-        """Offer templates, re-introduce stored objects, resume or close interrupted work, follow changes."""
+    async def start(self, saved: Sequence[Mixin], *, recover: bool = True, lead: bool = True) -> None:
+        """Offer templates, resume or close interrupted work (`recover`), follow changes (`lead`).
+
+        Nothing is scanned at start-up: a driver re-learns a stored object when a job's turn comes
+        (`Adopts`, via `lanes.before_turn`, set by `Clouds`) or when the reconcile reaches it. On a
+        store that several processes share, interrupted work is adopted entity by entity (whoever
+        takes the entity's claim first, now and every `recovery_interval`), and the work that must
+        run once per cloud (its change stream, the periodic reconcile, removing lost cloud objects)
+        runs in the one process that holds the cloud's leader claim, taken over by another when
+        that process dies (docs/scaleout.md).
+        """
         if self.mixin is not None and self.registry.find(self.mixin.type_id) is None:
             self.registry.add(self.mixin)
         self.unrealisable = self.extensions.unrealisable(self.features())  # [monitoring]
@@ -238,24 +254,111 @@ class Cloud:
         for mixin in saved:
             if self.templates.owns(mixin):
                 self.templates.adopt_saved(mixin, listed)
-        for entity in await self.store.query(EntityQuery()):
-            binding = self.backed(entity)
-            if binding is None or not self.owns(entity):
-                continue
-            assert entity.backend_id is not None
-            ref = Ref(binding.resource, entity.backend_id)
-            self._index[ref] = entity.location
-            if isinstance(self.driver, Adopts):
-                await self.driver.adopt(ref, observed_of(binding, entity, fsm.state_attribute(entity.kind)))
         if recover:
+            await self.recover()
+        if lead:
+            await self.lead()
+
+    async def lead(self) -> None:
+        """Start the work that runs once per cloud: here and now with one process; on a shared store
+        wherever the cloud's leader claim is (D-LEADER). After `recover`: the sweep must see the
+        interrupted creates closed."""
+        if self.lanes.shared is None:
+            await self._lead_now()
+            return
+        self._tasks.append(asyncio.get_running_loop().create_task(self._lead(), name=f"occipy-leader-{self.name}"))
+
+    async def recover(self) -> None:
+        """D-RESTART for every cloud (the lanes are shared): resume or close the work a crash
+        interrupted. On a shared store, the work of dead processes is adopted now and every
+        `recovery_interval` (`lanes.rebuild` rebuilds each job)."""
+        if self.lanes.shared is None:
             await self._recover()
+            return
+        self.lanes.rebuild = self._rebuild
+        await self._recovery_pass()
+        self._tasks.append(asyncio.get_running_loop().create_task(self._recovery(), name="occipy-recovery"))
+
+    @property
+    def leader_claim(self) -> str:
+        return LEADER_CLAIM if self.default else f"{LEADER_CLAIM}:{self.name}"
+
+    async def adopt_one(self, entity: Entity | None) -> None:
+        """Tell the driver about a stored object it may not know (Adopts), before a job uses it."""
+        binding = self.backed(entity) if entity is not None else None
+        if entity is None or binding is None or not isinstance(self.driver, Adopts):
+            return
+        assert entity.backend_id is not None
+        # Not added to `_index`: a reconcile pass touches every entity, and memory must stay
+        # bounded by what requests touch (`_follow` asks the store for refs it does not know).
+        ref = Ref(binding.resource, entity.backend_id)
+        await self.driver.adopt(ref, observed_of(binding, entity, fsm.state_attribute(entity.kind)))
+
+    async def _lead_now(self) -> None:
+        """The work that runs in one process: cleaning lost objects, following the cloud."""
+        loop = asyncio.get_running_loop()
         if isinstance(self.driver, Inventories):
             await self._sweep(self.driver)
         if isinstance(self.driver, Watches):
-            loop = asyncio.get_running_loop()
             self._tasks.append(loop.create_task(self._follow(self.driver)))
             if self.options.reconcile_interval > 0:
                 self._tasks.append(loop.create_task(self._periodic()))
+        elif isinstance(self.driver, Inventories) and self.lanes.shared is not None \
+                and self.options.reconcile_interval > 0:
+            self._tasks.append(loop.create_task(self._periodic()))
+
+    async def _lead(self) -> None:
+        """Shared store: take the leader claim when it is free (at once, then every recovery_interval)."""
+        assert self.lanes.shared is not None
+        while True:
+            try:
+                if await self.lanes.shared.claim(self.leader_claim):
+                    log.info("this process leads cloud %s: its reconcile, change stream and lost-object cleaning run here",
+                             self.name)
+                    await self._lead_now()
+                    return  # the claim is held by the database session until this process ends
+            except OcciError as error:
+                log.warning("cannot take the leader claim: %s", error.message)
+            await asyncio.sleep(self.options.recovery_interval)
+
+    async def _recovery(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.recovery_interval)
+            try:
+                await self._recovery_pass()
+            except OcciError as error:
+                log.warning("recovery pass failed: %s", error.message)
+
+    async def _recovery_pass(self) -> None:
+        """Adopt every entity with recorded work whose claim nobody holds (its process died, or the
+        process that recorded it found the claim taken and its holder let go)."""
+        assert self.lanes.shared is not None
+        for location in await self.lanes.shared.pending_locations():
+            if not self.lanes.busy(location):
+                await self.lanes.adopt(location)
+
+    async def _rebuild(self, op: Operation) -> Any:
+        """The job of an operation another process recorded, or None once it is ended (D-RESTART):
+        queued work and deletes run; running work whose process is gone ends failed."""
+        now = time.time()
+        entity = await self.store.get(op.location)
+        if entity is None:
+            ended = op.ended("succeeded" if op.action == "delete" else FAILED,
+                             None if op.action == "delete" else "the entity is gone", now)
+            await self.store.commit(Batch(put_operations=[ended]))
+            return None
+        if op.action == "delete" or op.state == QUEUED:
+            try:
+                return self._resumed(op, entity)
+            except OcciError as error:
+                await self.store.commit(Batch(put_operations=[op.ended(FAILED, error.message, now)]))
+                return None
+        message = "interrupted: the server process running it stopped"
+        closing = Batch(put_operations=[op.ended(FAILED, message, now)],
+                        put=[set_state(entity, fsm.ERROR_STATE.get(entity.kind), f"{op.action} was {message}")])
+        await self.store.commit(closing)
+        log.warning("operation %s (%s on %s) ended: %s", op.op_id, op.action, op.location, message)
+        return None
 
     async def stop(self, timeout: float = 10.0) -> None:
         for task in self._tasks:
@@ -319,17 +422,20 @@ class Cloud:
     async def _sweep(self, driver: Inventories) -> None:
         """D-RESTART: delete cloud objects occipy made and lost track of (a crash between the cloud's
         answer and the write). An interrupted create's entity is in `error` by now (`_recover`); the
-        half-made object it waited for is not trusted and goes too."""
+        half-made object it waited for is not trusted and goes too. An object whose entity has work
+        recorded is left alone: a create in flight (in this or another process) has made it and not
+        written it yet."""
         try:
             tagged = await driver.inventory()
         except OcciError as error:
             log.warning("cannot list the cloud's objects to find lost ones: %s", error.message)
             return
         for item in tagged:
-            if item.ref in self._index:
-                continue
             owner = await self.store.get_by_id(item.entity_id)
             if owner is not None and owner.backend_id == item.ref.backend_id:
+                continue
+            if owner is not None and (self.lanes.busy(owner.location)
+                                      or await self.store.pending_operations(owner.location)):
                 continue
             log.warning("deleting %s %s: no entity owns it (entity id %s)", item.ref.resource,
                         item.ref.backend_id, item.entity_id)
@@ -458,6 +564,13 @@ class Cloud:
     async def _follow(self, driver: Watches) -> None:
         async for change in driver.changes():
             location = self._index.get(change.ref)
+            if location is None:
+                # Not touched here yet (nothing is scanned at start-up): ask the store.
+                for entity in await self.store.query(EntityQuery(backend=change.ref.backend_id, limit=4)):
+                    binding = self.backed(entity)
+                    if binding is not None and binding.resource == change.ref.resource and self.owns(entity):
+                        location = entity.location
+                        self._index[change.ref] = location
             if location is not None:
                 await self.reconcile_one(location, change.observed)
 
@@ -465,16 +578,32 @@ class Cloud:
         while True:
             await asyncio.sleep(self.options.reconcile_interval)
             await self.reconcile_all()
+            if self.lanes.shared is not None and isinstance(self.driver, Inventories):
+                await self._sweep(self.driver)  # objects of creates whose process died
 
     async def reconcile_all(self) -> None:
-        """Observe every cloud object once and write back what changed outside occipy."""
-        for ref, location in list(self._index.items()):
-            try:
-                observed = await self.calls.observe(ref)
-            except OcciError as error:
-                log.warning("reconcile of %s failed: %s", location, error.message)
-                continue
-            await self.reconcile_one(location, observed)
+        """Observe every cloud object once and write back what changed outside occipy.
+
+        The store is read a page at a time (memory stays bounded, whatever the number of entities).
+        """
+        after: str | None = None
+        while True:
+            page = await self.store.query(EntityQuery(after=after, limit=RECONCILE_PAGE))
+            if not page:
+                return
+            after = page[-1].location
+            for entity in page:
+                binding = self.backed(entity)
+                if binding is None or entity.backend_id is None or not self.owns(entity):
+                    continue
+                ref = Ref(binding.resource, entity.backend_id)
+                try:
+                    await self.adopt_one(entity)
+                    observed = await self.calls.observe(ref)
+                except OcciError as error:
+                    log.warning("reconcile of %s failed: %s", entity.location, error.message)
+                    continue
+                await self.reconcile_one(entity.location, observed)
 
     async def reconcile_one(self, location: str, observed: Observed | None) -> None:
         if self.lanes.busy(location):
@@ -611,9 +740,50 @@ class Clouds:
                 self._retries.append(asyncio.get_running_loop().create_task(self._retry(cloud, saved)))
                 continue
             reached.append(cloud)
+        if self.lanes.before_turn is None:
+            self.lanes.before_turn = self._adopt_one
+        if self.lanes.shared is not None:
+            self.lanes.shared.watch_mixins(self.reload_mixins)
         for cloud in reached:
-            await cloud.start(saved, recover=False)
-        await self.default._recover()
+            await cloud.start(saved, recover=False, lead=False)
+        await self.default.recover()
+        for cloud in reached:
+            await cloud.lead()
+
+    async def _adopt_one(self, entity: Entity | None) -> None:
+        """Before a job's turn: its cloud's driver learns the stored object (Adopts), if it may not
+        know it (nothing is scanned at start-up)."""
+        if entity is not None:
+            await self.of(entity).adopt_one(entity)
+
+    async def reload_mixins(self) -> None:
+        """Another process changed the user mixins (or saved templates): bring the registry in line.
+
+        Called by the shared store before it answers the first read that sees the change, so the
+        next request on this process sees a mixin another process defined (read-your-writes).
+        """
+        stored = {mixin.type_id: mixin for mixin in await self.store.user_mixins()}
+        registry = self.registry
+        for category in list(registry.categories()):
+            if isinstance(category, Mixin) and category.user_defined and stored.get(category.type_id) != category:
+                registry.remove_mixin(category.type_id)
+        pending = [mixin for mixin in stored.values() if registry.find(mixin.type_id) is None]
+        while pending:
+            left = []
+            for mixin in pending:
+                try:
+                    registry.add(mixin)
+                    for cloud in self.clouds.values():
+                        if not mixin.user_defined and cloud.available and cloud.templates.owns(mixin):
+                            cloud.templates.adopt_saved(mixin, list(cloud.driver.templates()))
+                except OcciError:
+                    left.append(mixin)  # it depends on one not added yet
+            if len(left) == len(pending):
+                for mixin in left:
+                    log.error("stored mixin %s cannot be registered (its dependencies are missing)", mixin.type_id)
+                break
+            pending = left
+
 
     async def _retry(self, cloud: Cloud, saved: Sequence[Mixin]) -> None:
         while True:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from occipy.backends.base import Reading, Ref, Samples
 from occipy.errors import NotFound, OcciError
@@ -61,6 +61,10 @@ class _Collected:
     sensor: str
     tenant: str
     samples: list[MetricSample] = field(default_factory=list)
+
+
+# Scale-out: the claim of the one process that samples and assesses (several share a store).
+MONITOR_CLAIM: Final = "occipy:monitor"
 
 
 class Monitor:
@@ -124,7 +128,14 @@ class Monitor:
             await asyncio.sleep(self.options.tick)
 
     async def tick(self, now: float) -> None:
-        """One pass: sample what is due, then (every assess_interval) assess the agreements."""
+        """One pass: sample what is due, then (every assess_interval) assess the agreements.
+
+        On a store several server processes share, one of them monitors: the one holding the
+        monitor claim (taken over by another when it dies; docs/scaleout.md).
+        """
+        shared = self.cloud.lanes.shared
+        if shared is not None and not await shared.claim(MONITOR_CLAIM):
+            return
         if self.samplers:
             await self.sample_due(now)
         if now - self._assessed >= self.options.assess_interval:

@@ -190,7 +190,7 @@ class Service:
             response = await self._dispatch(request, route, ctx)
             if request.method == "HEAD":
                 response.body = b""
-                response.stream = None  # issue 12: an event stream is not started for HEAD
+                response.stream = None  # HEAD starts neither an event stream (issue 12) nor a streamed collection
         except OcciError as error:
             response = self._error(error, media or self._media_for_error(request))
         self._audit(response, principal)

@@ -15,23 +15,41 @@ update and a reconcile never overwrite each other. A lane runs its jobs one afte
 A delete empties the lane's queue (the queued operations end `failed`, "cancelled") and runs after
 the job already running. Nothing here knows OCCI: `service/cloud.py` builds the jobs. Imports the
 store protocol and errors only.
+
+Several server processes on one shared store (`store.base.Shared`, PostgreSQL; docs/scaleout.md):
+a process runs an entity's lane only while it holds the entity's claim (an advisory lock of its
+database session). Work accepted by a process that cannot take the claim is recorded `queued`;
+the holder runs every queued operation of the entity in `seq` order (the store is the queue),
+looks again after it gave the claim back, and a process that dies loses its claims with its
+session, so that another one adopts the entity (`adopt`, from `Cloud`'s recovery pass) and ends
+or resumes what was left (D-RESTART). A create writes its entity first (`Batch.new`): of two
+processes creating one location, the store's unique constraint lets exactly one win.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from occipy.errors import NotFound, OcciError
 from occipy.model.entity import Entity
-from occipy.store.base import FAILED, QUEUED, RUNNING, SUCCEEDED, Batch, Operation, Store
+from occipy.store.base import (
+    FAILED,
+    PENDING_STATES,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    Batch,
+    Operation,
+    Shared,
+    Store,
+)
 
 log = logging.getLogger("occipy.queue")
 
@@ -112,6 +130,7 @@ class _Lane:
     task: asyncio.Task[None] | None = None
     deleting: bool = False
     projected: str | None = None  # the entity's state once the accepted work is done
+    claimed: bool = False  # shared store: this process holds the entity's claim (runs its lane)
 
 
 class Lanes:
@@ -123,8 +142,16 @@ class Lanes:
         # Told when cloud work starts and when an operation ends (metrics).
         self.observer = observer
         self._lanes: dict[str, _Lane] = {}
-        self._seq = itertools.count(time.time_ns())
+        self._last_seq = 0
         self._closed = False
+        # ---- several processes on one store (docs/scaleout.md) ----
+        self.shared: Shared | None = store if isinstance(store, Shared) and store.shared else None
+        # Set by `Cloud`: the job of an operation another process recorded (None: it was ended).
+        self.rebuild: Callable[[Operation], Awaitable[JobSpec | None]] | None = None
+        # Set by `Cloud`: called with the entity before each job's turn (a driver re-learns it).
+        self.before_turn: Callable[[Entity | None], Awaitable[None]] | None = None
+        self._claim_locks: dict[str, asyncio.Lock] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
     # ---- what handlers ask ------------------------------------------------------------------------
 
@@ -159,9 +186,11 @@ class Lanes:
     def new_operation(self, location: str, action: str, tenant: str, owner: str,
                       params: dict[str, Any] | None = None, message: str | None = None) -> Operation:
         now = time.time()
+        # Acceptance order across processes: the clock, made strictly increasing in this one.
+        seq = self._last_seq = max(time.time_ns(), self._last_seq + 1)
         return Operation(op_id=str(uuid.uuid4()), location=location, action=action, state=QUEUED,
                          message=message, tenant=tenant, owner=owner, created=now, updated=now,
-                         seq=next(self._seq), params=params or {})
+                         seq=seq, params=params or {})
 
     # ---- accepting work ---------------------------------------------------------------------------
 
@@ -176,6 +205,8 @@ class Lanes:
         if lane.deleting:
             raise NotFound(f"{op.location} is being deleted")
         job = Job(op=op, spec=spec)
+        if self.shared is not None:
+            return await self._submit_shared(job, extra)
         if lane.running is not None or lane.jobs:
             job.recorded = True
             await self.store.commit(Batch(put_operations=[op]).merge(extra or Batch()))
@@ -215,6 +246,8 @@ class Lanes:
         lane = self._lane(op.location)
         if not claimed and not self.claim_delete(op.location):
             raise NotFound(f"{op.location} is being deleted")
+        if self.shared is not None:
+            return await self._submit_delete_shared(op, spec, extra, record)
         now = time.time()
         cancelled = list(lane.jobs)
         lane.jobs.clear()
@@ -238,16 +271,200 @@ class Lanes:
         self._kick(op.location, lane)
         return job
 
+    async def _submit_delete_shared(self, op: Operation, spec: JobSpec, extra: Batch | None, record: bool) -> Job:
+        """`submit_delete` on a shared store: cancel what is queued (here and in the store) when this
+        process holds the claim; else record the delete for the holder, which runs it in turn."""
+        location = op.location
+        now = time.time()
+        async with self._claim_lock(location):
+            lane = self._lane(location)
+            try:
+                held = await self._hold(location, lane)
+                batch = Batch(put_operations=[op] if record or not held or lane.running else [])
+                cancelled: list[Job] = []
+                if held:
+                    cancelled = list(lane.jobs)
+                    lane.jobs.clear()
+                    local = {job.op.op_id for job in cancelled}
+                    for other in await self.store.pending_operations(location):
+                        if other.state == QUEUED and other.op_id not in local:
+                            batch.put_operations.append(other.ended(FAILED, "cancelled: the entity is being deleted", now))
+                for job in cancelled:
+                    ended = job.op.ended(FAILED, "cancelled: the entity is being deleted", now)
+                    if job.recorded:
+                        batch.put_operations.append(ended)
+                    _resolve(job, ended)
+                if batch or extra:
+                    await self.store.commit(batch.merge(extra or Batch()))
+            except BaseException:
+                self.unclaim_delete(location)
+                raise
+            job = Job(op=op, spec=spec, recorded=bool(batch.put_operations) and batch.put_operations[0] is op)
+            job.settled.set()
+            if not held:
+                self.unclaim_delete(location)
+                self._follow_remote(job)
+                return job
+            lane.deleting = True
+            lane.jobs.append(job)
+            self._kick(location, lane)
+        return job
+
     async def resume(self, op: Operation, spec: JobSpec) -> Job:
         """Re-queue an operation found pending at start-up (its record exists already)."""
-        lane = self._lane(op.location)
         job = Job(op=op, spec=spec, recorded=True)
         job.settled.set()
+        if self.shared is not None:
+            async with self._claim_lock(op.location):
+                lane = self._lane(op.location)
+                if not await self._hold(op.location, lane):
+                    self._forget_if_idle(op.location, lane)
+                    self._follow_remote(job)
+                    return job
+                if op.action == "delete":
+                    lane.deleting = True
+                lane.jobs.append(job)
+                self._kick(op.location, lane)
+            return job
+        lane = self._lane(op.location)
         if op.action == "delete":
             lane.deleting = True
         lane.jobs.append(job)
         self._kick(op.location, lane)
         return job
+
+    # ---- several processes on one store -----------------------------------------------------------
+
+    def _claim_lock(self, location: str) -> asyncio.Lock:
+        lock = self._claim_locks.get(location)
+        if lock is None:
+            lock = self._claim_locks[location] = asyncio.Lock()
+        return lock
+
+    async def _hold(self, location: str, lane: _Lane) -> bool:
+        """Take the entity's claim for this process (under its claim lock); False: another holds it."""
+        if lane.claimed:
+            return True
+        assert self.shared is not None
+        if await self.shared.claim(location):
+            lane.claimed = True
+            return True
+        return False
+
+    async def _submit_shared(self, job: Job, extra: Batch | None) -> Job:
+        """`submit` on a shared store: run here while holding the claim, else record it for the holder."""
+        op = job.op
+        location = op.location
+        spec = job.spec
+        first = Batch()
+        if op.action == "create":
+            # Written first, insert-only: of two processes creating one location, one wins (409).
+            showing = spec.prepare(None)
+            if showing is not None:
+                first.new.append(showing)
+        async with self._claim_lock(location):
+            lane = self._lane(location)
+            if lane.deleting:
+                raise NotFound(f"{location} is being deleted")
+            held = await self._hold(location, lane)
+            queued = lane.running is not None or bool(lane.jobs) or not held
+            if held and not queued:
+                # Idle here: anything another process queued for the entity runs first.
+                queued = bool(await self.store.pending_operations(location))
+            if queued or first:
+                job.recorded = True
+                first.put_operations.append(op)
+            try:
+                if first or extra:
+                    await self.store.commit(first.merge(extra or Batch()))
+            except BaseException:
+                if not lane.jobs and lane.running is None and lane.task is None:
+                    await self._let_go(location, lane)
+                raise
+            if job.recorded:
+                job.settled.set()
+            if not held:
+                self._forget_if_idle(location, lane)
+                self._follow_remote(job)
+                return job
+            lane.jobs.append(job)
+            self._kick(location, lane)
+        return job
+
+    async def adopt(self, location: str) -> bool:
+        """Run the entity's recorded work here if no process holds its claim (recovery, D-RESTART)."""
+        if self.shared is None or self._closed:
+            return False
+        async with self._claim_lock(location):
+            lane = self._lane(location)
+            if not await self._hold(location, lane):
+                self._forget_if_idle(location, lane)
+                return False
+            self._kick(location, lane)
+        return True
+
+    async def _let_go(self, location: str, lane: _Lane) -> None:
+        """Give the claim back (under the claim lock), unless work arrived meanwhile."""
+        assert self.shared is not None
+        if lane.claimed and not lane.jobs and lane.running is None and lane.task is None:
+            lane.claimed = False
+            await self.shared.release(location)
+        self._forget_if_idle(location, lane)
+
+    async def _release_later(self, location: str, lane: _Lane) -> None:
+        async with self._claim_lock(location):
+            await self._let_go(location, lane)
+            if lane.claimed:
+                return
+        # Look again once the claim is free: work recorded by a process that found it taken.
+        if await self.store.pending_operations(location):
+            await self.adopt(location)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _follow_remote(self, job: Job) -> None:
+        """Resolve a job another process runs when its record ends (polled; D-SYNCWAIT bounds waits)."""
+
+        async def follow() -> None:
+            delay = 0.005
+            while True:
+                await asyncio.sleep(delay)
+                delay = min(delay * 1.5, 0.5)
+                try:
+                    current = await self.store.get_operation(job.op.op_id)
+                except OcciError:
+                    continue
+                if current is None or current.state not in PENDING_STATES:
+                    _resolve(job, current or job.op.ended(FAILED, "the operation record is gone", time.time()))
+                    return
+                job.op = current
+
+        self._spawn(follow())
+
+    async def _next_recorded(self, location: str, lane: _Lane) -> Job | None:
+        """The next job of a claimed lane: by `seq` among what the store holds queued or running for the
+        entity (this process's recorded jobs and other processes' records), else a local job."""
+        if lane.jobs and not lane.jobs[0].recorded:
+            return lane.jobs.popleft()
+        for op in await self.store.pending_operations(location):
+            local = next((job for job in lane.jobs if job.op.op_id == op.op_id), None)
+            if local is not None:
+                lane.jobs.remove(local)
+                return local
+            if self.rebuild is None:
+                continue
+            spec = await self.rebuild(op)  # a running record nobody runs any more is ended there
+            if spec is None:
+                continue
+            job = Job(op=op, spec=spec, recorded=True)
+            job.settled.set()
+            if op.action == "delete":
+                lane.deleting = True
+            return job
+        return lane.jobs.popleft() if lane.jobs else None
 
     def waits_for(self, location: str) -> list[asyncio.Future[Operation]]:
         """The jobs accepted so far on `location` (a link's creation waits for its ends' work)."""
@@ -256,6 +473,8 @@ class Lanes:
     async def drain(self, timeout: float) -> None:
         """Stop accepting work; let running jobs end (up to `timeout`), then cancel the rest."""
         self._closed = True
+        for task in list(self._background):
+            task.cancel()
         tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
         if not tasks:
             return
@@ -279,8 +498,14 @@ class Lanes:
 
     async def _drive(self, location: str, lane: _Lane) -> None:
         try:
-            while lane.jobs:
-                job = lane.jobs.popleft()
+            while lane.jobs or (self.shared is not None and lane.claimed):
+                if self.shared is not None:
+                    next_job = await self._next_recorded(location, lane)
+                    if next_job is None:
+                        break
+                    job = next_job
+                else:
+                    job = lane.jobs.popleft()
                 lane.running = job
                 try:
                     await self._execute(job)
@@ -301,17 +526,24 @@ class Lanes:
         finally:
             lane.task = None
             lane.projected = None
+            if lane.claimed and not self._closed:
+                self._spawn(self._release_later(location, lane))
             self._forget_if_idle(location, lane)
 
     def _forget_if_idle(self, location: str, lane: _Lane) -> None:
         if (not lane.jobs and lane.running is None and lane.task is None and not lane.deleting
-                and self._lanes.get(location) is lane):
+                and not lane.claimed and self._lanes.get(location) is lane):
             del self._lanes[location]
+            lock = self._claim_locks.get(location)
+            if lock is not None and not lock.locked():
+                del self._claim_locks[location]
 
     async def _execute(self, job: Job) -> None:
         spec = job.spec
         op = job.op
         current = await self.store.get(op.location)
+        if self.before_turn is not None:
+            await self.before_turn(current)
         try:
             showing = spec.prepare(current)
         except OcciError as error:

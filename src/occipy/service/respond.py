@@ -9,7 +9,7 @@ only here, after the pipeline has authenticated, authorised and run the handler.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Final
 
 from occipy import errors
@@ -37,6 +37,10 @@ from occipy.service.results import (
 from occipy.service.views import Views
 
 OPERATIONS_PREFIX: Final = "/-/operations/"
+# Scale-out (issue 11): JSON collections of more members than this are streamed, in pieces of
+# about STREAM_CHUNK bytes.
+STREAM_MEMBERS: Final = 1000
+STREAM_CHUNK: Final = 256 * 1024
 
 
 _NO_OUTCOME: Final = Outcome()
@@ -68,6 +72,11 @@ class Responder:
         if isinstance(result, EntityResult):
             # issue 8: every entity rendering carries its ETag (conditional.py, D-ETAG)
             headers.append(("ETag", entity_tag(result.entity)))
+        if (isinstance(result, CollectionResult) and result.members is not None and negotiate.is_json(media)
+                and len(result.members) > STREAM_MEMBERS):
+            # Scale-out (issue 11): thousands of members are sent as they are rendered.
+            return OcciResponse(status=outcome.status, headers=headers,
+                                stream=self._json_collection_stream(result.members, result.keys))
         occi_headers, body = await self._render(result, ctx)
         return OcciResponse(status=outcome.status, headers=headers + occi_headers, body=body)
 
@@ -146,6 +155,48 @@ class Responder:
                 return json_rendering.render_locations([ctx.absolute(path) for path in result.paths or ()])
             return await self._json_collection(result.members, result.keys)
         return b""
+
+    async def _json_collection_stream(self, members: Sequence[Entity], keys: str) -> AsyncIterator[bytes]:
+        """`_json_collection`, sent in pieces of about STREAM_CHUNK bytes: resources first, then links."""
+        link_kinds: dict[str, bool] = {}
+
+        def is_link(entity: Entity) -> bool:
+            found = link_kinds.get(entity.kind)
+            if found is None:
+                found = link_kinds[entity.kind] = self.registry.is_link_kind(entity.kind)
+            return found
+
+        sections = [name for name in ("resources", "links") if keys in (name, "both")]
+        yield b"{"
+        for number, section in enumerate(sections):
+            yield (b"," if number else b"") + b'"' + section.encode() + b'":['
+            chunk: list[bytes] = []
+            size = 0
+            first = True
+            for entity in members:
+                if is_link(entity) != (section == "links"):
+                    continue
+                rendered = await self._entity_json(entity)
+                chunk.append(rendered if first else b"," + rendered)
+                first = False
+                size += len(rendered) + 1
+                if size >= STREAM_CHUNK:
+                    yield b"".join(chunk)
+                    chunk, size = [], 0
+            yield b"".join(chunk) + b"]"
+        yield b"}"
+        self.cache.trim_entity_json(len(members))
+
+    async def _entity_json(self, entity: Entity) -> bytes:
+        """One member's JSON rendering, reused while the store holds the same entity and it is idle."""
+        cache = self.cache.entity_json
+        location = entity.location
+        hit = cache.get(location)
+        if hit is not None and hit[0] is entity and not self.views.cloud.lanes.busy(location):
+            return hit[1]
+        rendered = json_rendering.render_entity(await self.views.decorate(entity))
+        cache[location] = (entity, rendered)
+        return rendered
 
     async def _json_collection(self, members: Sequence[Entity], keys: str) -> bytes:
         """`json.render_entities` of the decorated members, reusing each entity's rendering while the

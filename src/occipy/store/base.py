@@ -64,7 +64,11 @@ class EntityQuery:
 
     `kinds`: the entity's kind is one of these (None: any). `mixin`: the entity has this mixin.
     `prefix`: the location starts with it. `tenant`: the entity belongs to it (None: any).
-    `offset`/`limit`: one page (limit None: all).
+    `offset`/`limit`: one page (limit None: all). `attributes`: (name, text) pairs the entity's
+    attribute values equal exactly, as strings (a store answers them from its indexes where it has
+    them; the service still applies OCCI's looser matching to what comes back). `backend`: the
+    entity's cloud object id is this. `after`: only entities created after the one at this
+    location (a keyset page; None: from the start).
     """
 
     kinds: tuple[str, ...] | None = None
@@ -73,6 +77,9 @@ class EntityQuery:
     tenant: str | None = None
     offset: int = 0
     limit: int | None = None
+    attributes: tuple[tuple[str, str], ...] = ()
+    backend: str | None = None
+    after: str | None = None
 
 
 # ---- metric history (monitoring; docs/monitoring.md) --------------------------------- [monitoring]
@@ -106,7 +113,13 @@ class SamplePrune:
 
 @dataclass(slots=True)
 class Batch:
-    """One atomic write: entities to upsert, locations to delete, mixins, operations (and samples)."""
+    """One atomic write: entities to upsert, locations to delete, mixins, operations (and samples).
+
+    `new` are entities that must not exist yet (their location and id are free): the batch fails
+    with Conflict otherwise. It is how two server processes creating one location are told apart
+    (the database's unique constraints decide, docs/scaleout.md); `new` is applied after `delete`
+    and before `put`.
+    """
 
     put: list[Entity] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)
@@ -116,10 +129,11 @@ class Batch:
     # [monitoring] the metric history: new samples, and what to forget (stores with MetricHistory).
     put_samples: list[MetricSample] = field(default_factory=list)
     prune_samples: list[SamplePrune] = field(default_factory=list)
+    new: list[Entity] = field(default_factory=list)  # scale-out: insert-only entities
 
     def __bool__(self) -> bool:
         return bool(self.put or self.delete or self.put_mixins or self.delete_mixins or self.put_operations
-                    or self.put_samples or self.prune_samples)
+                    or self.put_samples or self.prune_samples or self.new)
 
     def merge(self, other: Batch) -> Batch:
         """Both batches as one (this one first)."""
@@ -128,7 +142,8 @@ class Batch:
                      delete_mixins=[*self.delete_mixins, *other.delete_mixins],
                      put_operations=[*self.put_operations, *other.put_operations],
                      put_samples=[*self.put_samples, *other.put_samples],
-                     prune_samples=[*self.prune_samples, *other.prune_samples])
+                     prune_samples=[*self.prune_samples, *other.prune_samples],
+                     new=[*self.new, *other.new])
 
 
 # ---- change events (issue 12, GET /-/events) ----------------------------------------------------
@@ -224,8 +239,8 @@ class Store(Protocol):
                          tenant: str | None = None) -> list[Operation]:
         """Operations, optionally only those in `state`, on `location` or of `tenant`, oldest first."""
 
-    async def pending_operations(self) -> list[Operation]:
-        """Every queued or running operation, in the order they must run (per entity: by `seq`)."""
+    async def pending_operations(self, location: str | None = None) -> list[Operation]:
+        """Every queued or running operation (of one location), in the order they must run (by `seq`)."""
 
     # ---- change events (issue 12) -------------------------------------------------------------
 
@@ -245,3 +260,26 @@ class MetricHistory(Protocol):
     async def samples(self, *, collector: str | None = None, target: str | None = None,
                       since: float | None = None, limit: int | None = None) -> list[MetricSample]:
         """Samples of one collector and/or of one target, oldest first; `limit`: only the newest."""
+
+
+@runtime_checkable
+class Shared(Protocol):
+    """A store that several server processes use at once (PostgreSQL; docs/scaleout.md).
+
+    Claims are held by this process's own database session: when the process dies, the database
+    ends the session and every claim it held is free again. `claim` never waits.
+    """
+
+    shared: bool  # True: other processes write too (no cached read may be trusted without a check)
+
+    async def claim(self, key: str) -> bool:
+        """Take the claim named `key` (an entity's lane, a leader's role) if nobody holds it."""
+
+    async def release(self, key: str) -> None:
+        """Give back a claim this process holds."""
+
+    async def pending_locations(self) -> list[str]:
+        """Locations with queued or running operations, oldest first."""
+
+    def watch_mixins(self, callback: Any) -> None:
+        """Call `callback()` (an async function) whenever another process changed the user mixins."""

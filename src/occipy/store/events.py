@@ -85,7 +85,7 @@ def derive(batch: Batch, known: Known, now: float | None = None) -> list[ChangeE
         gone[location] = before.kind
         known.entities[location] = None
         found.append(replace(_entity_event(DELETED, before, now), state=None, message=None))
-    for entity in batch.put:
+    for entity in [*batch.new, *batch.put]:  # `new` (insert-only) is applied before `put`
         entity = entity.persistent()
         before = known.entity(entity.location)
         known.entities[entity.location] = entity

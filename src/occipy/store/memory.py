@@ -1,10 +1,8 @@
 """MemoryStore: the whole store in process memory, indexed for every read the service makes.
 
-It is the store of the unit tests and also the read cache of `sql.SqlStore`, which inherits every
-read from here and only replaces `open`, `close` and `commit`. Entities and operations are
-immutable values, shared with the indexes; `commit` keeps them without the non-persistent `links`
-and `actions`. Imports only the model, errors and
-`store.base`.
+It is the store of the unit tests (`sql.SqlStore` reads from SQL and keeps only a bounded cache).
+Entities and operations are immutable values, shared with the indexes; `commit` keeps them
+without the non-persistent `links` and `actions`. Imports only the model, errors and `store.base`.
 """
 
 from __future__ import annotations
@@ -42,7 +40,21 @@ def snapshot_batch(batch: Batch) -> Batch:
         put_operations=list(batch.put_operations),
         put_samples=list(batch.put_samples),
         prune_samples=list(batch.prune_samples),
+        new=[entity.persistent() if len(set(entity.mixins)) == len(entity.mixins)
+             else entity.persistent().evolve(mixins=entity.mixins) for entity in batch.new],
     )
+
+
+def attribute_text(value: object) -> str | None:
+    """An attribute value as `EntityQuery.attributes` compares it: strings as they are, numbers and
+    booleans in their JSON form; lists and objects never match."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return None
 
 
 class _OrderedSet:
@@ -141,6 +153,11 @@ class MemoryStore:
         """Raise Conflict when the batch would break a uniqueness rule (the SQL UNIQUE constraints)."""
         # Final state of every location the batch touches: deletes first, then puts in order.
         final: dict[str, Entity | None] = dict.fromkeys(batch.delete)
+        for entity in batch.new:
+            if final.get(entity.location) is not None or (
+                    entity.location in self._entities and entity.location not in batch.delete):
+                raise Conflict(f"location {entity.location} is already taken")
+            final[entity.location] = entity
         for entity in batch.put:
             final[entity.location] = entity
         holders: dict[str, str] = {}
@@ -172,7 +189,7 @@ class MemoryStore:
         """Apply an already checked (or already committed) batch to the indexes, in batch order."""
         for location in batch.delete:
             self._remove(location)
-        for entity in batch.put:
+        for entity in [*batch.new, *batch.put]:
             self._put(entity)
         for type_id in batch.delete_mixins:
             mixin = self._mixins.pop(type_id, None)
@@ -343,9 +360,10 @@ class MemoryStore:
         found.sort(key=lambda op: op.created)  # stable: equal times keep insertion order
         return found
 
-    async def pending_operations(self) -> list[Operation]:
-        """Every queued or running operation, in `seq` order (the order they were accepted)."""
-        found = [op for op in self._operations.values() if op.state in PENDING_STATES]
+    async def pending_operations(self, location: str | None = None) -> list[Operation]:
+        """Every queued or running operation (of one location), in `seq` order (the order they were accepted)."""
+        found = [op for op in self._operations.values()
+                 if op.state in PENDING_STATES and (location is None or op.location == location)]
         found.sort(key=lambda op: op.seq)
         return found
 
@@ -367,7 +385,8 @@ class MemoryStore:
         `exact` is True when no further filter is needed (only the index itself was asked for).
         """
         seqs = self._seqs
-        has_filter = query.prefix is not None or query.tenant is not None
+        has_filter = (query.prefix is not None or query.tenant is not None or bool(query.attributes)
+                      or query.backend is not None or query.after is not None)
         if query.mixin is not None:
             bucket = self._by_mixin.get(query.mixin)
             items = bucket.ordered(seqs) if bucket is not None else {}
@@ -387,14 +406,26 @@ class MemoryStore:
             return iter(candidates)
         entities = self._entities
         kinds = set(query.kinds) if query.kinds is not None and query.mixin is not None else None
-        prefix, tenant = query.prefix, query.tenant
+        prefix, tenant, wanted, backend = query.prefix, query.tenant, query.attributes, query.backend
+        after = -1
+        if query.after is not None:
+            after = self._seqs.get(query.after, -1)
+            if query.after not in self._seqs:
+                return iter(())
+        seqs = self._seqs
 
         def keep(location: str) -> bool:
             if prefix is not None and not location.startswith(prefix):
                 return False
-            if kinds is None and tenant is None:
+            if after >= 0 and seqs[location] <= after:
+                return False
+            if kinds is None and tenant is None and not wanted and backend is None:
                 return True
             entity = entities[location]
+            if backend is not None and entity.backend_id != backend:
+                return False
+            if any(attribute_text(entity.attributes.get(name)) != value for name, value in wanted):
+                return False
             return (kinds is None or entity.kind in kinds) and (tenant is None or entity.tenant == tenant)
 
         return filter(keep, candidates)

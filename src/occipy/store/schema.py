@@ -4,10 +4,17 @@ Portable types only (Text, BigInteger, Float): the same tables serve SQLite (the
 and PostgreSQL. JSON lives in Text columns, encoded by `store.sql` (msgspec keeps 4.0 as "4.0").
 Every row carries its `tenant` and the `owner` (user) who made it. `MIGRATIONS` lists the columns
 added since the first release, so that `store.sql` can bring an older database up to date at
-start-up (rows written before tenants existed land in the default tenant). Imports only sqlalchemy.
+start-up (rows written before tenants existed land in the default tenant). `version` counts the
+changes of an entity row: a process that caches an entity checks it against the row (several
+processes write one PostgreSQL database, docs/scaleout.md). `ATTRIBUTE_INDEXES` are expression
+indexes on single attribute values, for filters (`?attribute=`). Imports only sqlalchemy.
 """
 
 from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 
@@ -35,6 +42,11 @@ entities = sa.Table(
     sa.Column("attributes", sa.Text, nullable=False),  # JSON object, rendered name -> value
     sa.Column("created", sa.Float, nullable=False),
     sa.Column("updated", sa.Float, nullable=False),
+    # 1 when written, +1 for every change: a cached copy with the same version is current.
+    sa.Column("version", sa.BigInteger, nullable=False, server_default="1"),
+    # Pages of one kind (tenant) in creation order without a sort: GFD.223 §6 pages of 1M computes.
+    sa.Index("ix_entities_kind_seq", "kind", "seq"),
+    sa.Index("ix_entities_backend_id", "backend_id"),
 )
 
 # One row per (entity, mixin): mixin-collection queries without scanning the JSON.
@@ -73,6 +85,7 @@ operations = sa.Table(
     sa.Column("seq", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("params", sa.Text, nullable=False, server_default="{}"),  # JSON object
     sa.Column("result", sa.Text, nullable=False),  # JSON object
+    sa.Index("ix_operations_location_seq", "location", "seq"),
 )
 
 # [monitoring] The metric history (docs/monitoring.md): one row per measured value, pruned by the
@@ -119,6 +132,45 @@ event_floor = sa.Table(
     sa.Column("name", sa.Text, primary_key=True),
     sa.Column("event_id", sa.BigInteger, nullable=False),
 )
+# One row: counters every process reads with its first query of a request. `mixins` changes with
+# every write to user_mixins, so another process knows to reload them (read-your-writes, D-SCALEOUT).
+store_state = sa.Table(
+    "store_state",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("mixins", sa.BigInteger, nullable=False, server_default="0"),
+)
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,200}\Z")
+
+
+def safe_attribute(name: str) -> bool:
+    """Whether an attribute name may be written into SQL as a literal (expression indexes need one)."""
+    return bool(_SAFE_NAME.match(name))
+
+
+def attribute_expression(dialect: str, name: str) -> str:
+    """The SQL text of one attribute's value as text, the same in the index and the query.
+
+    PostgreSQL: `attributes::jsonb ->> 'name'` (numbers and booleans in their JSON form); SQLite:
+    `json_extract`, whose numbers compare as numbers. `name` must pass `safe_attribute`.
+    """
+    assert safe_attribute(name), name
+    if dialect == "postgresql":
+        return f"((attributes)::jsonb ->> '{name}')"
+    return f"json_extract(attributes, '$.\"{name}\"')"
+
+
+def attribute_index_ddl(dialect: str, names: Sequence[str]) -> list[str]:
+    """CREATE INDEX statements for the indexed attributes (idempotent)."""
+    statements = []
+    for name in names:
+        if not safe_attribute(name):
+            raise ValueError(f"attribute name {name!r} cannot be indexed")
+        digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+        statements.append(f"CREATE INDEX IF NOT EXISTS ix_attr_{digest} ON entities "
+                          f"({attribute_expression(dialect, name)}, seq)")
+    return statements
 
 # Columns added after the first schema: (table, column) -> the SQL type and default of the ALTER.
 MIGRATIONS: tuple[tuple[sa.Table, str], ...] = (
@@ -127,4 +179,5 @@ MIGRATIONS: tuple[tuple[sa.Table, str], ...] = (
     (operations, "tenant"),
     (operations, "seq"),
     (operations, "params"),
+    (entities, "version"),
 )

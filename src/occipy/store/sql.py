@@ -1,456 +1,239 @@
-"""SqlStore: the durable store on SQLAlchemy Core; SQLite (WAL) embedded by default, PostgreSQL-ready.
+"""SqlStore: the durable store on SQLAlchemy Core: SQLite (WAL, one process) or PostgreSQL (several).
 
 Writes: one writer thread owns the write connection and does group commit. `commit()` queues the
 batch with an asyncio future; the writer drains every queued batch into ONE transaction, commits,
-then applies each batch to the read cache and resolves its future on the event loop thread, in
-commit order. A batch that fails (a unique violation) fails alone: the group is rolled back and
-its batches retried one by one. When `commit()` returns, the batch is durable: SQLite runs with
-`journal_mode=WAL`, and in WAL mode `synchronous=NORMAL` loses nothing on a process crash
-(`kill -9`): the commit is in the WAL file, in the OS page cache, before it returns; only a power
-loss or OS crash can drop the last transactions. `synchronous="FULL"` fsyncs every commit too.
+then resolves the futures on the event loop thread, in commit order. A batch that fails (a unique
+violation) fails alone: the group is rolled back and its batches retried one by one. When
+`commit()` returns, the batch is durable: SQLite runs with `journal_mode=WAL`, and in WAL mode
+`synchronous=NORMAL` loses nothing on a process crash (`kill -9`); `FULL` fsyncs every commit too.
+SQLite's WAL is checkpointed by a thread of its own, never inside a commit. PostgreSQL commits
+are durable as the server is configured (`synchronous_commit`).
 
-Reads: `open()` loads every entity, user mixin and operation into the `MemoryStore` indexes this
-class inherits, so no read touches SQL. This single-process cache is the SQLite embedded mode; a
-multi-worker PostgreSQL deployment (a later issue) needs cache invalidation (LISTEN/NOTIFY or
-reads from SQL). The SQL itself is portable Core (no SQLite-only syntax): a `postgresql+psycopg://`
-URL works unchanged. Entities returned are shared with the cache: never mutate, call `.copy()`.
-Imports the model, errors, `store.base`, `store.memory`, `store.schema`, sqlalchemy and msgspec.
+Reads go to SQL; nothing is loaded at start-up, so memory and start-up time do not grow with the
+number of entities (docs/scaleout.md). A bounded cache keeps recently read entities so that an
+unchanged entity is the same (immutable) object from one read to the next, which the render
+caches rely on:
+- SQLite (`shared` False): this process is the only writer (D-STORE), so a cached entity is
+  current: a hit answers without SQL. Reads run on the event loop thread (WAL readers never wait).
+- PostgreSQL (`shared` True): other processes write too. Every read asks the database; a cached
+  entity is reused only when its row's `version` is the one cached (read-your-writes across
+  workers). Reads use a pool of asyncio connections (psycopg 3). The first read of a request also
+  returns the user-mixin generation: when another process changed them, `watch_mixins`'s callback
+  runs before the read returns. Claims (`store.base.Shared`) are PostgreSQL advisory locks held by
+  one session of this process: they end with it.
+Imports the model, errors, observability, `store.*` and sqlalchemy (and psycopg for PostgreSQL).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hashlib
+import logging
+import os
 import queue
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Final
 
-import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from occipy.errors import BackendUnavailable, Conflict
-from occipy.model.category import AttributeDef, Mixin
-from occipy.model.entity import ANONYMOUS, DEFAULT_TENANT, Entity
+from occipy.errors import BackendUnavailable
+from occipy.model.category import Mixin
+from occipy.model.entity import Entity
 from occipy.observability import metrics
+from occipy.store import _reads as reads
+from occipy.store._codec import entity_from_row, mixin_from_json, mixin_to_json, operation_from_row
+from occipy.store._writes import (
+    bulk_writable,
+    database_url,
+    make_engine,
+    migrate,
+    prepare,
+    sample_from_row,
+    store_error,
+    write_batch,
+    write_puts,
+    write_samples,
+)
 from occipy.store import sql_events
-from occipy.store.base import Batch, EventPage, EventRetention, MetricSample, Operation, SamplePrune
-from occipy.store.memory import MemoryStore, snapshot_batch
-from occipy.store.schema import MIGRATIONS, entities, entity_mixins, metadata, metric_samples, operations, user_mixins
+from occipy.store.base import Batch, EntityQuery, EventPage, EventRetention, MetricSample, Operation
+from occipy.store.events import EventLog
+from occipy.store.memory import snapshot_batch
+from occipy.store.schema import entities, metric_samples, user_mixins
+
+__all__ = ["DEFAULT_INDEXED_ATTRIBUTES", "SYNCHRONOUS_MODES", "SqlStore", "database_url", "make_engine",
+           "migrate", "mixin_from_json", "mixin_to_json"]
+
+log = logging.getLogger("occipy.store")
 
 SYNCHRONOUS_MODES = ("NORMAL", "FULL", "EXTRA")
+# Attributes with an expression index (filters on them page without a scan); `indexed_attributes`.
+DEFAULT_INDEXED_ATTRIBUTES: Final = ("occi.core.title", "occi.compute.hostname", "occi.compute.state")
 
 # At most this many batches share one transaction: bounds the work redone when one fails.
 MAX_GROUP = 512
-
-_encode = msgspec.json.Encoder().encode
-_decode_mixins = msgspec.json.Decoder(list[str]).decode
-_decode_object = msgspec.json.Decoder(dict[str, Any]).decode
-
-
-# ---- JSON codecs -----------------------------------------------------------------------------
-
-
-def _json(value: Any) -> str:
-    # msgspec writes floats with their ".0" (4.0 -> "4.0"), so a float comes back a float.
-    return _encode(value).decode()
-
-
-def mixin_to_json(mixin: Mixin) -> str:
-    """The stored definition of a user mixin (every field, attribute definitions included)."""
-    return _json(
-        {
-            "scheme": mixin.scheme,
-            "term": mixin.term,
-            "title": mixin.title,
-            "attributes": [
-                {
-                    "name": adef.name,
-                    "type": adef.type,
-                    "mutable": adef.mutable,
-                    "required": adef.required,
-                    "pattern": dict(adef.pattern) if adef.pattern is not None else None,
-                    "default": adef.default,
-                    "description": adef.description,
-                    "write_once": adef.write_once,
-                }
-                for adef in mixin.attributes
-            ],
-            "actions": list(mixin.actions),
-            "depends": list(mixin.depends),
-            "applies": list(mixin.applies),
-            "location": mixin.location,
-            "user_defined": mixin.user_defined,
-            "owner": mixin.owner,
-            "tenant": mixin.tenant,
-        }
-    )
-
-
-def mixin_from_json(text: str) -> Mixin:
-    """The Mixin stored by `mixin_to_json`."""
-    data = _decode_object(text)
-    return Mixin(
-        scheme=data["scheme"],
-        term=data["term"],
-        title=data.get("title"),
-        attributes=tuple(
-            AttributeDef(
-                name=adef["name"],
-                type=adef.get("type", "string"),
-                mutable=adef.get("mutable", True),
-                required=adef.get("required", False),
-                pattern=adef.get("pattern"),
-                default=adef.get("default"),
-                description=adef.get("description"),
-                write_once=adef.get("write_once", False),
-            )
-            for adef in data.get("attributes", ())
-        ),
-        actions=tuple(data.get("actions", ())),
-        depends=tuple(data.get("depends", ())),
-        applies=tuple(data.get("applies", ())),
-        location=data.get("location"),
-        user_defined=data.get("user_defined", True),
-        owner=data.get("owner"),
-        # User mixins defined before tenants existed belong to the default tenant.
-        tenant=data.get("tenant") or (DEFAULT_TENANT if data.get("user_defined", True) else None),
-    )
-
-
-# ---- statements (built once; compiled once by SQLAlchemy's cache) ---------------------------
-
-_UPDATE_ENTITY = entities.update().where(entities.c.location == sa.bindparam("b_location"))
-_DELETE_ENTITY_MIXINS = entity_mixins.delete().where(entity_mixins.c.location == sa.bindparam("b_location"))
-_UPDATE_MIXIN = user_mixins.update().where(user_mixins.c.type_id == sa.bindparam("b_type_id"))
-_NEXT_MIXIN_SEQ = sa.select(sa.func.coalesce(sa.func.max(user_mixins.c.seq), 0) + 1).scalar_subquery()
-_INSERT_MIXIN = user_mixins.insert().values(seq=_NEXT_MIXIN_SEQ)
-_UPDATE_OPERATION = operations.update().where(operations.c.op_id == sa.bindparam("b_op_id"))
-
-
-def _entity_row(entity: Entity) -> dict[str, Any]:
-    return {
-        "entity_id": entity.entity_id,
-        "kind": entity.kind,
-        "owner": entity.owner,
-        "tenant": entity.tenant,
-        "backend_id": entity.backend_id,
-        "source": entity.source,
-        "target": entity.target,
-        "mixins": _json(entity.mixins),
-        "attributes": _json(entity.attributes),
-    }
-
-
-def _operation_row(op: Operation) -> dict[str, Any]:
-    return {
-        "location": op.location,
-        "action": op.action,
-        "state": op.state,
-        "message": op.message,
-        "owner": op.owner,
-        "tenant": op.tenant,
-        "created": op.created,
-        "updated": op.updated,
-        "seq": op.seq,
-        "params": _json(op.params),
-        "result": _json(op.result),
-    }
-
-
-def _write_batch(conn: Connection, batch: Batch, now: float) -> None:
-    """Every statement of one batch, in the order MemoryStore applies it (deletes, then puts)."""
-    if batch.delete:
-        conn.execute(entities.delete().where(entities.c.location.in_(batch.delete)))
-        # "Deleting an entity removes its entity_mixins rows" (store brief).
-        conn.execute(entity_mixins.delete().where(entity_mixins.c.location.in_(batch.delete)))
-    # The same location twice in one batch: the last value wins, at the first one's position.
-    puts = {entity.location: entity for entity in batch.put}
-    new_rows: list[dict[str, Any]] = []
-    mixin_rows: list[dict[str, str]] = []
-    for location, entity in puts.items():
-        row = _entity_row(entity)
-        # Update first, insert when nothing matched: portable (no dialect upsert), and the
-        # updated row keeps its `seq`, hence its place in every page.
-        if conn.execute(_UPDATE_ENTITY, {**row, "b_location": location, "updated": now}).rowcount:
-            conn.execute(_DELETE_ENTITY_MIXINS, {"b_location": location})
-        else:
-            new_rows.append({**row, "location": location, "created": now, "updated": now})
-        mixin_rows.extend({"location": location, "mixin": mixin} for mixin in entity.mixins)
-    if new_rows:
-        conn.execute(entities.insert(), new_rows)
-    if mixin_rows:
-        conn.execute(entity_mixins.insert(), mixin_rows)
-    if batch.delete_mixins:
-        conn.execute(user_mixins.delete().where(user_mixins.c.type_id.in_(batch.delete_mixins)))
-    for mixin in batch.put_mixins:
-        values = {
-            "location": mixin.location,
-            "owner": mixin.owner or ANONYMOUS,
-            "tenant": mixin.tenant,
-            "definition": mixin_to_json(mixin),
-        }
-        if not conn.execute(_UPDATE_MIXIN, {**values, "b_type_id": mixin.type_id}).rowcount:
-            conn.execute(_INSERT_MIXIN, {**values, "type_id": mixin.type_id})
-    for op in batch.put_operations:
-        values = _operation_row(op)
-        if not conn.execute(_UPDATE_OPERATION, {**values, "b_op_id": op.op_id}).rowcount:
-            conn.execute(operations.insert(), {**values, "op_id": op.op_id})
-    if batch.put_samples or batch.prune_samples:  # [monitoring]
-        _write_samples(conn, batch.put_samples, batch.prune_samples)
-
-
-# ---- [monitoring] the metric history -----------------------------------------------------------
-
-
-def _sample_row(sample: MetricSample) -> dict[str, Any]:
-    return {"collector": sample.collector, "sensor": sample.sensor, "target": sample.target,
-            "channel": sample.channel, "metric": sample.metric, "value": sample.value, "taken": sample.taken,
-            "tenant": sample.tenant}
-
-
-def _write_samples(conn: Connection, samples: Sequence[MetricSample], prunes: Sequence[SamplePrune]) -> None:
-    """Insert samples, then forget what the prunes say (all but the newest `keep`, older than `before`)."""
-    if samples:
-        conn.execute(metric_samples.insert(), [_sample_row(sample) for sample in samples])
-    for prune in prunes:
-        table = metric_samples
-        mine = table.c.collector == prune.collector
-        if prune.before is not None:
-            conn.execute(table.delete().where(mine, table.c.taken < prune.before))
-        if prune.keep <= 0:
-            conn.execute(table.delete().where(mine))
-            continue
-        # The seq of the oldest row to keep: the keep-th newest (portable: no DELETE ... LIMIT).
-        oldest_kept = (sa.select(table.c.seq).where(mine).order_by(table.c.seq.desc())
-                       .offset(prune.keep - 1).limit(1).scalar_subquery())
-        conn.execute(table.delete().where(mine, table.c.seq < oldest_kept))
-
-
-def _load_samples(conn: Connection) -> list[MetricSample]:
-    return [MetricSample(collector=row.collector, sensor=row.sensor, target=row.target, channel=row.channel,
-                         metric=row.metric, value=row.value, taken=row.taken, tenant=row.tenant)
-            for row in conn.execute(sa.select(metric_samples).order_by(metric_samples.c.seq))]
-
-
-_UPSERTS: dict[tuple[str, str, str, tuple[str, ...]], Any] = {}
-
-
-def _upsert(conn: Connection, table: sa.Table, key: str, rows: list[dict[str, Any]], keep: Sequence[str]) -> None:
-    """INSERT ... ON CONFLICT (key) DO UPDATE for many rows in one statement (SQLite, PostgreSQL).
-
-    `keep` are columns an update must not touch (the creation sequence and time).
-    """
-    if not rows:
-        return
-    columns = tuple(name for name in rows[0] if name != key and name not in keep)
-    cache_key = (conn.dialect.name, table.name, key, columns)
-    statement = _UPSERTS.get(cache_key)
-    if statement is None:
-        # Built once: building `excluded` proxies every column and costs far more than running it.
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        if conn.dialect.name == "postgresql":
-            pg = postgresql.insert(table)
-            statement = pg.on_conflict_do_update(index_elements=[key], set_={n: pg.excluded[n] for n in columns})
-        else:
-            lite = sqlite.insert(table)
-            statement = lite.on_conflict_do_update(index_elements=[key], set_={n: lite.excluded[n] for n in columns})
-        _UPSERTS[cache_key] = statement
-    conn.execute(statement, rows)
-
-
-def _write_puts(conn: Connection, puts: list[Entity], operations_: list[Operation], now: float) -> None:
-    """Upsert entities (with their mixin rows) and operations: a few statements for many rows.
-
-    Only for groups without deletes: then applying every put in order, last value winning, is
-    the same as applying the batches one after the other.
-    """
-    latest = {entity.location: entity for entity in puts}
-    _upsert(conn, entities, "location",
-            [{**_entity_row(e), "location": loc, "created": now, "updated": now} for loc, e in latest.items()],
-            keep=("seq", "created"))
-    if latest:
-        conn.execute(_DELETE_ENTITY_MIXINS, [{"b_location": location} for location in latest])
-    mixin_rows = [{"location": loc, "mixin": m} for loc, e in latest.items() for m in e.mixins]
-    if mixin_rows:
-        conn.execute(entity_mixins.insert(), mixin_rows)
-    ops = {op.op_id: op for op in operations_}
-    _upsert(conn, operations, "op_id", [{**_operation_row(op), "op_id": op_id} for op_id, op in ops.items()],
-            keep=("created",))
-
-
-def _store_error(exc: Exception) -> Exception:
-    """What the caller of commit() sees: an OcciError for what the database refused."""
-    if isinstance(exc, sa.exc.IntegrityError):
-        return Conflict(f"the store refused the write (duplicate id or location): {exc.orig}")
-    if isinstance(exc, sa.exc.OperationalError):
-        return BackendUnavailable(f"the store cannot write: {exc.orig}")
-    return exc
-
-
-# ---- loading --------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Loaded:
-    entities: list[Entity] = field(default_factory=list)
-    mixins: list[Mixin] = field(default_factory=list)
-    operations: list[Operation] = field(default_factory=list)
-    samples: list[MetricSample] = field(default_factory=list)  # [monitoring]
-
-
-def _load(conn: Connection) -> _Loaded:
-    loaded = _Loaded()
-    for row in conn.execute(sa.select(entities).order_by(entities.c.seq)):
-        loaded.entities.append(
-            Entity(
-                kind=row.kind,
-                entity_id=row.entity_id,
-                location=row.location,
-                mixins=tuple(_decode_mixins(row.mixins)),
-                attributes=_decode_object(row.attributes),
-                tenant=row.tenant,
-                owner=row.owner,
-                backend_id=row.backend_id,
-            )
-        )
-    for row in conn.execute(sa.select(user_mixins.c.definition).order_by(user_mixins.c.seq)):
-        loaded.mixins.append(mixin_from_json(row.definition))
-    # Every operation, finished ones too: get_operation must answer after a restart.
-    for row in conn.execute(sa.select(operations).order_by(operations.c.created, operations.c.op_id)):
-        loaded.operations.append(
-            Operation(
-                op_id=row.op_id,
-                location=row.location,
-                action=row.action,
-                state=row.state,
-                message=row.message,
-                tenant=row.tenant,
-                owner=row.owner,
-                created=row.created,
-                updated=row.updated,
-                seq=row.seq,
-                params=_decode_object(row.params),
-                result=_decode_object(row.result),
-            )
-        )
-    loaded.samples = _load_samples(conn)  # [monitoring]
-    return loaded
-
-
-def migrate(engine: Engine) -> None:
-    """Add the columns (and their indexes) that a database made by an older occipy lacks.
-
-    Additive only, with the column's server default, so existing rows get `tenant = 'default'`:
-    data created before tenants existed is migrated into the default tenant on first start.
-    """
-    inspector = sa.inspect(engine)
-    with engine.begin() as conn:
-        for table, name in MIGRATIONS:
-            present = {column["name"] for column in inspector.get_columns(table.name)}
-            if name in present:
-                continue
-            column = table.c[name]
-            ddl = f"ALTER TABLE {table.name} ADD COLUMN {name} {column.type.compile(engine.dialect)}"
-            if column.server_default is not None:
-                ddl += f" DEFAULT '{column.server_default.arg}'"  # type: ignore[attr-defined]
-            if not column.nullable:
-                ddl += " NOT NULL"
-            conn.execute(sa.text(ddl))
-            for index in table.indexes:
-                if [c.name for c in index.columns] == [name]:
-                    index.create(conn, checkfirst=True)
-
-
-def make_engine(url: str | sa.URL, synchronous: str = "NORMAL") -> Engine:
-    """A synchronous engine for the writer thread; SQLite gets WAL and the `synchronous` level."""
-    url = sa.make_url(url)
-    if url.get_backend_name() != "sqlite":
-        return sa.create_engine(url, pool_pre_ping=True)
-    database = url.database
-    if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url)
-
-    def set_pragmas(dbapi_connection: Any, _record: Any) -> None:
-        # Connection settings, not queries: these only exist on SQLite.
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        # WAL + NORMAL: a committed transaction is in the WAL before commit returns, so it
-        # survives a process crash; FULL also fsyncs it, for power-loss safety.
-        cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute("PRAGMA busy_timeout=5000")
-        cursor.close()
-
-    sa.event.listen(engine, "connect", set_pragmas)
-    return engine
-
-
-# ---- the store ------------------------------------------------------------------------------
+# SQLite: seconds between two passive WAL checkpoints (by their own thread and connection).
+CHECKPOINT_INTERVAL = 1.0
+# Above this many entities, the metrics' entity counts leave out the state (a GROUP BY over JSON).
+COUNT_STATES_UP_TO = 100_000
+COUNTS_TTL = 10.0
+# SQLite: listings kept until the next write that changes an entity.
+MAX_QUERIES = 64
 
 _Pending = tuple[Batch, "asyncio.Future[None]", asyncio.AbstractEventLoop]
 
 
-class SqlStore(MemoryStore):
-    """The durable Store: SQL for writes (group commit), the inherited memory indexes for reads."""
+def claim_key(name: str) -> int:
+    """The 64-bit advisory-lock key of a claim name (a location, a role)."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
 
-    def __init__(self, url: str = "sqlite:///data/occipy.db", *, synchronous: str = "NORMAL",
-                 events: EventRetention | None = None) -> None:
+
+class SqlStore:
+    """The durable Store: SQL for writes (group commit) and reads, a bounded cache of entities."""
+
+    def __init__(self, url: str | sa.URL = "sqlite:///data/occipy.db", *, synchronous: str = "NORMAL",
+                 cache_size: int = 20_000, indexed_attributes: Sequence[str] = DEFAULT_INDEXED_ATTRIBUTES,
+                 pool_size: int = 8, events: EventRetention | None = None) -> None:
         mode = synchronous.upper()
         if mode not in SYNCHRONOUS_MODES:
             raise ValueError(
                 f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, not {synchronous!r}"
             )
-        super().__init__(events=events)
-        # issue 12: the event log lives in SQL; the writer records it, readers use their own engine.
-        self._retention = events or EventRetention()
-        self._pruning = sql_events.Pruning()
-        self._reader: Engine | None = None
-        self.url = sa.make_url(url)
+        self.url = database_url(url)
+        self.dialect = self.url.get_backend_name()
+        # Other processes write too: cached reads must be checked (see the module docstring).
+        self.shared = self.dialect == "postgresql"
         self.synchronous = mode
+        self.indexed_attributes = tuple(indexed_attributes)
+        self.cache_size = cache_size
+        self.pool_size = pool_size
+        self._cache: OrderedDict[str, tuple[int, Entity]] = OrderedDict()
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._opened = False
         self._conn: Connection | None = None  # the writer thread's own connection
+        self._reader: Connection | None = None  # SQLite: the loop thread's read connection
+        self._read_engine: Engine | None = None
+        self._aengine: Any = None  # PostgreSQL: sqlalchemy AsyncEngine
+        self._session: Any = None  # PostgreSQL: psycopg.AsyncConnection holding the claims
+        self._claims: set[str] = set()
+        self._generation: int | None = None
+        self._on_mixins: Callable[[], Awaitable[None]] | None = None
+        self._reloading: asyncio.Lock | None = None
+        self._checkpointer: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._counts: tuple[float, list[tuple[str, str, int]]] = (0.0, [])
+        self._links_hint: tuple[str, list[Entity]] | None = None
+        # PostgreSQL: id(statement) -> its SQL (psycopg's %(name)s) and the values it carries.
+        self._fast: dict[int, tuple[str, dict[str, Any]]] = {}
+        self._pool: set[Any] = set()  # PostgreSQL: psycopg connections for the hot point reads
+        self._idle: asyncio.Queue[Any] = asyncio.Queue()
+        self._dsn = ""
+        self._links: dict[str, list[Entity]] = {}  # SQLite: source -> its links
+        self._absent: set[str] = set()  # SQLite: locations known to hold nothing
+        self._queries: dict[tuple[str, EntityQuery], tuple[Any, ...]] = {}  # SQLite: listings until a write
+        # issue 12: the event log lives in SQL (written in each commit's transaction); this
+        # process's listeners are woken after its commits, other processes' events are read.
+        self._retention = events or EventRetention()
+        self._pruning = sql_events.Pruning()
+        self._event_listeners = EventLog(self._retention)
+        self._events_engine: Engine | None = None
+
+    # ---- life cycle ---------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Create the schema if needed, load everything into memory, start the writer thread."""
+        """Create or migrate the schema, start the writer thread and the readers (nothing is loaded)."""
         if self._opened:
             raise RuntimeError("SqlStore.open() called twice")
         self._opened = True
         engine = make_engine(self.url, self.synchronous)
-        loaded: concurrent.futures.Future[_Loaded] = concurrent.futures.Future()
-        thread = threading.Thread(
-            target=self._run, args=(engine, loaded), name="occipy-store-writer", daemon=True
-        )
+        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+        thread = threading.Thread(target=self._run, args=(engine, ready), name="occipy-store-writer", daemon=True)
         thread.start()
-        data = await asyncio.wrap_future(loaded)
+        await asyncio.wrap_future(ready)
         self._thread = thread
-        self._reader = make_engine(self.url, self.synchronous)  # issue 12: events_after reads here
-        self._apply(Batch(put=data.entities, put_mixins=data.mixins, put_operations=data.operations,
-                          put_samples=data.samples))
+        try:
+            if self.shared:
+                await self._open_postgres()
+            else:
+                self._read_engine = make_engine(self.url, self.synchronous)
+                self._reader = self._read_engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+                self._checkpointer = threading.Thread(target=self._checkpoints, name="occipy-store-checkpoint",
+                                                      daemon=True)
+                self._checkpointer.start()
+            self._generation = await self._scalar(reads.GENERATION, {})
+            self._events_engine = make_engine(self.url, self.synchronous)  # issue 12: events_after reads here
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _open_postgres(self) -> None:
+        import psycopg
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        self._aengine = create_async_engine(self.url, pool_size=self.pool_size, max_overflow=self.pool_size,
+                                            pool_pre_ping=False, isolation_level="AUTOCOMMIT")
+        dsn = self._dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        dialect = self._aengine.sync_engine.dialect
+        for statement in (reads.GET_WITH_LINKS, reads.GET_BY_ID, reads.GET_OPERATION, reads.GENERATION,
+                          reads.LINKS_TO, reads.PENDING_OF):
+            placeholders = statement.params(location="", entity_id="", op_id="", target="")
+            compiled = placeholders.compile(dialect=dialect)
+            defaults = dict(compiled.params)
+            self._fast[id(statement)] = (str(compiled), defaults)
+        # The session that holds this process's claims; named so that an operator (and the tests)
+        # can see in pg_stat_activity / pg_locks which process holds what.
+        self._session = await psycopg.AsyncConnection.connect(dsn, autocommit=True,
+                                                              application_name=f"occipy-{os.getpid()}")
 
     async def close(self) -> None:
         """Commit everything already queued, then stop the writer and release the database."""
+        self._stop.set()
         thread, self._thread = self._thread, None
-        if thread is None:
-            return
-        self._queue.put(None)
-        await asyncio.to_thread(thread.join)
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.dispose()
+        if thread is not None:
+            self._queue.put(None)
+            await asyncio.to_thread(thread.join)
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.join)
+            self._checkpointer = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        if self._read_engine is not None:
+            self._read_engine.dispose()
+            self._read_engine = None
+        if self._events_engine is not None:
+            self._events_engine.dispose()
+            self._events_engine = None
+        if self._session is not None:
+            session, self._session = self._session, None
+            self._claims.clear()
+            try:
+                await session.close()
+            except Exception:  # noqa: BLE001  (closing a broken session may fail too)
+                pass
+        if self._aengine is not None:
+            engine, self._aengine = self._aengine, None
+            await engine.dispose()
+        for connection in list(self._pool):
+            try:
+                await connection.close()
+            except Exception as error:  # noqa: BLE001  (a broken connection may not close cleanly)
+                log.debug("closing a read connection: %s", error)
+        self._pool.clear()
+
+    # ---- writes -------------------------------------------------------------------------------
 
     async def commit(self, batch: Batch) -> None:
         """Apply the batch atomically; when this returns it is durable and visible to reads.
 
         Raises Conflict when the database refuses it (duplicate entity id, location or mixin
-        location); the other batches of the same group commit regardless.
+        location, or a `new` entity that exists); the other batches of the same group commit
+        regardless.
         """
         if not batch:
             return
@@ -462,19 +245,338 @@ class SqlStore(MemoryStore):
         self._queue.put((snapshot_batch(batch), future, loop))
         await future
 
+    # ---- reads --------------------------------------------------------------------------------
+
+    async def _rows(self, statement: Any, params: Mapping[str, Any]) -> Sequence[Any]:
+        if self._reader is not None:
+            return self._reader.execute(statement, params).all()
+        if self._aengine is None:
+            raise RuntimeError("SqlStore is not open")
+        fast = self._fast.get(id(statement))
+        if fast is not None:
+            return await self._fast_rows(fast[0], {**fast[1], **params})
+        try:
+            async with self._aengine.connect() as conn:
+                return (await conn.execute(statement, params)).all()  # type: ignore[no-any-return]
+        except sa.exc.OperationalError as error:
+            raise BackendUnavailable(f"the store cannot be read: {error.orig}") from None
+
+    async def _fast_rows(self, sql: str, params: Mapping[str, Any]) -> Sequence[Any]:
+        """The hot point reads on PostgreSQL: compiled once, sent on a pooled psycopg connection as a
+        prepared statement (SQLAlchemy's asyncio layer costs more CPU than the query itself)."""
+        connection = await self._idle.get() if self._idle.qsize() or len(self._pool) >= self.pool_size \
+            else await self._new_fast_connection()
+        try:
+            cursor = await connection.execute(sql, params, prepare=True)
+            rows = await cursor.fetchall()
+        except Exception as error:  # noqa: BLE001  (psycopg.Error: this connection is not reused)
+            self._pool.discard(connection)
+            try:
+                await connection.close()
+            finally:
+                raise BackendUnavailable(f"the store cannot be read: {error}") from None
+        self._idle.put_nowait(connection)
+        return rows  # type: ignore[no-any-return]
+
+    async def _new_fast_connection(self) -> Any:
+        import psycopg
+        from psycopg.rows import namedtuple_row
+
+        connection = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True, row_factory=namedtuple_row)
+        self._pool.add(connection)
+        return connection
+
+    async def _scalar(self, statement: Any, params: Mapping[str, Any]) -> Any:
+        rows = await self._rows(statement, params)
+        return rows[0][0] if rows else None
+
+    def _entity(self, row: Any) -> Entity:
+        """The entity of a row: the cached object while it is current (same version, or SQLite's own)."""
+        location = row.location
+        hit = self._cache.get(location)
+        if hit is not None and (not self.shared or hit[0] == row.version):
+            self._cache.move_to_end(location)
+            return hit[1]
+        entity = entity_from_row(row)
+        self._keep(location, row.version, entity)
+        return entity
+
+    def _keep(self, location: str, version: int, entity: Entity) -> None:
+        cache = self._cache
+        cache[location] = (version, entity)
+        cache.move_to_end(location)
+        if len(cache) > self.cache_size:
+            cache.popitem(last=False)
+
+    async def get(self, location: str) -> Entity | None:
+        """The entity at this location (path), whatever its tenant, or None."""
+        if not self.shared:
+            hit = self._cache.get(location)
+            if hit is not None:
+                self._cache.move_to_end(location)
+                return hit[1]
+            if location in self._absent:
+                return None
+            rows = await self._rows(reads.GET, {"location": location})
+            if not rows:
+                # Collection paths and new locations are asked for at every request.
+                if len(self._absent) > self.cache_size:
+                    self._absent.clear()
+                self._absent.add(location)
+                return None
+            return self._entity(rows[0])
+        rows = await self._rows(reads.GET_WITH_LINKS, {"location": location})
+        if not rows:
+            return None
+        generation = rows[0].generation
+        if generation != self._generation:
+            await self._mixins_changed(generation)
+        found: Entity | None = None
+        links: list[Entity] = []
+        for row in rows:
+            if row.location is None:
+                continue
+            entity = self._entity(row)
+            if row.location == location:
+                found = entity
+            else:
+                links.append(entity)
+        if found is None:
+            self._cache.pop(location, None)
+            return None
+        # Read with the entity, for the `links_from` of the same request (a fresher read replaces it).
+        self._links_hint = (location, links)
+        return found
+
+    async def get_by_id(self, entity_id: str) -> Entity | None:
+        rows = await self._rows(reads.GET_BY_ID, {"entity_id": entity_id})
+        return self._entity(rows[0]) if rows else None
+
+    async def query(self, query: EntityQuery) -> list[Entity]:
+        """Entities matching the query, in creation order, one page."""
+        if not self.shared:
+            hit = self._queries.get(("entities", query))
+            if hit is not None:
+                return list(hit)
+        rows = await self._rows(reads.select_entities(query, self.dialect), {})
+        entity = self._entity
+        found = [entity(row) for row in rows]
+        self._keep_query(("entities", query), found)
+        return found
+
+    async def query_locations(self, query: EntityQuery) -> list[str]:
+        if not self.shared:
+            hit = self._queries.get(("locations", query))
+            if hit is not None:
+                return list(hit)
+        rows = await self._rows(reads.select_entities(query, self.dialect, (entities.c.location,)), {})
+        found = [row[0] for row in rows]
+        self._keep_query(("locations", query), found)
+        return found
+
+    def _keep_query(self, key: tuple[str, EntityQuery], found: list[Any]) -> None:
+        """SQLite: keep a listing until the next write (this process is the only writer)."""
+        if self.shared or len(found) > self.cache_size:
+            return
+        if len(self._queries) >= MAX_QUERIES:
+            self._queries.clear()
+        self._queries[key] = tuple(found)
+
+    async def count(self, query: EntityQuery) -> int:
+        """How many entities match (offset and limit ignored)."""
+        return int(await self._scalar(reads.count_entities(query, self.dialect), {}) or 0)
+
+    async def links_from(self, sources: Sequence[str]) -> dict[str, list[Entity]]:
+        """Links whose occi.core.source is one of these locations, grouped by source."""
+        hint, self._links_hint = self._links_hint, None
+        if hint is not None and len(sources) == 1 and sources[0] == hint[0]:
+            # Read by `get` of the same location, after every write acknowledged before that read:
+            # one round trip for a GET of a resource (shared store).
+            return {hint[0]: hint[1]} if hint[1] else {}
+        if not self.shared and len(sources) == 1:
+            # SQLite: this process is the only writer; `_settle` drops what a write may change.
+            cached = self._links.get(sources[0])
+            if cached is None:
+                found_one = await self._links_from(sources)
+                cached = self._links[sources[0]] = found_one.get(sources[0], [])
+                if len(self._links) > self.cache_size:
+                    self._links.clear()
+            return {sources[0]: list(cached)} if cached else {}
+        return await self._links_from(sources)
+
+    async def _links_from(self, sources: Sequence[str]) -> dict[str, list[Entity]]:
+        found: dict[str, list[Entity]] = {}
+        wanted = list(dict.fromkeys(sources))
+        for start in range(0, len(wanted), 500):
+            for row in await self._rows(reads.select_links_from(wanted[start:start + 500]), {}):
+                link = self._entity(row)
+                source = link.source
+                if source is not None:
+                    found.setdefault(source, []).append(link)
+        return found
+
+    async def links_to(self, target: str) -> list[Entity]:
+        return [self._entity(row) for row in await self._rows(reads.LINKS_TO, {"target": target})]
+
+    async def user_mixins(self) -> list[Mixin]:
+        rows = await self._rows(sa.select(user_mixins.c.definition).order_by(user_mixins.c.seq), {})
+        return [mixin_from_json(row.definition) for row in rows]
+
+    async def get_operation(self, op_id: str) -> Operation | None:
+        rows = await self._rows(reads.GET_OPERATION, {"op_id": op_id})
+        return operation_from_row(rows[0]) if rows else None
+
+    async def operations(self, state: str | None = None, location: str | None = None,
+                         tenant: str | None = None) -> list[Operation]:
+        rows = await self._rows(reads.select_operations(state, location, tenant), {})
+        return [operation_from_row(row) for row in rows]
+
+    async def pending_operations(self, location: str | None = None) -> list[Operation]:
+        if location is not None:
+            rows = await self._rows(reads.PENDING_OF, {"location": location})
+        else:
+            rows = await self._rows(reads.select_pending(None), {})
+        return [operation_from_row(row) for row in rows]
+
+    def counts(self, state_attribute: Callable[[str], str | None]) -> list[tuple[str, str, int]]:
+        """(kind, state, count) of the stored entities for the metrics (no await; cached 10 s).
+
+        The state is left out (`""`) above COUNT_STATES_UP_TO entities: it is inside the JSON.
+        """
+        at, cached = self._counts
+        if time.monotonic() - at < COUNTS_TTL:
+            return cached
+        engine = self._read_engine or make_engine(self.url)
+        found: list[tuple[str, str, int]] = []
+        try:
+            with engine.connect() as conn:
+                by_kind = conn.execute(sa.select(entities.c.kind, sa.func.count()).group_by(entities.c.kind)).all()
+                total = sum(n for _, n in by_kind)
+                for kind, number in by_kind:
+                    name = state_attribute(kind)
+                    if name is None or total > COUNT_STATES_UP_TO:
+                        found.append((kind, "", number))
+                        continue
+                    for row in conn.execute(sa.select(entities.c.attributes).where(entities.c.kind == kind)):
+                        value = msgspec_state(row.attributes, name)
+                        found.append((kind, value, 1))
+        finally:
+            if engine is not self._read_engine:
+                engine.dispose()
+        merged: dict[tuple[str, str], int] = {}
+        for kind, state, number in found:
+            merged[(kind, state)] = merged.get((kind, state), 0) + number
+        result = [(kind, state, number) for (kind, state), number in merged.items()]
+        self._counts = (time.monotonic(), result)
+        return result
+
+    @staticmethod
+    def links_may_change(entity: Entity) -> bool:
+        """Whether writing this entity (not in the cache) may change some source's links: a link may."""
+        return entity.source is not None
+
+    # ---- [monitoring] the metric history (store.base.MetricHistory) -------------------------------
+
+    async def samples(self, *, collector: str | None = None, target: str | None = None,
+                      since: float | None = None, limit: int | None = None) -> list[MetricSample]:
+        """Samples of one collector and/or target, oldest first; `limit`: only the newest."""
+        if limit is not None and limit <= 0:
+            return []
+        table = metric_samples
+        statement = sa.select(table)
+        if collector is not None:
+            statement = statement.where(table.c.collector == collector)
+        if target is not None:
+            statement = statement.where(table.c.target == target)
+        if since is not None:
+            statement = statement.where(table.c.taken >= since)
+        if limit is not None:
+            rows = await self._rows(statement.order_by(table.c.seq.desc()).limit(limit), {})
+            found = [sample_from_row(row) for row in reversed(rows)]
+        else:
+            found = [sample_from_row(row) for row in await self._rows(statement.order_by(table.c.seq), {})]
+        if collector is None:
+            found.sort(key=lambda sample: sample.taken)
+        return found
+
+    # ---- change events (issue 12) ---------------------------------------------------------------
+
+    async def events_after(self, after: int, limit: int = 1000) -> EventPage:
+        """Up to `limit` events above `after`, read from the database (every process's events)."""
+        engine = self._events_engine
+        if engine is None:
+            raise RuntimeError("SqlStore is not open")
+        return await asyncio.to_thread(self._read_events, engine, after, limit)
+
+    @staticmethod
+    def _read_events(engine: Engine, after: int, limit: int) -> EventPage:
+        try:
+            with engine.connect() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn = conn.execution_options(isolation_level="REPEATABLE READ")
+                with conn.begin():
+                    return sql_events.read(conn, after, limit)
+        except sa.exc.SQLAlchemyError as exc:
+            raise BackendUnavailable(f"the store cannot read the event log: {exc}") from exc
+
+    def listen_events(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` (on the event loop) after commits of this process; returns the stopper."""
+        return self._event_listeners.listen(callback)
+
+    # ---- several processes (store.base.Shared) -----------------------------------------------------
+
+    async def claim(self, key: str) -> bool:
+        """Take the advisory lock named `key` on this process's session, if nobody holds it."""
+        if key in self._claims:
+            return True
+        if self._session is None:
+            raise RuntimeError("claims need a PostgreSQL store")
+        try:
+            cursor = await self._session.execute("SELECT pg_try_advisory_lock(%s)", (claim_key(key),))
+            row = await cursor.fetchone()
+        except Exception as error:  # noqa: BLE001  (psycopg.Error: the session is gone, with every claim)
+            raise BackendUnavailable(f"the store's claim session failed: {error}") from None
+        if row is not None and row[0]:
+            self._claims.add(key)
+            return True
+        return False
+
+    async def release(self, key: str) -> None:
+        if key not in self._claims or self._session is None:
+            return
+        self._claims.discard(key)
+        try:
+            await self._session.execute("SELECT pg_advisory_unlock(%s)", (claim_key(key),))
+        except Exception as error:  # noqa: BLE001  (a broken session has released everything anyway)
+            log.warning("releasing claim %s: %s", key, error)
+
+    async def pending_locations(self) -> list[str]:
+        return [row.location for row in await self._rows(reads.PENDING_LOCATIONS, {})]
+
+    def watch_mixins(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Call `callback()` when a read finds that another process changed the user mixins."""
+        self._on_mixins = callback
+
+    async def _mixins_changed(self, generation: int) -> None:
+        if self._reloading is None:
+            self._reloading = asyncio.Lock()
+        async with self._reloading:
+            if generation == self._generation:
+                return
+            self._generation = generation
+            if self._on_mixins is not None:
+                await self._on_mixins()
+
     # ---- the writer thread --------------------------------------------------------------------
 
-    def _run(self, engine: Engine, loaded: concurrent.futures.Future[_Loaded]) -> None:
+    def _run(self, engine: Engine, ready: concurrent.futures.Future[None]) -> None:
         try:
-            metadata.create_all(engine)
-            migrate(engine)
-            with engine.connect() as conn:
-                data = _load(conn)
+            prepare(engine, self.indexed_attributes)
         except BaseException as exc:  # noqa: BLE001  (re-raised by open())
             engine.dispose()
-            loaded.set_exception(exc)
+            ready.set_exception(exc)
             return
-        loaded.set_result(data)
+        ready.set_result(None)
         try:
             stopping = False
             while not stopping:
@@ -497,6 +599,19 @@ class SqlStore(MemoryStore):
                 self._conn.close()
             engine.dispose()
 
+    def _checkpoints(self) -> None:
+        """SQLite: passive WAL checkpoints off the commit path (writers and readers never wait)."""
+        assert self._read_engine is not None
+        conn = self._read_engine.raw_connection()
+        try:
+            while not self._stop.wait(CHECKPOINT_INTERVAL):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except Exception as error:  # noqa: BLE001  (a busy database: next time)
+                    log.debug("WAL checkpoint: %s", error)
+        finally:
+            conn.close()
+
     def _connection(self, engine: Engine) -> Connection:
         """The writer's one connection, kept for its life (a pool checkout per group costs a third)."""
         if self._conn is None or self._conn.closed or self._conn.invalidated:
@@ -515,8 +630,7 @@ class SqlStore(MemoryStore):
     def _write_group(self, engine: Engine, group: Sequence[_Pending]) -> None:
         outcomes: list[Exception | None]
         now = time.time()
-        bulk = engine.dialect.name in ("sqlite", "postgresql") and not any(
-            batch.delete or batch.delete_mixins or batch.put_mixins for batch, _, _ in group)
+        bulk = all(bulk_writable(batch) for batch, _, _ in group)
         dialect = engine.dialect.name
         started = time.perf_counter()  # metrics: store commit latency (docs/metrics.md)
         try:
@@ -525,14 +639,14 @@ class SqlStore(MemoryStore):
                 # issue 12: the group's change events, derived and written in its transaction.
                 sql_events.record(conn, [batch for batch, _, _ in group], now, self._retention, self._pruning)
                 if bulk:
-                    _write_puts(conn, [e for batch, _, _ in group for e in batch.put],
-                                [op for batch, _, _ in group for op in batch.put_operations], now)
+                    write_puts(conn, [e for batch, _, _ in group for e in batch.put],
+                               [op for batch, _, _ in group for op in batch.put_operations], now)
                     # [monitoring] samples touch no other table: their order among entities is free.
-                    _write_samples(conn, [x for batch, _, _ in group for x in batch.put_samples],
-                                   [x for batch, _, _ in group for x in batch.prune_samples])
+                    write_samples(conn, [x for batch, _, _ in group for x in batch.put_samples],
+                                  [x for batch, _, _ in group for x in batch.prune_samples])
                 else:
                     for batch, _, _ in group:
-                        _write_batch(conn, batch, now)
+                        write_batch(conn, batch, now)
             outcomes = [None] * len(group)
             metrics.STORE_COMMIT_DURATION.labels(dialect).observe(time.perf_counter() - started)
             metrics.STORE_COMMIT_BATCHES.labels(dialect).inc(len(group))
@@ -542,7 +656,7 @@ class SqlStore(MemoryStore):
             metrics.STORE_COMMIT_ERRORS.labels(dialect).inc()
             self._drop_connection()
             if len(group) == 1:
-                outcomes = [_store_error(exc)]
+                outcomes = [store_error(exc)]
             else:
                 # The group was rolled back: retry one by one so only the faulty batch fails.
                 outcomes = [self._write_alone(engine, batch, now) for batch, _, _ in group]
@@ -561,42 +675,58 @@ class SqlStore(MemoryStore):
         try:
             with engine.begin() as conn:
                 sql_events.record(conn, [batch], now, self._retention, self._pruning)  # issue 12
-                _write_batch(conn, batch, now)
+                write_batch(conn, batch, now)
         except Exception as exc:  # noqa: BLE001  (goes to this batch's caller, see _write_group)
-            return _store_error(exc)
+            return store_error(exc)
         return None
 
     def _settle(self, settled: Sequence[tuple[Batch, asyncio.Future[None], Exception | None]]) -> None:
-        """On the event loop: apply committed batches to the cache in commit order, wake callers."""
+        """On the event loop: bring the cache up to date in commit order, wake the callers."""
+        cache = self._cache
+        links = self._links
         committed = False
         for batch, future, error in settled:
             if error is None:
-                # Applied even when the caller gave up waiting: the write is committed.
-                self._apply(batch)
                 committed = True
+                if batch.put or batch.new or batch.delete:
+                    self._queries.clear()
+                # Applied even when the caller gave up waiting: the write is committed.
+                for location in batch.delete:
+                    old = cache.pop(location, None)
+                    links.pop(location, None)
+                    if old is None:
+                        links.clear()  # an unknown link may have gone
+                    elif old[1].source is not None:
+                        links.pop(old[1].source, None)
+                for entity in [*batch.new, *batch.put]:
+                    self._absent.discard(entity.location)
+                    old = cache.get(entity.location)
+                    if entity.source is not None:
+                        links.pop(entity.source, None)
+                    if old is None and self.links_may_change(entity):
+                        links.clear()  # it may have been a link of another source
+                    elif old is not None and old[1].source is not None:
+                        links.pop(old[1].source, None)
+                    if self.shared:
+                        cache.pop(entity.location, None)  # the next read brings the new version
+                    else:
+                        self._keep(entity.location, 0, entity)  # this process is the only writer
                 if not future.done():
                     future.set_result(None)
             elif not future.done():
                 future.set_exception(error)
         if committed:
-            self._event_log.notify()  # issue 12: wake the event streams of this process
+            self._event_listeners.notify()  # issue 12: wake the event streams of this process
 
-    # ---- change events (issue 12) ---------------------------------------------------------------
 
-    async def events_after(self, after: int, limit: int = 1000) -> EventPage:
-        """Up to `limit` events above `after`, read from the database (every process's events)."""
-        reader = self._reader
-        if reader is None:
-            raise RuntimeError("SqlStore is not open")
-        return await asyncio.to_thread(self._read_events, reader, after, limit)
+def msgspec_state(attributes: str, name: str) -> str:
+    """The state attribute's value in a stored JSON object, or ""."""
+    from occipy.store._codec import _decode_object
 
-    @staticmethod
-    def _read_events(reader: Engine, after: int, limit: int) -> EventPage:
-        try:
-            with reader.connect() as conn:
-                if conn.dialect.name == "postgresql":
-                    conn = conn.execution_options(isolation_level="REPEATABLE READ")
-                with conn.begin():
-                    return sql_events.read(conn, after, limit)
-        except sa.exc.SQLAlchemyError as exc:
-            raise BackendUnavailable(f"the store cannot read the event log: {exc}") from exc
+    value = _decode_object(attributes).get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _load_entities(conn: Connection) -> list[Entity]:
+    """Every entity, in creation order (tests and tools; the server never loads everything)."""
+    return [entity_from_row(row) for row in conn.execute(sa.select(*reads.ENTITY_COLUMNS).order_by(entities.c.seq))]

@@ -89,6 +89,7 @@ def derive_group(conn: Connection, batches: Sequence[Batch], now: float) -> list
     for batch in batches:
         locations.update(batch.delete)
         locations.update(entity.location for entity in batch.put)
+        locations.update(entity.location for entity in batch.new)
         for op in batch.put_operations:
             op_ids.add(op.op_id)
             locations.add(op.location)

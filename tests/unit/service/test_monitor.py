@@ -239,3 +239,33 @@ async def test_a_floating_ip_is_used_once_attached(measured: tuple[Service, Harn
     assert answer.status == 200, answer.text
     after = await _attributes(h, reservation)
     assert after["occi.ipreservation.used"] is True and after["occi.ipreservation.state"] == "active"
+
+
+class _ClaimHeldElsewhere:
+    """The lanes' view of a shared store (several server processes) whose claims another process holds."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def claim(self, key: str) -> bool:
+        self.asked.append(key)
+        return False
+
+
+async def test_on_a_shared_store_only_the_holder_of_the_monitor_claim_samples(
+        measured: tuple[Service, Harness, MemoryStore]) -> None:
+    service, h, store = measured
+    vm = await h.create_compute()
+    sensor = await _create(h, monitoring.SENSOR, {"occi.sensor.period": 1})
+    collector = await _create(h, monitoring.COLLECTOR, _link("", sensor, vm), mixins=(CPU, AVAILABILITY_METRIC))
+    shared = _ClaimHeldElsewhere()
+    lanes = service.monitor.cloud.lanes
+    lanes.shared = shared  # type: ignore[assignment]
+    try:
+        await service.monitor.tick(time.time())
+    finally:
+        lanes.shared = None
+    assert shared.asked == ["occipy:monitor"]
+    assert await store.samples(collector=collector) == []  # another process monitors
+    await service.monitor.tick(time.time())
+    assert await store.samples(collector=collector) != []

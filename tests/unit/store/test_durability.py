@@ -17,6 +17,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -133,5 +134,36 @@ async def test_acknowledged_writes_survive_kill_9(tmp_path: Path, synchronous: s
         print(
             f"\n{synchronous}: {len(acknowledged)} acknowledged writes survived kill -9; {len(stored)} stored"
         )
+    finally:
+        await store.close()
+
+
+async def test_acknowledged_writes_survive_kill_9_on_postgresql(postgres_database: Any) -> None:
+    """The same on PostgreSQL (the suite's cluster; a database of this test's own)."""
+    import psycopg
+
+    url = postgres_database.url
+    acknowledged = await asyncio.to_thread(_write_then_kill, url, "NORMAL", 600)
+    present: set[str] = set()
+    deleted: set[str] = set()
+    for line in acknowledged:
+        verb, location = line.split()
+        (present if verb == "P" else deleted).add(location)
+    present -= deleted
+    with psycopg.connect(postgres_database.dsn) as conn:
+        orphans = conn.execute(
+            "SELECT count(*) FROM entity_mixins WHERE location NOT IN (SELECT location FROM entities)").fetchone()
+        missing = conn.execute(
+            "SELECT count(*) FROM entities WHERE location NOT IN (SELECT location FROM entity_mixins)").fetchone()
+        assert orphans == (0,) and missing == (0,)
+    store = SqlStore(url)
+    await store.open()
+    try:
+        stored = set(await store.query_locations(EntityQuery(kinds=(COMPUTE,))))
+        assert present <= stored, f"acknowledged but lost: {sorted(present - stored)[:5]}"
+        assert not (deleted & stored), f"acknowledged deletes undone: {sorted(deleted & stored)[:5]}"
+        for location in sorted(present)[:100]:
+            operation = await store.get_operation("op-" + location.rsplit("/", 1)[1])
+            assert operation is not None and operation.state == "succeeded"
     finally:
         await store.close()

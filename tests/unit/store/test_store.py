@@ -1,15 +1,15 @@
-"""One suite for every Store: MemoryStore, and SqlStore on every URL in TEST_DATABASE_URLS.
+"""One suite for every Store: MemoryStore, and SqlStore on every engine in TEST_DATABASE_URLS.
 
-TEST_DATABASE_URLS is a comma-separated list (e.g. "sqlite,postgresql+psycopg://postgres@127.0.0.1:55432/occi");
-the default, "sqlite", means a fresh SQLite file under the test's tmp_path. A PostgreSQL database
-is emptied (drop_all) before each test.
+TEST_DATABASE_URLS is a comma-separated list of engines, "sqlite,postgresql" by default: "sqlite"
+is a fresh SQLite file under the test's tmp_path, "postgresql" a fresh database of its own on the
+suite's PostgreSQL cluster (the `postgres_database` fixture, tests/services/postgres.py); any
+other entry is used as a URL as it is (its tables are dropped before each test).
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import asyncio
+import dataclasses
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,7 +19,7 @@ from typing import Any
 import hypothesis.strategies as st
 import pytest
 import sqlalchemy as sa
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 
 from occipy.errors import Conflict
 from occipy.model.catalogue import COMPUTE, NETWORK, NETWORKINTERFACE, OS_TPL, STORAGE, STORAGELINK
@@ -31,7 +31,7 @@ from occipy.store.schema import entities as entities_table
 from occipy.store.schema import entity_mixins, metadata
 from occipy.store.sql import SqlStore, make_engine, mixin_from_json, mixin_to_json
 
-URLS = [url.strip() for url in os.environ.get("TEST_DATABASE_URLS", "sqlite").split(",") if url.strip()]
+URLS = [url.strip() for url in os.environ.get("TEST_DATABASE_URLS", "sqlite,postgresql").split(",") if url.strip()]
 
 USER = "http://example.com/occi/my_stuff#"
 UBUNTU = "http://example.com/occi/os#ubuntu"
@@ -39,8 +39,12 @@ UBUNTU = "http://example.com/occi/os#ubuntu"
 Opener = Callable[[], Awaitable[Store]]
 
 
-def _sql_url(param: str, tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'db' / 'occipy.db'}" if param == "sqlite" else param
+def _sql_url(param: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if param == "sqlite":
+        return f"sqlite:///{tmp_path / 'db' / 'occipy.db'}"
+    if param == "postgresql":
+        return str(request.getfixturevalue("postgres_database").url)
+    return param
 
 
 @pytest.fixture(params=["memory", *URLS])
@@ -49,8 +53,8 @@ async def opener(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     param: str = request.param
     opened: list[Store] = []
     memory = MemoryStore()
-    url = _sql_url(param, tmp_path)
-    if param not in ("memory", "sqlite"):
+    url = "" if param == "memory" else _sql_url(param, tmp_path, request)
+    if param not in ("memory", "sqlite", "postgresql"):
         engine = make_engine(url)
         metadata.drop_all(engine)
         engine.dispose()
@@ -74,8 +78,8 @@ async def store(opener: Opener) -> Store:
 @pytest.fixture(params=URLS)
 async def sql_opener(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Callable[[], Any]]:
     """SqlStore only: for what memory cannot do (restart) or what needs the tables."""
-    url = _sql_url(request.param, tmp_path)
-    if request.param != "sqlite":
+    url = _sql_url(request.param, tmp_path, request)
+    if request.param not in ("sqlite", "postgresql"):
         engine = make_engine(url)
         metadata.drop_all(engine)
         engine.dispose()
@@ -542,6 +546,7 @@ _json_values = st.recursive(
 _terms = st.from_regex(r"[a-z][a-z0-9_-]{0,10}", fullmatch=True)
 
 
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(
     term=_terms,
     title=st.none() | st.text(),
@@ -572,19 +577,21 @@ def test_mixin_definition_round_trip(
     assert back.attributes[0].pattern == pattern
 
 
+@settings(suppress_health_check=[HealthCheck.too_slow])  # a loaded shared machine draws slowly
 @given(st.dictionaries(st.text(min_size=1), _json_values.filter(lambda v: v is not None), max_size=5))
 def test_attribute_values_round_trip_through_the_database(attributes: dict[str, Any]) -> None:
     # Memory-only SQLite: the codec and the columns, without the writer thread.
-    from occipy.store.sql import _load, _write_batch
+    from occipy.store._writes import write_batch
+    from occipy.store.sql import _load_entities
 
     engine = make_engine("sqlite://")
     try:
         metadata.create_all(engine)
         entity = Entity(kind=COMPUTE, entity_id="e", location="/compute/e", attributes=attributes)
         with engine.begin() as conn:
-            _write_batch(conn, Batch(put=[entity]), 0.0)
+            write_batch(conn, Batch(put=[entity]), 0.0)
         with engine.connect() as conn:
-            loaded = _load(conn).entities
+            loaded = _load_entities(conn)
         assert loaded == [entity]
         assert repr(loaded[0].attributes) == repr(attributes)  # 4.0 stays 4.0, 4 stays 4
     finally:

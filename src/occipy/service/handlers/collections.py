@@ -136,9 +136,30 @@ async def list_collection(env: Env, ctx: Context, route: Route, message: Listing
             # text renderings of a collection are locations only (GFD.229 §5.3)
             return CollectionResult(paths=await env.store.query_locations(query), keys=keys)
         return CollectionResult(members=await env.store.query(query), keys=keys)
-    members = [e for e in await env.store.query(base) if _matches(env, e, wanted, values)]
-    page = members[offset:offset + limit] if limit is not None else members
+    # Scale-out (docs/scaleout.md): string filters go to the store, which answers them from its
+    # attribute indexes; what the store cannot decide (categories, numbers) is matched here.
+    pushed = _pushed_down(env, values)
+    exact = not wanted and len(pushed) == len(values)
+    query = EntityQuery(kinds=base.kinds, mixin=base.mixin, prefix=base.prefix, tenant=base.tenant,
+                        attributes=pushed, offset=offset if exact else 0, limit=limit if exact else None)
+    members = [e for e in await env.store.query(query) if _matches(env, e, wanted, values)]
+    page = members if exact else members[offset:offset + limit] if limit is not None else members[offset:]
     return CollectionResult(members=page, keys=keys)
+
+
+_NOT_STRINGS: dict[tuple[int, int], frozenset[str]] = {}
+
+
+def _pushed_down(env: Env, values: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The filters the store can decide exactly: string values of attributes no category types otherwise."""
+    key = (id(env.registry), env.registry.version)
+    not_strings = _NOT_STRINGS.get(key)
+    if not_strings is None:
+        _NOT_STRINGS.clear()
+        not_strings = _NOT_STRINGS[key] = frozenset(
+            adef.name for category in env.registry.categories() for adef in getattr(category, "attributes", ())
+            if adef.type != "string")
+    return tuple((name, value) for name, value in values.items() if isinstance(value, str) and name not in not_strings)
 
 
 async def delete_kind_members(env: Env, ctx: Context, route: Route, message: object) -> Result:

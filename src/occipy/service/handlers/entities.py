@@ -255,15 +255,16 @@ class Creation:
             job = await lanes.submit(op, CreateSpec(cloud, entity, provisioned[0], waits))
             return [job], []
         # Several entities (inline links, collection creates): written first, then provisioned.
+        # Insert-only (`new`, scale-out): a location another server process created meanwhile is 409.
         batch = Batch()
         specs: list[tuple[Operation, CreateSpec]] = []
         for entity, backed in zip(self.entities, provisioned):
             if not backed:
-                batch.put.append(entity)
+                batch.new.append(entity)
                 continue
             op = lanes.new_operation(entity.location, "create", entity.tenant, ctx.principal.user)
             specs.append((op, CreateSpec(clouds.of(entity), entity, True)))
-            batch.put.append(specs[-1][1].prepare(None) or entity)
+            batch.new.append(specs[-1][1].prepare(None) or entity)
             batch.put_operations.append(op)
         await env.store.commit(batch)
         jobs = []

@@ -1,0 +1,279 @@
+"""Writing batches with SQLAlchemy Core (the writer thread of `store.sql`), the schema's set-up and
+migration, and the engines (SQLite pragmas; the PostgreSQL driver occipy uses).
+
+Imports the model, errors, `store.base`, `store._codec`, `store.schema` and sqlalchemy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from occipy.errors import BackendUnavailable, Conflict
+from occipy.model.entity import ANONYMOUS, Entity
+from occipy.store._codec import entity_row, mixin_to_json, operation_row
+from occipy.store.base import Batch, MetricSample, Operation, SamplePrune
+from occipy.store.schema import (
+    MIGRATIONS,
+    attribute_index_ddl,
+    entities,
+    entity_mixins,
+    metadata,
+    metric_samples,
+    operations,
+    store_state,
+    user_mixins,
+)
+
+# ---- statements (built once; compiled once by SQLAlchemy's cache) ---------------------------
+
+_UPDATE_ENTITY = entities.update().where(entities.c.location == sa.bindparam("b_location")).values(
+    version=entities.c.version + 1)
+_DELETE_ENTITY_MIXINS = entity_mixins.delete().where(entity_mixins.c.location == sa.bindparam("b_location"))
+_UPDATE_MIXIN = user_mixins.update().where(user_mixins.c.type_id == sa.bindparam("b_type_id"))
+_NEXT_MIXIN_SEQ = sa.select(sa.func.coalesce(sa.func.max(user_mixins.c.seq), 0) + 1).scalar_subquery()
+_INSERT_MIXIN = user_mixins.insert().values(seq=_NEXT_MIXIN_SEQ)
+_UPDATE_OPERATION = operations.update().where(operations.c.op_id == sa.bindparam("b_op_id"))
+_BUMP_MIXINS = store_state.update().where(store_state.c.id == 1).values(mixins=store_state.c.mixins + 1)
+
+
+def write_batch(conn: Connection, batch: Batch, now: float) -> None:
+    """Every statement of one batch, in the order MemoryStore applies it (deletes, new, then puts)."""
+    if batch.delete:
+        conn.execute(entities.delete().where(entities.c.location.in_(batch.delete)))
+        # "Deleting an entity removes its entity_mixins rows" (store brief).
+        conn.execute(entity_mixins.delete().where(entity_mixins.c.location.in_(batch.delete)))
+    new_rows: list[dict[str, Any]] = []
+    mixin_rows: list[dict[str, str]] = []
+    for entity in batch.new:
+        # A plain INSERT: a taken location or id is an IntegrityError (Conflict), whoever took it.
+        new_rows.append({**entity_row(entity), "location": entity.location, "created": now, "updated": now})
+        mixin_rows.extend({"location": entity.location, "mixin": mixin} for mixin in entity.mixins)
+    if new_rows:
+        conn.execute(entities.insert(), new_rows)
+        new_rows = []
+    # The same location twice in one batch: the last value wins, at the first one's position.
+    puts = {entity.location: entity for entity in batch.put}
+    for location, entity in puts.items():
+        row = entity_row(entity)
+        # Update first, insert when nothing matched: portable (no dialect upsert), and the
+        # updated row keeps its `seq`, hence its place in every page.
+        if conn.execute(_UPDATE_ENTITY, {**row, "b_location": location, "updated": now}).rowcount:
+            conn.execute(_DELETE_ENTITY_MIXINS, {"b_location": location})
+            mixin_rows = [m for m in mixin_rows if m["location"] != location]
+        else:
+            new_rows.append({**row, "location": location, "created": now, "updated": now})
+        mixin_rows.extend({"location": location, "mixin": mixin} for mixin in entity.mixins)
+    if new_rows:
+        conn.execute(entities.insert(), new_rows)
+    if mixin_rows:
+        conn.execute(entity_mixins.insert(), mixin_rows)
+    if batch.delete_mixins:
+        conn.execute(user_mixins.delete().where(user_mixins.c.type_id.in_(batch.delete_mixins)))
+    for mixin in batch.put_mixins:
+        values = {
+            "location": mixin.location,
+            "owner": mixin.owner or ANONYMOUS,
+            "tenant": mixin.tenant,
+            "definition": mixin_to_json(mixin),
+        }
+        if not conn.execute(_UPDATE_MIXIN, {**values, "b_type_id": mixin.type_id}).rowcount:
+            conn.execute(_INSERT_MIXIN, {**values, "type_id": mixin.type_id})
+    if batch.delete_mixins or batch.put_mixins:
+        conn.execute(_BUMP_MIXINS)
+    for op in batch.put_operations:
+        values = operation_row(op)
+        if not conn.execute(_UPDATE_OPERATION, {**values, "b_op_id": op.op_id}).rowcount:
+            conn.execute(operations.insert(), {**values, "op_id": op.op_id})
+    if batch.put_samples or batch.prune_samples:  # [monitoring]
+        write_samples(conn, batch.put_samples, batch.prune_samples)
+
+
+# ---- [monitoring] the metric history -----------------------------------------------------------
+
+
+def _sample_row(sample: MetricSample) -> dict[str, Any]:
+    return {"collector": sample.collector, "sensor": sample.sensor, "target": sample.target,
+            "channel": sample.channel, "metric": sample.metric, "value": sample.value, "taken": sample.taken,
+            "tenant": sample.tenant}
+
+
+def write_samples(conn: Connection, samples: Sequence[MetricSample], prunes: Sequence[SamplePrune]) -> None:
+    """Insert samples, then forget what the prunes say (all but the newest `keep`, older than `before`)."""
+    if samples:
+        conn.execute(metric_samples.insert(), [_sample_row(sample) for sample in samples])
+    for prune in prunes:
+        table = metric_samples
+        mine = table.c.collector == prune.collector
+        if prune.before is not None:
+            conn.execute(table.delete().where(mine, table.c.taken < prune.before))
+        if prune.keep <= 0:
+            conn.execute(table.delete().where(mine))
+            continue
+        # The seq of the oldest row to keep: the keep-th newest (portable: no DELETE ... LIMIT).
+        oldest_kept = (sa.select(table.c.seq).where(mine).order_by(table.c.seq.desc())
+                       .offset(prune.keep - 1).limit(1).scalar_subquery())
+        conn.execute(table.delete().where(mine, table.c.seq < oldest_kept))
+
+
+def sample_from_row(row: Any) -> MetricSample:
+    return MetricSample(collector=row.collector, sensor=row.sensor, target=row.target, channel=row.channel,
+                        metric=row.metric, value=row.value, taken=row.taken, tenant=row.tenant)
+
+
+_UPSERTS: dict[tuple[str, str, str, tuple[str, ...]], Any] = {}
+
+
+def _upsert(conn: Connection, table: sa.Table, key: str, rows: list[dict[str, Any]], keep: Sequence[str]) -> None:
+    """INSERT ... ON CONFLICT (key) DO UPDATE for many rows in one statement (SQLite, PostgreSQL).
+
+    `keep` are columns an update must not touch (the creation sequence and time); an entity's
+    `version` goes up by one.
+    """
+    if not rows:
+        return
+    columns = tuple(name for name in rows[0] if name != key and name not in keep)
+    cache_key = (conn.dialect.name, table.name, key, columns)
+    statement = _UPSERTS.get(cache_key)
+    if statement is None:
+        # Built once: building `excluded` proxies every column and costs far more than running it.
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert = postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
+        changes: dict[str, Any] = {n: insert.excluded[n] for n in columns}
+        if "version" in table.c:
+            changes["version"] = table.c.version + 1
+        statement = insert.on_conflict_do_update(index_elements=[key], set_=changes)
+        _UPSERTS[cache_key] = statement
+    conn.execute(statement, rows)
+
+
+def bulk_writable(batch: Batch) -> bool:
+    """Whether a batch only upserts (so a group of them can be written with one statement per table)."""
+    return not (batch.delete or batch.delete_mixins or batch.put_mixins or batch.new)
+
+
+def write_puts(conn: Connection, puts: list[Entity], operations_: list[Operation], now: float) -> None:
+    """Upsert entities (with their mixin rows) and operations: a few statements for many rows.
+
+    Only for groups of `bulk_writable` batches: then applying every put in order, last value
+    winning, is the same as applying the batches one after the other.
+    """
+    latest = {entity.location: entity for entity in puts}
+    _upsert(conn, entities, "location",
+            [{**entity_row(e), "location": loc, "created": now, "updated": now} for loc, e in latest.items()],
+            keep=("seq", "created"))
+    if latest:
+        conn.execute(_DELETE_ENTITY_MIXINS, [{"b_location": location} for location in latest])
+    mixin_rows = [{"location": loc, "mixin": m} for loc, e in latest.items() for m in e.mixins]
+    if mixin_rows:
+        conn.execute(entity_mixins.insert(), mixin_rows)
+    ops = {op.op_id: op for op in operations_}
+    _upsert(conn, operations, "op_id", [{**operation_row(op), "op_id": op_id} for op_id, op in ops.items()],
+            keep=("created",))
+
+
+def store_error(exc: Exception) -> Exception:
+    """What the caller of commit() sees: an OcciError for what the database refused."""
+    if isinstance(exc, sa.exc.IntegrityError):
+        return Conflict(f"the store refused the write (duplicate id or location): {exc.orig}")
+    if isinstance(exc, sa.exc.OperationalError):
+        return BackendUnavailable(f"the store cannot write: {exc.orig}")
+    return exc
+
+
+# ---- schema -----------------------------------------------------------------------------------
+
+
+def prepare(engine: Engine, indexed_attributes: Sequence[str]) -> None:
+    """Create the tables (or add what an older occipy lacks), the indexes and the state row.
+
+    Several processes may start at once on one PostgreSQL database: a transaction-scoped advisory
+    lock makes them take turns.
+    """
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(8388607001)"))
+        metadata.create_all(conn)
+    migrate(engine)
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(8388607001)"))
+        for ddl in attribute_index_ddl(conn.dialect.name, indexed_attributes):
+            conn.execute(sa.text(ddl))
+        if conn.execute(sa.select(store_state.c.id)).first() is None:
+            conn.execute(store_state.insert().values(id=1, mixins=0))
+
+
+def migrate(engine: Engine) -> None:
+    """Add the columns (and their indexes) that a database made by an older occipy lacks.
+
+    Additive only, with the column's server default, so existing rows get `tenant = 'default'`:
+    data created before tenants existed is migrated into the default tenant on first start.
+    """
+    try:
+        with engine.connect() as conn:  # up to date: every migrated column is there (one query)
+            for table in {table for table, _ in MIGRATIONS}:
+                names = [table.c[name] for t, name in MIGRATIONS if t is table]
+                conn.execute(sa.select(*names).limit(0))
+        return
+    except sa.exc.DBAPIError:
+        pass
+    inspector = sa.inspect(engine)
+    with engine.begin() as conn:
+        for table, name in MIGRATIONS:
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            if name in present:
+                continue
+            column = table.c[name]
+            ddl = f"ALTER TABLE {table.name} ADD COLUMN {name} {column.type.compile(engine.dialect)}"
+            if column.server_default is not None:
+                ddl += f" DEFAULT '{column.server_default.arg}'"  # type: ignore[attr-defined]
+            if not column.nullable:
+                ddl += " NOT NULL"
+            conn.execute(sa.text(ddl))
+        for table in (entities, operations):
+            for index in table.indexes:
+                conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
+
+
+def database_url(url: str | sa.URL) -> sa.URL:
+    """The URL users write, with the driver occipy uses: `postgresql://` and `postgres://` mean
+    psycopg 3 (`postgresql+psycopg://`); SQLite URLs are kept."""
+    parsed = sa.make_url(url) if isinstance(url, str) else url
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ValueError(f"unsupported database URL {parsed.render_as_string()}: use sqlite:/// or postgresql://")
+    return parsed
+
+
+def make_engine(url: str | sa.URL, synchronous: str = "NORMAL") -> Engine:
+    """A synchronous engine for the writer thread; SQLite gets WAL and the `synchronous` level."""
+    url = database_url(url)
+    if url.get_backend_name() != "sqlite":
+        return sa.create_engine(url, pool_pre_ping=True)
+    database = url.database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url)
+
+    def set_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # Connection settings, not queries: these only exist on SQLite.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL: a committed transaction is in the WAL before commit returns, so it
+        # survives a process crash; FULL also fsyncs it, for power-loss safety.
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        # The writer checkpoints when it is idle (store.sql), never inside a commit: the
+        # automatic checkpoint made one commit in a hundred wait about 200 ms.
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
+        cursor.close()
+
+    sa.event.listen(engine, "connect", set_pragmas)
+    return engine
