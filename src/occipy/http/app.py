@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -21,6 +22,7 @@ from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from occipy import dashboard
 from occipy.errors import OcciError
@@ -132,11 +134,51 @@ def create_app(
         Route("/dashboard/{name:path}", dashboard_endpoint, methods=["GET", "HEAD"]),
     ]
     middleware = []
+    route_of: Callable[[str], str] | None = None
     if metrics:
         routes.append(Route("/metrics", metrics_endpoint, methods=["GET", "HEAD"]))
-        middleware.append(Middleware(obs.RequestMetrics, route_of=lambda path: route_template(service.registry, path)))
+        route_of = lambda path: route_template(service.registry, path)  # noqa: E731
+        middleware.append(Middleware(obs.RequestMetrics, route_of=route_of))
     routes.append(Route("/{path:path}", endpoint, methods=METHODS))
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    return _OcciStarlette(endpoint, route_of, routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+class _OcciStarlette(Starlette):
+    """Starlette, with OCCI requests (every path but /metrics and /dashboard) handed straight to
+    the OCCI endpoint: Starlette's router, exception middleware and per-route wrappers cost more CPU
+    than a GET of one entity does in the service (docs/performance.md, D-FASTPATH). What the router
+    adds (path parameters, 404/405 of its own) is of no use there: the service routes OCCI paths.
+    The other routes, the lifespan and the middleware (request metrics) are as Starlette makes them.
+    """
+
+    def __init__(self, endpoint: Callable[[Request], Awaitable[Response]], route_of: Callable[[str], str] | None,
+                 **options: Any) -> None:
+        super().__init__(**options)
+        self._occi_endpoint = endpoint
+        self._route_of = route_of  # the request metrics' labels (None: no metrics)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        full = super().build_middleware_stack()
+        endpoint = self._occi_endpoint
+
+        async def occi(scope: Scope, receive: Receive, send: Send) -> None:
+            response = await endpoint(Request(scope, receive, send))
+            await response(scope, receive, send)
+
+        fast: ASGIApp = occi
+        if self._route_of is not None:
+            fast = obs.RequestMetrics(occi, route_of=self._route_of)
+
+        async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http":
+                path = scope["path"]
+                if path != "/metrics" and path != "/dashboard" and not path.startswith("/dashboard/"):
+                    scope["app"] = self
+                    await fast(scope, receive, send)
+                    return
+            await full(scope, receive, send)
+
+        return dispatch
 
 
 # ---- dashboard ----------------------------------------------------------------------------------

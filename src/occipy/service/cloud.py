@@ -13,6 +13,7 @@ import asyncio
 import logging
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -76,6 +77,7 @@ CLOUD_SCHEME: Final = "http://occipy.org/occi/cloud#"
 # (the default cloud's; another cloud's is "occipy:leader:<name>").
 LEADER_CLAIM: Final = "occipy:leader"
 RECONCILE_PAGE: Final = 500
+ADOPTED_KEPT: Final = 100_000  # refs remembered as told to an `Adopts` driver (Cloud.adopt_one)
 
 
 # [monitoring] The driver resource types that realise each extension feature (Feature.MONITORING
@@ -142,11 +144,15 @@ class Cloud:
         # The optional protocols it implements, asked once (isinstance on a Protocol is slow).
         self.saves = isinstance(driver, Saves)
         self.updates = isinstance(driver, Updates)
+        self.adopts = isinstance(driver, Adopts)
         # Whether the driver is open; why not, when it could not be reached.
         self.available = False
         self.unavailable_reason = "not opened yet"
         self._resolve = resolve or (lambda entity: self)
         self._index: dict[Ref, str] = {}
+        # Refs this process told an `Adopts` driver about (bounded: the oldest are forgotten, and
+        # telling the driver again is harmless, `Adopts.adopt` leaves a known object as it is).
+        self._adopted: OrderedDict[Ref, None] = OrderedDict()
         self._tasks: list[asyncio.Task[None]] = []
         # [monitoring] categories this driver cannot realise (set by start()), and the values the
         # realising backend fits into a new entity (the monitor's best-fit timing, MON-03/04).
@@ -285,14 +291,21 @@ class Cloud:
 
     async def adopt_one(self, entity: Entity | None) -> None:
         """Tell the driver about a stored object it may not know (Adopts), before a job uses it."""
-        binding = self.backed(entity) if entity is not None else None
-        if entity is None or binding is None or not isinstance(self.driver, Adopts):
+        if not self.adopts or entity is None:
+            return
+        binding = self.backed(entity)
+        if binding is None:
             return
         assert entity.backend_id is not None
         # Not added to `_index`: a reconcile pass touches every entity, and memory must stay
         # bounded by what requests touch (`_follow` asks the store for refs it does not know).
         ref = Ref(binding.resource, entity.backend_id)
+        if ref in self._index or ref in self._adopted:
+            return  # made, followed or adopted by this process: the driver knows it
         await self.driver.adopt(ref, observed_of(binding, entity, fsm.state_attribute(entity.kind)))
+        self._adopted[ref] = None
+        if len(self._adopted) > ADOPTED_KEPT:
+            self._adopted.popitem(last=False)
 
     async def _lead_now(self) -> None:
         """The work that runs in one process: cleaning lost objects, following the cloud."""
