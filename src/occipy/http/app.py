@@ -13,6 +13,7 @@ service's, behind its authentication like every OCCI path.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from contextlib import asynccontextmanager
@@ -167,7 +168,22 @@ class _OcciStarlette(Starlette):
 
         fast: ASGIApp = occi
         if self._route_of is not None:
-            fast = obs.RequestMetrics(occi, route_of=self._route_of)
+            # The request metrics inline: the status is the response's, no wrapper around `send`.
+            recorder = obs.RequestMetrics(occi, route_of=self._route_of)
+
+            async def measured(scope: Scope, receive: Receive, send: Send) -> None:
+                started = time.perf_counter()
+                status = 500  # unless the endpoint answers (it renders every error it sees)
+                recorder.begin()
+                try:
+                    response = await endpoint(Request(scope, receive, send))
+                    status = response.status_code
+                    await response(scope, receive, send)
+                finally:
+                    recorder.record(scope["method"], scope["path"], status, time.perf_counter() - started,
+                                    ended=True)
+
+            fast = measured
 
         async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] == "http":

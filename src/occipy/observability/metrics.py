@@ -252,16 +252,26 @@ class RequestMetrics:
             raise
         finally:
             _in_progress[0] -= 1
-            method = scope["method"]
-            if method not in _METHODS:
-                method = "other"
-            route = self.route_of(scope["path"])
-            timer = self._timers.get((method, route))
-            if timer is None:
-                timer = self._timers[(method, route)] = HTTP_DURATION.labels(method, route)
-            timer.observe(time.perf_counter() - start)
-            key = (method, route, status)
-            counter = self._counters.get(key)
-            if counter is None:
-                counter = self._counters[key] = HTTP_REQUESTS.labels(method, route, str(status))
-            counter.inc()
+            self.record(scope["method"], scope["path"], status, time.perf_counter() - start)
+
+    @staticmethod
+    def begin() -> None:
+        """A request is in progress (`occipy_http_requests_in_progress`); `record` ends it."""
+        _in_progress[0] += 1
+
+    def record(self, method: str, path: str, status: int, seconds: float, *, ended: bool = False) -> None:
+        """Count and time one request (`ended`: it was counted in progress by `begin`)."""
+        if ended:
+            _in_progress[0] -= 1
+        if method not in _METHODS:
+            method = "other"
+        route = self.route_of(path)
+        timer = self._timers.get((method, route))
+        if timer is None:
+            timer = self._timers[(method, route)] = HTTP_DURATION.labels(method, route)
+        timer.observe(seconds)
+        key = (method, route, status)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = HTTP_REQUESTS.labels(method, route, str(status))
+        counter.inc()

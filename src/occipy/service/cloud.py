@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 from occipy.backends.base import (
     Samples,
@@ -302,7 +302,7 @@ class Cloud:
         ref = Ref(binding.resource, entity.backend_id)
         if ref in self._index or ref in self._adopted:
             return  # made, followed or adopted by this process: the driver knows it
-        await self.driver.adopt(ref, observed_of(binding, entity, fsm.state_attribute(entity.kind)))
+        await cast(Adopts, self.driver).adopt(ref, observed_of(binding, entity, fsm.state_attribute(entity.kind)))
         self._adopted[ref] = None
         if len(self._adopted) > ADOPTED_KEPT:
             self._adopted.popitem(last=False)
