@@ -49,6 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, files: dict[str, Path]) -> 
     live.stop()
 
 
+@pytest.mark.spec("H-37")
 def test_good_credentials_are_accepted(server: LiveServer) -> None:
     with Client(server.url, auth=BasicAuth("alice", "wonderland")) as occi:
         location = occi.create("compute", attributes={"occi.compute.cores": 1})
@@ -69,6 +70,7 @@ def test_the_principal_is_the_user(server: LiveServer) -> None:
 @pytest.mark.parametrize("auth", [None, BasicAuth("alice", "wrong"), BasicAuth("mallory", "wonderland"),
                                   BasicAuth("eve", "no-group")], ids=["none", "wrong-password", "unknown-user",
                                                                       "in-no-group"])
+@pytest.mark.spec("H-37")
 def test_missing_or_wrong_credentials_are_401_with_the_challenge(server: LiveServer, auth: BasicAuth | None) -> None:
     with Client(server.url, auth=auth) as occi, pytest.raises(errors.Unauthorized) as caught:
         occi.discover()

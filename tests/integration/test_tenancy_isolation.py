@@ -242,6 +242,8 @@ def _normalise(text: str, names: dict[str, str]) -> str:
 
 @pytest.mark.parametrize("media", MEDIA)
 @pytest.mark.parametrize("operation", list(ONE_OBJECT))
+@pytest.mark.spec("C-45")
+@pytest.mark.spec("H-38")
 def test_another_tenants_object_is_not_there(world: World, intruder: tuple[httpx.Client, Holdings],
                                              operation: str, media: str) -> None:
     occi, own = intruder

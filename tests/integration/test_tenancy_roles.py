@@ -63,6 +63,8 @@ def test_an_admin_sees_and_changes_every_tenant(server: LiveServer) -> None:
 
 
 @pytest.mark.parametrize("media", MEDIA)
+@pytest.mark.spec("C-45")
+@pytest.mark.spec("H-38")
 def test_a_reader_reads_its_tenant_and_writes_nothing(server: LiveServer, media: str) -> None:
     alices = make_compute(server, "alice", f"read-only-{media}")
     bobs = make_compute(server, "bob", f"not-for-rita-{media}")

@@ -153,6 +153,7 @@ def https_required(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     server.stop()
 
 
+@pytest.mark.spec("H-36")
 def test_a_good_client_certificate_is_served(pki: Pki, https_required: str) -> None:
     with httpx.Client(verify=client_context(pki, pki.alice), timeout=10) as client:
         response = client.get(https_required + "/-/")
