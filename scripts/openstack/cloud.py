@@ -307,6 +307,17 @@ class Cloud(Supervisor):
         self.wait("cinder-volume service", volume_up, log="cinder-volume.oslo")
         self.timings["cinder-volume up"] = round(time.monotonic() - self.t0, 1)
 
+        def scheduler_knows_the_backend() -> bool:
+            # A service that is "up" has sent its heartbeat; the scheduler places volumes only once
+            # the volume service's capabilities reached it (at its start, then periodically): before
+            # that a create ends in `error` ("No valid backend was found").
+            pools = expect(http("GET", f"http://127.0.0.1:{self.port['cinder']}/v3/{admin_project}"
+                                       "/scheduler-stats/get_pools", token=token, timeout=10), "cinder pools")
+            return bool(pools.get("pools"))
+        self.wait("cinder-scheduler knowing the volume backend", scheduler_knows_the_backend,
+                  log="cinder-scheduler.oslo")
+        self.timings["cinder pools"] = round(time.monotonic() - self.t0, 1)
+
         def host_mapped() -> bool:  # the scheduler's periodic discovery maps the compute host (<= 5 s)
             out = subprocess.run([*self.psql, "-d", "nova_api", "-tAc", "SELECT count(*) FROM host_mappings"],
                                  capture_output=True, text=True, timeout=10, check=False).stdout.strip()

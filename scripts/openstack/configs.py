@@ -146,6 +146,9 @@ class Settings:
                 "glance_api_servers": f"http://127.0.0.1:{self.port['glance']}",
                 "api_paste_config": self.paste / "cinder/api-paste.ini", "state_path": self.dir / "cinder",
                 "graceful_shutdown_timeout": 2,
+                # cinder-volume sends its capabilities to the scheduler at start and then every
+                # periodic_interval (60 s by default): one lost at start must not cost a minute.
+                "periodic_interval": 5,
             },
             "database": {"connection": self.db_url("cinder")},
             "keystone_authtoken": self.authtoken("cinder"),
