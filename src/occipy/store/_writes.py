@@ -125,7 +125,9 @@ def sample_from_row(row: Any) -> MetricSample:
                         metric=row.metric, value=row.value, taken=row.taken, tenant=row.tenant)
 
 
-_UPSERTS: dict[tuple[str, str, str, tuple[str, ...]], Any] = {}
+# (dialect, table, key, the rows' columns) -> the statement's SQL for the driver, the order of its
+# positional parameters (None: named), and the values of binds the rows do not carry.
+_UPSERTS: dict[tuple[str, str, str, tuple[str, ...]], tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
 
 
 def _upsert(conn: Connection, table: sa.Table, key: str, rows: list[dict[str, Any]], keep: Sequence[str]) -> None:
@@ -136,20 +138,30 @@ def _upsert(conn: Connection, table: sa.Table, key: str, rows: list[dict[str, An
     """
     if not rows:
         return
-    columns = tuple(name for name in rows[0] if name != key and name not in keep)
-    cache_key = (conn.dialect.name, table.name, key, columns)
-    statement = _UPSERTS.get(cache_key)
-    if statement is None:
-        # Built once: building `excluded` proxies every column and costs far more than running it.
+    given = tuple(rows[0])
+    cache_key = (conn.dialect.name, table.name, key, given)
+    compiled = _UPSERTS.get(cache_key)
+    if compiled is None:
+        # Built and compiled once: building `excluded` proxies every column and costs far more than
+        # running it, and so did compiling it for each commit (the SQL goes to the driver as it is).
         from sqlalchemy.dialects import postgresql, sqlite
 
+        columns = tuple(name for name in given if name != key and name not in keep)
         insert = postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
         changes: dict[str, Any] = {n: insert.excluded[n] for n in columns}
         if "version" in table.c:
             changes["version"] = table.c.version + 1
         statement = insert.on_conflict_do_update(index_elements=[key], set_=changes)
-        _UPSERTS[cache_key] = statement
-    conn.execute(statement, rows)
+        form = statement.compile(dialect=conn.dialect, column_keys=list(given))
+        extra = {name: bind.effective_value for name, bind in form.binds.items() if name not in given}
+        order = tuple(form.positiontup) if form.positional and form.positiontup is not None else None
+        compiled = _UPSERTS[cache_key] = (str(form), order, extra)
+    sql, order, extra = compiled
+    if order is not None:
+        conn.exec_driver_sql(sql, [tuple(row[name] if name in row else extra[name] for name in order)
+                                   for row in rows])
+    else:
+        conn.exec_driver_sql(sql, [{**extra, **row} for row in rows] if extra else rows)
 
 
 def bulk_writable(batch: Batch) -> bool:

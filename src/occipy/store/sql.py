@@ -142,6 +142,9 @@ class SqlStore:
         self._pruning = sql_events.Pruning()
         self._event_listeners = EventLog(self._retention)
         self._events_engine: Engine | None = None
+        # SQLite: the writer remembers what it committed last, so that deriving a commit's events
+        # reads nothing back (PostgreSQL: other processes write too, the rows are read).
+        self._remembered: sql_events.Remembered | None = None
 
     # ---- life cycle ---------------------------------------------------------------------------
 
@@ -150,6 +153,8 @@ class SqlStore:
         if self._opened:
             raise RuntimeError("SqlStore.open() called twice")
         self._opened = True
+        if not self.shared:
+            self._remembered = sql_events.Remembered(size=max(self.cache_size, 1), opened=time.time())
         engine = make_engine(self.url, self.synchronous)
         ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         thread = threading.Thread(target=self._run, args=(engine, ready), name="occipy-store-writer", daemon=True)
@@ -637,7 +642,8 @@ class SqlStore:
             conn = self._connection(engine)
             with conn.begin():
                 # issue 12: the group's change events, derived and written in its transaction.
-                sql_events.record(conn, [batch for batch, _, _ in group], now, self._retention, self._pruning)
+                known = sql_events.record(conn, [batch for batch, _, _ in group], now, self._retention,
+                                          self._pruning, self._remembered)
                 if bulk:
                     write_puts(conn, [e for batch, _, _ in group for e in batch.put],
                                [op for batch, _, _ in group for op in batch.put_operations], now)
@@ -647,6 +653,8 @@ class SqlStore:
                 else:
                     for batch, _, _ in group:
                         write_batch(conn, batch, now)
+            if self._remembered is not None:
+                self._remembered.keep(known)  # committed: the rows hold this now
             outcomes = [None] * len(group)
             metrics.STORE_COMMIT_DURATION.labels(dialect).observe(time.perf_counter() - started)
             metrics.STORE_COMMIT_BATCHES.labels(dialect).inc(len(group))
@@ -674,10 +682,13 @@ class SqlStore:
     def _write_alone(self, engine: Engine, batch: Batch, now: float) -> Exception | None:
         try:
             with engine.begin() as conn:
-                sql_events.record(conn, [batch], now, self._retention, self._pruning)  # issue 12
+                known = sql_events.record(conn, [batch], now, self._retention, self._pruning,  # issue 12
+                                          self._remembered)
                 write_batch(conn, batch, now)
         except Exception as exc:  # noqa: BLE001  (goes to this batch's caller, see _write_group)
             return store_error(exc)
+        if self._remembered is not None:
+            self._remembered.keep(known)
         return None
 
     def _settle(self, settled: Sequence[tuple[Batch, asyncio.Future[None], Exception | None]]) -> None:

@@ -12,8 +12,9 @@ Imports sqlalchemy, msgspec, the model and the store's own modules.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import msgspec
@@ -59,7 +60,12 @@ _ENTITY_ROWS: Final = sa.select(
 _OPERATION_ROWS: Final = sa.select(
     operations.c.op_id, operations.c.location, operations.c.action, operations.c.state, operations.c.message,
 ).where(operations.c.op_id.in_(sa.bindparam("keys", expanding=True)))
-_INSERT_EVENTS: Final = events.insert()
+_EVENT_COLUMNS: Final = ("type", "location", "tenant", "kind", "state", "message", "operation", "action", "created")
+# Sent as it is (exec_driver_sql): compiling SQLAlchemy's insert for each commit cost more than
+# running it. The placeholder is the driver's (`?` for sqlite3, `%s` for psycopg).
+_INSERT_EVENTS: Final = {
+    style: f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES ({', '.join([mark] * len(_EVENT_COLUMNS))})"
+    for style, mark in (("qmark", "?"), ("format", "%s"), ("pyformat", "%s"))}
 
 
 def _stored_entities(conn: Connection, locations: set[str]) -> dict[str, Entity]:
@@ -82,43 +88,108 @@ def _stored_operations(conn: Connection, op_ids: set[str]) -> dict[str, Operatio
     return found
 
 
-def derive_group(conn: Connection, batches: Sequence[Batch], now: float) -> list[ChangeEvent]:
-    """The events of these batches, in order, against what the database holds before them."""
+@dataclass(slots=True)
+class Remembered:
+    """What a database's only writer committed last, so that deriving events needs no reads.
+
+    Only for a database with one writing process (SQLite, D-STORE): every commit goes through that
+    process's writer, so what it remembers of a row is what the row holds. Bounded: the least
+    recently written are forgotten, and a forgotten row is read again. An operation not remembered
+    whose `created` is later than every forgotten operation's (and than the store's opening) was
+    never written: it needs no read either (a new operation record).
+    """
+
+    size: int
+    opened: float
+    entities: OrderedDict[str, Entity | None] = field(default_factory=OrderedDict)
+    operations: OrderedDict[str, Operation | None] = field(default_factory=OrderedDict)
+    forgotten_ops_until: float = 0.0  # the latest `created` of a forgotten operation
+
+    def __post_init__(self) -> None:
+        self.forgotten_ops_until = self.opened
+
+    def keep(self, known: Known) -> None:
+        """After a commit: what the committed batches left (`known` after `derive`)."""
+        entities, operations = self.entities, self.operations
+        for location, entity in known.entities.items():
+            entities[location] = entity
+            entities.move_to_end(location)
+        for op_id, op in known.operations.items():
+            operations[op_id] = op
+            operations.move_to_end(op_id)
+        while len(entities) > self.size:
+            entities.popitem(last=False)
+        while len(operations) > self.size:
+            _, forgotten = operations.popitem(last=False)
+            if forgotten is not None and forgotten.created > self.forgotten_ops_until:
+                self.forgotten_ops_until = forgotten.created
+
+
+def derive_group(conn: Connection, batches: Sequence[Batch], now: float,
+                 remembered: Remembered | None = None) -> tuple[list[ChangeEvent], Known]:
+    """The events of these batches, in order, against what the database holds before them, and
+    what the database will hold after them (`Known`, for `Remembered.keep` once committed)."""
     locations: set[str] = set()
+    absent: set[str] = set()  # insert-only entities: the insert fails (and nothing commits) if one exists
     op_ids: set[str] = set()
+    new_ops: set[str] = set()
     for batch in batches:
         locations.update(batch.delete)
         locations.update(entity.location for entity in batch.put)
-        locations.update(entity.location for entity in batch.new)
+        absent.update(entity.location for entity in batch.new)
         for op in batch.put_operations:
             op_ids.add(op.op_id)
             locations.add(op.location)
-    stored = _stored_entities(conn, locations) if locations else {}
-    stored_ops = _stored_operations(conn, op_ids) if op_ids else {}
-    known = Known(stored.get, stored_ops.get)
+            if remembered is not None and op.op_id not in remembered.operations \
+                    and op.created > remembered.forgotten_ops_until:
+                new_ops.add(op.op_id)
+    locations -= absent
+    before: dict[str, Entity | None] = dict.fromkeys(absent)
+    before_ops: dict[str, Operation | None] = dict.fromkeys(new_ops)
+    if remembered is not None:
+        for location in locations:
+            if location in remembered.entities:
+                before[location] = remembered.entities[location]
+        for op_id in op_ids:
+            if op_id in remembered.operations:
+                before_ops[op_id] = remembered.operations[op_id]
+    unknown = locations - before.keys()
+    if unknown:
+        stored = _stored_entities(conn, unknown)
+        for location in unknown:
+            before[location] = stored.get(location)
+    unknown_ops = op_ids - before_ops.keys()
+    if unknown_ops:
+        stored_ops = _stored_operations(conn, unknown_ops)
+        for op_id in unknown_ops:
+            before_ops[op_id] = stored_ops.get(op_id)
+    known = Known(before.get, before_ops.get)
     found: list[ChangeEvent] = []
     for batch in batches:
         found.extend(derive(batch, known, now))
-    return found
+    return found, known
 
 
 def record(conn: Connection, batches: Sequence[Batch], now: float, retention: EventRetention,
-           pruning: Pruning) -> int:
-    """Insert the events of these batches (before their writes, in their transaction); how many."""
+           pruning: Pruning, remembered: Remembered | None = None) -> Known:
+    """Insert the events of these batches (before their writes, in their transaction).
+
+    Returns what the rows will hold after the batches: once the transaction committed, the
+    caller passes it to `remembered.keep` (never before: a rolled-back group left nothing).
+    """
     if conn.dialect.name == "postgresql":
         # Held to the end of the transaction: event ids commit in the order they are given.
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENTS_LOCK})
-    found = derive_group(conn, batches, now)
+    found, known = derive_group(conn, batches, now, remembered)
     if found:
-        conn.execute(_INSERT_EVENTS, [
-            {"type": e.type, "location": e.location, "tenant": e.tenant, "kind": e.kind, "state": e.state,
-             "message": e.message, "operation": e.operation, "action": e.action, "created": e.created}
+        conn.exec_driver_sql(_INSERT_EVENTS[conn.dialect.paramstyle], [
+            (e.type, e.location, e.tenant, e.kind, e.state, e.message, e.operation, e.action, e.created)
             for e in found])
     pruning.since += len(found)
     if pruning.since >= max(1, retention.keep // PRUNE_SHARE) or now - pruning.at >= PRUNE_SECONDS:
         prune(conn, retention, now)
         pruning.since, pruning.at = 0, now
-    return len(found)
+    return known
 
 
 def _floor(conn: Connection) -> int:

@@ -221,3 +221,50 @@ async def test_two_writers_on_one_postgresql_database_commit_ids_in_order(postgr
     finally:
         for store in (first, second, reader):
             await store.close()
+
+
+async def _replay(store: Store, start: float) -> list[tuple[object, ...]]:
+    """Many entities and operations, updated in turns, with a refused batch inside a group."""
+    now = start
+    for round_ in range(3):
+        records = []
+        for n in range(6):
+            now += 1.0
+            records.append(Operation(op_id=f"op-{n}-{round_}", location=f"/compute/vm-{n}", action="start",
+                                     state="queued", tenant="t1", created=now))
+            await store.commit(Batch(put=[vm(n, ("inactive", "active")[round_ % 2], round=round_)],
+                                     put_operations=[records[-1]]))
+        ended = [record.ended("succeeded", None, now) for record in records]
+        for record in ended:
+            await store.commit(Batch(put_operations=[record]))
+        for record in ended:  # the same records again, long forgotten by a small memory: no events
+            await store.commit(Batch(put_operations=[record], put=[vm(0, "inactive", round=-1)]))
+        twin = Entity(kind=COMPUTE, entity_id="vm-0", location="/compute/twin", attributes={"occi.core.id": "vm-0"})
+        outcomes = await asyncio.gather(store.commit(Batch(put=[twin])), store.commit(Batch(put=[vm(1, "error")])),
+                                        return_exceptions=True)
+        assert isinstance(outcomes[0], Conflict) and outcomes[1] is None
+    await store.commit(Batch(delete=[f"/compute/vm-{n}" for n in range(0, 6, 2)]))
+    await store.commit(Batch(put=[vm(0)]))  # deleted above: created again
+    return summary((await store.events_after(0, limit=10_000)).events)
+
+
+async def test_the_sqlite_writers_memory_gives_the_events_that_reading_the_rows_gives(tmp_path: Path) -> None:
+    """SQLite: the writer derives events from what it remembers committing (no reads), bounded by
+    the cache size; a memory of 2 rows forgets most of them and must read them back, a refused
+    batch must leave nothing remembered: the events equal those of MemoryStore."""
+    start = time.time()
+    reference = MemoryStore()
+    await reference.open()
+    expected = await _replay(reference, start)
+    await reference.close()
+    for size in (2, 20_000):
+        store = SqlStore(f"sqlite:///{tmp_path / f'memory-{size}.db'}", cache_size=size)
+        await store.open()
+        try:
+            assert store._remembered is not None and store._remembered.size == size
+            assert await _replay(store, start) == expected
+            assert len(store._remembered.entities) <= size and len(store._remembered.operations) <= size
+        finally:
+            await store.close()
+    assert ("state", "/compute/vm-1", "error", None) in expected and ("created", "/compute/vm-0", "inactive", None) \
+        in expected[-1:]
