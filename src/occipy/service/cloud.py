@@ -924,7 +924,7 @@ class CreateSpec:
     async def run(self, entity: Entity | None) -> Finish:
         cloud = self.cloud_
         if not self.provisioned:
-            return lambda latest: Batch(put=[self.entity])
+            return lambda latest: Batch(put=[self.entity]) if latest is not None else Batch(new=[self.entity])
         for waiting in self.waits:
             try:
                 await asyncio.shield(waiting)
@@ -939,7 +939,9 @@ class CreateSpec:
         def finish(latest: Entity | None) -> Batch:
             created = cloud.apply_observed(latest or self.entity, binding, observed)
             cloud.index(created)
-            return Batch(put=[created])
+            # Never stored yet (work that ended within sync_wait is written once, D-SYNCWAIT):
+            # insert-only, so that a location taken meanwhile is a Conflict, not an overwrite.
+            return Batch(put=[created]) if latest is not None else Batch(new=[created])
 
         return finish
 

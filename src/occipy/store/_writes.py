@@ -31,13 +31,10 @@ from occipy.store.schema import (
 
 # ---- statements (built once; compiled once by SQLAlchemy's cache) ---------------------------
 
-_UPDATE_ENTITY = entities.update().where(entities.c.location == sa.bindparam("b_location")).values(
-    version=entities.c.version + 1)
 _DELETE_ENTITY_MIXINS = entity_mixins.delete().where(entity_mixins.c.location == sa.bindparam("b_location"))
 _UPDATE_MIXIN = user_mixins.update().where(user_mixins.c.type_id == sa.bindparam("b_type_id"))
 _NEXT_MIXIN_SEQ = sa.select(sa.func.coalesce(sa.func.max(user_mixins.c.seq), 0) + 1).scalar_subquery()
 _INSERT_MIXIN = user_mixins.insert().values(seq=_NEXT_MIXIN_SEQ)
-_UPDATE_OPERATION = operations.update().where(operations.c.op_id == sa.bindparam("b_op_id"))
 _BUMP_MIXINS = store_state.update().where(store_state.c.id == 1).values(mixins=store_state.c.mixins + 1)
 
 
@@ -47,31 +44,26 @@ def write_batch(conn: Connection, batch: Batch, now: float) -> None:
         conn.execute(entities.delete().where(entities.c.location.in_(batch.delete)))
         # "Deleting an entity removes its entity_mixins rows" (store brief).
         conn.execute(entity_mixins.delete().where(entity_mixins.c.location.in_(batch.delete)))
-    new_rows: list[dict[str, Any]] = []
     mixin_rows: list[dict[str, str]] = []
-    for entity in batch.new:
+    if batch.new:
         # A plain INSERT: a taken location or id is an IntegrityError (Conflict), whoever took it.
-        new_rows.append({**entity_row(entity), "location": entity.location, "created": now, "updated": now})
-        mixin_rows.extend({"location": entity.location, "mixin": mixin} for mixin in entity.mixins)
-    if new_rows:
-        conn.execute(entities.insert(), new_rows)
-        new_rows = []
-    # The same location twice in one batch: the last value wins, at the first one's position.
+        _insert(conn, entities, [{**entity_row(entity), "location": entity.location, "created": now, "updated": now}
+                                 for entity in batch.new])
+        mixin_rows.extend({"location": entity.location, "mixin": mixin} for entity in batch.new
+                          for mixin in entity.mixins)
+    # The same location twice in one batch: the last value wins. An upsert keeps an updated row's
+    # `seq`, hence its place in every page.
     puts = {entity.location: entity for entity in batch.put}
-    for location, entity in puts.items():
-        row = entity_row(entity)
-        # Update first, insert when nothing matched: portable (no dialect upsert), and the
-        # updated row keeps its `seq`, hence its place in every page.
-        if conn.execute(_UPDATE_ENTITY, {**row, "b_location": location, "updated": now}).rowcount:
-            conn.execute(_DELETE_ENTITY_MIXINS, {"b_location": location})
-            mixin_rows = [m for m in mixin_rows if m["location"] != location]
-        else:
-            new_rows.append({**row, "location": location, "created": now, "updated": now})
-        mixin_rows.extend({"location": location, "mixin": mixin} for mixin in entity.mixins)
-    if new_rows:
-        conn.execute(entities.insert(), new_rows)
+    if puts:
+        _upsert(conn, entities, "location",
+                [{**entity_row(entity), "location": location, "created": now, "updated": now}
+                 for location, entity in puts.items()], keep=("seq", "created"))
+        conn.execute(_DELETE_ENTITY_MIXINS, [{"b_location": location} for location in puts])
+        mixin_rows = [m for m in mixin_rows if m["location"] not in puts]
+        mixin_rows.extend({"location": location, "mixin": mixin} for location, entity in puts.items()
+                          for mixin in entity.mixins)
     if mixin_rows:
-        conn.execute(entity_mixins.insert(), mixin_rows)
+        _insert(conn, entity_mixins, mixin_rows)
     if batch.delete_mixins:
         conn.execute(user_mixins.delete().where(user_mixins.c.type_id.in_(batch.delete_mixins)))
     for mixin in batch.put_mixins:
@@ -85,10 +77,10 @@ def write_batch(conn: Connection, batch: Batch, now: float) -> None:
             conn.execute(_INSERT_MIXIN, {**values, "type_id": mixin.type_id})
     if batch.delete_mixins or batch.put_mixins:
         conn.execute(_BUMP_MIXINS)
-    for op in batch.put_operations:
-        values = operation_row(op)
-        if not conn.execute(_UPDATE_OPERATION, {**values, "b_op_id": op.op_id}).rowcount:
-            conn.execute(operations.insert(), {**values, "op_id": op.op_id})
+    if batch.put_operations:
+        ops = {op.op_id: op for op in batch.put_operations}  # the last record of one id wins
+        _upsert(conn, operations, "op_id", [{**operation_row(op), "op_id": op_id} for op_id, op in ops.items()],
+                keep=("created",))
     if batch.put_samples or batch.prune_samples:  # [monitoring]
         write_samples(conn, batch.put_samples, batch.prune_samples)
 
@@ -162,6 +154,25 @@ def _upsert(conn: Connection, table: sa.Table, key: str, rows: list[dict[str, An
                                    for row in rows])
     else:
         conn.exec_driver_sql(sql, [{**extra, **row} for row in rows] if extra else rows)
+
+
+_INSERTS: dict[tuple[str, str, tuple[str, ...]], tuple[str, tuple[str, ...] | None]] = {}
+
+
+def _insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """A plain INSERT of many rows, compiled once per table and columns (sent to the driver as it is)."""
+    given = tuple(rows[0])
+    cache_key = (conn.dialect.name, table.name, given)
+    compiled = _INSERTS.get(cache_key)
+    if compiled is None:
+        form = table.insert().compile(dialect=conn.dialect, column_keys=list(given))
+        order = tuple(form.positiontup) if form.positional and form.positiontup is not None else None
+        compiled = _INSERTS[cache_key] = (str(form), order)
+    sql, order = compiled
+    if order is not None:
+        conn.exec_driver_sql(sql, [tuple(row[name] for name in order) for row in rows])
+    else:
+        conn.exec_driver_sql(sql, rows)
 
 
 def bulk_writable(batch: Batch) -> bool:
