@@ -176,8 +176,40 @@ def _insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> No
 
 
 def bulk_writable(batch: Batch) -> bool:
-    """Whether a batch only upserts (so a group of them can be written with one statement per table)."""
-    return not (batch.delete or batch.delete_mixins or batch.put_mixins or batch.new)
+    """Whether a batch only inserts and upserts (a group of them can then be written with one statement
+    per table, `bulk_group_writable`)."""
+    return not (batch.delete or batch.delete_mixins or batch.put_mixins)
+
+
+def bulk_group_writable(batches: Sequence[Batch]) -> bool:
+    """Whether `write_group` writes these batches as applying them one after the other would: each
+    is `bulk_writable`, and no location is inserted (`new`) twice or both inserted and upserted
+    (then the order of inserts and upserts between batches does not matter)."""
+    inserted: set[str] = set()
+    upserted: set[str] = set()
+    for batch in batches:
+        if not bulk_writable(batch):
+            return False
+        for entity in batch.new:
+            if entity.location in inserted:
+                return False
+            inserted.add(entity.location)
+        upserted.update(entity.location for entity in batch.put)
+    return not inserted & upserted
+
+
+def write_group(conn: Connection, batches: Sequence[Batch], now: float) -> None:
+    """The batches of a `bulk_group_writable` group: their inserts, then their upserts (`write_puts`)."""
+    new = [entity for batch in batches for entity in batch.new]
+    if new:
+        # A plain INSERT: a taken location or id fails the group (its batches are retried alone).
+        _insert(conn, entities, [{**entity_row(entity), "location": entity.location, "created": now, "updated": now}
+                                 for entity in new])
+        mixin_rows = [{"location": entity.location, "mixin": mixin} for entity in new for mixin in entity.mixins]
+        if mixin_rows:
+            _insert(conn, entity_mixins, mixin_rows)
+    write_puts(conn, [entity for batch in batches for entity in batch.put],
+               [op for batch in batches for op in batch.put_operations], now)
 
 
 def write_puts(conn: Connection, puts: list[Entity], operations_: list[Operation], now: float) -> None:
@@ -187,14 +219,14 @@ def write_puts(conn: Connection, puts: list[Entity], operations_: list[Operation
     winning, is the same as applying the batches one after the other.
     """
     latest = {entity.location: entity for entity in puts}
-    _upsert(conn, entities, "location",
-            [{**entity_row(e), "location": loc, "created": now, "updated": now} for loc, e in latest.items()],
-            keep=("seq", "created"))
     if latest:
+        _upsert(conn, entities, "location",
+                [{**entity_row(e), "location": loc, "created": now, "updated": now} for loc, e in latest.items()],
+                keep=("seq", "created"))
         conn.execute(_DELETE_ENTITY_MIXINS, [{"b_location": location} for location in latest])
     mixin_rows = [{"location": loc, "mixin": m} for loc, e in latest.items() for m in e.mixins]
     if mixin_rows:
-        conn.execute(entity_mixins.insert(), mixin_rows)
+        _insert(conn, entity_mixins, mixin_rows)
     ops = {op.op_id: op for op in operations_}
     _upsert(conn, operations, "op_id", [{**operation_row(op), "op_id": op_id} for op_id, op in ops.items()],
             keep=("created",))

@@ -48,7 +48,7 @@ from occipy.observability import metrics
 from occipy.store import _reads as reads
 from occipy.store._codec import entity_from_row, mixin_from_json, mixin_to_json, operation_from_row
 from occipy.store._writes import (
-    bulk_writable,
+    bulk_group_writable,
     database_url,
     make_engine,
     migrate,
@@ -56,7 +56,7 @@ from occipy.store._writes import (
     sample_from_row,
     store_error,
     write_batch,
-    write_puts,
+    write_group,
     write_samples,
 )
 from occipy.store import sql_events
@@ -635,7 +635,7 @@ class SqlStore:
     def _write_group(self, engine: Engine, group: Sequence[_Pending]) -> None:
         outcomes: list[Exception | None]
         now = time.time()
-        bulk = all(bulk_writable(batch) for batch, _, _ in group)
+        bulk = bulk_group_writable([batch for batch, _, _ in group])
         dialect = engine.dialect.name
         started = time.perf_counter()  # metrics: store commit latency (docs/metrics.md)
         try:
@@ -645,8 +645,7 @@ class SqlStore:
                 known = sql_events.record(conn, [batch for batch, _, _ in group], now, self._retention,
                                           self._pruning, self._remembered)
                 if bulk:
-                    write_puts(conn, [e for batch, _, _ in group for e in batch.put],
-                               [op for batch, _, _ in group for op in batch.put_operations], now)
+                    write_group(conn, [batch for batch, _, _ in group], now)
                     # [monitoring] samples touch no other table: their order among entities is free.
                     write_samples(conn, [x for batch, _, _ in group for x in batch.put_samples],
                                   [x for batch, _, _ in group for x in batch.prune_samples])

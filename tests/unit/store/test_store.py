@@ -596,3 +596,31 @@ def test_attribute_values_round_trip_through_the_database(attributes: dict[str, 
         assert repr(loaded[0].attributes) == repr(attributes)  # 4.0 stays 4.0, 4 stays 4
     finally:
         engine.dispose()
+
+
+async def test_inserts_in_one_group_keep_their_one_by_one_meaning(store: Store) -> None:
+    """Insert-only entities (`Batch.new`) committed together: each batch means what it means alone
+    (a location inserted twice, or upserted by an earlier batch, is a Conflict for the later one)."""
+    await store.commit(Batch(new=[compute(1)]))
+    outcomes = await asyncio.gather(
+        store.commit(Batch(new=[compute(2)])),
+        store.commit(Batch(new=[compute(2, **{"occi.core.title": "twin"})])),  # the same location, inserted again
+        store.commit(Batch(put=[compute(3)])),
+        store.commit(Batch(new=[compute(3, **{"occi.core.title": "late"})])),  # upserted by the batch before
+        store.commit(Batch(new=[compute(4)], put_operations=[Operation(op_id="op-4", location="/compute/c-4",
+                                                                      action="create", state="succeeded")])),
+        store.commit(Batch(new=[compute(1)])),  # stored before the group
+        return_exceptions=True)
+    assert [type(outcome).__name__ for outcome in outcomes] == ["NoneType", "Conflict", "NoneType", "Conflict",
+                                                               "NoneType", "Conflict"]
+    assert (await store.get("/compute/c-2")).attributes.get("occi.core.title") is None  # type: ignore[union-attr]
+    assert (await store.get("/compute/c-3")).attributes.get("occi.core.title") is None  # type: ignore[union-attr]
+    assert await store.get("/compute/c-4") is not None and (await store.get_operation("op-4")) is not None
+    assert sorted(locations(await store.query(EntityQuery()))) == ["/compute/c-1", "/compute/c-2", "/compute/c-3",
+                                                                   "/compute/c-4"]
+    # Alone in a group (nothing else fails it): upserted, then inserted by a later batch.
+    outcomes = await asyncio.gather(store.commit(Batch(put=[compute(5)])),
+                                    store.commit(Batch(new=[compute(5, **{"occi.core.title": "late"})])),
+                                    return_exceptions=True)
+    assert outcomes[0] is None and isinstance(outcomes[1], Conflict), outcomes
+    assert (await store.get("/compute/c-5")).attributes.get("occi.core.title") is None  # type: ignore[union-attr]
