@@ -159,6 +159,10 @@ class Lanes:
         lane = self._lanes.get(location)
         return lane is not None and (lane.running is not None or bool(lane.jobs))
 
+    def any_lane(self) -> bool:
+        """Whether some entity has a lane (else no entity is busy: a quick answer for a long listing)."""
+        return bool(self._lanes)
+
     def deleting(self, location: str) -> bool:
         lane = self._lanes.get(location)
         return lane is not None and lane.deleting
