@@ -3,7 +3,9 @@ with the app (a fake transport: no sockets, no syscalls), against bench/floor.py
 
 `make bench` measures whole requests over loopback; this script says where the CPU of one request
 goes, with a figure per layer that moves little on a loaded machine (CPU time, not wall time).
-Store: MemoryStore (the service's cost without SQL); cloud: simulated, delay 0.
+Store: MemoryStore (the service's cost without SQL), then the durable SqlStore on SQLite for the
+writes and a 10,000-compute JSON collection (the process's CPU, its writer thread included);
+cloud: simulated, delay 0.
 
 Usage: .venv/bin/python bench/inprocess.py [--rounds N]   (prints JSON: microseconds per request)
 """
@@ -31,6 +33,7 @@ from occipy.model.catalogue import standard_registry
 from occipy.service.messages import OcciRequest
 from occipy.service.options import ServiceOptions
 from occipy.service.pipeline import Service
+from occipy.store.base import EntityQuery
 from occipy.store.memory import MemoryStore
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -152,6 +155,57 @@ async def main(rounds: int) -> dict[str, float]:
                                                                   location, rounds)
     out["protocol floor GET (httptools)"] = await over_protocol(HttpToolsProtocol, floor_app, "/compute/x", rounds)
     await service.stop()
+    out.update(await on_sqlite(rounds))
+    return out
+
+
+async def on_sqlite(rounds: int) -> dict[str, float]:
+    """Writes and a large JSON collection on the durable SQLite store (one request at a time, and
+    20 creates at once: group commit)."""
+    import tempfile
+
+    from occipy.store.sql import SqlStore
+
+    with tempfile.TemporaryDirectory() as directory:
+        driver = SimulatedDriver.from_options({"delay": "0"}, Path(directory))
+        store = SqlStore(f"sqlite:///{directory}/occipy.db")
+        service = Service(standard_registry(), store, driver, ServiceOptions(sync_wait=1.0, reconcile_interval=0))
+        await store.open()
+        await service.start()
+
+        def request(method: str, path: str, body: bytes = b"", accept: str = "text/plain",
+                    query: dict[str, str] | None = None) -> OcciRequest:
+            return OcciRequest(method=method, path=path, query=query or {}, body=body, base_url="http://x",
+                               headers=[("accept", accept), ("content-type", "text/plain")])
+
+        created = await service.handle(request("POST", "/compute/", KIND))
+        location = dict(created.headers)["Location"][len("http://x"):]
+        flips = iter(range(10**9))
+
+        def action() -> OcciRequest:
+            term = ("stop", "start")[next(flips) % 2]
+            return request("POST", location, ACTION.format(term).encode(), query={"action": term})
+
+        async def burst() -> None:
+            await asyncio.gather(*(service.handle(request("POST", "/compute/", KIND)) for _ in range(20)))
+
+        out: dict[str, float] = {}
+        out["sqlite POST create"] = await cpu_per_call(lambda: service.handle(request("POST", "/compute/", KIND)),
+                                                       rounds // 5)
+        out["sqlite POST action"] = await cpu_per_call(lambda: service.handle(action()), rounds // 5)
+        out["sqlite POST create, 20 at once (per create)"] = round(await cpu_per_call(burst, rounds // 100) / 20, 1)
+        while await store.count(EntityQuery(kinds=(INFRA + "compute",))) < 10_000:
+            await burst()
+
+        async def collection() -> None:
+            answer = await service.handle(request("GET", "/compute/", accept=JSON))
+            if answer.stream is not None:
+                async for _ in answer.stream:
+                    pass
+
+        out["sqlite GET /compute/ (10,000) json, ms"] = round(await cpu_per_call(collection, 20) / 1000, 2)
+        await service.stop()
+        await store.close()
     return out
 
 
