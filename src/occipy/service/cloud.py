@@ -47,6 +47,7 @@ from occipy.errors import (
     OcciError,
 )
 from occipy.model import state as fsm
+from occipy.model.catalogue import ACTION_UPDATES, STORAGE_BACKUP, STORAGE_SNAPSHOT
 from occipy.model.category import AttributeValue, Mixin
 from occipy.model.entity import Entity
 from occipy.model.extensions import ALL as ALL_EXTENSIONS
@@ -68,6 +69,9 @@ T = TypeVar("T")
 
 _SLUG: Final = re.compile(r"[^a-z0-9-]+")
 SAVE_ACTION: Final = "http://schemas.ogf.org/occi/infrastructure/compute/action#save"
+# Actions that mean nothing without a cloud object (D-LEGACY-STORAGE): where no cloud runs them
+# they are 501, never a success nothing backs.
+CLOUD_ONLY_ACTIONS: Final = frozenset({STORAGE_BACKUP, STORAGE_SNAPSHOT})
 
 
 CLOUD_SCHEME: Final = "http://occipy.org/occi/cloud#"
@@ -213,9 +217,15 @@ class Cloud:
 
     def offers_action(self, entity: Entity, action_id: str) -> bool:
         """Whether the action may be invoked on the entity (the cloud runs it, or nothing runs it)."""
-        support = self.support(entity.kind)
-        if support is None:
-            return True
+        binding = self.binding(entity.kind)
+        if binding is None:
+            return action_id not in CLOUD_ONLY_ACTIONS
+        support = self.driver.supports[binding.resource]
+        updates = ACTION_UPDATES.get(action_id)
+        if updates is not None:
+            # An action that is an update (resize): offered when the cloud can apply that update.
+            fields = {binding.live[name] for name in updates.values() if name in binding.live}
+            return not fields or (self.updates and fields <= support.updates)
         term = action_id.rpartition("#")[2]
         if action_id == SAVE_ACTION:
             return self.can_save()
@@ -963,6 +973,9 @@ class ActionSpec:
         # Checked again at its turn: an earlier operation may have failed (INF-R1).
         self._target = fsm.next_state(entity.kind, state_of(entity), self.action_id)
         self.cloud = self.cloud_.backed(entity) is not None
+        if not self.cloud and self.action_id in CLOUD_ONLY_ACTIONS:
+            raise NotSupported(f"the {self.cloud_.driver.name} cloud cannot {self.action} this "
+                               f"{entity.kind.rpartition('#')[2]}: it has no object in the cloud")
         return set_state(entity, None, f"{self.action} in progress")
 
     async def run(self, entity: Entity | None) -> Finish:
