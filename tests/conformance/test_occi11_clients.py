@@ -5,7 +5,8 @@ Each test is one such request, in our words: categories sent without `class`, a 
 `rel` names a mixin the server does not know, `occi.compute.speed` in the compute kind, quoted
 commas in `X-OCCI-Attribute`, and terms a strict 1.1 parser accepts. Plus the typed-value edge
 (issue 8): ranges answered 400 naming the attribute. And the script's collection flow on the
-default (slow) simulated cloud: a collection start with active members (D-COLLECTION-NOOP). Requests are
+default (slow) simulated cloud: a collection start with active members, a user mixin's members
+changed while the computes are being created (D-COLLECTION-NOOP, D-TAGS-AT-ONCE). Requests are
 raw headers, as 1.1 clients send them (text/occi: everything in headers, one header per field).
 """
 
@@ -329,3 +330,40 @@ def test_starting_the_compute_collection_with_an_active_member_is_200(default_cl
     assert response.status_code == 200, response.text
     _wait_active(default_cloud, creating)
     assert _state(default_cloud, active) == "active"
+
+
+@pytest.mark.spec("H-30")
+@pytest.mark.spec("H-32")
+@pytest.mark.spec("H-35")
+def test_a_user_mixin_applies_at_once_to_computes_being_created(default_cloud: httpx.Client) -> None:
+    # D-TAGS-AT-ONCE: association, full update and removal of a user mixin's members right after
+    # the creates, each seen by the next GET, as the script checks them.
+    _user_mixin(default_cloud, scheme="http://example.com/occi/soon#", term="soon", location="/soon/")
+    tag = 'soon; scheme="http://example.com/occi/soon#"'
+    first, second = _create(default_cloud, Category=CLASSLESS_COMPUTE), _create(default_cloud, Category=CLASSLESS_COMPUTE)
+    added = default_cloud.post("/soon/", headers={**TEXT_OCCI, "X-OCCI-Location": first})
+    assert added.status_code == 200, added.text
+    assert "soon" in default_cloud.get(first, headers={"Accept": OCCI}).headers["category"]
+    replaced = default_cloud.put("/soon/", headers={**TEXT_OCCI, "X-OCCI-Location": second})
+    assert replaced.status_code == 200, replaced.text
+    assert text_locations(default_cloud.get("/soon/", headers={"Accept": OCCI})) == [second]
+    assert text_locations(default_cloud.get("/compute/", headers={"Accept": OCCI, "Category": tag})) == [second]
+    # the creates end and keep the membership
+    _wait_active(default_cloud, first)
+    _wait_active(default_cloud, second)
+    assert text_locations(default_cloud.get("/soon/", headers={"Accept": OCCI})) == [second]
+    assert "soon" not in default_cloud.get(first, headers={"Accept": OCCI}).headers["category"]
+    # removal while a stop runs is seen at once, and the stop does not bring it back
+    stopped = default_cloud.post(second, params={"action": "stop"},
+                                 headers={**TEXT_OCCI, "Category": f'stop; scheme="{COMPUTE_ACTION}"'})
+    assert stopped.status_code == 200, stopped.text
+    removed = default_cloud.request("DELETE", "/soon/", headers={**TEXT_OCCI, "X-OCCI-Location": second})
+    assert removed.status_code == 200, removed.text
+    assert text_locations(default_cloud.get("/soon/", headers={"Accept": OCCI})) == []
+    for _ in range(100):
+        if _state(default_cloud, second) == "inactive":
+            break
+        time.sleep(0.1)
+    assert text_locations(default_cloud.get("/soon/", headers={"Accept": OCCI})) == []
+    gone = default_cloud.request("DELETE", "/-/", headers={**TEXT_OCCI, "Category": f'{tag}; class="mixin"'})
+    assert gone.status_code == 200

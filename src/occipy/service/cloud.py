@@ -624,15 +624,19 @@ class Cloud:
         binding = self.backed(entity)
         if binding is None:
             return
-        if observed is None:
-            # D-OUTSIDE: the entity stays, in error, with a message.
-            updated = set_state(entity, fsm.ERROR_STATE.get(entity.kind), "the object was deleted outside occipy")
-        else:
-            updated = self.apply_observed(entity, binding, observed, overwrite=False)
+
+        def change(current: Entity) -> Entity:
+            if observed is None:
+                # D-OUTSIDE: the entity stays, in error, with a message.
+                return set_state(current, fsm.ERROR_STATE.get(current.kind), "the object was deleted outside occipy")
+            assert binding is not None
+            return self.apply_observed(current, binding, observed, overwrite=False)
+
+        updated = change(entity)
         if updated.attributes != entity.attributes or updated.mixins != entity.mixins:
             op = self.lanes.new_operation(location, "reconcile", entity.tenant, "occipy")
             try:
-                job = await self.lanes.submit(op, ReconcileSpec(updated))
+                job = await self.lanes.submit(op, ReconcileSpec(change))
                 await asyncio.shield(job.done)
             except NotFound:
                 pass  # being deleted, or deleted meanwhile
@@ -916,12 +920,14 @@ class CreateSpec:
         return self.provisioned
 
     def prepare(self, entity: Entity | None) -> Entity | None:
-        return set_state(self.entity, None, "creating")
+        # The stored entity when there is one (written with other entities of its request, or after
+        # a restart): it may carry changes applied since (D-TAGS-AT-ONCE).
+        return set_state(entity or self.entity, None, "creating")
 
     async def run(self, entity: Entity | None) -> Finish:
         cloud = self.cloud_
         if not self.provisioned:
-            return lambda latest: Batch(put=[self.entity])
+            return lambda latest: Batch(put=[latest or self.entity])
         for waiting in self.waits:
             try:
                 await asyncio.shield(waiting)
@@ -1181,9 +1187,10 @@ class DeleteSpec:
 
 @dataclass
 class ReconcileSpec:
-    """Write what the cloud reported outside any operation (no cloud call)."""
+    """Write what the cloud reported outside any operation (no cloud call), onto the entity as it
+    is when written (a change applied meanwhile stays, D-TAGS-AT-ONCE)."""
 
-    updated: Entity
+    change: Callable[[Entity], Entity]
     action: str = "reconcile"
     params: dict[str, Any] = field(default_factory=dict)
     cloud: bool = False
@@ -1194,8 +1201,8 @@ class ReconcileSpec:
         return None
 
     async def run(self, entity: Entity | None) -> Finish:
-        updated = self.updated
-        return lambda latest: Batch(put=[updated] if latest is not None else [])
+        change = self.change
+        return lambda latest: Batch(put=[change(latest)] if latest is not None else [])
 
     def fail(self, entity: Entity | None, error: OcciError) -> Batch:
         return Batch()
