@@ -73,7 +73,12 @@ def extract(catalogue: dict[str, Any]) -> dict[str, Any]:
 
     kinds = [k for k in catalogue["kinds"] if served(k)]
     mixins = [m for m in catalogue["mixins"] if served(m)]
-    actions = [a for a in catalogue["actions"] if served(a)]
+    # docs/decisions.md D-LEGACY-STORAGE: the OCCI 1.1 actions (status legacy) a served kind lists
+    # as optional are served too (storage backup, snapshot, resize), never the 1.1 states. The
+    # non-standard link actions (networkinterface up/down, storagelink online/offline) are not.
+    optional = {action_id for k in kinds for action_id in k.get("optional_actions", ())}
+    actions = [a for a in catalogue["actions"]
+               if served(a) or (a["id"] in optional and a.get("status") == "legacy")]
     kind_ids = {k["id"] for k in kinds}
     # Only the 1.2 diagrams: the OCCI 1.1 storage machine (status legacy) is not served.
     machines = [s for s in catalogue["state_machines"] if s["entity"] in kind_ids and s["status"] in STATUSES]

@@ -513,6 +513,33 @@ def test_collection_action_applies_to_every_member(fresh: Occi) -> None:
     assert [fresh.wait_state(c, "inactive").state for c in computes] == ["inactive", "inactive"]
 
 
+@pytest.mark.spec("H-33")
+def test_collection_action_leaves_members_already_in_its_target_state_alone(fresh: Occi) -> None:
+    # D-COLLECTION-NOOP: the OGF 1.1 script starts /compute/ with computes already active.
+    computes = [fresh.compute() for _ in range(3)]
+    for location in computes:
+        fresh.wait_state(location, "active")
+    assert fresh.act(computes[0], "stop").status_code == 200
+    fresh.wait_state(computes[0], "inactive")
+    response = fresh.invoke("/compute/", COMPUTE_ACTION + "start", media=PLAIN)
+    assert response.status_code == 200, response.text
+    assert [fresh.wait_state(c, "active").state for c in computes] == ["active"] * 3
+    assert fresh.act(computes[1], "start").status_code == 409  # one entity: still INF-R1
+
+
+@pytest.mark.spec("H-33")
+@pytest.mark.spec("L-17")
+def test_collection_action_invalid_for_one_member_changes_nothing(fresh: Occi) -> None:
+    computes = [fresh.compute() for _ in range(2)]
+    for location in computes:
+        fresh.wait_state(location, "active")
+    assert fresh.act(computes[0], "suspend").status_code == 200
+    fresh.wait_state(computes[0], "suspended")
+    response = fresh.invoke("/compute/", COMPUTE_ACTION + "stop", media=PLAIN)
+    assert response.status_code == 409, response.text  # suspended -> stop is not in the diagram
+    assert [fresh.view(c).state for c in computes] == ["suspended", "active"]
+
+
 @pytest.mark.spec("C-28")
 @pytest.mark.spec("L-06")
 def test_collection_action_not_defined_for_every_member_is_refused(occi: Occi) -> None:

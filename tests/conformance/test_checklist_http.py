@@ -900,15 +900,17 @@ def test_mixin_association_is_atomic(occi: Occi, media: str) -> None:
 @pytest.mark.spec("C-28")
 @pytest.mark.parametrize("media", ALL_MEDIA)
 def test_collection_action_is_all_or_nothing(fresh: Occi, media: str) -> None:
-    running, stopped = fresh.compute(), fresh.compute()
+    running, suspended = fresh.compute(), fresh.compute()
     fresh.wait_state(running, "active")
-    fresh.wait_state(stopped, "active")
-    assert fresh.act(stopped, "stop").status_code == 200
-    fresh.wait_state(stopped, "inactive")
-    # stop is not allowed on the stopped member: validate all first, then apply (http-protocol.md §6.6).
+    fresh.wait_state(suspended, "active")
+    assert fresh.act(suspended, "suspend").status_code == 200
+    fresh.wait_state(suspended, "suspended")
+    # stop is not allowed on the suspended member: validate all first, then apply (http-protocol.md
+    # §6.6). (A stopped member would be left alone: D-COLLECTION-NOOP.)
     response = fresh.invoke("/compute/", COMPUTE_ACTION + "stop", media=media)
     assert response.status_code == 409, response.text
     assert fresh.view(running).state == "active"
+    assert fresh.view(suspended).state == "suspended"
 
 
 @pytest.mark.spec("L-17")

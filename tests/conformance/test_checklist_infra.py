@@ -55,6 +55,7 @@ KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGl0IHdvcmtzIGZvciB0ZXN0cw tester@exa
 COMPUTE_STATES = {"active", "inactive", "suspended", "error"}
 LINK_STATES = NETWORK_STATES = {"active", "inactive", "error"}
 STORAGE_STATES = {"online", "offline", "error"}
+LEGACY_STORAGE = ("backup", "snapshot", "resize")  # OCCI 1.1 storage actions (D-LEGACY-STORAGE)
 APPLICABLE = {  # INF-R2 / infrastructure.md §4.4
     "inactive": {"start", "save"},
     "active": {"stop", "restart", "suspend", "save"},
@@ -128,7 +129,8 @@ def test_compute_state_is_always_exposed(occi: Occi, media: str) -> None:
 @pytest.mark.parametrize("kind,scheme,terms", [
     (COMPUTE, COMPUTE_ACTION, {"start", "stop", "restart", "suspend", "save"}),
     (NETWORK, NETWORK_ACTION, {"up", "down"}),
-    (STORAGE, STORAGE_ACTION, {"online", "offline"}),
+    # backup, snapshot, resize: the OCCI 1.1 actions, kept for 1.1 clients (D-LEGACY-STORAGE)
+    (STORAGE, STORAGE_ACTION, {"online", "offline", "backup", "snapshot", "resize"}),
 ])
 def test_kind_actions(occi: Occi, kind: str, scheme: str, terms: set[str]) -> None:
     assert set(occi.model.category(kind)["actions"]) == {scheme + t for t in terms}
@@ -313,6 +315,30 @@ def test_storage_is_resized_by_updating_its_size(occi: Occi, media: str) -> None
     response = send_entity(occi, "POST", storage, media, None, attributes={"occi.storage.size": 4.0})
     assert response.status_code == 200, response.text
     assert occi.view(storage).attributes["occi.storage.size"] == 4.0
+
+
+@pytest.mark.spec("INF-20")
+@pytest.mark.parametrize("media", ALL_MEDIA)
+def test_the_legacy_resize_action_updates_the_size(occi: Occi, media: str) -> None:
+    # D-LEGACY-STORAGE: "map a resize action to an update of occi.storage.size" (infrastructure.md §6)
+    storage = occi.storage(1.0)
+    occi.wait_state(storage, "online")
+    response = occi.act(storage, "resize", media, attributes={"size": 3.0})
+    assert response.status_code == 200, response.text
+    seen = occi.view(storage)
+    assert (seen.attributes["occi.storage.size"], seen.state) == (3.0, "online")
+
+
+@pytest.mark.parametrize("term", ["backup", "snapshot"])
+def test_the_legacy_backup_and_snapshot_keep_the_state(occi: Occi, term: str) -> None:
+    storage = occi.storage(1.0)
+    occi.wait_state(storage, "online")
+    assert occi.act(storage, "offline").status_code == 200
+    occi.wait_state(storage, "offline")
+    response = occi.act(storage, term, PLAIN)
+    assert response.status_code == 200, response.text
+    assert occi.view(storage).state == "offline"
+    assert STORAGE_STATES >= {occi.view(storage).state}  # never a 1.1 state (backup, snapshot)
 
 
 # --- INF-23 .. INF-32: links --------------------------------------------------------------------
@@ -526,7 +552,7 @@ def test_only_applicable_actions_are_rendered(occi: Occi, media: str) -> None:
     assert occi.view(network, media).actions == [NETWORK_ACTION + "down"]
     storage = occi.storage()
     occi.wait_state(storage, "online")
-    assert occi.view(storage, media).actions == [STORAGE_ACTION + "offline"]
+    assert occi.view(storage, media).actions == [STORAGE_ACTION + t for t in ("offline", *LEGACY_STORAGE)]
 
 
 @pytest.mark.spec("INF-R3")

@@ -4,13 +4,16 @@ compliance script sends (written alongside GFD.184/185), which occipy used to re
 Each test is one such request, in our words: categories sent without `class`, a user mixin whose
 `rel` names a mixin the server does not know, `occi.compute.speed` in the compute kind, quoted
 commas in `X-OCCI-Attribute`, and terms a strict 1.1 parser accepts. Plus the typed-value edge
-(issue 8): ranges answered 400 naming the attribute. Requests are raw headers, as 1.1 clients
-send them (text/occi: everything in headers, one header per field).
+(issue 8): ranges answered 400 naming the attribute. And the script's collection flow on the
+default (slow) simulated cloud: a collection start with active members, a user mixin's members
+changed while the computes are being created (D-COLLECTION-NOOP, D-TAGS-AT-ONCE). Requests are
+raw headers, as 1.1 clients send them (text/occi: everything in headers, one header per field).
 """
 
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -286,3 +289,81 @@ def test_integers_never_render_in_exponent_form(http: httpx.Client) -> None:
     assert "occi.compute.cores=4\r\n" in text or "occi.compute.cores=4\n" in text
     assert re.search(r"occi\.compute\.memory=1048576(\.0)?\r?\n", text)
     assert "e+" not in text.lower()
+
+
+# ---- the script's collection flow on the default simulated cloud (one second per cloud operation) ------
+
+@pytest.fixture(scope="module")
+def default_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """A server as `occipy serve` starts it: the simulated cloud takes `delay=1.0` s per operation, so
+    the script's requests reach computes that are still being created."""
+    server = start_server(tmp_path_factory.mktemp("default-cloud"), driver_options={"delay": "1.0"})
+    try:
+        with httpx.Client(base_url=server.url, timeout=20) as client:
+            yield client
+    finally:
+        server.stop()
+
+
+def _state(http: httpx.Client, location: str) -> str:
+    attributes = dict(parse_attribute(v) for n, v in text_fields(http.get(location, headers={"Accept": OCCI}))
+                      if n == "X-OCCI-Attribute")
+    return str(attributes["occi.compute.state"])
+
+
+def _wait_active(http: httpx.Client, location: str) -> None:
+    for _ in range(100):
+        if _state(http, location) == "active":
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{location} never became active")
+
+
+@pytest.mark.spec("H-33")
+def test_starting_the_compute_collection_with_an_active_member_is_200(default_cloud: httpx.Client) -> None:
+    # D-COLLECTION-NOOP. The script creates two computes at the root and starts /compute/ at once.
+    active = _create(default_cloud, Category=CLASSLESS_COMPUTE)
+    _wait_active(default_cloud, active)
+    creating = _create(default_cloud, Category=CLASSLESS_COMPUTE)
+    response = default_cloud.post("/compute/", params={"action": "start"},
+                                  headers={**TEXT_OCCI, "Category": f'start; scheme="{COMPUTE_ACTION}"'})
+    assert response.status_code == 200, response.text
+    _wait_active(default_cloud, creating)
+    assert _state(default_cloud, active) == "active"
+
+
+@pytest.mark.spec("H-30")
+@pytest.mark.spec("H-32")
+@pytest.mark.spec("H-35")
+def test_a_user_mixin_applies_at_once_to_computes_being_created(default_cloud: httpx.Client) -> None:
+    # D-TAGS-AT-ONCE: association, full update and removal of a user mixin's members right after
+    # the creates, each seen by the next GET, as the script checks them.
+    _user_mixin(default_cloud, scheme="http://example.com/occi/soon#", term="soon", location="/soon/")
+    tag = 'soon; scheme="http://example.com/occi/soon#"'
+    first, second = _create(default_cloud, Category=CLASSLESS_COMPUTE), _create(default_cloud, Category=CLASSLESS_COMPUTE)
+    added = default_cloud.post("/soon/", headers={**TEXT_OCCI, "X-OCCI-Location": first})
+    assert added.status_code == 200, added.text
+    assert "soon" in default_cloud.get(first, headers={"Accept": OCCI}).headers["category"]
+    replaced = default_cloud.put("/soon/", headers={**TEXT_OCCI, "X-OCCI-Location": second})
+    assert replaced.status_code == 200, replaced.text
+    assert text_locations(default_cloud.get("/soon/", headers={"Accept": OCCI})) == [second]
+    assert text_locations(default_cloud.get("/compute/", headers={"Accept": OCCI, "Category": tag})) == [second]
+    # the creates end and keep the membership
+    _wait_active(default_cloud, first)
+    _wait_active(default_cloud, second)
+    assert text_locations(default_cloud.get("/soon/", headers={"Accept": OCCI})) == [second]
+    assert "soon" not in default_cloud.get(first, headers={"Accept": OCCI}).headers["category"]
+    # removal while a stop runs is seen at once, and the stop does not bring it back
+    stopped = default_cloud.post(second, params={"action": "stop"},
+                                 headers={**TEXT_OCCI, "Category": f'stop; scheme="{COMPUTE_ACTION}"'})
+    assert stopped.status_code == 200, stopped.text
+    removed = default_cloud.request("DELETE", "/soon/", headers={**TEXT_OCCI, "X-OCCI-Location": second})
+    assert removed.status_code == 200, removed.text
+    assert text_locations(default_cloud.get("/soon/", headers={"Accept": OCCI})) == []
+    for _ in range(100):
+        if _state(default_cloud, second) == "inactive":
+            break
+        time.sleep(0.1)
+    assert text_locations(default_cloud.get("/soon/", headers={"Accept": OCCI})) == []
+    gone = default_cloud.request("DELETE", "/-/", headers={**TEXT_OCCI, "Category": f'{tag}; class="mixin"'})
+    assert gone.status_code == 200

@@ -297,6 +297,20 @@ class Offline:
 
 
 @dataclass(frozen=True, slots=True)
+class Backup:
+    """Back a volume up (OCCI 1.1 storage `backup`, docs/decisions.md D-LEGACY-STORAGE); its state stays."""
+
+    name: ClassVar[str] = "backup"
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Snapshot a volume (OCCI 1.1 storage `snapshot`, D-LEGACY-STORAGE); its state stays."""
+
+    name: ClassVar[str] = "snapshot"
+
+
+@dataclass(frozen=True, slots=True)
 class Custom:
     """An action of an extension type that has no class of its own: its name and plain parameters."""
 
@@ -304,7 +318,7 @@ class Custom:
     params: Mapping[str, str | int | float | bool] = field(default_factory=dict)
 
 
-Action = Start | Stop | Restart | Suspend | Save | Up | Down | Online | Offline | Custom
+Action = Start | Stop | Restart | Suspend | Save | Up | Down | Online | Offline | Backup | Snapshot | Custom
 
 
 # ---- live updates ------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from occipy.backends import egi_types as egi
 from occipy.backends import platform_types as pt
 from occipy.backends.base import (
     Action,
+    Backup,
     Change,
     ComputeFacts,
     ComputeSpec,
@@ -46,6 +47,7 @@ from occipy.backends.base import (
     Restart,
     Save,
     SecurityGroupUpdate,
+    Snapshot,
     Start,
     Stop,
     StorageFacts,
@@ -108,7 +110,7 @@ SUPPORTS: Final[Mapping[str, Support]] = {
         actions=frozenset({"start", "stop", "restart", "suspend", "save"}),
         updates=frozenset({"cores", "memory_gib", "architecture", "image", "flavour"}),
     ),
-    b.STORAGE: Support(actions=frozenset({"online", "offline"}), updates=frozenset({"size_gib"})),
+    b.STORAGE: Support(actions=frozenset({"online", "offline", "backup", "snapshot"}), updates=frozenset({"size_gib"})),
     b.NETWORK: Support(actions=frozenset({"up", "down"})),
     b.STORAGELINK: Support(),
     b.NETWORKINTERFACE: Support(),
@@ -234,6 +236,9 @@ class SimulatedDriver:
         self._rng = random.Random(seed)
         self._objects: dict[str, _Object] = {}
         self._snapshots: dict[str, Template] = {}
+        # Volume backups and snapshots taken (backend id, "backup" | "snapshot"), oldest first: the
+        # simulated cloud keeps no data, so these records are what they leave (tests observe them).
+        self.volume_copies: list[tuple[str, str]] = []
         self._fail_next: dict[str, str] = {}
         self._changes: asyncio.Queue[Change | None] = asyncio.Queue()
         self._next_range = 0
@@ -671,8 +676,10 @@ class SimulatedDriver:
         """Run an action after `delay`; the new state follows GFD.224 §3 (start -> active, ...).
 
         The simulated cloud applies an action in any state: the service enforces the state
-        diagrams before it calls a driver.
+        diagrams before it calls a driver. A volume backup or snapshot keeps the volume's state and
+        is recorded in `volume_copies`.
         """
+        target: str | None
         match (ref.resource, action):
             case (b.COMPUTE, Save()):
                 template = await self.save(ref, action)
@@ -697,6 +704,8 @@ class SimulatedDriver:
                 target = b.ONLINE
             case (b.STORAGE, Offline()):
                 target = b.OFFLINE
+            case (b.STORAGE, Backup() | Snapshot()):
+                target = None  # recorded; the volume keeps its state (D-LEGACY-STORAGE)
             case (egi.IPRESERVATION, Up()):
                 target = b.ACTIVE
             case (egi.IPRESERVATION, Down()):
@@ -715,12 +724,15 @@ class SimulatedDriver:
             await self._sleep()
             if self._objects.get(ref.backend_id) is not obj:
                 raise BackendError(f"{ref.resource} {obj.name!r} was deleted during {action.name}")
-            obj.state = target
+            if target is None:
+                self.volume_copies.append((ref.backend_id, action.name))
+            else:
+                obj.state = target
             obj.message = None
             if ref.resource == APPLICATION:
                 # An application starts and stops with the components it hosts.
                 for hosted in self._hosted_by(obj.backend_id):
-                    hosted.state = target
+                    hosted.state = obj.state
                     self._changes.put_nowait(Change(Ref(COMPONENT, hosted.backend_id), hosted.observed()))
             return self._observed(obj)
 

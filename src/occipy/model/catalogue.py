@@ -42,6 +42,19 @@ LEGACY_IGNORED_ATTRIBUTES: frozenset[str] = frozenset()
 # `occi.compute.speed` (optional, mutable, Float GHz), and 1.1 clients look for it in discovery.
 LEGACY_DECLARED_ATTRIBUTES = frozenset({"occi.compute.speed"})
 
+# docs/decisions.md D-LEGACY-STORAGE: the OCCI 1.1 storage actions (GFD.184 §3.3) that 1.2 dropped,
+# served with their 1.1 identifiers (infrastructure.md §6 "legacy profile"). They are allowed in
+# `online` and `offline` and leave the state as it is: the 1.1 states (backup, snapshot, resize,
+# degraded) are never shown.
+STORAGE_BACKUP = STORAGE_ACTION + "backup"
+STORAGE_SNAPSHOT = STORAGE_ACTION + "snapshot"
+STORAGE_RESIZE = STORAGE_ACTION + "resize"
+LEGACY_STORAGE_ACTIONS = (STORAGE_BACKUP, STORAGE_SNAPSHOT, STORAGE_RESIZE)
+# Actions that are an update of the entity: action parameter -> attribute it sets. "map a
+# `resize` action to an update of `occi.storage.size`" (infrastructure.md §6): it runs as that
+# update would (same checks, same 501 from a cloud that cannot resize).
+ACTION_UPDATES: Mapping[str, Mapping[str, str]] = {STORAGE_RESIZE: {"size": "occi.storage.size"}}
+
 GIB_PER_PIB = 1024 * 1024
 # docs/decisions.md D-RANGES: the spec's ranges and sane maxima, as draft-04 JSON-Schema keywords
 # added to the catalogue's pattern. Values outside -> 400 naming the attribute. Maxima keep
@@ -157,14 +170,19 @@ def _attributes(specs: list[Mapping[str, Any]]) -> tuple[AttributeDef, ...]:
 def infrastructure_categories() -> list[Kind | Mixin | Action]:
     """Every served category of the catalogue, in an order the registry can add them."""
     result: list[Kind | Mixin | Action] = []
+    served_actions: set[str] = set()
     for spec in CATALOGUE["actions"]:
+        served_actions.add(spec["id"])
         result.append(Action(scheme=spec["scheme"], term=spec["term"], title=spec.get("title"),
                              attributes=_attributes(spec["attributes"])))
     for spec in CATALOGUE["kinds"]:
         legacy = [a for a in spec.get("optional_attributes", ()) if a["name"] in LEGACY_DECLARED_ATTRIBUTES]
+        # D-LEGACY-STORAGE: the optional actions the catalogue data serves (storage's 1.1 ones).
+        optional = tuple(a for a in spec.get("optional_actions", ()) if a in served_actions)
         result.append(Kind(
             scheme=spec["scheme"], term=spec["term"], title=spec.get("title"),
-            attributes=_attributes([*spec["attributes"], *legacy]), actions=tuple(spec.get("actions", ())),
+            attributes=_attributes([*spec["attributes"], *legacy]),
+            actions=(*spec.get("actions", ()), *optional),
             parent=spec["parent"], location=spec["location"],
         ))
     mixins = [spec for spec in CATALOGUE["mixins"]]
@@ -213,12 +231,14 @@ def standard_registry(extensions: Sequence[Extension] | None = None) -> Registry
 
 
 __all__ = [
+    "ACTION_UPDATES",
     "COMPUTE",
     "ENTITY",
     "IPNETWORK",
     "IPNETWORKINTERFACE",
     "LEGACY_DECLARED_ATTRIBUTES",
     "LEGACY_IGNORED_ATTRIBUTES",
+    "LEGACY_STORAGE_ACTIONS",
     "LINK",
     "NETWORK",
     "NETWORKINTERFACE",
@@ -229,6 +249,9 @@ __all__ = [
     "SSH_KEY",
     "STORAGE",
     "STORAGELINK",
+    "STORAGE_BACKUP",
+    "STORAGE_RESIZE",
+    "STORAGE_SNAPSHOT",
     "USER_DATA",
     "standard_registry",
 ]

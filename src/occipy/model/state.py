@@ -54,6 +54,17 @@ def state_attribute(kind_id: str) -> str | None:
 _GOVERNED: Final[set[tuple[str, str]]] = {(kind, action) for kind, _, action in TRANSITIONS}
 
 
+def _targets(transitions: Mapping[tuple[str, str, str], str]) -> dict[tuple[str, str], set[str]]:
+    result: dict[tuple[str, str], set[str]] = {}
+    for (kind, _, action), target in transitions.items():
+        result.setdefault((kind, action), set()).add(target)
+    return result
+
+
+# (kind, action) -> the states the action leads to.
+_TARGETS: Final[dict[tuple[str, str], set[str]]] = _targets(TRANSITIONS)
+
+
 def register(machines: Iterable[StateMachine]) -> None:
     """Add the state machines of an extension that is not in `ALL` (docs/extending.md).
 
@@ -70,6 +81,8 @@ def register(machines: Iterable[StateMachine]) -> None:
         for own, more in zip(_TABLES, tables):
             own.update(more)  # type: ignore[attr-defined]
         _GOVERNED.update((machine.kind, action) for _, action, _ in machine.transitions)
+        for _, action, target in machine.transitions:
+            _TARGETS.setdefault((machine.kind, action), set()).add(target)
 
 
 def governed(kind_id: str, action_id: str) -> bool:
@@ -89,6 +102,17 @@ def next_state(kind_id: str, state: str | None, action_id: str) -> str | None:
         term = action_id.rpartition("#")[2]
         raise ActionNotAllowed(f"action {term} is not allowed while the state is {state}")
     return target
+
+
+def already_there(kind_id: str, state: str | None, action_id: str) -> bool:
+    """Whether an entity in `state` is already where the action leads, and the action has no row
+    from there: start on an active compute, stop on an inactive one (a no-op on a collection,
+    docs/decisions.md D-COLLECTION-NOOP). An action with a row from `state` (restart on an active
+    compute) is never a no-op; an ungoverned action neither.
+    """
+    if state is None or not governed(kind_id, action_id) or (kind_id, state, action_id) in TRANSITIONS:
+        return False
+    return state in _TARGETS.get((kind_id, action_id), ())
 
 
 def available_actions(kind_id: str, state: str | None, action_ids: Sequence[str]) -> tuple[str, ...]:

@@ -48,6 +48,7 @@ from occipy.errors import (
     OcciError,
 )
 from occipy.model import state as fsm
+from occipy.model.catalogue import ACTION_UPDATES, STORAGE_BACKUP, STORAGE_SNAPSHOT
 from occipy.model.category import AttributeValue, Mixin
 from occipy.model.entity import Entity
 from occipy.model.extensions import ALL as ALL_EXTENSIONS
@@ -69,6 +70,9 @@ T = TypeVar("T")
 
 _SLUG: Final = re.compile(r"[^a-z0-9-]+")
 SAVE_ACTION: Final = "http://schemas.ogf.org/occi/infrastructure/compute/action#save"
+# Actions that mean nothing without a cloud object (D-LEGACY-STORAGE): where no cloud runs them
+# they are 501, never a success nothing backs.
+CLOUD_ONLY_ACTIONS: Final = frozenset({STORAGE_BACKUP, STORAGE_SNAPSHOT})
 
 
 CLOUD_SCHEME: Final = "http://occipy.org/occi/cloud#"
@@ -219,9 +223,15 @@ class Cloud:
 
     def offers_action(self, entity: Entity, action_id: str) -> bool:
         """Whether the action may be invoked on the entity (the cloud runs it, or nothing runs it)."""
-        support = self.support(entity.kind)
-        if support is None:
-            return True
+        binding = self.binding(entity.kind)
+        if binding is None:
+            return action_id not in CLOUD_ONLY_ACTIONS
+        support = self.driver.supports[binding.resource]
+        updates = ACTION_UPDATES.get(action_id)
+        if updates is not None:
+            # An action that is an update (resize): offered when the cloud can apply that update.
+            fields = {binding.live[name] for name in updates.values() if name in binding.live}
+            return not fields or (self.updates and fields <= support.updates)
         term = action_id.rpartition("#")[2]
         if action_id == SAVE_ACTION:
             return self.can_save()
@@ -627,15 +637,19 @@ class Cloud:
         binding = self.backed(entity)
         if binding is None:
             return
-        if observed is None:
-            # D-OUTSIDE: the entity stays, in error, with a message.
-            updated = set_state(entity, fsm.ERROR_STATE.get(entity.kind), "the object was deleted outside occipy")
-        else:
-            updated = self.apply_observed(entity, binding, observed, overwrite=False)
+
+        def change(current: Entity) -> Entity:
+            if observed is None:
+                # D-OUTSIDE: the entity stays, in error, with a message.
+                return set_state(current, fsm.ERROR_STATE.get(current.kind), "the object was deleted outside occipy")
+            assert binding is not None
+            return self.apply_observed(current, binding, observed, overwrite=False)
+
+        updated = change(entity)
         if updated.attributes != entity.attributes or updated.mixins != entity.mixins:
             op = self.lanes.new_operation(location, "reconcile", entity.tenant, "occipy")
             try:
-                job = await self.lanes.submit(op, ReconcileSpec(updated))
+                job = await self.lanes.submit(op, ReconcileSpec(change))
                 await asyncio.shield(job.done)
             except NotFound:
                 pass  # being deleted, or deleted meanwhile
@@ -919,12 +933,14 @@ class CreateSpec:
         return self.provisioned
 
     def prepare(self, entity: Entity | None) -> Entity | None:
-        return set_state(self.entity, None, "creating")
+        # The stored entity when there is one (written with other entities of its request, or after
+        # a restart): it may carry changes applied since (D-TAGS-AT-ONCE).
+        return set_state(entity or self.entity, None, "creating")
 
     async def run(self, entity: Entity | None) -> Finish:
         cloud = self.cloud_
         if not self.provisioned:
-            return lambda latest: Batch(put=[self.entity]) if latest is not None else Batch(new=[self.entity])
+            return lambda latest: Batch(put=[latest]) if latest is not None else Batch(new=[self.entity])
         for waiting in self.waits:
             try:
                 await asyncio.shield(waiting)
@@ -978,6 +994,9 @@ class ActionSpec:
         # Checked again at its turn: an earlier operation may have failed (INF-R1).
         self._target = fsm.next_state(entity.kind, state_of(entity), self.action_id)
         self.cloud = self.cloud_.backed(entity) is not None
+        if not self.cloud and self.action_id in CLOUD_ONLY_ACTIONS:
+            raise NotSupported(f"the {self.cloud_.driver.name} cloud cannot {self.action} this "
+                               f"{entity.kind.rpartition('#')[2]}: it has no object in the cloud")
         return set_state(entity, None, f"{self.action} in progress")
 
     async def run(self, entity: Entity | None) -> Finish:
@@ -1183,9 +1202,10 @@ class DeleteSpec:
 
 @dataclass
 class ReconcileSpec:
-    """Write what the cloud reported outside any operation (no cloud call)."""
+    """Write what the cloud reported outside any operation (no cloud call), onto the entity as it
+    is when written (a change applied meanwhile stays, D-TAGS-AT-ONCE)."""
 
-    updated: Entity
+    change: Callable[[Entity], Entity]
     action: str = "reconcile"
     params: dict[str, Any] = field(default_factory=dict)
     cloud: bool = False
@@ -1196,8 +1216,8 @@ class ReconcileSpec:
         return None
 
     async def run(self, entity: Entity | None) -> Finish:
-        updated = self.updated
-        return lambda latest: Batch(put=[updated] if latest is not None else [])
+        change = self.change
+        return lambda latest: Batch(put=[change(latest)] if latest is not None else [])
 
     def fail(self, entity: Entity | None, error: OcciError) -> Batch:
         return Batch()

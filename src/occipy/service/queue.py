@@ -16,6 +16,12 @@ A delete empties the lane's queue (the queued operations end `failed`, "cancelle
 the job already running. Nothing here knows OCCI: `service/cloud.py` builds the jobs. Imports the
 store protocol and errors only.
 
+A change with no cloud effect (a user mixin's membership, D-TAGS-AT-ONCE) may be applied at once,
+ahead of the lane (`apply_now`, one process only): the jobs pending in the entity's lane then
+re-apply it to every entity they write (`Job.overlays`), and the reads and writes of the entity
+by jobs and by `apply_now` are serialised by a per-location write lock, so that no write built
+from an older copy of the entity loses it.
+
 Several server processes on one shared store (`store.base.Shared`, PostgreSQL; docs/scaleout.md):
 a process runs an entity's lane only while it holds the entity's claim (an advisory lock of its
 database session). Work accepted by a process that cannot take the claim is recorded `queued`;
@@ -29,11 +35,12 @@ processes creating one location, the store's unique constraint lets exactly one 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -56,6 +63,8 @@ log = logging.getLogger("occipy.queue")
 # What a job's cloud work returns: given the entity as it is when the result is written (None if it
 # is gone), the batch to write. The operation's final record is added by the lane.
 Finish = Callable[[Entity | None], Batch]
+# A change applied at once (`Lanes.apply_now`): the entity with the change. Must not raise.
+Change = Callable[[Entity], Entity]
 
 
 class Observer(Protocol):
@@ -103,6 +112,24 @@ class Job:
     settled: asyncio.Event = field(default_factory=asyncio.Event)
     # Set when its work (the cloud call) has ended: what is left is writing the result.
     worked: asyncio.Event = field(default_factory=asyncio.Event)
+    # Changes applied at once while it was pending (`Lanes.apply_now`), re-applied, in order, to
+    # the entity of its location in every batch it writes.
+    overlays: list[Change] = field(default_factory=list)
+
+    def overlaid(self, batch: Batch) -> Batch:
+        """The batch with the job's overlays applied to its entity (unchanged when it has none)."""
+        if not self.overlays:
+            return batch
+        location = self.op.location
+
+        def apply(entity: Entity) -> Entity:
+            if entity.location != location:
+                return entity
+            for change in self.overlays:
+                entity = change(entity)
+            return entity
+
+        return replace(batch, put=[apply(e) for e in batch.put], new=[apply(e) for e in batch.new])
 
     async def wait(self, timeout: float) -> Operation:
         """The operation after up to `timeout` seconds of work (it may still be pending), once settled.
@@ -152,6 +179,8 @@ class Lanes:
         self.before_turn: Callable[[Entity | None], Awaitable[None]] | None = None
         self._claim_locks: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Task[None]] = set()
+        # Per location: serialises jobs' reads and writes of the entity with `apply_now`.
+        self._write_locks: dict[str, _WriteLock] = {}
 
     # ---- what handlers ask ------------------------------------------------------------------------
 
@@ -195,6 +224,54 @@ class Lanes:
         return Operation(op_id=str(uuid.uuid4()), location=location, action=action, state=QUEUED,
                          message=message, tenant=tenant, owner=owner, created=now, updated=now,
                          seq=seq, params=params or {})
+
+    # ---- changes applied at once (D-TAGS-AT-ONCE) --------------------------------------------------
+
+    @property
+    def immediate(self) -> bool:
+        """Whether `apply_now` may be used: one process runs every lane (not a shared store, where
+        another process may be running the entity's jobs)."""
+        return self.shared is None
+
+    async def apply_now(self, changes: Mapping[str, Change]) -> list[Entity]:
+        """Apply changes with no cloud effect to stored entities at once, in one batch, ahead of
+        the work pending in their lanes; the pending jobs re-apply them to what they write.
+
+        Returns the changed entities (an entity gone meanwhile is left out). Only when `immediate`.
+        """
+        assert self.immediate, "apply_now needs one process running every lane"
+        locations = sorted(changes)  # one order for every caller: no deadlock between two
+        async with contextlib.AsyncExitStack() as stack:
+            for location in locations:
+                await stack.enter_async_context(self._writing(location))
+            batch = Batch()
+            for location in locations:
+                current = await self.store.get(location)
+                if current is None:
+                    continue
+                batch.put.append(changes[location](current))
+            if batch:
+                await self.store.commit(batch)
+            # Registered once written: a pending job writes after this (it needs the lock).
+            for location in locations:
+                for job in self.pending(location):
+                    job.overlays.append(changes[location])
+            return batch.put
+
+    @contextlib.asynccontextmanager
+    async def _writing(self, location: str) -> AsyncIterator[None]:
+        """The write lock of a location (dropped when nobody holds or waits for it)."""
+        entry = self._write_locks.get(location)
+        if entry is None:
+            entry = self._write_locks[location] = _WriteLock()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if not entry.users and self._write_locks.get(location) is entry:
+                del self._write_locks[location]
 
     # ---- accepting work ---------------------------------------------------------------------------
 
@@ -545,7 +622,8 @@ class Lanes:
     async def _execute(self, job: Job) -> None:
         spec = job.spec
         op = job.op
-        current = await self.store.get(op.location)
+        async with self._writing(op.location):
+            current = await self.store.get(op.location)
         if self.before_turn is not None:
             await self.before_turn(current)
         try:
@@ -594,33 +672,42 @@ class Lanes:
         await self._finish(job, running, finish, failure)
 
     async def _write_start(self, job: Job, start: Batch) -> None:
-        await self.store.commit(start)
+        async with self._writing(job.op.location):
+            await self.store.commit(job.overlaid(start))
         job.recorded = True
         job.settled.set()
 
     async def _finish(self, job: Job, running: Operation, finish: Finish | None, error: OcciError | None) -> None:
-        latest = await self.store.get(running.location)
-        now = time.time()
-        if error is None and finish is not None:
-            batch = finish(latest)
-            ended = running.ended(SUCCEEDED, None, now)
-        else:
-            assert error is not None
-            batch = job.spec.fail(latest, error)
-            ended = running.ended(FAILED, error.message, now)
-        if job.recorded or job.spec.cloud:
-            batch.put_operations.append(ended)
-            job.recorded = True
-        try:
-            await self.store.commit(batch)
-        except OcciError:
-            if error is None:
-                await job.spec.undo()
-            raise
+        async with self._writing(running.location):
+            latest = await self.store.get(running.location)
+            now = time.time()
+            if error is None and finish is not None:
+                batch = finish(latest)
+                ended = running.ended(SUCCEEDED, None, now)
+            else:
+                assert error is not None
+                batch = job.spec.fail(latest, error)
+                ended = running.ended(FAILED, error.message, now)
+            batch = job.overlaid(batch)
+            if job.recorded or job.spec.cloud:
+                batch.put_operations.append(ended)
+                job.recorded = True
+            try:
+                await self.store.commit(batch)
+            except OcciError:
+                if error is None:
+                    await job.spec.undo()
+                raise
         if self.observer is not None:
             base = latest or next(iter(batch.put), None)
             self.observer.ended(ended, base.kind if base is not None else None, job.spec, job.spec.cloud)
         _resolve(job, ended)
+
+
+@dataclass
+class _WriteLock:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0  # holding or waiting
 
 
 def _resolve(job: Job, op: Operation) -> None:

@@ -47,6 +47,7 @@ from occipy.backends.base import (
     STORAGELINK,
     Action,
     Adopts,
+    Backup,
     Change,
     ComputeFacts,
     ComputeSpec,
@@ -67,6 +68,7 @@ from occipy.backends.base import (
     Restart,
     Save,
     Saves,
+    Snapshot,
     Start,
     Stop,
     StorageFacts,
@@ -106,7 +108,7 @@ UPDATE_FIELDS: Mapping[str, frozenset[str]] = {
 }
 BUILTIN_ACTIONS: Mapping[str, frozenset[str]] = {
     COMPUTE: frozenset({"start", "stop", "restart", "suspend", "save"}),
-    STORAGE: frozenset({"online", "offline"}),
+    STORAGE: frozenset({"online", "offline", "backup", "snapshot"}),  # backup, snapshot: D-LEGACY-STORAGE
     NETWORK: frozenset({"up", "down"}),
     STORAGELINK: frozenset(),
     NETWORKINTERFACE: frozenset(),
@@ -536,6 +538,14 @@ class DriverContract:
         ref = Ref(STORAGE, volume.backend_id)
         assert (await driver.act(ref, Offline())).state == "offline"
         assert (await driver.act(ref, Online())).state == "online"
+
+    async def test_storage_backup_and_snapshot_keep_the_state(self, driver: Driver, made: Made) -> None:
+        # D-LEGACY-STORAGE: the OCCI 1.1 actions run where the cloud can and change no state.
+        require(driver, STORAGE, "backup", "snapshot")
+        volume = await made.create(self.storage_spec(driver))
+        ref = Ref(STORAGE, volume.backend_id)
+        assert (await driver.act(ref, Backup())).state == "online"
+        assert (await driver.act(ref, Snapshot())).state == "online"
 
     async def test_delete_storage(self, driver: Driver, made: Made) -> None:
         require(driver, STORAGE)

@@ -24,6 +24,7 @@ from occipy.backends.base import (
     STORAGELINK,
     Action,
     Adopts,
+    Backup,
     Change,
     ComputeFacts,
     ComputeSpec,
@@ -43,6 +44,7 @@ from occipy.backends.base import (
     Restart,
     Save,
     Saves,
+    Snapshot,
     Start,
     Stop,
     StorageFacts,
@@ -332,6 +334,19 @@ async def test_storage_grow_only(sim: SimulatedDriver) -> None:
     assert _facts(await sim.observe(ref)).size_gib == 20.0
     assert (await sim.act(ref, Offline())).state == "offline"
     assert (await sim.act(ref, Online())).state == "online"
+
+
+async def test_volume_backup_and_snapshot_are_recorded(sim: SimulatedDriver) -> None:
+    # D-LEGACY-STORAGE: no data is kept; the records are what a test observes, the state stays.
+    vol = await sim.create(StorageSpec(name="data", size_gib=10))
+    ref = _ref(STORAGE, vol)
+    assert (await sim.act(ref, Offline())).state == "offline"
+    assert (await sim.act(ref, Backup())).state == "offline"
+    assert (await sim.act(ref, Snapshot())).state == "offline"
+    assert sim.volume_copies == [(vol.backend_id, "backup"), (vol.backend_id, "snapshot")]
+    with pytest.raises(BackendError):
+        await sim.act(Ref(STORAGE, "vol-missing"), Backup())
+    assert len(sim.volume_copies) == 2
 
 
 async def test_network_pool(sim: SimulatedDriver) -> None:

@@ -1,5 +1,6 @@
 """The served catalogue: generated data in sync with the spec catalogue, the legacy `speed`
-attribute, attribute ranges in discovery, and strict terms in everything the server mints."""
+attribute and storage actions, attribute ranges in discovery, and strict terms in everything the
+server mints."""
 
 from __future__ import annotations
 
@@ -10,9 +11,22 @@ from types import ModuleType
 
 import pytest
 
-from occipy.model import _catalogue_data
-from occipy.model.catalogue import COMPUTE, RANGES, STORAGE, standard_registry
-from occipy.model.category import STRICT_TERM_RE
+from occipy.errors import ActionNotAllowed
+from occipy.model import _catalogue_data, state
+from occipy.model.catalogue import (
+    COMPUTE,
+    LEGACY_STORAGE_ACTIONS,
+    NETWORKINTERFACE,
+    RANGES,
+    STORAGE,
+    STORAGE_ACTION,
+    STORAGE_BACKUP,
+    STORAGE_RESIZE,
+    STORAGE_SNAPSHOT,
+    STORAGELINK,
+    standard_registry,
+)
+from occipy.model.category import STRICT_TERM_RE, Action
 
 ROOT = Path(__file__).resolve().parents[3]
 SPEC_CATALOGUE = ROOT.parent / "shared" / "spec" / "catalogue.json"
@@ -59,3 +73,27 @@ def test_every_standard_term_is_strict() -> None:
     # OCCI 1.1 and rOCCI-core 5 parsers only accept [a-z][a-z0-9_-]* (D-STRICT-TERMS).
     bad = [c.type_id for c in standard_registry().categories() if not STRICT_TERM_RE.match(c.term)]
     assert bad == []
+
+
+def test_the_storage_kind_serves_the_legacy_actions() -> None:
+    # D-LEGACY-STORAGE: the OCCI 1.1 identifiers (GFD.184 §3.3), after the 1.2 actions; resize has `size`.
+    registry = standard_registry()
+    assert registry.action_ids(STORAGE) == [STORAGE_ACTION + t for t in
+                                            ("online", "offline", "backup", "snapshot", "resize")]
+    resize = registry.find(STORAGE_RESIZE)
+    assert isinstance(resize, Action)
+    [size] = resize.attributes
+    assert (size.name, size.type, size.required) == ("size", "number", True)
+    # only the 1.1 actions: not the non-standard link actions the catalogue also lists as optional
+    assert registry.action_ids(NETWORKINTERFACE) == [] and registry.action_ids(STORAGELINK) == []
+
+
+def test_the_legacy_actions_keep_the_state_and_no_1_1_state_is_served() -> None:
+    for action_id in LEGACY_STORAGE_ACTIONS:
+        assert state.next_state(STORAGE, "online", action_id) == "online"
+        assert state.next_state(STORAGE, "offline", action_id) == "offline"
+        with pytest.raises(ActionNotAllowed):
+            state.next_state(STORAGE, "error", action_id)
+    assert set(state.MACHINES[STORAGE].states) == {"online", "offline", "error"}
+    assert state.available_actions(STORAGE, "online", standard_registry().action_ids(STORAGE)) == (
+        STORAGE_ACTION + "offline", STORAGE_BACKUP, STORAGE_SNAPSHOT, STORAGE_RESIZE)

@@ -48,15 +48,37 @@ async def test_save_returns_the_new_os_template(harness: Harness) -> None:
     assert any(m["term"] == mixin["term"] for m in discovery["mixins"])
 
 
+async def _states(harness: Harness) -> list[str]:
+    return [r["attributes"]["occi.compute.state"] for r in (await harness.get_json("/compute/"))["resources"]]
+
+
 @pytest.mark.spec("H-33")
+@pytest.mark.spec("L-17")
 async def test_collection_action_checks_everything_first(harness: Harness) -> None:
     first = await harness.create_compute()
     await harness.create_compute()
-    await harness.json("POST", first + "?action=stop", {"action": ACTION + "stop"})
+    await harness.json("POST", first + "?action=suspend", {"action": ACTION + "suspend"})
     answer = await harness.json("POST", "/compute/?action=stop", {"action": ACTION + "stop"})
-    assert answer.status == 409  # the first one is already stopped: nothing happens
-    states = [r["attributes"]["occi.compute.state"] for r in (await harness.get_json("/compute/"))["resources"]]
-    assert states == ["inactive", "active"]
+    assert answer.status == 409  # a suspended compute cannot be stopped: nothing happens
+    assert "suspended" in answer.json()["message"]
+    assert await _states(harness) == ["suspended", "active"]  # the cloud answers at once: nothing ran
+
+
+@pytest.mark.spec("H-33")
+async def test_collection_action_leaves_members_already_there_alone(harness: Harness) -> None:
+    # D-COLLECTION-NOOP: start on an active member is a no-op, not a 409 (the OGF 1.1 script).
+    first = await harness.create_compute()
+    second = await harness.create_compute()
+    await harness.json("POST", first + "?action=stop", {"action": ACTION + "stop"})
+    answer = await harness.text("POST", "/compute/?action=start", f'Category: start; scheme="{ACTION}"')
+    assert answer.status == 200, answer.text
+    assert await _states(harness) == ["active", "active"]
+    # on one entity, the same action stays a 409 (INF-R1)
+    assert (await harness.json("POST", second + "?action=start", {"action": ACTION + "start"})).status == 409
+    stop = await harness.json("POST", "/compute/?action=stop", {"action": ACTION + "stop"})
+    assert stop.status == 200 and await _states(harness) == ["inactive", "inactive"]
+    again = await harness.json("POST", "/compute/?action=stop", {"action": ACTION + "stop"})
+    assert again.status == 200 and await _states(harness) == ["inactive", "inactive"]
 
 
 @pytest.mark.spec("H-20")

@@ -9,16 +9,19 @@ one location and concurrent deletes of one entity have exactly one winner.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
 from occipy.backends.base import Inventories
 from occipy.backends.simulated import SimulatedDriver
-from occipy.model.catalogue import standard_registry
+from occipy.errors import OcciError
+from occipy.model.catalogue import COMPUTE, standard_registry
+from occipy.model.entity import Entity
 from occipy.service.options import ServiceOptions
 from occipy.service.pipeline import Service
+from occipy.service.queue import Lanes
 from occipy.store.base import FAILED, QUEUED, RUNNING, SUCCEEDED, Batch, Operation
 from occipy.store.memory import MemoryStore
 from tests.unit.service.conftest import BASE, COMPUTE_KIND, Harness
@@ -174,6 +177,97 @@ async def test_a_mixin_collection_put_with_a_busy_member_is_accepted(slow: Harne
     assert "http://example.com/tags#tag" in (await slow.get_json(location))["mixins"]
 
 
+# ---- a user mixin's membership applies at once (D-TAGS-AT-ONCE) ------------------------------------
+
+TAG = "http://example.com/tags#tag"
+
+
+async def _tag(harness: Harness) -> None:
+    definition = 'Category: tag; scheme="http://example.com/tags#"; class="mixin"; location="/tags/t1/"'
+    assert (await harness.text("POST", "/-/", definition)).status == 200
+
+
+async def _members(harness: Harness) -> list[str]:
+    answer = await harness.call("GET", "/tags/t1/", accept="text/uri-list")
+    assert answer.status == 200, answer.text
+    return [_path(line) for line in answer.text.split() if line]
+
+
+async def test_a_user_mixin_is_associated_at_once_with_a_compute_being_created(slow: Harness) -> None:
+    await _tag(slow)
+    location = await slow.create_compute()
+    assert slow.service.cloud.lanes.busy(location)
+    answer = await slow.text("POST", "/tags/t1/", f"X-OCCI-Location: {BASE}{location}")
+    assert answer.status == 200, answer.text
+    assert answer.header("X-OCCI-Operation") is None  # nothing queued
+    # Shown at once, with the compute still being created.
+    document = await slow.get_json(location)
+    assert TAG in document["mixins"]
+    assert document["attributes"]["occi.compute.state.message"] == "creating"
+    assert await _members(slow) == [location]
+    # The create's write-back keeps it.
+    await _settle(slow, location)
+    document = await slow.get_json(location)
+    assert TAG in document["mixins"] and document["attributes"]["occi.compute.state"] == "active"
+
+
+async def test_put_and_delete_on_the_collection_apply_at_once_and_survive_the_creates(slow: Harness) -> None:
+    await _tag(slow)
+    first, second = await slow.create_compute(), await slow.create_compute()
+    assert (await slow.text("POST", "/tags/t1/", f"X-OCCI-Location: {first}")).status == 200
+    assert (await slow.text("PUT", "/tags/t1/", f"X-OCCI-Location: {second}")).status == 200
+    assert await _members(slow) == [second]
+    filtered = await slow.call("GET", "/compute/", accept="text/uri-list",
+                               headers=[("Category", 'tag; scheme="http://example.com/tags#"')],
+                               ctype="text/occi")
+    assert [_path(line) for line in filtered.text.split()] == [second]
+    await _settle(slow, first)
+    await _settle(slow, second)
+    assert await _members(slow) == [second]
+    assert TAG not in (await slow.get_json(first)).get("mixins", [])
+    # A stop runs for 0.3 s: removing the tag meanwhile is seen at once and kept by the stop's write.
+    assert (await _stop(slow, second))[0] == 200
+    assert (await slow.text("DELETE", "/tags/t1/", f"X-OCCI-Location: {second}")).status == 200
+    assert await _members(slow) == []
+    await _settle(slow, second)
+    document = await slow.get_json(second)
+    assert TAG not in document.get("mixins", []) and document["attributes"]["occi.compute.state"] == "inactive"
+
+
+async def test_an_update_queued_before_the_tag_keeps_it_one_queued_after_does_not(slow: Harness) -> None:
+    await _tag(slow)
+    location = await slow.create_compute()
+    await _settle(slow, location)
+    assert (await _stop(slow, location))[0] == 200  # runs for 0.3 s: what follows is queued behind it
+    before = await slow.text("PUT", location, COMPUTE_KIND, 'X-OCCI-Attribute: occi.core.title="before"')
+    assert before.status == 200, before.text
+    assert (await slow.text("POST", "/tags/t1/", f"X-OCCI-Location: {location}")).status == 200
+    await _settle(slow, location)
+    document = await slow.get_json(location)
+    # The full update was accepted before the tag: it does not take the tag away.
+    assert TAG in document["mixins"] and document["attributes"]["occi.core.title"] == "before"
+    assert (await _stop(slow, location))[0] == 409  # inactive now; start it to be busy again
+    start = await slow.json("POST", location + "?action=start", {"action": ACTION + "start"})
+    assert start.status == 200
+    after = await slow.text("PUT", location, COMPUTE_KIND, 'X-OCCI-Attribute: occi.core.title="after"')
+    assert after.status == 200, after.text
+    await _settle(slow, location)
+    document = await slow.get_json(location)
+    # Accepted after the tag, the full update (without it) removes it, as a PUT does.
+    assert TAG not in document.get("mixins", []) and document["attributes"]["occi.core.title"] == "after"
+
+
+async def test_a_failed_create_keeps_the_tag_with_its_error(slow: Harness) -> None:
+    await _tag(slow)
+    answer = await slow.text("POST", "/compute/", COMPUTE_KIND, 'X-OCCI-Attribute: occi.core.title="simulate-failure"')
+    assert answer.status == 201, answer.text
+    location = answer.location
+    assert (await slow.text("POST", "/tags/t1/", f"X-OCCI-Location: {location}")).status == 200
+    await _settle(slow, location)
+    document = await slow.get_json(location)
+    assert TAG in document["mixins"] and document["attributes"]["occi.compute.state"] == "error"
+
+
 async def test_delete_cancels_what_is_queued_and_runs_last(slow: Harness) -> None:
     location = await slow.create_compute()
     stop = await slow.json("POST", location + "?action=stop", {"action": ACTION + "stop"})
@@ -257,3 +351,64 @@ async def test_an_interrupted_delete_is_finished_after_a_restart(tmp_path: Path)
     finished = await store.get_operation("crashed-delete")
     assert finished is not None and finished.state == SUCCEEDED
     await second.stop()
+
+
+# ---- the lanes themselves: a write built from an older copy keeps a change applied at once -------------
+
+
+class _StaleWriter:
+    """A job whose records are built from the entity as it was at its turn (as an update's are):
+    an "in progress" record once it outlasts `quick`, then the same copy with a new title."""
+
+    action = "update"
+    cloud = True
+
+    def __init__(self) -> None:
+        self.params: dict[str, object] = {}
+        self.turn = asyncio.Event()
+        self.release = asyncio.Event()
+        self.copy: Entity | None = None
+
+    def prepare(self, entity: Entity | None) -> Entity | None:
+        assert entity is not None
+        self.copy = entity
+        self.turn.set()
+        return entity.with_attributes({"occi.core.summary": "in progress"})
+
+    async def run(self, entity: Entity | None) -> Callable[[Entity | None], Batch]:
+        await self.release.wait()
+        copy = self.copy
+        assert copy is not None
+        return lambda latest: Batch(put=[copy.with_attributes({"occi.core.title": "done"})])
+
+    def fail(self, entity: Entity | None, error: OcciError) -> Batch:
+        return Batch()
+
+    async def undo(self) -> None:
+        return None
+
+
+async def test_a_change_applied_at_once_survives_the_writes_of_the_running_job() -> None:
+    store = MemoryStore()
+    await store.open()
+    lanes = Lanes(store, quick=0.05)
+    location = "/compute/c-1"
+    await store.commit(Batch(put=[Entity(kind=COMPUTE, entity_id="c-1", location=location)]))
+    spec = _StaleWriter()
+    job = await lanes.submit(lanes.new_operation(location, "update", "t", "u"), spec)
+    await spec.turn.wait()  # the job has read the entity: its copy has no tag
+
+    def tag(entity: Entity) -> Entity:
+        return entity if TAG in entity.mixins else entity.evolve(mixins=[*entity.mixins, TAG])
+
+    [tagged] = await lanes.apply_now({location: tag})
+    assert TAG in tagged.mixins
+    await asyncio.sleep(0.15)  # the "in progress" record is written, from the copy
+    showing = await store.get(location)
+    assert showing is not None and showing.attributes.get("occi.core.summary") == "in progress"
+    assert TAG in showing.mixins
+    spec.release.set()
+    assert (await job.wait(5.0)).state == SUCCEEDED
+    final = await store.get(location)
+    assert final is not None and final.attributes.get("occi.core.title") == "done" and TAG in final.mixins
+    await store.close()

@@ -151,7 +151,9 @@ class StorageBinding(_Base):
     created_state: str = "online"
     reported: frozenset[str] = frozenset()
     live: Mapping[str, str] = {"occi.storage.size": "size_gib"}
-    actions: Mapping[str, type] = {"online": driver.Online, "offline": driver.Offline}
+    # backup, snapshot: OCCI 1.1 storage actions (D-LEGACY-STORAGE), run where the cloud can.
+    actions: Mapping[str, type] = {"online": driver.Online, "offline": driver.Offline,
+                                   "backup": driver.Backup, "snapshot": driver.Snapshot}
 
     def spec(self, entity: Entity, given: SpecInput) -> object:
         return driver.StorageSpec(name=given.name, entity_id=entity.entity_id,

@@ -18,7 +18,7 @@ from occipy.rendering import negotiate
 from occipy.rendering.messages import CategoryRef, Filter
 from occipy.service.cloud import EditSpec
 from occipy.service.context import Context
-from occipy.service.edits import ASSOCIATE, DISSOCIATE, Edit, apply_edit, check_dissociation
+from occipy.service.edits import ASSOCIATE, DISSOCIATE, Edit, apply_edit, check_dissociation, template_family
 from occipy.service.handlers.base import (
     Env,
     delete_wait,
@@ -30,7 +30,7 @@ from occipy.service.handlers.base import (
 )
 from occipy.service.handlers.entities import delete_entities
 from occipy.service.parse import Listing, Locations, Page
-from occipy.service.queue import Job
+from occipy.service.queue import Change, Job
 from occipy.service.quotas import Reservation, release_all, release_when_done
 from occipy.service.results import CollectionResult, EmptyResult, Result
 from occipy.service.routes import Route, Target
@@ -207,16 +207,50 @@ def _mixin_of(ctx: Context, route: Route) -> Mixin:
     return route.category
 
 
+def _tag_only(env: Env, mixin: Mixin, entity: Entity, updated: Entity) -> bool:
+    """Whether (dis)associating the mixin changes nothing but the entity's membership of a user
+    mixin: no template, no attribute, nothing the cloud applies (D-TAGS-AT-ONCE)."""
+    if not mixin.user_defined or template_family(env.registry, mixin.type_id) is not None:
+        return False
+    if updated.attributes != entity.attributes:
+        return False
+    if (set(updated.mixins) ^ set(entity.mixins)) - {mixin.type_id}:
+        return False
+    return not env.cloud.live_changes(entity, updated)[0]
+
+
+def _tag(mixin_id: str, mode: str) -> Change:
+    """The membership change, applied to the entity as it is when written (idempotent)."""
+
+    def change(entity: Entity) -> Entity:
+        if mode == ASSOCIATE:
+            return entity if mixin_id in entity.mixins else entity.evolve(mixins=[*entity.mixins, mixin_id])
+        return entity.evolve(mixins=[m for m in entity.mixins if m != mixin_id]) if mixin_id in entity.mixins \
+            else entity
+
+    return change
+
+
 async def _membership(env: Env, ctx: Context, mixin: Mixin, changes: Sequence[tuple[Entity, str]]) -> Result:
     """Queue one membership edit per changed entity (checked first: all or none), then answer with
-    the collection (GFD.223 §11.2-§11.4)."""
+    the collection (GFD.223 §11.2-§11.4).
+
+    D-TAGS-AT-ONCE: a user mixin's membership (a tag: no cloud effect) of an entity whose lane has
+    work pending (a create still running, queued actions) is written at once, ahead of that work,
+    which keeps it; all such changes of the request in one batch.
+    """
     clouds = env.cloud
+    lanes = clouds.lanes
     visible = visible_mixin(ctx)
     planned = []
+    at_once: dict[str, Change] = {}
     grown: dict[str, list[Entity]] = {}
     for entity, mode in changes:
         edit = Edit(mode=mode, mixins=(mixin.type_id,))
         updated = apply_edit(env.registry, entity, edit, visible=visible)  # 4xx now, for every member
+        if lanes.immediate and lanes.busy(entity.location) and _tag_only(env, mixin, entity, updated):
+            at_once[entity.location] = _tag(mixin.type_id, mode)
+            continue
         if clouds.live_changes(entity, updated)[0]:
             clouds.of(entity).check()
         planned.append((entity, edit))
@@ -231,6 +265,8 @@ async def _membership(env: Env, ctx: Context, mixin: Mixin, changes: Sequence[tu
         raise
     jobs: list[Job] = []
     try:
+        if at_once:
+            await lanes.apply_now(at_once)
         for entity, edit in planned:
             op = clouds.lanes.new_operation(entity.location, "update", entity.tenant, ctx.principal.user,
                                             params=edit.params())

@@ -144,8 +144,24 @@ def test_infrastructure_table_is_unchanged() -> None:
     assert state.next_state(COMPUTE, "inactive", start) == "active"
     with pytest.raises(ActionNotAllowed):
         state.next_state(COMPUTE, "active", start)
-    # the OCCI 1.1 storage diagram is not served
-    assert not state.governed(STORAGE, backup)
+    # the OCCI 1.1 storage diagram is not served: backup is allowed online and offline and keeps
+    # the state (D-LEGACY-STORAGE), there is no `backup` state
+    assert state.next_state(STORAGE, "online", backup) == "online"
+    assert "backup" not in state.MACHINES[STORAGE].states
+
+
+def test_already_there_is_where_the_action_leads_without_a_row_from_there() -> None:
+    # D-COLLECTION-NOOP: a collection action leaves these members alone.
+    action = "http://schemas.ogf.org/occi/infrastructure/compute/action#"
+    assert state.already_there(COMPUTE, "active", action + "start")
+    assert state.already_there(COMPUTE, "inactive", action + "stop")
+    assert state.already_there(COMPUTE, "suspended", action + "suspend")
+    assert not state.already_there(COMPUTE, "inactive", action + "start")  # a real transition
+    assert not state.already_there(COMPUTE, "active", action + "restart")  # has a row from active
+    assert not state.already_there(COMPUTE, "suspended", action + "stop")  # not where stop leads
+    assert not state.already_there(COMPUTE, "error", action + "start")
+    assert not state.already_there(COMPUTE, None, action + "start")
+    assert not state.already_there(STORAGE, "online", "http://schemas.ogf.org/occi/infrastructure/storage/action#backup")
 
 
 def test_state_machine_refuses_unknown_states() -> None:
