@@ -24,6 +24,7 @@ from typing import Any, Final
 import docker
 import docker.errors
 import docker.types
+import docker.utils
 import requests.exceptions
 
 from occipy.backends import base as b
@@ -245,6 +246,19 @@ class Engine:
         if container.labels.get(MANAGED) != "1" or container.labels.get(KIND) not in kinds:
             raise Gone(name)
         return container
+
+    def stats(self, container: Any) -> dict[str, Any]:
+        """One statistics document of a container (`GET /containers/{id}/stats?stream=false`).
+
+        `one-shot` (API 1.41+): without it the engine waits for a second sample (about a second)
+        to fill `precpu_stats`, which occipy does not use: it computes rates from two readings.
+        """
+        api = self.client.api
+        one_shot = None if docker.utils.version_lt(api.api_version, "1.41") else True
+        try:
+            return dict(api.stats(container.id, stream=False, one_shot=one_shot))
+        except Exception as exc:  # noqa: BLE001 - translated
+            raise translate(exc, f"read the statistics of container {container.name}") from None
 
     def run(self, name: str, desired: Desired, endpoints: Sequence[Endpoint], state: str) -> Any:
         """Create the container, connect it, write its files, and bring it to `state`."""

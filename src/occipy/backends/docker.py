@@ -3,9 +3,10 @@ bridges, and the Platform kinds (GFD.227) run as containers too (docs/drivers/do
 
 Every object occipy makes carries the entity id in Docker labels (`Inventories`), lifecycle
 changes come from Docker's event stream (`Watches`), `save` commits a container into an image
-(`Saves`), and CPU and memory limits change live (`Updates`). The blocking SDK runs in worker
+(`Saves`), CPU and memory limits change live (`Updates`), and containers (computes, components)
+are measured from the stats API (`Samples`, `_docker_stats`). The blocking SDK runs in worker
 threads (`_docker_engine`, `_docker_platform`). The only importer of the `docker` SDK besides its
-two helper modules.
+helper modules.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import docker.types
 
 from occipy.backends import _docker_objects as objects
 from occipy.backends import _docker_platform as plat
+from occipy.backends import _docker_stats as readings
 from occipy.backends import base as b
 from occipy.backends._docker_engine import (
     BUSYBOX_IMAGE,
@@ -113,6 +115,7 @@ class DockerDriver:
 
     name = "docker"
     supports: Mapping[str, b.Support] = SUPPORTS
+    sampled: frozenset[str] = frozenset(_CONTAINERS)  # Samples: what runs as a container
 
     def __init__(self, settings: DockerSettings) -> None:
         self.settings = settings
@@ -568,6 +571,29 @@ class DockerDriver:
         if ref.resource == COMPONENTLINK:
             return plat.link_observed(self._engine, ref.backend_id)
         return None
+
+    # ---- monitoring (Samples) ---------------------------------------------------------------------
+
+    async def sample(self, ref: b.Ref) -> b.Reading | None:
+        """One reading of a container from the stats API (docs/drivers/docker.md "Monitoring");
+        None when it does not exist."""
+        if ref.resource not in self.sampled:
+            return None
+        if ref.backend_id in self._quiet:
+            # occipy is re-creating it (a mount, a component link): read the new container, not
+            # the moment between removal and creation (which would look like an outage).
+            async with self._lock(ref.backend_id):
+                pass
+        try:
+            return await self._run("read a container's statistics", self._sample, ref)
+        except Gone:
+            return None
+
+    def _sample(self, ref: b.Ref) -> b.Reading:
+        container = self._engine.managed_container(ref.backend_id, (ref.resource,))
+        # A container that is not running has no cgroup to read: its state is the whole reading.
+        document = self._engine.stats(container) if container.status in ("running", "paused") else None
+        return readings.reading(document, container.attrs, time.time())
 
     # ---- actions, updates, save -------------------------------------------------------------------
 

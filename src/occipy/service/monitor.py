@@ -148,8 +148,8 @@ class Monitor:
         """Sample every collector whose period has come (within its sensor's window)."""
         store = self.cloud.store
         collected: dict[str, _Collected] = {}
-        readings: dict[_Object, tuple[Reading | None, float] | None] = {}
         live: set[str] = set()
+        due: list[tuple[Entity, Entity, Entity, _Object]] = []
         for collector in await store.query(EntityQuery(kinds=(mon.COLLECTOR,))):
             live.add(collector.location)
             sensor = await store.get(collector.source or "")
@@ -157,10 +157,15 @@ class Monitor:
             if sensor is None or target is None or not self._due(collector, sensor, now):
                 continue
             ref = self._ref(target)
-            if ref is None:
-                continue
-            if ref not in readings:
-                readings[ref] = await self._read(*ref)
+            if ref is not None:
+                due.append((collector, sensor, target, ref))
+        # Each object is read once per pass, all of them at once: a cloud may take its time to
+        # answer (Docker's stats API answers at its next one-second collection, docs/drivers/docker.md).
+        refs = list(dict.fromkeys(ref for *_, ref in due))
+        async with asyncio.TaskGroup() as reads:
+            tasks = [reads.create_task(self._read(*ref)) for ref in refs]
+        readings = {ref: task.result() for ref, task in zip(refs, tasks, strict=True)}
+        for collector, sensor, target, ref in due:
             measured = readings[ref]
             if measured is None:
                 continue

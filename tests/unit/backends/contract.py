@@ -9,7 +9,7 @@ behind the driver's back, `change_outside()`; where it can point at a cloud that
 
 A test skips only when `driver.supports` lacks the resource type, action or update it needs, or
 when the driver does not implement the optional protocol (`Updates`, `Saves`, `Watches`,
-`Adopts`, `Inventories`, `Proposes`) it tests, or when the subclass has no hook for it.
+`Adopts`, `Inventories`, `Proposes`, `Samples`) it tests, or when the subclass has no hook for it.
 Imports pytest, occipy.backends.base and occipy.errors; nothing driver-specific.
 
 Example::
@@ -29,6 +29,7 @@ import asyncio
 import dataclasses
 import ipaddress
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -64,8 +65,10 @@ from occipy.backends.base import (
     Offline,
     Online,
     Proposes,
+    Reading,
     Ref,
     Restart,
+    Samples,
     Save,
     Saves,
     Snapshot,
@@ -298,6 +301,8 @@ class DriverContract:
             assert isinstance(driver, Updates), "live updates are declared: the driver must be Updates"
         if "save" in driver.supports.get(COMPUTE, Support()).actions:
             assert isinstance(driver, Saves), "save is declared: the driver must be Saves"
+        if isinstance(driver, Samples):
+            assert driver.sampled <= set(driver.supports), "a driver samples only types it provides"
 
     @pytest.mark.spec("INF-33")
     def test_offers_templates(self, driver: Driver) -> None:
@@ -888,6 +893,48 @@ class DriverContract:
         change = await next_change(stream, ref)
         assert change.observed is None
         assert await driver.observe(ref) is None
+
+    # ---------------------------------------------------------------- readings (Samples)
+
+    def _sampler(self, driver: Driver, resource: str) -> Samples:
+        require_protocol(driver, Samples)
+        assert isinstance(driver, Samples)
+        if resource not in driver.sampled:
+            pytest.skip(f"driver {driver.name} does not sample a {resource}")
+        return driver
+
+    @staticmethod
+    def _plausible(reading: Reading | None, started: float) -> Reading:
+        assert isinstance(reading, Reading)
+        assert started - 1.0 <= reading.taken <= time.time() + 1.0, "taken is the time of the reading"
+        counters = (reading.cpu_seconds, reading.disk_read_bytes, reading.disk_write_bytes,
+                    reading.net_rx_bytes, reading.net_tx_bytes, reading.memory_used_bytes)
+        assert all(value is None or value >= 0 for value in counters)
+        assert reading.cpus is None or reading.cpus >= 1
+        if reading.memory_used_bytes is not None and reading.memory_total_bytes:
+            assert reading.memory_used_bytes <= reading.memory_total_bytes
+        return reading
+
+    async def test_samples_a_running_compute(self, driver: Driver, compute: Observed) -> None:
+        sampler = self._sampler(driver, COMPUTE)
+        started = time.time()
+        reading = self._plausible(await sampler.sample(Ref(COMPUTE, compute.backend_id)), started)
+        assert reading.running
+
+    async def test_samples_a_stopped_compute_as_not_running(self, driver: Driver, compute: Observed) -> None:
+        sampler = self._sampler(driver, COMPUTE)
+        require(driver, COMPUTE, "stop")
+        ref = Ref(COMPUTE, compute.backend_id)
+        await driver.act(ref, Stop(method="poweroff"))
+        started = time.time()
+        reading = self._plausible(await sampler.sample(ref), started)
+        assert not reading.running
+
+    async def test_sampling_a_missing_object_gives_none(self, driver: Driver) -> None:
+        require_protocol(driver, Samples)
+        assert isinstance(driver, Samples)
+        for resource in driver.sampled:
+            assert await driver.sample(Ref(resource, missing_id())) is None
 
     # ---------------------------------------------------------------- Adopts
 

@@ -192,6 +192,57 @@ async def test_suspend_is_pause(drv: DockerDriver, docker_client: Any) -> None:
     assert docker_client.containers.get(ref.backend_id).status == "paused"
 
 
+async def test_sample_reads_the_stats_api(drv: DockerDriver, docker_client: Any) -> None:
+    # Samples: a running container's counters; paused is not running but still read; stopped has
+    # no counters; another type's container, a volume and a deleted container give no reading.
+    assert drv.sampled == {COMPUTE, COMPONENT}
+    ref = Ref(COMPUTE, (await drv.create(ComputeSpec(name=unique("mon"), cores=1, memory_gib=0.25))).backend_id)
+    container = docker_client.containers.get(ref.backend_id)
+    busy = "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; dd if=/dev/zero of=/f bs=64k count=64 conv=fsync"
+    assert container.exec_run(["sh", "-c", busy]).exit_code == 0
+    first = await drv.sample(ref)
+    assert first is not None and first.running
+    assert first.cpus == 1 and first.memory_total_bytes == 0.25 * 1024**3
+    assert first.cpu_seconds is not None and first.cpu_seconds > 0.01  # the loop above burnt CPU
+    assert first.memory_used_bytes is not None and 0 < first.memory_used_bytes < first.memory_total_bytes
+    assert first.net_rx_bytes is not None and first.net_tx_bytes is not None  # eth0 on the bridge
+    assert first.disk_read_bytes is not None and first.disk_write_bytes is not None
+    second = await drv.sample(ref)
+    assert second is not None and second.taken > first.taken
+    assert second.cpu_seconds is not None and second.cpu_seconds >= first.cpu_seconds
+    await drv.act(ref, Suspend())
+    paused = await drv.sample(ref)
+    assert paused is not None and not paused.running and paused.cpu_seconds is not None
+    await drv.act(ref, Start())
+    await drv.act(ref, Stop(method="poweroff"))
+    stopped = await drv.sample(ref)
+    assert stopped is not None and not stopped.running
+    assert stopped.cpu_seconds is None and stopped.memory_used_bytes == 0.0
+    assert stopped.memory_total_bytes == 0.25 * 1024**3 and stopped.cpus == 1
+    component = await drv.create(ComponentSpec(name=unique("mon-web"), runtime="busybox-httpd"))
+    reading = await drv.sample(Ref(COMPONENT, component.backend_id))
+    assert reading is not None and reading.running and (reading.memory_used_bytes or 0) > 0
+    assert await drv.sample(Ref(COMPUTE, component.backend_id)) is None  # not a compute's container
+    volume = await drv.create(StorageSpec(name=unique("mon-vol"), size_gib=1.0))
+    assert await drv.sample(Ref(STORAGE, volume.backend_id)) is None
+    await drv.delete(ref)
+    assert await drv.sample(ref) is None
+
+
+async def test_a_reading_waits_while_occipy_recreates_the_container(drv: DockerDriver, docker_client: Any) -> None:
+    # A mount re-creates the container under its lock with its events quiet (_quietly): a reading
+    # then waits for the new container rather than reporting the gap as "gone".
+    ref = Ref(COMPUTE, (await drv.create(ComputeSpec(name=unique("mon-re")))).backend_id)
+    async with drv._lock(ref.backend_id):
+        drv._quiet.add(ref.backend_id)
+        reading = asyncio.create_task(drv.sample(ref))
+        await asyncio.sleep(2.0)  # a reading takes about 1 s (the engine's stats collection)
+        assert not reading.done()
+        drv._quiet.discard(ref.backend_id)
+    got = await asyncio.wait_for(reading, 10)
+    assert got is not None and got.running
+
+
 async def test_storagelink_mounts_and_keeps_identity(drv: DockerDriver, docker_client: Any) -> None:
     compute = await drv.create(ComputeSpec(name=unique("mnt")))
     network = await drv.create(NetworkSpec(name=unique("mnt-net")))

@@ -40,6 +40,14 @@ class Unmeasured(SimulatedDriver):
                                                                                "ipreservation")}
 
 
+class SlowReader(SimulatedDriver):
+    """A cloud that takes 0.3 s to answer each reading (as Docker's stats API takes about 1 s)."""
+
+    async def sample(self, ref: Ref) -> Any:
+        await asyncio.sleep(0.3)
+        return await super().sample(ref)
+
+
 async def _harness(tmp_path: Path, driver: SimulatedDriver, **options: Any) -> tuple[Service, Harness, MemoryStore]:
     store = MemoryStore()
     service = Service(standard_registry(), store, driver,
@@ -132,6 +140,27 @@ async def test_a_collector_samples_its_target_and_the_sensor_publishes(
     # Not due again before its period: nothing new.
     await service.monitor.tick(now + 1.2)
     assert len(await store.samples(collector=collector)) == len(samples)
+
+
+async def test_one_pass_reads_its_objects_at_once(tmp_path: Path) -> None:
+    driver = SlowReader.from_options({"delay": "0"}, tmp_path)
+    service, h, store = await _harness(tmp_path, driver)
+    try:
+        sensor = await _create(h, monitoring.SENSOR, {"occi.sensor.period": 1})
+        collectors = []
+        for n in range(3):
+            vm = await h.create_compute()
+            collectors.append(await _create(h, monitoring.COLLECTOR, _link("", sensor, vm, **{
+                "occipy.monitoring.availability.out": f"vm{n}"}), mixins=(AVAILABILITY_METRIC,)))
+        started = time.monotonic()
+        await service.monitor.tick(time.time())
+        elapsed = time.monotonic() - started
+        assert elapsed < 0.75, f"three 0.3 s readings took {elapsed:.2f} s: read one after another"
+        for collector in collectors:
+            assert [s.value for s in await store.samples(collector=collector)] == [1.0]
+        assert set((await _attributes(h, sensor))["occipy.monitoring.values"]) == {"vm0", "vm1", "vm2"}
+    finally:
+        await service.stop()
 
 
 async def test_a_stopped_compute_is_unavailable_and_history_is_bounded(
