@@ -359,6 +359,15 @@ def test_security_groups_through_the_sdk(moto: MotoServer, tmp_path: Path) -> No
         assert described["NetworkInterfaces"]
         assert all(sg["GroupId"] in {g["GroupId"] for g in n["Groups"]} for n in described["NetworkInterfaces"])
 
+        # The rules change live: an outbound rule replaces EC2's default egress.
+        rules = [{"type": "inbound", "protocol": "tcp", "port": "22"},
+                 {"type": "outbound", "protocol": "udp", "port": "53", "range": "10.0.0.2/32"}]
+        updated = occi.update(group, attributes={"occi.securitygroup.rules": rules})
+        assert updated.attributes["occi.securitygroup.state"] == "active"
+        (sg,) = ec2.describe_security_groups(Filters=tag)["SecurityGroups"]
+        assert [(p["IpProtocol"], p["FromPort"], [r["CidrIp"] for r in p["IpRanges"]])
+                for p in sg["IpPermissionsEgress"]] == [("udp", 53, ["10.0.0.2/32"])]
+
         occi.delete(link)
         with pytest.raises(errors.NotFound):
             occi.get(link)

@@ -204,7 +204,12 @@ class _GroupOps(_Ec2Base):
                 enis = await self._pages("listing the group's interfaces", "describe_network_interfaces",
                                          "NetworkInterfaces", Filters=[{"Name": "group-id", "Values": [group_id]}])
                 for eni in enis:
-                    await self._set_eni_groups(eni, [g for g in self._eni_groups(eni) if g != group_id])
+                    # Under the instance's lock: a link made meanwhile must not lose its group.
+                    owner = str((eni.get("Attachment") or {}).get("InstanceId") or eni["NetworkInterfaceId"])
+                    async with self._lock(owner):
+                        fresh = await self._eni(str(eni["NetworkInterfaceId"]))
+                        if fresh is not None and group_id in self._eni_groups(fresh):
+                            await self._set_eni_groups(fresh, [g for g in self._eni_groups(fresh) if g != group_id])
                 await self._find(f"deleting security group {group_id}", self.client.delete_security_group,
                                  GroupId=group_id)
                 self._forget(egi.SECURITYGROUP, group_id)
