@@ -195,6 +195,7 @@ def ours(ec2: Any, owner: str) -> dict[str, list[str]]:
         "subnets": sorted(s["SubnetId"] for s in ec2.describe_subnets(Filters=tag)["Subnets"]),
         "enis": sorted(n["NetworkInterfaceId"] for n in ec2.describe_network_interfaces(Filters=tag)["NetworkInterfaces"]),
         "keys": sorted(k["KeyName"] for k in ec2.describe_key_pairs(Filters=tag)["KeyPairs"]),
+        "groups": sorted(g["GroupId"] for g in ec2.describe_security_groups(Filters=tag)["SecurityGroups"]),
     }
 
 
@@ -326,6 +327,67 @@ def test_full_lifecycle_through_the_http_api(moto: MotoServer, tmp_path: Path) -
         eventually(lambda: empty(ours(ec2, server.owner)), 30, "moto to hold nothing of occipy's")
         assert instance(ec2, instance_id)["State"]["Name"] == "terminated"
         assert httpx.get(f"{server.url}/compute/", headers={"Accept": "text/uri-list"}).text.strip() == ""
+
+
+def test_security_groups_through_the_sdk(moto: MotoServer, tmp_path: Path) -> None:
+    """securitygroup = a VPC security group with the rules, securitygrouplink = the group on the
+    instance; no ipreservation on EC2 (not offered). Both deletes leave nothing in EC2."""
+    ec2 = moto.client()
+    securitygroup, link_kind = INFRA + "securitygroup", INFRA + "securitygrouplink"
+    with occipy_on(moto.endpoint_url, tmp_path) as server, Client(server.url, media_type="json", timeout=60) as occi:
+        document = httpx.get(server.url + "/-/", headers={"Accept": JSON}).json()
+        found = {c["scheme"] + c["term"] for group in ("kinds", "mixins") for c in document.get(group, [])}
+        assert securitygroup in found and link_kind in found and INFRA + "ipreservation" not in found
+
+        group = occi.create(securitygroup, title="ssh", attributes={
+            "occi.securitygroup.rules": [{"type": "inbound", "protocol": "tcp", "port": "22"}]})
+        occi.wait_for(group, state="active", timeout=30, interval=0.05)
+        vm = occi.create("compute", mixins=[template(occi, "resource_tpl", "t2.micro:")])
+        occi.wait_for(vm, state="active", timeout=60, interval=0.05)
+        link = occi.link(vm, group, kind=link_kind)
+        occi.wait_for(link, state="active", timeout=30, interval=0.05)
+
+        tag = [{"Name": "tag:occipy:entity", "Values": [occi.get(group).entity_id]}]
+        (sg,) = ec2.describe_security_groups(Filters=tag)["SecurityGroups"]
+        assert sg["Tags"] and {t["Key"]: t["Value"] for t in sg["Tags"]}["occipy:owner"] == server.owner
+        assert [(p["IpProtocol"], p["FromPort"], p["ToPort"], [r["CidrIp"] for r in p["IpRanges"]])
+                for p in sg["IpPermissions"]] == [("tcp", 22, 22, ["0.0.0.0/0"])]
+        (described,) = [i for r in ec2.describe_instances(Filters=[
+            {"Name": "tag:occipy:owner", "Values": [server.owner]}])["Reservations"] for i in r["Instances"]]
+        instance_id = described["InstanceId"]
+        # Every interface of the instance carries the group (the primary one is the instance's groups on AWS).
+        assert described["NetworkInterfaces"]
+        assert all(sg["GroupId"] in {g["GroupId"] for g in n["Groups"]} for n in described["NetworkInterfaces"])
+
+        # The rules change live: an outbound rule replaces EC2's default egress.
+        rules = [{"type": "inbound", "protocol": "tcp", "port": "22"},
+                 {"type": "outbound", "protocol": "udp", "port": "53", "range": "10.0.0.2/32"}]
+        updated = occi.update(group, attributes={"occi.securitygroup.rules": rules})
+        assert updated.attributes["occi.securitygroup.state"] == "active"
+        (sg,) = ec2.describe_security_groups(Filters=tag)["SecurityGroups"]
+        assert [(p["IpProtocol"], p["FromPort"], [r["CidrIp"] for r in p["IpRanges"]])
+                for p in sg["IpPermissionsEgress"]] == [("udp", 53, ["10.0.0.2/32"])]
+
+        occi.delete(link)
+        with pytest.raises(errors.NotFound):
+            occi.get(link)
+        assert all(sg["GroupId"] not in {g["GroupId"] for g in n["Groups"]}
+                   for n in instance(ec2, instance_id)["NetworkInterfaces"])
+        occi.delete(group)
+        assert ec2.describe_security_groups(Filters=tag)["SecurityGroups"] == []
+        occi.delete(vm)
+        eventually(lambda: empty(ours(ec2, server.owner)), 30, "moto to hold nothing of occipy's")
+
+        # A group EC2 made but occipy never recorded (a kill -9 between the two): the start-up sweep
+        # finds it by its tags (Inventories) and deletes it.
+        lost = ec2.create_security_group(GroupName="lost", Description="lost", TagSpecifications=[{
+            "ResourceType": "security-group", "Tags": [{"Key": "occipy:owner", "Value": server.owner},
+                                                      {"Key": "occipy:entity", "Value": f"urn:uuid:{uuid.uuid4()}"}]}])
+        server.kill9()
+        server.start()
+        eventually(lambda: not ec2.describe_security_groups(
+            Filters=[{"Name": "group-id", "Values": [lost["GroupId"]]}])["SecurityGroups"], 30,
+            "the sweep to delete the lost security group")
 
 
 def test_bad_settings_stop_the_start_with_one_line(moto: MotoServer, tmp_path: Path) -> None:

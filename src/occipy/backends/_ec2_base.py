@@ -71,6 +71,7 @@ TAG_HIBERNATED: Final = "occipy:hibernated"  # on an instance: occipy hibernated
 TAG_CIDR: Final = "occipy:cidr-association"  # on a subnet: the VPC CIDR block occipy added for it
 TAG_LABEL: Final = "occipy:label"  # on a subnet: occi.network.label
 TAG_SAVED_FROM: Final = "occipy:saved-from"  # on an AMI: the instance it was saved from
+TAG_GROUP_LINK: Final = "occipy:link:"  # on a security group, + instance id: its securitygrouplink's entity id
 MAX_TAG_VALUE: Final = 256  # EC2's limit; longer entity ids are not recorded
 
 # ---- ids -------------------------------------------------------------------------------------------
@@ -374,6 +375,13 @@ class _Ec2Base:
             for item in (reply.get("InstanceTypes", []) if reply else []):
                 self.types[str(item["InstanceType"])] = type_info(item)
         return self.types.get(name)
+
+    async def _linked_groups(self, instance_id: str) -> list[str]:
+        """The security groups occipy linked the instance to (securitygrouplink)."""
+        groups = await self._pages("listing the instance's security groups", "describe_security_groups",
+                                   "SecurityGroups",
+                                   Filters=[{"Name": "tag-key", "Values": [TAG_GROUP_LINK + instance_id]}])
+        return [str(g["GroupId"]) for g in groups]
 
     # ---- tags -------------------------------------------------------------------------------------------
 

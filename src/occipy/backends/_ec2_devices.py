@@ -457,7 +457,9 @@ class _DeviceOps(_Ec2Base):
                     TAG_ALLOCATION: spec.allocation or ("static" if address else "dynamic")}))],
             }
             if self.security_groups and subnet.get("VpcId") == self.vpc_id:
-                params["Groups"] = self.security_groups
+                # The instance's security groups (securitygrouplink) apply to every interface it has.
+                linked = await self._linked_groups(spec.compute_id)
+                params["Groups"] = [*self.security_groups, *(g for g in linked if g not in self.security_groups)]
             if address is not None:
                 params["PrivateIpAddress"] = address
             reply = await self._call(f"creating network interface {spec.name!r}",

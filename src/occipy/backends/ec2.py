@@ -1,12 +1,13 @@
 """EC2Driver: OCCI Infrastructure on Amazon EC2 (or an EC2-compatible endpoint such as moto), with boto3.
 
 compute = instance, storage = EBS volume, network = subnet of the driver's VPC, storagelink =
-volume attachment, networkinterface = ENI; os_tpl = AMIs, resource_tpl = instance types;
+volume attachment, networkinterface = ENI, securitygroup = VPC security group, securitygrouplink =
+the group on the instance's interfaces; os_tpl = AMIs, resource_tpl = instance types;
 ssh_public_key = a key pair imported for the instance; user_data goes to EC2 as it is. Every object
 carries the OCCI entity id as a tag, so the inventory finds what a crash left behind; changes made
 outside occipy are found by polling describe calls (EC2 has no event stream a driver can read
 without more AWS services). The mapping, settings and limits are in docs/drivers/ec2.md; the
-operations live in `_ec2_compute.py` and `_ec2_devices.py`, on `_ec2_base.py`; with
+operations live in `_ec2_compute.py`, `_ec2_devices.py` and `_ec2_groups.py`, on `_ec2_base.py`; with
 `_ec2_settings.py` they are the only modules of occipy that import boto3. Imports backends.base,
 errors and those helpers.
 """
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Final
 
 import anyio.to_thread
 
+from occipy.backends import egi_types as egi
 from occipy.backends._ec2_base import (
     ATTACHMENT_RE,
     GONE_INSTANCE,
@@ -31,6 +33,7 @@ from occipy.backends._ec2_base import (
 )
 from occipy.backends._ec2_compute import _ComputeOps
 from occipy.backends._ec2_devices import DEVICES, _DeviceOps, device_name
+from occipy.backends._ec2_groups import GROUP_LINK_RE, _GroupOps
 from occipy.backends._ec2_settings import Settings, parse_settings
 from occipy.backends.base import (
     COMPUTE,
@@ -48,6 +51,7 @@ from occipy.backends.base import (
     Observed,
     Ref,
     Save,
+    SecurityGroupUpdate,
     StorageLinkFacts,
     StorageLinkSpec,
     StorageSpec,
@@ -69,10 +73,13 @@ SUPPORTS: Final[Mapping[str, Support]] = {
     NETWORK: Support(),
     STORAGELINK: Support(),
     NETWORKINTERFACE: Support(),
+    # EGI (docs/drivers/ec2.md): a security group's rules change live; no IP reservations.
+    egi.SECURITYGROUP: Support(updates=frozenset({"rules"})),
+    egi.SECURITYGROUPLINK: Support(),
 }
 
 
-class EC2Driver(_ComputeOps, _DeviceOps):
+class EC2Driver(_ComputeOps, _DeviceOps, _GroupOps):
     """One EC2 region (one VPC, one availability zone) behind the driver contract (backends.base).
 
     Implements Driver, Updates, Saves, Watches (by polling), Inventories and Proposes.
@@ -175,6 +182,10 @@ class EC2Driver(_ComputeOps, _DeviceOps):
             return await self._create_storagelink(spec)
         if isinstance(spec, NetworkInterfaceSpec):
             return await self._create_networkinterface(spec)
+        if isinstance(spec, egi.SecurityGroupSpec):
+            return await self._create_securitygroup(spec)
+        if isinstance(spec, egi.SecurityGroupLinkSpec):
+            return await self._create_securitygrouplink(spec)
         raise NotSupported(f"the ec2 driver cannot create a {type(spec).__name__}")
 
     async def delete(self, ref: Ref) -> None:
@@ -191,6 +202,10 @@ class EC2Driver(_ComputeOps, _DeviceOps):
         elif ref.resource == NETWORKINTERFACE:
             with self._working(ref.backend_id):
                 await self._delete_networkinterface(ref.backend_id)
+        elif ref.resource == egi.SECURITYGROUP:
+            await self._delete_securitygroup(ref.backend_id)
+        elif ref.resource == egi.SECURITYGROUPLINK:
+            await self._delete_securitygrouplink(ref.backend_id)
         else:
             raise NotSupported(f"the ec2 driver has no {ref.resource}")
 
@@ -203,6 +218,7 @@ class EC2Driver(_ComputeOps, _DeviceOps):
                 enis, volumes = await self._instance_links(instance_id)
                 await self._terminate(instance_id)
                 await self._cleanup_links(enis, volumes)
+                await self._forget_grouplinks(instance_id)
                 self._forget(COMPUTE, instance_id)
                 for ref in [r for r in self._last if r.backend_id.startswith(instance_id + "/")]:
                     self._last.pop(ref, None)
@@ -218,6 +234,10 @@ class EC2Driver(_ComputeOps, _DeviceOps):
             return await self._observe_storagelink(ref.backend_id)
         if ref.resource == NETWORKINTERFACE:
             return await self._observe_networkinterface(ref.backend_id)
+        if ref.resource == egi.SECURITYGROUP:
+            return await self._observe_securitygroup(ref.backend_id)
+        if ref.resource == egi.SECURITYGROUPLINK:
+            return await self._observe_securitygrouplink(ref.backend_id)
         return None
 
     async def act(self, ref: Ref, action: Action) -> Observed:
@@ -232,13 +252,15 @@ class EC2Driver(_ComputeOps, _DeviceOps):
     # ------------------------------------------------------------------ optional protocols
 
     async def update(self, ref: Ref, change: Update) -> Observed:
-        """Updates: a compute's instance type, a volume's size."""
+        """Updates: a compute's instance type, a volume's size, a security group's rules."""
         if ref.resource == COMPUTE and isinstance(change, ComputeUpdate):
             async with self._lock(ref.backend_id):
                 with self._working(ref.backend_id):
                     return await self._update_compute(ref.backend_id, change)
         if ref.resource == STORAGE and isinstance(change, StorageUpdate):
             return await self._update_storage(ref.backend_id, change)
+        if ref.resource == egi.SECURITYGROUP and isinstance(change, SecurityGroupUpdate):
+            return await self._update_securitygroup(ref.backend_id, change.rules)
         raise NotSupported(f"the ec2 driver cannot update a {ref.resource} with {type(change).__name__}")
 
     async def save(self, ref: Ref, request: Save) -> Template:
@@ -253,9 +275,13 @@ class EC2Driver(_ComputeOps, _DeviceOps):
         """Inventories: every object of this owner that carries an entity id (docs/drivers/ec2.md)."""
         found: list[Tagged] = []
         entity = [*self.owner_filter(), {"Name": "tag-key", "Values": [TAG_ENTITY]}]
-        for instance in await self._pages("listing instances", "describe_instances", "Reservations", Filters=entity):
+        instances: list[str] = []
+        owned = await self._pages("listing instances", "describe_instances", "Reservations", Filters=self.owner_filter())
+        for instance in owned:
             if instance["State"]["Name"] not in GONE_INSTANCE:
-                found.append(Tagged(Ref(COMPUTE, str(instance["InstanceId"])), tags_of(instance)[TAG_ENTITY]))
+                instances.append(str(instance["InstanceId"]))  # a security group's links need the instance
+                if TAG_ENTITY in tags_of(instance):
+                    found.append(Tagged(Ref(COMPUTE, str(instance["InstanceId"])), tags_of(instance)[TAG_ENTITY]))
         volumes = await self._pages("listing volumes", "describe_volumes", "Volumes", Filters=self.owner_filter())
         for volume in volumes:
             tags = tags_of(volume)
@@ -273,6 +299,7 @@ class EC2Driver(_ComputeOps, _DeviceOps):
         for eni in await self._pages("listing network interfaces", "describe_network_interfaces",
                                      "NetworkInterfaces", Filters=entity):
             found.append(Tagged(Ref(NETWORKINTERFACE, str(eni["NetworkInterfaceId"])), tags_of(eni)[TAG_ENTITY]))
+        found.extend(self._group_tagged(await self._owned_groups(), instances))
         return found
 
     def propose(self, spec: object, taken: Sequence[object]) -> object | None:
@@ -321,8 +348,10 @@ class EC2Driver(_ComputeOps, _DeviceOps):
         before = dict(self._last)  # the translators below remember what they read
         now: dict[Ref, Observed] = {}
         owner = self.owner_filter()
+        instances: dict[str, object] = {}
         for instance in await self._pages("polling instances", "describe_instances", "Reservations", Filters=owner):
             if instance["State"]["Name"] not in GONE_INSTANCE:
+                instances[str(instance["InstanceId"])] = instance
                 observed = await self._observed_instance(instance)
                 now[Ref(COMPUTE, observed.backend_id)] = observed
         for volume in await self._pages("polling volumes", "describe_volumes", "Volumes", Filters=owner):
@@ -344,6 +373,7 @@ class EC2Driver(_ComputeOps, _DeviceOps):
             gateway = gateways.get(str(eni.get("SubnetId")))
             observed = self._observed_eni(eni, gateway if gateway is not None else await self._eni_gateway(eni))
             now[Ref(NETWORKINTERFACE, observed.backend_id)] = observed
+        now.update(self._group_objects(await self._owned_groups(), instances))
         changes = [Change(ref, observed) for ref, observed in now.items()
                    if not self._busy_ref(ref) and before.get(ref) != observed]
         for ref, last in before.items():
@@ -356,6 +386,6 @@ class EC2Driver(_ComputeOps, _DeviceOps):
         return changes
 
     def _busy_ref(self, ref: Ref) -> bool:
-        match = ATTACHMENT_RE.match(ref.backend_id)
+        match = ATTACHMENT_RE.match(ref.backend_id) or GROUP_LINK_RE.match(ref.backend_id)
         ids = [ref.backend_id, *match.groups()] if match else [ref.backend_id]
         return any(i in self._busy for i in ids)

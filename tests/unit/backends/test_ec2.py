@@ -95,7 +95,9 @@ def owned(client: Any, owner: str) -> dict[str, list[str]]:
     subnets = [s["SubnetId"] for s in client.describe_subnets(Filters=tag)["Subnets"]]
     enis = [n["NetworkInterfaceId"] for n in client.describe_network_interfaces(Filters=tag)["NetworkInterfaces"]]
     keys = [k["KeyName"] for k in client.describe_key_pairs(Filters=tag)["KeyPairs"]]
-    return {"instances": instances, "volumes": volumes, "subnets": subnets, "enis": enis, "keys": keys}
+    groups = [g["GroupId"] for g in client.describe_security_groups(Filters=tag)["SecurityGroups"]]
+    return {"instances": instances, "volumes": volumes, "subnets": subnets, "enis": enis, "keys": keys,
+            "groups": groups}
 
 
 def nothing(found: dict[str, list[str]]) -> bool:
