@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -138,7 +138,7 @@ def create_app(
     route_of: Callable[[str], str] | None = None
     if metrics:
         routes.append(Route("/metrics", metrics_endpoint, methods=["GET", "HEAD"]))
-        route_of = lambda path: route_template(service.registry, path)  # noqa: E731
+        route_of = _RouteTemplates(service.registry)
         middleware.append(Middleware(obs.RequestMetrics, route_of=route_of))
     routes.append(Route("/{path:path}", endpoint, methods=METHODS))
     return _OcciStarlette(endpoint, route_of, routes=routes, middleware=middleware, lifespan=lifespan)
@@ -252,6 +252,31 @@ def _base_url(request: Request) -> str:
 
 _FIXED_ROUTES = frozenset({"/", "/-/", "/.well-known/org/ogf/occi/-/", "/-/openapi.json", "/metrics",
                            "/dashboard", "/dashboard/", "/-/events"})
+
+
+class _RouteTemplates:
+    """`route_template` remembered per path while the registry is unchanged (at most ROUTES_KEPT
+    paths: a GET of one entity again and again is the common case)."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.version = registry.version
+        self.known: dict[str, str] = {}
+
+    def __call__(self, path: str) -> str:
+        known = self.known
+        if self.registry.version != self.version:
+            known.clear()
+            self.version = self.registry.version
+        route = known.get(path)
+        if route is None:
+            if len(known) >= ROUTES_KEPT:
+                known.clear()
+            route = known[path] = route_template(self.registry, path)
+        return route
+
+
+ROUTES_KEPT: Final = 4096
 
 
 def route_template(registry: Registry, path: str) -> str:
