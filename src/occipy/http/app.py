@@ -138,7 +138,7 @@ def create_app(
     route_of: Callable[[str], str] | None = None
     if metrics:
         routes.append(Route("/metrics", metrics_endpoint, methods=["GET", "HEAD"]))
-        route_of = _RouteTemplates(service.registry)
+        route_of = _RouteTemplates(service)
         middleware.append(Middleware(obs.RequestMetrics, route_of=route_of))
     routes.append(Route("/{path:path}", endpoint, methods=METHODS))
     return _OcciStarlette(endpoint, route_of, routes=routes, middleware=middleware, lifespan=lifespan)
@@ -258,21 +258,22 @@ class _RouteTemplates:
     """`route_template` remembered per path while the registry is unchanged (at most ROUTES_KEPT
     paths: a GET of one entity again and again is the common case)."""
 
-    def __init__(self, registry: Registry) -> None:
-        self.registry = registry
-        self.version = registry.version
+    def __init__(self, service: Any) -> None:
+        self.service = service  # its `registry`, read at each request (as the service's own is)
+        self.version = -1
         self.known: dict[str, str] = {}
 
     def __call__(self, path: str) -> str:
+        registry: Registry = self.service.registry
         known = self.known
-        if self.registry.version != self.version:
+        if registry.version != self.version:
             known.clear()
-            self.version = self.registry.version
+            self.version = registry.version
         route = known.get(path)
         if route is None:
             if len(known) >= ROUTES_KEPT:
                 known.clear()
-            route = known[path] = route_template(self.registry, path)
+            route = known[path] = route_template(registry, path)
         return route
 
 

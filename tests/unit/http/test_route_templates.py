@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from occipy.http.app import _RouteTemplates, route_template
 from occipy.model.catalogue import standard_registry
 from occipy.model.category import Mixin
@@ -9,7 +11,7 @@ from occipy.model.category import Mixin
 
 def test_a_remembered_template_follows_a_registry_change() -> None:
     registry = standard_registry()
-    templates = _RouteTemplates(registry)
+    templates = _RouteTemplates(SimpleNamespace(registry=registry))
     assert templates("/my_stuff/") == "/{unbound}/" == route_template(registry, "/my_stuff/")
     assert templates("/compute/abc") == "/compute/{id}"
     registry.add(Mixin(scheme="http://example.com/occi/my_stuff#", term="my_stuff", location="/my_stuff/",
