@@ -45,6 +45,26 @@ ACTION = 'Category: {}; scheme="http://schemas.ogf.org/occi/infrastructure/compu
 JSON = "application/occi+json"
 
 
+def request(method: str, path: str, body: bytes = b"", accept: str = "text/plain",
+            query: dict[str, str] | None = None) -> OcciRequest:
+    """A service request as the HTTP adapter makes it (base URL http://x)."""
+    return OcciRequest(method=method, path=path, query=query or {}, body=body, base_url="http://x",
+                       headers=[("accept", accept), ("content-type", "text/plain")])
+
+
+async def one_compute(service: Service) -> tuple[str, Callable[[], OcciRequest]]:
+    """A new compute's location, and requests that stop and start it in turn (each one the state allows)."""
+    created = await service.handle(request("POST", "/compute/", KIND))
+    location = dict(created.headers)["Location"][len("http://x"):]
+    flips = iter(range(10**9))
+
+    def action() -> OcciRequest:
+        term = ("stop", "start")[next(flips) % 2]
+        return request("POST", location, ACTION.format(term).encode(), query={"action": term})
+
+    return location, action
+
+
 async def cpu_per_call(call: Callable[[], Awaitable[Any]], n: int) -> float:
     for _ in range(min(n, 300)):
         await call()
@@ -128,18 +148,7 @@ async def main(rounds: int) -> dict[str, float]:
     service = Service(standard_registry(), MemoryStore(), driver, ServiceOptions(sync_wait=1.0, reconcile_interval=0))
     await service.start()
 
-    def request(method: str, path: str, body: bytes = b"", accept: str = "text/plain",
-                query: dict[str, str] | None = None) -> OcciRequest:
-        return OcciRequest(method=method, path=path, query=query or {}, body=body, base_url="http://x",
-                           headers=[("accept", accept), ("content-type", "text/plain")])
-
-    created = await service.handle(request("POST", "/compute/", KIND))
-    location = dict(created.headers)["Location"][len("http://x"):]
-    flips = iter(range(10**9))
-
-    def action() -> OcciRequest:
-        term = ("stop", "start")[next(flips) % 2]
-        return request("POST", location, ACTION.format(term).encode(), query={"action": term})
+    location, action = await one_compute(service)
 
     out: dict[str, float] = {}
     out["service GET /-/ text"] = await cpu_per_call(lambda: service.handle(request("GET", "/-/")), rounds)
@@ -173,18 +182,7 @@ async def on_sqlite(rounds: int) -> dict[str, float]:
         await store.open()
         await service.start()
 
-        def request(method: str, path: str, body: bytes = b"", accept: str = "text/plain",
-                    query: dict[str, str] | None = None) -> OcciRequest:
-            return OcciRequest(method=method, path=path, query=query or {}, body=body, base_url="http://x",
-                               headers=[("accept", accept), ("content-type", "text/plain")])
-
-        created = await service.handle(request("POST", "/compute/", KIND))
-        location = dict(created.headers)["Location"][len("http://x"):]
-        flips = iter(range(10**9))
-
-        def action() -> OcciRequest:
-            term = ("stop", "start")[next(flips) % 2]
-            return request("POST", location, ACTION.format(term).encode(), query={"action": term})
+        _, action = await one_compute(service)
 
         async def burst() -> None:
             await asyncio.gather(*(service.handle(request("POST", "/compute/", KIND)) for _ in range(20)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import operator
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Final
 
 from occipy import errors
@@ -176,26 +176,7 @@ class Responder:
             for start in range(0, len(body), STREAM_CHUNK):
                 yield body[start:start + STREAM_CHUNK]
             return
-        resources: list[bytes] = []
-        links: list[bytes] = []
-        cache = self.cache.entity_json
-        link_kinds: dict[str, bool] = {}
-        want_resources, want_links = keys in ("resources", "both"), keys in ("links", "both")
-        for entity in members:  # one pass; an await only for a rendering not cached
-            kind = entity.kind
-            is_link = link_kinds.get(kind)
-            if is_link is None:
-                is_link = link_kinds[kind] = self.registry.is_link_kind(kind)
-            if not (want_links if is_link else want_resources):
-                continue
-            location = entity.location
-            hit = cache.get(location)
-            if hit is not None and hit[0] is entity and (busy is None or not busy(location)):
-                rendered = hit[1]
-            else:
-                rendered = json_rendering.render_entity(await self.views.decorate(entity))
-                cache[location] = (entity, rendered)
-            (links if is_link else resources).append(rendered)
+        resources, links = await self._member_renderings(members, keys, busy)
         sections = [(name, items) for name, items in ((b"resources", resources), (b"links", links))
                     if keys in (name.decode(), "both")]
         sent: list[bytes] = []
@@ -217,38 +198,39 @@ class Responder:
         if busy is None and not lanes.any_lane() and self.registry.version == version:
             self._last_collection = (list(members), keys, version, b"".join(sent))
 
-    async def _entity_json(self, entity: Entity) -> bytes:
-        """One member's JSON rendering, reused while the store holds the same entity and it is idle."""
-        cache = self.cache.entity_json
-        location = entity.location
-        hit = cache.get(location)
-        if hit is not None and hit[0] is entity and not self.views.cloud.lanes.busy(location):
-            return hit[1]
-        rendered = json_rendering.render_entity(await self.views.decorate(entity))
-        cache[location] = (entity, rendered)
-        return rendered
-
-    async def _json_collection(self, members: Sequence[Entity], keys: str) -> bytes:
-        """`json.render_entities` of the decorated members, reusing each entity's rendering while the
-        store holds the same (immutable) entity and no operation is pending on it."""
+    async def _member_renderings(self, members: Sequence[Entity], keys: str,
+                                 busy: Callable[[str], bool] | None) -> tuple[list[bytes], list[bytes]]:
+        """The JSON renderings of the members `keys` asks for, resources and links apart, in order:
+        each entity's kept rendering while the store holds the same (immutable) entity and no work
+        is pending on it (`busy` None: no entity has work), else made now and kept. One pass; an
+        await only for a rendering not kept."""
         resources: list[bytes] = []
         links: list[bytes] = []
         cache = self.cache.entity_json
-        busy = self.views.cloud.lanes.busy
         link_kinds: dict[str, bool] = {}
+        want_resources, want_links = keys in ("resources", "both"), keys in ("links", "both")
         for entity in members:
-            location = entity.location
-            hit = cache.get(location)
-            if hit is not None and hit[0] is entity and not busy(location):
-                rendered = hit[1]
-            else:
-                rendered = json_rendering.render_entity(await self.views.decorate(entity))
-                cache[location] = (entity, rendered)
             kind = entity.kind
             is_link = link_kinds.get(kind)
             if is_link is None:
                 is_link = link_kinds[kind] = self.registry.is_link_kind(kind)
+            if not (want_links if is_link else want_resources):
+                continue
+            location = entity.location
+            hit = cache.get(location)
+            if hit is not None and hit[0] is entity and (busy is None or not busy(location)):
+                rendered = hit[1]
+            else:
+                rendered = json_rendering.render_entity(await self.views.decorate(entity))
+                cache[location] = (entity, rendered)
             (links if is_link else resources).append(rendered)
+        return resources, links
+
+    async def _json_collection(self, members: Sequence[Entity], keys: str) -> bytes:
+        """`json.render_entities` of the decorated members, reusing each entity's rendering while the
+        store holds the same (immutable) entity and no operation is pending on it."""
+        lanes = self.views.cloud.lanes
+        resources, links = await self._member_renderings(members, keys, lanes.busy if lanes.any_lane() else None)
         self.cache.trim_entity_json(len(members))
         parts = []
         if keys in ("resources", "both"):

@@ -7,6 +7,7 @@ Imports the model, errors, `store.base`, `store._codec`, `store.schema` and sqla
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -117,9 +118,34 @@ def sample_from_row(row: Any) -> MetricSample:
                         metric=row.metric, value=row.value, taken=row.taken, tenant=row.tenant)
 
 
-# (dialect, table, key, the rows' columns) -> the statement's SQL for the driver, the order of its
-# positional parameters (None: named), and the values of binds the rows do not carry.
-_UPSERTS: dict[tuple[str, str, str, tuple[str, ...]], tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """A statement compiled once for a dialect and the rows' columns, sent to the driver as it is:
+    its SQL, the order of its positional parameters (None: named), and the values of the binds the
+    rows do not carry (an entity's `version + 1`)."""
+
+    sql: str
+    order: tuple[str, ...] | None
+    extra: dict[str, Any]
+
+    @classmethod
+    def of(cls, statement: Any, conn: Connection, given: tuple[str, ...]) -> _Compiled:
+        form = statement.compile(dialect=conn.dialect, column_keys=list(given))
+        extra = {name: bind.effective_value for name, bind in form.binds.items() if name not in given}
+        order = tuple(form.positiontup) if form.positional and form.positiontup is not None else None
+        return cls(str(form), order, extra)
+
+    def run(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        order, extra = self.order, self.extra
+        if order is not None:
+            conn.exec_driver_sql(self.sql, [tuple(row[name] if name in row else extra[name] for name in order)
+                                            for row in rows])
+        else:
+            conn.exec_driver_sql(self.sql, [{**extra, **row} for row in rows] if extra else rows)
+
+
+# (dialect, table, key or "", the rows' columns) -> the compiled upsert or insert
+_COMPILED: dict[tuple[str, str, str, tuple[str, ...]], _Compiled] = {}
 
 
 def _upsert(conn: Connection, table: sa.Table, key: str, rows: list[dict[str, Any]], keep: Sequence[str]) -> None:
@@ -132,10 +158,10 @@ def _upsert(conn: Connection, table: sa.Table, key: str, rows: list[dict[str, An
         return
     given = tuple(rows[0])
     cache_key = (conn.dialect.name, table.name, key, given)
-    compiled = _UPSERTS.get(cache_key)
+    compiled = _COMPILED.get(cache_key)
     if compiled is None:
         # Built and compiled once: building `excluded` proxies every column and costs far more than
-        # running it, and so did compiling it for each commit (the SQL goes to the driver as it is).
+        # running it, and so did compiling it for each commit.
         from sqlalchemy.dialects import postgresql, sqlite
 
         columns = tuple(name for name in given if name != key and name not in keep)
@@ -144,35 +170,18 @@ def _upsert(conn: Connection, table: sa.Table, key: str, rows: list[dict[str, An
         if "version" in table.c:
             changes["version"] = table.c.version + 1
         statement = insert.on_conflict_do_update(index_elements=[key], set_=changes)
-        form = statement.compile(dialect=conn.dialect, column_keys=list(given))
-        extra = {name: bind.effective_value for name, bind in form.binds.items() if name not in given}
-        order = tuple(form.positiontup) if form.positional and form.positiontup is not None else None
-        compiled = _UPSERTS[cache_key] = (str(form), order, extra)
-    sql, order, extra = compiled
-    if order is not None:
-        conn.exec_driver_sql(sql, [tuple(row[name] if name in row else extra[name] for name in order)
-                                   for row in rows])
-    else:
-        conn.exec_driver_sql(sql, [{**extra, **row} for row in rows] if extra else rows)
-
-
-_INSERTS: dict[tuple[str, str, tuple[str, ...]], tuple[str, tuple[str, ...] | None]] = {}
+        compiled = _COMPILED[cache_key] = _Compiled.of(statement, conn, given)
+    compiled.run(conn, rows)
 
 
 def _insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """A plain INSERT of many rows, compiled once per table and columns (sent to the driver as it is)."""
+    """A plain INSERT of many rows, compiled once per table and columns."""
     given = tuple(rows[0])
-    cache_key = (conn.dialect.name, table.name, given)
-    compiled = _INSERTS.get(cache_key)
+    cache_key = (conn.dialect.name, table.name, "", given)
+    compiled = _COMPILED.get(cache_key)
     if compiled is None:
-        form = table.insert().compile(dialect=conn.dialect, column_keys=list(given))
-        order = tuple(form.positiontup) if form.positional and form.positiontup is not None else None
-        compiled = _INSERTS[cache_key] = (str(form), order)
-    sql, order = compiled
-    if order is not None:
-        conn.exec_driver_sql(sql, [tuple(row[name] for name in order) for row in rows])
-    else:
-        conn.exec_driver_sql(sql, rows)
+        compiled = _COMPILED[cache_key] = _Compiled.of(table.insert(), conn, given)
+    compiled.run(conn, rows)
 
 
 def bulk_writable(batch: Batch) -> bool:
