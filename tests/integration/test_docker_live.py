@@ -203,3 +203,20 @@ def test_kill9_during_creates_and_deletes_leaves_nothing(tmp_path: Path, dockerd
             time.sleep(0.2)
     finally:
         third.stop()
+
+
+def test_discovery_leaves_out_the_egi_kinds_docker_cannot_realise(server: LiveServer) -> None:
+    """monitoring-and-extensions.md §4/§6, issue 10: a driver that cannot realise security groups or
+    floating IPs does not offer them (docs/drivers/docker.md, "What is not supported")."""
+    infra = "http://schemas.ogf.org/occi/infrastructure#"
+    query = httpx.get(server.url + "/-/", headers={"Accept": "application/occi+json"}).json()
+    offered = {f"{k['scheme']}{k['term']}" for k in query.get("kinds", [])}
+    assert infra + "compute" in offered
+    for term in ("securitygroup", "securitygrouplink", "ipreservation"):
+        assert infra + term not in offered
+    mixins = {f"{m['scheme']}{m['term']}" for m in query.get("mixins", [])}
+    assert "http://schemas.openstack.org/network#floatingippool" not in mixins
+    refused = httpx.post(server.url + "/securitygroup/", json={"kind": infra + "securitygroup",
+                                                               "attributes": {"occi.core.title": "web"}},
+                         headers={"Accept": "application/occi+json"})
+    assert refused.status_code in (404, 501), refused.text

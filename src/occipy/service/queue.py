@@ -622,8 +622,11 @@ class Lanes:
     async def _execute(self, job: Job) -> None:
         spec = job.spec
         op = job.op
-        async with self._writing(op.location):
-            current = await self.store.get(op.location)
+        if _unwritten_create(job):
+            current = None
+        else:
+            async with self._writing(op.location):
+                current = await self.store.get(op.location)
         if self.before_turn is not None:
             await self.before_turn(current)
         try:
@@ -679,7 +682,7 @@ class Lanes:
 
     async def _finish(self, job: Job, running: Operation, finish: Finish | None, error: OcciError | None) -> None:
         async with self._writing(running.location):
-            latest = await self.store.get(running.location)
+            latest = None if _unwritten_create(job) else await self.store.get(running.location)
             now = time.time()
             if error is None and finish is not None:
                 batch = finish(latest)
@@ -720,3 +723,9 @@ def _resolve(job: Job, op: Operation) -> None:
 class _Internal(OcciError):
     """An unexpected failure inside a job, reported on the entity as a message."""
 
+
+
+def _unwritten_create(job: Job) -> bool:
+    """A create nothing was written for yet: its entity is in no store, so nothing needs reading
+    (its insert-only write refuses a location another process took meanwhile, docs/scaleout.md)."""
+    return job.op.action == "create" and not job.recorded

@@ -62,6 +62,9 @@ class Creation:
         self.ids: list[str] = []
         self.locations: list[str] = []
         self.quota: Reservation | None = None
+        # Ids made here from a fresh uuid4: their location needs no read to know it is free (the
+        # insert-only write refuses a taken one anyway, docs/scaleout.md).
+        self.generated: set[str] = set()
 
     def release(self) -> None:
         self.env.creating_ids.difference_update(self.ids)
@@ -74,6 +77,7 @@ class Creation:
             entity_id = f"urn:uuid:{uuid.uuid4()}"
             self.ids.append(entity_id)
             self.env.creating_ids.add(entity_id)
+            self.generated.add(entity_id)
             return entity_id
         if not isinstance(proposed, str) or not proposed or any(c.isspace() or ord(c) < 32 for c in proposed):
             raise InvalidAttribute("occi.core.id must be a URI without white space")
@@ -85,12 +89,14 @@ class Creation:
             raise Conflict(f"an entity with occi.core.id {proposed} already exists")
         return proposed
 
-    async def _reserve_location(self, location: str, *, fallback: Kind | None = None) -> str:
+    async def _reserve_location(self, location: str, *, fallback: Kind | None = None, fresh: bool = False) -> str:
         env = self.env
         taken = location in env.creating_locations
         if not taken:
             env.creating_locations.add(location)
             self.locations.append(location)
+            if fresh:
+                return location
             taken = await env.store.get(location) is not None or env.cloud.lanes.deleting(location)
             if taken:
                 env.creating_locations.discard(location)
@@ -107,7 +113,8 @@ class Creation:
         match = URN_UUID.match(entity_id)
         segment = match.group(1) if match else entity_id if SAFE_SEGMENT.match(entity_id) else str(uuid.uuid4())
         exact = bool(match) or segment == entity_id
-        return await self._reserve_location(kind.location + segment, fallback=None if exact else kind)
+        return await self._reserve_location(kind.location + segment, fallback=None if exact else kind,
+                                            fresh=entity_id in self.generated)
 
     async def build(self, message: EntityMessage, kind: Kind, *, location: str | None = None,
                     source: str | None = None) -> Entity:
