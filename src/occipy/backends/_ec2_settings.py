@@ -26,6 +26,9 @@ DEFAULT_INSTANCE_TYPES: Final = (
 )
 DEFAULT_INSTANCE_TYPE: Final = "t3.micro"
 DEFAULT_OWNER: Final = "occipy"
+# Elastic IPs come from Amazon's own pool unless a BYOIP pool (ipv4pool-...) is named.
+DEFAULT_ADDRESS_POOL: Final = "amazon"
+_ADDRESS_POOL_RE: Final = re.compile(r"^(amazon|ipv4pool-[a-z0-9-]{1,64})$")
 
 _INSTANCE_TYPE_RE: Final = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$")
 _AMI_RE: Final = re.compile(r"^ami-[0-9a-f]{8,17}$")
@@ -38,6 +41,7 @@ OPTIONS: Final = frozenset({
     "images", "image_owners", "image_names", "images_per_name", "default_image",
     "instance_types", "default_instance_type", "volume_type", "subnet_prefix", "hibernation", "owner",
     "poll_interval", "wait_timeout", "wait_interval", "connect_timeout", "read_timeout", "max_attempts",
+    "address_pool",
 })
 
 
@@ -72,6 +76,7 @@ class Settings:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     max_attempts: int = 5
+    address_pool: str = DEFAULT_ADDRESS_POOL  # ipreservation: "amazon" or a BYOIP pool id (ipv4pool-...)
 
 
 def parse_settings(options: Mapping[str, str]) -> Settings:
@@ -124,6 +129,10 @@ def parse_settings(options: Mapping[str, str]) -> Settings:
     if not _OWNER_RE.match(owner) or owner.lower().startswith("aws:"):
         raise ValueError(f"ec2 driver option owner: use 1-64 of A-Z a-z 0-9 _ . : / = + @ -, got {owner!r}")
     wait_interval = _number(options, "wait_interval", 2.0, float, minimum=0.01)
+    address_pool = text("address_pool") or DEFAULT_ADDRESS_POOL
+    if not _ADDRESS_POOL_RE.match(address_pool):
+        raise ValueError(f"ec2 driver option address_pool: expected amazon or a BYOIP pool id (ipv4pool-...), "
+                         f"got {address_pool!r}")
     return Settings(
         region=text("region"),
         endpoint_url=endpoint,
@@ -155,6 +164,7 @@ def parse_settings(options: Mapping[str, str]) -> Settings:
         connect_timeout=_number(options, "connect_timeout", 10.0, float, minimum=0.1),
         read_timeout=_number(options, "read_timeout", 60.0, float, minimum=0.1),
         max_attempts=_number(options, "max_attempts", 5, int, minimum=1, maximum=20),
+        address_pool=address_pool,
     )
 
 

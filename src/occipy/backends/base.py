@@ -89,12 +89,15 @@ FLAVOUR: Final = "flavour"
 # components) as res_tpl mixins.
 RUNTIME: Final = "runtime"
 PLAN: Final = "plan"
+# EGI floating addresses: a POOL template is a pool an ipreservation can take its address from,
+# offered as a child of the `floatingippool` mixin (monitoring-and-extensions.md §4.2).
+POOL: Final = "pool"
 
 
 @dataclass(frozen=True, slots=True)
 class Template:
-    """Something the cloud offers to create from: an image, a flavour, a runtime or a plan
-    (provider names, not terms).
+    """Something the cloud offers to create from: an image, a flavour, a runtime, a plan or an
+    address pool (provider names, not terms).
 
     `name` is the cloud's own identifier (the service derives a strict OCCI term from it); the
     sizes are what a flavour gives (None: it does not say).

@@ -2,12 +2,15 @@
 
 compute = instance, storage = EBS volume, network = subnet of the driver's VPC, storagelink =
 volume attachment, networkinterface = ENI, securitygroup = VPC security group, securitygrouplink =
-the group on the instance's interfaces; os_tpl = AMIs, resource_tpl = instance types;
+the group on the instance's interfaces, ipreservation = Elastic IP (a networkinterface to one = its
+association with the instance); os_tpl = AMIs, resource_tpl = instance types, floatingippool = the
+Elastic IP pool;
 ssh_public_key = a key pair imported for the instance; user_data goes to EC2 as it is. Every object
 carries the OCCI entity id as a tag, so the inventory finds what a crash left behind; changes made
 outside occipy are found by polling describe calls (EC2 has no event stream a driver can read
 without more AWS services). The mapping, settings and limits are in docs/drivers/ec2.md; the
-operations live in `_ec2_compute.py`, `_ec2_devices.py` and `_ec2_groups.py`, on `_ec2_base.py`; with
+operations live in `_ec2_compute.py`, `_ec2_devices.py`, `_ec2_groups.py` and `_ec2_addresses.py`, on
+`_ec2_base.py`; with
 `_ec2_settings.py` they are the only modules of occipy that import boto3. Imports backends.base,
 errors and those helpers.
 """
@@ -23,6 +26,7 @@ from typing import TYPE_CHECKING, Final
 import anyio.to_thread
 
 from occipy.backends import egi_types as egi
+from occipy.backends._ec2_addresses import ALLOCATION_RE, ASSOCIATION_RE, _AddressOps, pool_template
 from occipy.backends._ec2_base import (
     ATTACHMENT_RE,
     GONE_INSTANCE,
@@ -73,13 +77,15 @@ SUPPORTS: Final[Mapping[str, Support]] = {
     NETWORK: Support(),
     STORAGELINK: Support(),
     NETWORKINTERFACE: Support(),
-    # EGI (docs/drivers/ec2.md): a security group's rules change live; no IP reservations.
+    # EGI (docs/drivers/ec2.md): a security group's rules change live; an Elastic IP goes up and
+    # down (rOCCI's ipreservation state, kept in a tag: EC2 has no such switch).
     egi.SECURITYGROUP: Support(updates=frozenset({"rules"})),
     egi.SECURITYGROUPLINK: Support(),
+    egi.IPRESERVATION: Support(actions=frozenset({"up", "down"})),
 }
 
 
-class EC2Driver(_ComputeOps, _DeviceOps, _GroupOps):
+class EC2Driver(_ComputeOps, _DeviceOps, _GroupOps, _AddressOps):
     """One EC2 region (one VPC, one availability zone) behind the driver contract (backends.base).
 
     Implements Driver, Updates, Saves, Watches (by polling), Inventories and Proposes.
@@ -167,7 +173,7 @@ class EC2Driver(_ComputeOps, _DeviceOps, _GroupOps):
             await anyio.to_thread.run_sync(client.close)
 
     def templates(self) -> Sequence[Template]:
-        return self._templates()
+        return [*self._templates(), pool_template(self.pool)]
 
     # ------------------------------------------------------------------ the core
 
@@ -181,11 +187,15 @@ class EC2Driver(_ComputeOps, _DeviceOps, _GroupOps):
         if isinstance(spec, StorageLinkSpec):
             return await self._create_storagelink(spec)
         if isinstance(spec, NetworkInterfaceSpec):
+            if ALLOCATION_RE.match(spec.network_id):  # the target is an ipreservation
+                return await self._create_association(spec)
             return await self._create_networkinterface(spec)
         if isinstance(spec, egi.SecurityGroupSpec):
             return await self._create_securitygroup(spec)
         if isinstance(spec, egi.SecurityGroupLinkSpec):
             return await self._create_securitygrouplink(spec)
+        if isinstance(spec, egi.IpReservationSpec):
+            return await self._create_ipreservation(spec)
         raise NotSupported(f"the ec2 driver cannot create a {type(spec).__name__}")
 
     async def delete(self, ref: Ref) -> None:
@@ -199,6 +209,8 @@ class EC2Driver(_ComputeOps, _DeviceOps, _GroupOps):
                 await self._delete_network(ref.backend_id)
         elif ref.resource == STORAGELINK:
             await self._delete_storagelink(ref.backend_id)
+        elif ref.resource == NETWORKINTERFACE and ASSOCIATION_RE.match(ref.backend_id):
+            await self._delete_association(ref.backend_id)
         elif ref.resource == NETWORKINTERFACE:
             with self._working(ref.backend_id):
                 await self._delete_networkinterface(ref.backend_id)
@@ -206,6 +218,8 @@ class EC2Driver(_ComputeOps, _DeviceOps, _GroupOps):
             await self._delete_securitygroup(ref.backend_id)
         elif ref.resource == egi.SECURITYGROUPLINK:
             await self._delete_securitygrouplink(ref.backend_id)
+        elif ref.resource == egi.IPRESERVATION:
+            await self._delete_ipreservation(ref.backend_id)
         else:
             raise NotSupported(f"the ec2 driver has no {ref.resource}")
 
@@ -216,6 +230,7 @@ class EC2Driver(_ComputeOps, _DeviceOps, _GroupOps):
                 if await self._instance(instance_id) is None:
                     return
                 enis, volumes = await self._instance_links(instance_id)
+                await self._release_associations(instance_id)
                 await self._terminate(instance_id)
                 await self._cleanup_links(enis, volumes)
                 await self._forget_grouplinks(instance_id)
@@ -232,12 +247,16 @@ class EC2Driver(_ComputeOps, _DeviceOps, _GroupOps):
             return await self._observe_network(ref.backend_id)
         if ref.resource == STORAGELINK:
             return await self._observe_storagelink(ref.backend_id)
+        if ref.resource == NETWORKINTERFACE and ASSOCIATION_RE.match(ref.backend_id):
+            return await self._observe_association(ref.backend_id)
         if ref.resource == NETWORKINTERFACE:
             return await self._observe_networkinterface(ref.backend_id)
         if ref.resource == egi.SECURITYGROUP:
             return await self._observe_securitygroup(ref.backend_id)
         if ref.resource == egi.SECURITYGROUPLINK:
             return await self._observe_securitygrouplink(ref.backend_id)
+        if ref.resource == egi.IPRESERVATION:
+            return await self._observe_ipreservation(ref.backend_id)
         return None
 
     async def act(self, ref: Ref, action: Action) -> Observed:
@@ -245,6 +264,8 @@ class EC2Driver(_ComputeOps, _DeviceOps, _GroupOps):
         if support is None or (action.name not in support.actions and not (
                 ref.resource == COMPUTE and isinstance(action, Save))):
             raise NotSupported(f"the ec2 driver has no {ref.resource} action {action.name!r}")
+        if ref.resource == egi.IPRESERVATION:
+            return await self._act_ipreservation(ref.backend_id, action)
         async with self._lock(ref.backend_id):
             with self._working(ref.backend_id):
                 return await self._act_compute(ref.backend_id, action)
@@ -300,6 +321,7 @@ class EC2Driver(_ComputeOps, _DeviceOps, _GroupOps):
                                      "NetworkInterfaces", Filters=entity):
             found.append(Tagged(Ref(NETWORKINTERFACE, str(eni["NetworkInterfaceId"])), tags_of(eni)[TAG_ENTITY]))
         found.extend(self._group_tagged(await self._owned_groups(), instances))
+        found.extend(self._address_tagged(await self._owned_addresses()))
         return found
 
     def propose(self, spec: object, taken: Sequence[object]) -> object | None:
@@ -374,6 +396,7 @@ class EC2Driver(_ComputeOps, _DeviceOps, _GroupOps):
             observed = self._observed_eni(eni, gateway if gateway is not None else await self._eni_gateway(eni))
             now[Ref(NETWORKINTERFACE, observed.backend_id)] = observed
         now.update(self._group_objects(await self._owned_groups(), instances))
+        now.update(self._address_objects(await self._owned_addresses(), instances))
         changes = [Change(ref, observed) for ref, observed in now.items()
                    if not self._busy_ref(ref) and before.get(ref) != observed]
         for ref, last in before.items():
@@ -386,6 +409,7 @@ class EC2Driver(_ComputeOps, _DeviceOps, _GroupOps):
         return changes
 
     def _busy_ref(self, ref: Ref) -> bool:
-        match = ATTACHMENT_RE.match(ref.backend_id) or GROUP_LINK_RE.match(ref.backend_id)
+        match = (ATTACHMENT_RE.match(ref.backend_id) or GROUP_LINK_RE.match(ref.backend_id)
+                 or ASSOCIATION_RE.match(ref.backend_id))
         ids = [ref.backend_id, *match.groups()] if match else [ref.backend_id]
         return any(i in self._busy for i in ids)

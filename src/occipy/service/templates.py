@@ -1,4 +1,5 @@
-"""Driver templates offered as OCCI mixins (GFD.224 §3.5: children of os_tpl and resource_tpl).
+"""Driver templates offered as OCCI mixins (GFD.224 §3.5: children of os_tpl and resource_tpl; GFD.227
+app_tpl/res_tpl; EGI floatingippool pools).
 
 A driver names its images and flavours in its own words (`ubuntu-24.04`); OCCI 1.1 and rOCCI-core
 parsers only take terms in `[a-z][a-z0-9_-]*`, so every template gets a strict term here
@@ -13,19 +14,24 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from occipy.backends.base import FLAVOUR, IMAGE, PLAN, RUNTIME, Template
-from occipy.model.catalogue import COMPUTE, OS_TPL, RESOURCE_TPL
+from occipy.backends.base import FLAVOUR, IMAGE, PLAN, POOL, RUNTIME, Template
+from occipy.model.catalogue import COMPUTE, NETWORKINTERFACE, OS_TPL, RESOURCE_TPL
 from occipy.model.category import AttributeDef, AttributeValue, Mixin, strict_term
+from occipy.model.extensions.egi import FLOATINGIPPOOL, IPRESERVATION
 from occipy.model.extensions.platform import APP_TPL, APPLICATION, COMPONENT, RES_TPL
 from occipy.model.registry import Registry
 
 # Template family -> the OCCI mixin it depends on, and the scheme tag of its children.
 FAMILIES: Final[Mapping[str, tuple[str, str]]] = {IMAGE: (OS_TPL, "os_tpl"), FLAVOUR: (RESOURCE_TPL, "resource_tpl"),
                                                   # docker branch: GFD.227 §3.4 provider templates
-                                                  RUNTIME: (APP_TPL, "app_tpl"), PLAN: (RES_TPL, "res_tpl")}
+                                                  RUNTIME: (APP_TPL, "app_tpl"), PLAN: (RES_TPL, "res_tpl"),
+                                                  # EGI: address pools, children of floatingippool (rOCCI
+                                                  # `<prefix>/floatingippool#<pool>`, D-EXT-EGI-POOL)
+                                                  POOL: (FLOATINGIPPOOL, "floatingippool")}
 # The kinds a family's templates apply to (GFD.227 §3.4 / OCCIware: app_tpl and res_tpl apply to
 # applications and components).
-_APPLIES: Final[Mapping[str, tuple[str, ...]]] = {RUNTIME: (APPLICATION, COMPONENT), PLAN: (APPLICATION, COMPONENT)}
+_APPLIES: Final[Mapping[str, tuple[str, ...]]] = {RUNTIME: (APPLICATION, COMPONENT), PLAN: (APPLICATION, COMPONENT),
+                                                  POOL: (NETWORKINTERFACE, IPRESERVATION)}
 
 
 @dataclass(frozen=True, slots=True)

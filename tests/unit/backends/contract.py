@@ -43,6 +43,7 @@ from occipy.backends.base import (
     NETWORK,
     NETWORKINTERFACE,
     PLAN,
+    POOL,
     RUNTIME,
     STORAGE,
     STORAGELINK,
@@ -308,7 +309,7 @@ class DriverContract:
     def test_offers_templates(self, driver: Driver) -> None:
         templates = driver.templates()
         assert all(isinstance(t, Template) for t in templates)
-        assert {t.family for t in templates} <= {IMAGE, FLAVOUR, RUNTIME, PLAN}
+        assert {t.family for t in templates} <= {IMAGE, FLAVOUR, RUNTIME, PLAN, POOL}
         if COMPUTE in driver.supports:
             assert templates_of(driver, IMAGE), "a compute cloud offers at least one image"
         for t in templates:

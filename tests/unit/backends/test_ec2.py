@@ -28,6 +28,7 @@ from occipy.backends.base import (
     IMAGE,
     NETWORK,
     NETWORKINTERFACE,
+    POOL,
     STORAGE,
     STORAGELINK,
     ComputeSpec,
@@ -96,8 +97,9 @@ def owned(client: Any, owner: str) -> dict[str, list[str]]:
     enis = [n["NetworkInterfaceId"] for n in client.describe_network_interfaces(Filters=tag)["NetworkInterfaces"]]
     keys = [k["KeyName"] for k in client.describe_key_pairs(Filters=tag)["KeyPairs"]]
     groups = [g["GroupId"] for g in client.describe_security_groups(Filters=tag)["SecurityGroups"]]
+    addresses = [a["AllocationId"] for a in client.describe_addresses(Filters=tag)["Addresses"]]
     return {"instances": instances, "volumes": volumes, "subnets": subnets, "enis": enis, "keys": keys,
-            "groups": groups}
+            "groups": groups, "addresses": addresses}
 
 
 def nothing(found: dict[str, list[str]]) -> bool:
@@ -324,7 +326,7 @@ async def test_configured_images_and_types(ec2: MotoServer) -> None:
     driver = await opened(ec2, images=image_id, instance_types="t3.small,m5.large")
     try:
         assert [(t.family, t.name) for t in driver.templates()] == [
-            (IMAGE, image_id), (FLAVOUR, "t3.small"), (FLAVOUR, "m5.large")]
+            (IMAGE, image_id), (FLAVOUR, "t3.small"), (FLAVOUR, "m5.large"), (POOL, "amazon")]
         assert driver.settings.default_instance_type == "t3.small"  # t3.micro is not offered
     finally:
         await driver.close()

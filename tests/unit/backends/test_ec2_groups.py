@@ -99,11 +99,11 @@ def egress(found: Any) -> set[tuple[str, str]]:
     return {(p["IpProtocol"], r["CidrIp"]) for p in found["IpPermissionsEgress"] for r in p.get("IpRanges", [])}
 
 
-def test_discovery_offers_security_groups_not_reservations() -> None:
+def test_discovery_offers_security_groups() -> None:
     driver = EC2Driver.from_options({"region": "us-east-1"}, Path("/nonexistent"))
     assert egi.SECURITYGROUP in driver.supports and egi.SECURITYGROUPLINK in driver.supports
     assert driver.supports[egi.SECURITYGROUP].updates == {"rules"}
-    assert egi.IPRESERVATION not in driver.supports
+    assert egi.IPRESERVATION in driver.supports  # Elastic IPs: tests/unit/backends/test_ec2_addresses.py
 
 
 async def test_a_group_is_a_tagged_vpc_security_group_with_the_rules(drv: EC2Driver, ec2: MotoServer) -> None:

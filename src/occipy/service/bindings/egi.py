@@ -120,8 +120,10 @@ class IpReservationBinding(_Base):
 
     def spec(self, entity: Entity, given: SpecInput) -> object:
         address = entity.attributes.get(ADDRESS)
-        pool = next((m.rpartition("#")[2] for m in entity.mixins
-                     if m.rpartition("#")[0].endswith("floatingippool")), None)
+        # A pool the cloud offers (a POOL template) by its provider name; another child of
+        # floatingippool by its term (the cloud refuses a pool it does not have).
+        pool = given.templates.get(driver.POOL) or next((m.rpartition("#")[2] for m in entity.mixins
+                                                         if m.rpartition("#")[0].endswith("floatingippool")), None)
         return t.IpReservationSpec(name=given.name, entity_id=entity.entity_id,
                                    address=address.partition("/")[0] if isinstance(address, str) else None,
                                    pool=pool)
