@@ -14,18 +14,24 @@ from dataclasses import dataclass
 from typing import Final
 
 from occipy.backends.base import FLAVOUR, IMAGE, PLAN, RUNTIME, Template
-from occipy.model.catalogue import COMPUTE, OS_TPL, RESOURCE_TPL
+from occipy.backends.egi_types import POOL
+from occipy.model.catalogue import COMPUTE, NETWORKINTERFACE, OS_TPL, RESOURCE_TPL
 from occipy.model.category import AttributeDef, AttributeValue, Mixin, strict_term
+from occipy.model.extensions.egi import FLOATINGIPPOOL, IPRESERVATION
 from occipy.model.extensions.platform import APP_TPL, APPLICATION, COMPONENT, RES_TPL
 from occipy.model.registry import Registry
 
 # Template family -> the OCCI mixin it depends on, and the scheme tag of its children.
 FAMILIES: Final[Mapping[str, tuple[str, str]]] = {IMAGE: (OS_TPL, "os_tpl"), FLAVOUR: (RESOURCE_TPL, "resource_tpl"),
                                                   # docker branch: GFD.227 §3.4 provider templates
-                                                  RUNTIME: (APP_TPL, "app_tpl"), PLAN: (RES_TPL, "res_tpl")}
+                                                  RUNTIME: (APP_TPL, "app_tpl"), PLAN: (RES_TPL, "res_tpl"),
+                                                  # EGI: floating IP pools (monitoring-and-extensions.md §4.2)
+                                                  POOL: (FLOATINGIPPOOL, "floatingippool")}
 # The kinds a family's templates apply to (GFD.227 §3.4 / OCCIware: app_tpl and res_tpl apply to
 # applications and components).
-_APPLIES: Final[Mapping[str, tuple[str, ...]]] = {RUNTIME: (APPLICATION, COMPONENT), PLAN: (APPLICATION, COMPONENT)}
+_APPLIES: Final[Mapping[str, tuple[str, ...]]] = {RUNTIME: (APPLICATION, COMPONENT), PLAN: (APPLICATION, COMPONENT),
+                                                  # rOCCI-server: ipreservation; ooi: networkinterface
+                                                  POOL: (NETWORKINTERFACE, IPRESERVATION)}
 
 
 @dataclass(frozen=True, slots=True)

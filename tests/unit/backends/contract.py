@@ -88,6 +88,7 @@ from occipy.backends.base import (
     resource_of,
     spec_types,
 )
+from occipy.backends.egi_types import POOL
 from occipy.errors import BackendError, BackendUnavailable, NotSupported
 
 # The state words per type (backends.base.Observed: Observed.state is always one of these).
@@ -308,7 +309,7 @@ class DriverContract:
     def test_offers_templates(self, driver: Driver) -> None:
         templates = driver.templates()
         assert all(isinstance(t, Template) for t in templates)
-        assert {t.family for t in templates} <= {IMAGE, FLAVOUR, RUNTIME, PLAN}
+        assert {t.family for t in templates} <= {IMAGE, FLAVOUR, RUNTIME, PLAN, POOL}
         if COMPUTE in driver.supports:
             assert templates_of(driver, IMAGE), "a compute cloud offers at least one image"
         for t in templates:

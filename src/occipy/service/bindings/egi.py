@@ -120,8 +120,9 @@ class IpReservationBinding(_Base):
 
     def spec(self, entity: Entity, given: SpecInput) -> object:
         address = entity.attributes.get(ADDRESS)
-        pool = next((m.rpartition("#")[2] for m in entity.mixins
-                     if m.rpartition("#")[0].endswith("floatingippool")), None)
+        # The driver's name of the pool child the cloud offers, else the term of a floatingippool child.
+        pool = given.templates.get(t.POOL) or next((m.rpartition("#")[2] for m in entity.mixins
+                                                    if m.rpartition("#")[0].endswith("floatingippool")), None)
         return t.IpReservationSpec(name=given.name, entity_id=entity.entity_id,
                                    address=address.partition("/")[0] if isinstance(address, str) else None,
                                    pool=pool)
