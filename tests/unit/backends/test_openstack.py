@@ -38,6 +38,7 @@ from occipy.backends.base import (
     NetworkSpec,
     Ref,
     Restart,
+    SecurityGroupUpdate,
     Stop,
     StorageLinkSpec,
     StorageSpec,
@@ -50,7 +51,10 @@ from occipy.backends.egi_types import (
     SECURITYGROUP,
     SECURITYGROUPLINK,
     IpReservationFacts,
+    IpReservationSpec,
     SecurityGroupFacts,
+    SecurityGroupLinkSpec,
+    SecurityGroupSpec,
 )
 from occipy.backends.openstack import OpenStackDriver
 from occipy.errors import BackendError, BackendUnavailable, NotSupported
@@ -409,3 +413,72 @@ async def test_bad_credentials_are_unavailable(openstack_cloud: OpenStackCloud) 
     with pytest.raises(BackendUnavailable, match="OpenStack cloud 'occipy'.*credentials"):
         await drv.open()
     await drv.close()
+
+
+@pytest.mark.openstack
+@pytest.mark.timeout(900)
+async def test_egi_objects_carry_their_marks_and_follow_the_server(
+        driver: OpenStackDriver, openstack_cloud: OpenStackCloud, openstack_conn: Any) -> None:
+    net = openstack_conn.network
+    compute = await driver.create(spec(openstack_cloud, entity_id="urn:x:vm"))
+    group = await driver.create(SecurityGroupSpec(name=unique("os-sg"), entity_id="urn:x:sg",
+                                                  rules=(FirewallRule("inbound", "tcp", (22, 22)),)))
+    # A compute without ports can be linked: the ports it gets later carry the group.
+    link = await driver.create(SecurityGroupLinkSpec(name=unique("os-sgl"), compute_id=compute.backend_id,
+                                                     group_id=group.backend_id, entity_id="urn:x:sgl"))
+    assert link.state == "active" and link.backend_id == f"{compute.backend_id}/{group.backend_id}"
+    with pytest.raises(BackendError, match="already in security group"):
+        await driver.create(SecurityGroupLinkSpec(name=unique("os-sgl"), compute_id=compute.backend_id,
+                                                  group_id=group.backend_id))
+    reservation = await driver.create(IpReservationSpec(name=unique("os-fip"), entity_id="urn:x:fip"))
+    assert reservation.facts.pool == "public"  # type: ignore[attr-defined]
+    # No port yet: Neutron has nothing to associate the floating IP with.
+    with pytest.raises(BackendError, match="no network interface"):
+        await driver.create(NetworkInterfaceSpec(name=unique("os-nic"), compute_id=compute.backend_id,
+                                                 network_id=reservation.backend_id))
+    nic = await driver.create(NetworkInterfaceSpec(name=unique("os-nic"), compute_id=compute.backend_id,
+                                                   network_id=openstack_cloud.network["id"], entity_id="urn:x:nic"))
+    assert group.backend_id in net.get_port(nic.backend_id).security_group_ids
+    association = await driver.create(NetworkInterfaceSpec(
+        name=unique("os-nic"), compute_id=compute.backend_id, network_id=reservation.backend_id,
+        entity_id="urn:x:assoc"))  # the seeded network has a router to the pool
+    assert association.backend_id == f"{compute.backend_id}/{reservation.backend_id}"
+    assert net.get_ip(reservation.backend_id).port_id == nic.backend_id
+    found = {(t.ref.resource, t.ref.backend_id): t.entity_id for t in await driver.inventory()}
+    assert found[(IPRESERVATION, reservation.backend_id)] == "urn:x:fip"
+    assert found[(NETWORKINTERFACE, association.backend_id)] == "urn:x:assoc"
+    assert found[(SECURITYGROUP, group.backend_id)] == "urn:x:sg"
+    assert found[(SECURITYGROUPLINK, link.backend_id)] == "urn:x:sgl"
+    # Replacing the rules twice with the same set changes nothing in Neutron the second time.
+    rules = (FirewallRule("inbound", "icmp"), FirewallRule("outbound", "tcp", (443, 443), "192.0.2.0/24"))
+    await driver.update(Ref(SECURITYGROUP, group.backend_id), SecurityGroupUpdate(rules=rules))
+    ids = {r["id"] for r in net.get_security_group(group.backend_id).security_group_rules}
+    updated = await driver.update(Ref(SECURITYGROUP, group.backend_id), SecurityGroupUpdate(rules=rules))
+    assert {r["id"] for r in net.get_security_group(group.backend_id).security_group_rules} == ids
+    assert set(updated.facts.rules) == set(rules)  # type: ignore[attr-defined]
+    # Deleting the group takes it off the ports and the link's mark off the server.
+    await driver.delete(Ref(SECURITYGROUP, group.backend_id))
+    assert group.backend_id not in net.get_port(nic.backend_id).security_group_ids
+    assert await driver.observe(Ref(SECURITYGROUPLINK, link.backend_id)) is None
+    # Deleting the port takes the floating IP off it (Neutron): the association is gone, the reservation stays.
+    await driver.delete(Ref(NETWORKINTERFACE, nic.backend_id))
+    assert await driver.observe(Ref(NETWORKINTERFACE, association.backend_id)) is None
+    observed = await driver.observe(Ref(IPRESERVATION, reservation.backend_id))
+    assert observed is not None and observed.state == "inactive"
+    await driver.delete(Ref(IPRESERVATION, reservation.backend_id))
+    assert net.find_ip(reservation.backend_id) is None
+
+
+@pytest.mark.openstack
+@pytest.mark.timeout(900)
+async def test_default_pool_setting_and_unknown_pools(openstack_cloud: OpenStackCloud, openstack_conn: Any) -> None:
+    drv = OpenStackDriver.from_options(driver_options(openstack_cloud, floating_pool="elsewhere"), Path("."))
+    await drv.open()
+    try:
+        with pytest.raises(BackendError, match="no floating IP pool 'elsewhere' \\(pools: public\\)"):
+            await drv.create(IpReservationSpec(name=unique("os-fip")))
+        by_id = await drv.create(IpReservationSpec(name=unique("os-fip"), pool=openstack_cloud.external_network["id"]))
+        assert by_id.facts.pool == "public"  # type: ignore[attr-defined]
+        await drv.delete(Ref(IPRESERVATION, by_id.backend_id))
+    finally:
+        await drv.close()
