@@ -251,3 +251,18 @@ def test_security_groups_are_neutron_security_groups(openstack_cloud: OpenStackC
         occi.delete(vm)
         occi.delete(net)
         assert [g.name for g in conn.network.security_groups(project_id=openstack_cloud.project_id)] == ["default"]
+
+
+def test_lost_floating_ips_and_groups_are_swept_at_start(openstack_cloud: OpenStackCloud, openstack_conn: Any,
+                                                        tmp_path: Path) -> None:
+    # What a crash between Neutron's create and occipy's write leaves: objects marked with entity ids
+    # that no entity has. occipy's start-up sweep (inventory) deletes them; unmarked objects stay.
+    net = openstack_conn.network
+    pool = openstack_cloud.external_network["id"]
+    lost_ip = net.create_ip(floating_network_id=pool, description="occipy:entity=urn:uuid:lost-ip")
+    lost_group = net.create_security_group(name="lost", description="occipy:entity=urn:uuid:lost-group")
+    foreign_ip = net.create_ip(floating_network_id=pool, description="not occipy's")
+    with serving(openstack_cloud, tmp_path / "data"):
+        eventually(lambda: net.find_ip(lost_ip.id) is None and net.find_security_group(lost_group.id) is None,
+                   WAIT, "the lost floating IP and security group to be deleted")
+        assert net.find_ip(foreign_ip.id) is not None
