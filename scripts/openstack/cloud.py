@@ -339,7 +339,8 @@ class Cloud(Supervisor):
                    ["projects"][0]["id"])
 
     def seed(self) -> dict[str, Any]:
-        """An image, two flavors, a network with a subnet: something for drivers to use."""
+        """An image, two flavors, a network with a subnet, an external network (the floating IP
+        pool) and a router from the network to it: something for drivers to use."""
         token = self.token()
         nova = f"http://127.0.0.1:{self.port['nova']}/v2.1"
         flavors = []
@@ -361,12 +362,33 @@ class Cloud(Supervisor):
         subnet = expect(http("POST", f"{neutron}/subnets", {"subnet": {
             "name": "occipy-subnet", "network_id": network["id"], "ip_version": 4, "cidr": "10.20.0.0/24",
             "project_id": self.project_id}}, token), "subnet")["subnet"]
-        self.note("seeded image occipy-tiny, flavors m1.tiny/m1.small, network occipy-net 10.20.0.0/24")
+        # The floating IP pool: an external flat network with a subnet from TEST-NET-3 (RFC 5737),
+        # made by the admin as on a real site, and the project's router from occipy-net to it
+        # (Neutron associates a floating IP only with a port whose subnet a router connects to
+        # the pool). No L3 agent runs: the association is API-level, the addresses route nowhere.
+        public = expect(http("POST", f"{neutron}/networks", {"network": {
+            "name": "public", "router:external": True, "provider:network_type": "flat",
+            "provider:physical_network": "public"}}, token), "external network")["network"]
+        public_subnet = expect(http("POST", f"{neutron}/subnets", {"subnet": {
+            "name": "public-subnet", "network_id": public["id"], "ip_version": 4, "cidr": "203.0.113.0/24",
+            "enable_dhcp": False, "gateway_ip": "203.0.113.1",
+            "allocation_pools": [{"start": "203.0.113.10", "end": "203.0.113.250"}]}}, token),
+            "external subnet")["subnet"]
+        router = expect(http("POST", f"{neutron}/routers", {"router": {
+            "name": "occipy-router", "project_id": self.project_id,
+            "external_gateway_info": {"network_id": public["id"]}}}, token), "router")["router"]
+        expect(http("PUT", f"{neutron}/routers/{router['id']}/add_router_interface",
+                    {"subnet_id": subnet["id"]}, token), "router interface")
+        self.note("seeded image occipy-tiny, flavors m1.tiny/m1.small, network occipy-net 10.20.0.0/24, "
+                  "external network public 203.0.113.0/24 with router occipy-router")
         return {
             "image": {"id": image["id"], "name": image["name"], "size": image["size"]},
             "flavors": flavors,
             "network": {"id": network["id"], "name": network["name"]},
             "subnet": {"id": subnet["id"], "name": subnet["name"], "cidr": subnet["cidr"]},
+            "external_network": {"id": public["id"], "name": public["name"], "subnet_id": public_subnet["id"],
+                                 "cidr": public_subnet["cidr"]},
+            "router": {"id": router["id"], "name": router["name"]},
         }
 
     def describe(self, seeded: dict[str, Any]) -> dict[str, Any]:

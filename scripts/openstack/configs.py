@@ -105,8 +105,13 @@ class Settings:
             "ml2_type_vxlan": {"vni_ranges": "1:1000"},
             "ml2_type_flat": {"flat_networks": "*"},
             "ml2_type_vlan": {"network_vlan_ranges": "physnet1:100:199"},
+            # Members may choose a floating IP's address (Neutron's default: admins only), as an
+            # EGI site that serves occi.ipreservation.address would allow.
+            "oslo_policy": {"policy_file": etc / "neutron-policy.yaml"},
             **common,
         }))
+        (etc / "neutron-policy.yaml").write_text(
+            '"create_floatingip:floating_ip_address": "role:member or role:admin"\n')
         nova: dict[str, dict[str, Any]] = {
             "DEFAULT": {
                 # fake.FakeDriver whose snapshots upload a tiny image (occipy_os_fakes/nova.py)

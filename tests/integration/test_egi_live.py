@@ -72,6 +72,12 @@ def test_security_groups_on_the_simulated_cloud(server: LiveServer) -> None:
 
 def test_floating_ips_on_the_simulated_cloud(server: LiveServer) -> None:
     with Client(server.url, media_type="json", timeout=30) as occi:
+        # The pool is discoverable as a provider child of floatingippool (rOCCI-server, ooi).
+        children = [m for m in occi.discover(refresh=True).mixins.values() if FLOATINGIPPOOL in m.depends]
+        assert [(c.term, c.title) for c in children] == [("public", "Floating IP pool public (192.0.2.0/24)")]
+        from_child = occi.create(IPRESERVATION, mixins=[children[0].type_id])
+        assert str(occi.get(from_child).attributes["occi.ipreservation.address"]).startswith("192.0.2.")
+        occi.delete(from_child)
         reservation = occi.create(IPRESERVATION, mixins=[FLOATINGIPPOOL])
         attributes = occi.get(reservation).attributes
         address = attributes["occi.ipreservation.address"]

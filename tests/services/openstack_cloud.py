@@ -4,7 +4,8 @@
 missing, runs `cloud.py run DIR` (keystone, placement, glance, nova with fake.FakeDriver, neutron with
 a bind-everything ML2 driver, cinder with a fake volume driver, on PostgreSQL and rabbitmq; about a
 minute from empty dirs) and yields an `OpenStackCloud`: the clouds.yaml-style settings of a member
-user (and of the admin), the seeded image, flavors, network and subnet, and `connect()` for an
+user (and of the admin), the seeded image, flavors, network and subnet, external network (the
+floating IP pool) and router, and `connect()` for an
 openstacksdk connection. At the end the supervisor stops every process (SIGTERM, wait, SIGKILL).
 `openstack_conn` gives one test a connection as the member user and afterwards deletes, as admin,
 every server, volume, port, router, network, image, flavor and key pair the test added.
@@ -65,6 +66,10 @@ class OpenStackCloud:
     endpoints: dict[str, str]
     directory: Path
     timings: dict[str, float] = field(default_factory=dict)
+    # The floating IP pool (an external network with a subnet) and the project's router from
+    # `network` to it (absent in a cloud.json written before they were seeded).
+    external_network: dict[str, str] = field(default_factory=dict)
+    router: dict[str, str] = field(default_factory=dict)
 
     @property
     def clouds_yaml(self) -> Path:
@@ -167,6 +172,7 @@ def running_openstack(directory: Path) -> OpenStackCloud:
         admin=described["admin"], image=described["image"], flavors=described["flavors"],
         network=described["network"], subnet=described["subnet"], endpoints=described["endpoints"],
         directory=directory, timings=described["timings"],
+        external_network=described.get("external_network", {}), router=described.get("router", {}),
     )
 
 

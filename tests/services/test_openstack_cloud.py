@@ -31,6 +31,13 @@ def test_the_cloud_is_seeded_for_drivers(openstack_cloud: OpenStackCloud, openst
     assert network.project_id == openstack_cloud.project_id
     subnet = openstack_conn.network.get_subnet(openstack_cloud.subnet["id"])
     assert subnet.cidr == "10.20.0.0/24" and subnet.network_id == network.id
+    # The floating IP pool and the router from occipy-net to it.
+    public = openstack_conn.network.get_network(openstack_cloud.external_network["id"])
+    assert (public.name, public.is_router_external) == ("public", True)
+    router = openstack_conn.network.get_router(openstack_cloud.router["id"])
+    assert router.external_gateway_info["network_id"] == public.id
+    assert [p.fixed_ips[0]["subnet_id"] for p in openstack_conn.network.ports(device_id=router.id)
+            if p.device_owner == "network:router_interface"] == [subnet.id]
     hypervisors = list(openstack_cloud.connect(admin=True).compute.hypervisors())
     assert len(hypervisors) == 1
 
@@ -95,7 +102,9 @@ def test_leaves_a_router_key_pair_and_security_group_for_cleanup(
 ) -> None:
     net = openstack_conn.network
     router = net.create_router(name="occi-router")
-    net.add_interface_to_router(router, subnet=openstack_cloud.subnet["id"])
+    # The subnet's gateway address is the seeded router's: this router's interface is a port of its own.
+    port = net.create_port(network_id=openstack_cloud.network["id"])
+    net.add_interface_to_router(router, port_id=port.id)
     group = net.create_security_group(name="occi-sg")
     net.create_security_group_rule(security_group_id=group.id, direction="ingress", protocol="tcp",
                                    port_range_min=22, port_range_max=22, remote_ip_prefix="0.0.0.0/0")
@@ -109,10 +118,11 @@ def test_cleanup_removed_what_earlier_tests_left(openstack_conn: Any, openstack_
     try:
         assert list(admin.compute.servers(all_projects=True)) == []
         assert list(admin.block_storage.volumes(all_projects=True)) == []
-        assert [n.name for n in admin.network.networks()] == ["occipy-net"]
-        assert list(admin.network.routers()) == []
+        assert sorted(n.name for n in admin.network.networks()) == ["occipy-net", "public"]
+        assert [r.id for r in admin.network.routers()] == [openstack_cloud.router["id"]]  # the seeded one
         assert "occi-sg" not in [g.name for g in admin.network.security_groups()]
-        assert list(admin.network.ports()) == []  # the router interface went with its router
+        # the test router's interface went with its router; the seeded router's gateway and interface stay
+        assert [p.id for p in admin.network.ports() if p.device_id != openstack_cloud.router["id"]] == []
     finally:
         admin.close()
     assert list(openstack_conn.compute.keypairs()) == []

@@ -1,7 +1,7 @@
 """The OpenStack driver's listings: what `inventory()` and the polling of `changes()` read.
 
 One listing per resource type (servers, volumes with their attachments, networks with subnets,
-ports), turned into marks (`Tagged`) or observations by `_openstack_map.py`. Blocking: the driver
+ports, floating IPs, security groups), turned into marks (`Tagged`) or observations by `_openstack_map.py`. Blocking: the driver
 runs these in a worker thread, through `OpenStackOps.guard`. Imports the driver's helpers,
 backends.base and the standard library.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
+from occipy.backends import _openstack_egi as egi
 from occipy.backends import _openstack_map as m
 from occipy.backends._openstack_ops import OpenStackOps
 from occipy.backends.base import (
@@ -23,20 +24,28 @@ from occipy.backends.base import (
     Ref,
     Tagged,
 )
+from occipy.backends.egi_types import IPRESERVATION, SECURITYGROUP, SECURITYGROUPLINK
 
 # An observation that says "nova is busy with it": the driver skips such objects this time.
 BUSY: Final = Observed(backend_id="", state="busy")
 
 
 def inventory(ops: OpenStackOps) -> list[Tagged]:
-    """Every server, volume, attachment, network and port that carries an entity id."""
+    """Every server, volume, attachment, network, port, floating IP (and its association) and
+    security group (and its links, in the servers' metadata) that carries an entity id."""
     conn = ops.conn()
     key = ops.settings.entity_key
     found: list[Tagged] = []
+    group_prefix = ops.mark_key("securitygroup:")
     for server in conn.compute.servers(details=True):
-        entity = (server.metadata or {}).get(key)
-        if entity and str(server.status) not in m.GONE_SERVER:
-            found.append(Tagged(Ref(COMPUTE, str(server.id)), entity))
+        metadata = server.metadata or {}
+        if str(server.status) in m.GONE_SERVER:
+            continue
+        if metadata.get(key):
+            found.append(Tagged(Ref(COMPUTE, str(server.id)), metadata[key]))
+        for name, value in metadata.items():
+            if ops.has_security_groups and name.startswith(group_prefix) and value and value != "-":
+                found.append(Tagged(Ref(SECURITYGROUPLINK, f"{server.id}/{name[len(group_prefix):]}"), value))
     if ops.has_volumes:
         for volume in conn.block_storage.volumes(details=True):
             metadata = volume.metadata or {}
@@ -59,6 +68,21 @@ def inventory(ops: OpenStackOps) -> list[Tagged]:
         entity = m.decode_tag(key, m.marks_of(port))
         if entity:
             found.append(Tagged(Ref(NETWORKINTERFACE, str(port.id)), entity))
+    if ops.has_floating_ips:
+        for ip in conn.network.ips(project_id=ops.project_id):
+            marks = m.marks_of(ip)
+            entity = m.decode_tag(key, marks)
+            if entity:
+                found.append(Tagged(Ref(IPRESERVATION, str(ip.id)), entity))
+            link = m.decode_tag(ops.mark_key("link"), marks)
+            server_id = (ip.port_details or {}).get("device_id") if ip.port_id else None
+            if link and server_id:
+                found.append(Tagged(Ref(NETWORKINTERFACE, f"{server_id}/{ip.id}"), link))
+    if ops.has_security_groups:
+        for group in conn.network.security_groups(project_id=ops.project_id):
+            entity = m.decode_tag(key, m.marks_of(group))
+            if entity:
+                found.append(Tagged(Ref(SECURITYGROUP, str(group.id)), entity))
     return found
 
 
@@ -101,4 +125,17 @@ def look(ops: OpenStackOps, resources: Sequence[str]) -> dict[Ref, Observed | No
                 seen[Ref(NETWORKINTERFACE, str(port.id))] = m.port_observed(
                     port, by_id, ops.mark_key("interface")
                 )
+    if IPRESERVATION in resources or NETWORKINTERFACE in resources:
+        ips = list(conn.network.ips(project_id=ops.project_id)) if ops.has_floating_ips else []
+        ports_by_id = {str(p.id): p for p in conn.network.ports()} if NETWORKINTERFACE in resources and ips else {}
+        for ip in ips:
+            seen[Ref(IPRESERVATION, str(ip.id))] = egi.ip_observed(ops, ip)
+            server_id = (ip.port_details or {}).get("device_id") if ip.port_id else None
+            if server_id and NETWORKINTERFACE in resources:
+                backend_id = f"{server_id}/{ip.id}"
+                seen[Ref(NETWORKINTERFACE, backend_id)] = m.association_observed(
+                    backend_id, ip, ports_by_id.get(str(ip.port_id)))
+    if SECURITYGROUP in resources and ops.has_security_groups:
+        for group in conn.network.security_groups(project_id=ops.project_id):
+            seen[Ref(SECURITYGROUP, str(group.id))] = m.group_observed(group)
     return seen

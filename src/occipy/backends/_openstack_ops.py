@@ -40,6 +40,7 @@ from occipy.backends.base import (
     StorageSpec,
     Template,
 )
+from occipy.backends.egi_types import IPRESERVATION, SECURITYGROUP, SECURITYGROUPLINK
 from occipy.errors import BackendError, BackendUnavailable, NotSupported, OcciError
 
 T = TypeVar("T")
@@ -66,6 +67,9 @@ class OpenStackOps:
         self._flavors: dict[str, Any] = {}  # flavor name -> nova flavor
         self._hostname_ok = False
         self._picked: set[ipaddress.IPv4Network] = set()  # ranges handed out, not yet listed
+        self.pools: dict[str, Any] = {}  # floating IP pool name -> external network
+        self.has_security_groups = False
+        self.has_floating_ips = False
         self._pick_lock = threading.Lock()
 
     # ------------------------------------------------------------------ plumbing
@@ -152,22 +156,44 @@ class OpenStackOps:
         types = {COMPUTE, NETWORK, NETWORKINTERFACE}
         if catalogue & {"volumev3", "block-storage", "volume"}:
             types |= {STORAGE, STORAGELINK}
+        # EGI: security groups where Neutron has them, floating IPs where it has routers (l3) and
+        # the project sees an external network to allocate them from.
+        aliases = {str(extension.alias) for extension in conn.network.extensions()}
+        self.has_security_groups = "security-group" in aliases
+        self.has_floating_ips = "router" in aliases
+        if self.has_security_groups:
+            types |= {SECURITYGROUP, SECURITYGROUPLINK}
         endpoint = conn.compute.get_endpoint_data()
         maximum = getattr(endpoint, "max_microversion", None)
         self._hostname_ok = maximum is not None and tuple(maximum) >= HOSTNAME_MICROVERSION
         self.project_id = str(conn.current_project_id)
         self.refresh_templates()
+        if self.has_floating_ips and self.pools:
+            types.add(IPRESERVATION)
         return types
 
     def refresh_templates(self) -> None:
         conn = self.conn()
         self._images = {str(i.id): i for i in conn.image.images() if str(i.status) == "active"}
         self._flavors = {str(f.name): f for f in conn.compute.flavors(details=True) if not f.is_disabled}
+        self.refresh_pools()
+
+    def refresh_pools(self) -> None:
+        """The external networks the project sees, by name (a name taken twice: the later ones by id)."""
+        if not self.has_floating_ips:
+            return
+        pools: dict[str, Any] = {}
+        listed = self.conn().network.networks(is_router_external=True)
+        for network in sorted(listed, key=lambda n: (str(n.name or ""), str(n.id))):
+            name = str(network.name or network.id)
+            pools[name if name not in pools else str(network.id)] = network
+        self.pools = pools
 
     def templates(self) -> list[Template]:
         return [
             *(m.image_template(i) for i in self._images.values()),
             *(m.flavor_template(f) for f in self._flavors.values()),
+            *(m.pool_template(n, name) for name, n in self.pools.items()),
         ]
 
     def architectures(self) -> dict[str, str]:
@@ -548,8 +574,10 @@ class OpenStackOps:
         return m.port_observed(port, self._subnets_of([port]), self.mark_key("interface"))
 
     def create_port(self, spec: NetworkInterfaceSpec) -> str:
-        """A port on the network, marked with the entity id (and the interface name asked for)."""
-        if self.server(spec.compute_id) is None:
+        """A port on the network, marked with the entity id (and the interface name asked for), in
+        the security groups that securitygrouplinks put the server in (besides Neutron's default)."""
+        server = self.server(spec.compute_id)
+        if server is None:
             raise BackendError(f"compute {spec.compute_id} does not exist in {self.where}")
         net = self.conn().network
         try:
@@ -575,6 +603,10 @@ class OpenStackOps:
             raise
         try:
             net.set_tags(port, [self.settings.label, *marks])
+            prefix = self.mark_key("securitygroup:")
+            linked = [key[len(prefix):] for key in (server.metadata or {}) if key.startswith(prefix)]
+            if linked:
+                net.update_port(port, security_group_ids=[*(port.security_group_ids or ()), *linked])
         except BaseException:
             with contextlib.suppress(Exception):
                 net.delete_port(port.id, ignore_missing=True)

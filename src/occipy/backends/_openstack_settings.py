@@ -45,6 +45,7 @@ OTHER_KEYS: Final = (
     "subnet_pool",
     "volume_type",
     "availability_zone",
+    "floating_pool",
 )
 # OCCIPY_OPENSTACK_TIMEOUT, _CACHE and _RUNNING belong to the test cloud (docs/testing.md);
 # the environment prefix of this driver's options is the same, so they are accepted and ignored.
@@ -75,6 +76,7 @@ class Settings:
     subnet_pool: str | None = None  # a Neutron subnet pool (name or id) to take ranges from
     volume_type: str | None = None
     availability_zone: str | None = None
+    floating_pool: str | None = None  # the default floating IP pool (external network name or id)
 
     @property
     def where(self) -> str:
@@ -166,4 +168,5 @@ def parse_settings(options: Mapping[str, str], data_dir: Path) -> Settings:
         subnet_pool=_text(options, "subnet_pool"),
         volume_type=_text(options, "volume_type"),
         availability_zone=_text(options, "availability_zone"),
+        floating_pool=_text(options, "floating_pool"),
     )

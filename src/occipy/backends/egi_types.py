@@ -2,8 +2,9 @@
 
 A driver that realises them lists the resource types below in `supports` and accepts these specs
 in `create` (and `SecurityGroupUpdate` in `update`, listing "rules" in the securitygroup's
-`Support.updates`). The service's binding (`service/bindings/egi.py`) is the only place that
-maps them to OCCI attributes (docs/extensions.md, "EGI"). Imports only backends.base.
+`Support.updates`); its floating IP pools are `POOL` templates. The service's binding
+(`service/bindings/egi.py`) is the only place that maps them to OCCI attributes (docs/extensions.md,
+"EGI"). Imports only backends.base.
 """
 
 from __future__ import annotations
@@ -11,11 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from occipy.backends.base import POOL as _POOL
 from occipy.backends.base import FirewallRule, resource
 
 SECURITYGROUP: Final = "securitygroup"
 SECURITYGROUPLINK: Final = "securitygrouplink"
 IPRESERVATION: Final = "ipreservation"
+# Template family of a floating IP pool (`Template.name` is what `IpReservationSpec.pool` takes): the
+# service offers each as a provider child of the `floatingippool` parent mixin (`backends.base.POOL`).
+POOL: Final = _POOL
 
 
 @resource(SECURITYGROUP)
@@ -64,6 +69,7 @@ class IpReservationFacts:
 
 __all__ = [
     "IPRESERVATION",
+    "POOL",
     "SECURITYGROUP",
     "SECURITYGROUPLINK",
     "IpReservationFacts",

@@ -2,7 +2,10 @@
 
 compute = Nova server (Glance images as os_tpl, flavors as resource_tpl), storage = Cinder volume,
 storagelink = a volume attachment, network = Neutron network with one subnet, networkinterface =
-a Neutron port plugged into the server. Keystone credentials come from a clouds.yaml entry or
+a Neutron port plugged into the server; the EGI types on Neutron: ipreservation = a floating IP
+(external networks as floatingippool children), a networkinterface to it = the association,
+securitygroup = a security group, securitygrouplink = the group on the server's ports
+(`_openstack_egi.py`). Keystone credentials come from a clouds.yaml entry or
 explicit settings (`_openstack_settings.py`). Every object carries its entity id (Nova and
 Cinder metadata, Neutron tags), so `inventory()` finds what a crash left behind; nova has no
 event stream for users, so `changes()` polls (one listing per resource type). The mapping, the
@@ -25,6 +28,7 @@ from typing import Any, Final, TypeVar
 
 import anyio.to_thread
 
+from occipy.backends import _openstack_egi as egi
 from occipy.backends import _openstack_map as m
 from occipy.backends._openstack_listing import BUSY, inventory, look
 from occipy.backends._openstack_ops import OpenStackOps
@@ -46,6 +50,7 @@ from occipy.backends.base import (
     Ref,
     Restart,
     Save,
+    SecurityGroupUpdate,
     Start,
     Stop,
     StorageLinkSpec,
@@ -57,6 +62,14 @@ from occipy.backends.base import (
     Template,
     Up,
     Update,
+)
+from occipy.backends.egi_types import (
+    IPRESERVATION,
+    SECURITYGROUP,
+    SECURITYGROUPLINK,
+    IpReservationSpec,
+    SecurityGroupLinkSpec,
+    SecurityGroupSpec,
 )
 from occipy.errors import BackendError, BackendUnavailable, NotSupported, OcciError
 
@@ -72,6 +85,11 @@ SUPPORTS: Final[Mapping[str, Support]] = {
     NETWORK: Support(actions=frozenset({"up", "down"})),
     STORAGELINK: Support(),
     NETWORKINTERFACE: Support(),
+    # EGI (docs/drivers/openstack.md): Neutron security groups, rules changed live; floating IPs
+    # (no actions: the state follows the association).
+    SECURITYGROUP: Support(updates=frozenset({"rules"})),
+    SECURITYGROUPLINK: Support(),
+    IPRESERVATION: Support(),
 }
 # GFD.224 §3.1 action methods -> nova: restart graceful/warm is a soft reboot, cold a hard one;
 # suspend (to RAM) is nova's pause, hibernate (to disk) nova's suspend.
@@ -239,6 +257,17 @@ class OpenStackDriver:
                 ref = await self._create_storagelink(spec)
             case NetworkInterfaceSpec():
                 ref = await self._create_networkinterface(spec)
+            case IpReservationSpec():
+                ref = Ref(IPRESERVATION, await self._run(
+                    f"reserving a floating IP {spec.name!r}", egi.create_floating_ip, self.ops, spec))
+            case SecurityGroupSpec():
+                ref = Ref(SECURITYGROUP, await self._run(
+                    f"creating security group {spec.name!r}", egi.create_security_group, self.ops, spec))
+            case SecurityGroupLinkSpec():
+                async with self._lock(spec.compute_id):
+                    ref = Ref(SECURITYGROUPLINK, await self._run(
+                        f"putting compute {spec.compute_id} in security group {spec.group_id}", egi.link_group,
+                        self.ops, spec))
             case _:
                 raise NotSupported(f"the openstack driver cannot create a {type(spec).__name__}")
         observed = await self.observe(ref)
@@ -272,6 +301,16 @@ class OpenStackDriver:
         return ref
 
     async def _create_networkinterface(self, spec: NetworkInterfaceSpec) -> Ref:
+        if IPRESERVATION in self.supports:
+            # The target may be an ipreservation: associate its floating IP with the server's port.
+            what = f"giving compute {spec.compute_id} floating IP {spec.network_id}"
+            ip = await self._run(what, egi.floating_ip, self.ops, spec.network_id)
+            if ip is not None:
+                async with self._lock(spec.compute_id), self._lock(spec.network_id):
+                    ip = await self._run(what, egi.floating_ip, self.ops, spec.network_id)
+                    if ip is None:
+                        raise BackendError(f"{what}: the floating IP disappeared")
+                    return Ref(NETWORKINTERFACE, await self._run(what, egi.associate, self.ops, spec, ip))
         async with self._lock(spec.compute_id):
             what = f"plugging compute {spec.compute_id} into network {spec.network_id}"
             ref = Ref(NETWORKINTERFACE, await self._run(what, self.ops.create_port, spec))
@@ -305,9 +344,18 @@ class OpenStackDriver:
                 observed = await self._run(what, self.ops.network_observed, ref.backend_id)
             case "storagelink":
                 observed = await self._run(what, self.ops.storagelink_observed, ref.backend_id)
+            case "networkinterface" if "/" in ref.backend_id:
+                observed = await self._run(what, egi.association_observed, self.ops, ref.backend_id)
             case "networkinterface":
                 port = await self._run(what, self.ops.port, ref.backend_id)
                 observed = await self._run(what, self.ops.port_observed, port)
+            case "ipreservation":
+                ip = await self._run(what, egi.floating_ip, self.ops, ref.backend_id)
+                observed = egi.ip_observed(self.ops, ip)
+            case "securitygroup":
+                observed = await self._run(what, egi.group_observed, self.ops, ref.backend_id)
+            case "securitygrouplink":
+                observed = await self._run(what, egi.grouplink_observed, self.ops, ref.backend_id)
             case _:
                 return None
         if observed is None:
@@ -336,6 +384,19 @@ class OpenStackDriver:
                     async with self._lock(server_id):
                         await self._detach(what, ref.backend_id)
                         await self._run(what, self.ops.unmark_volume, ref.backend_id)
+            case "networkinterface" if "/" in ref.backend_id:
+                server_id, _, ip_id = ref.backend_id.partition("/")
+                async with self._lock(server_id), self._lock(ip_id):
+                    await self._run(what, egi.disassociate, self.ops, ref.backend_id)
+            case "ipreservation":
+                async with self._lock(ref.backend_id):
+                    await self._run(what, egi.delete_floating_ip, self.ops, ref.backend_id)
+            case "securitygroup":
+                async with self._lock(ref.backend_id):
+                    await self._run(what, egi.delete_security_group, self.ops, ref.backend_id)
+            case "securitygrouplink":
+                async with self._lock(ref.backend_id.partition("/")[0]):
+                    await self._run(what, egi.unlink_group, self.ops, ref.backend_id)
             case "networkinterface":
                 async with self._lock(ref.backend_id):
                     if await self._run(what, self.ops.unplug, ref.backend_id):
@@ -443,8 +504,8 @@ class OpenStackDriver:
     # ------------------------------------------------------------------ Updates, Saves
 
     async def update(self, ref: Ref, change: Update) -> Observed:
-        """Rebuild a server on another image, resize it to another flavor (confirmed at once), or
-        grow a detached volume."""
+        """Rebuild a server on another image, resize it to another flavor (confirmed at once), grow
+        a detached volume, or replace a security group's rules."""
         match (ref.resource, change):
             case ("compute", ComputeUpdate()):
                 if change.architecture is not None:
@@ -463,6 +524,10 @@ class OpenStackDriver:
                                 lambda v: "the volume disappeared" if v is None else
                                 f"cinder reports {v.status}" if str(v.status).startswith("error") else None,
                             )
+            case ("securitygroup", SecurityGroupUpdate(rules=rules)):
+                async with self._lock(ref.backend_id):
+                    await self._run(f"changing the rules of security group {ref.backend_id}", egi.update_rules,
+                                    self.ops, ref.backend_id, rules)
             case _:
                 raise NotSupported(f"the openstack driver cannot apply a {type(change).__name__} to a {ref.resource}")
         return await self._require(ref)
@@ -525,7 +590,8 @@ class OpenStackDriver:
         self._last.setdefault(ref, observed)
 
     async def inventory(self) -> Sequence[Tagged]:
-        """Every server, volume, attachment, network and port that carries an entity id."""
+        """Every server, volume, attachment, network, port, floating IP (and association), security
+        group (and link) that carries an entity id."""
         return await self._run(f"listing occipy's objects in {self.settings.where}", inventory, self.ops)
 
     def changes(self) -> AsyncIterator[Change]:

@@ -183,6 +183,9 @@ _LINK_ID_RE: Final = re.compile(
 # [monitoring] Floating addresses come from TEST-NET-1 (RFC 5737): never routed anywhere.
 FLOATING_POOL: Final = ipaddress.ip_network("192.0.2.0/24")
 FLOATING_POOL_NAME: Final = "public"
+# Offered as a floatingippool child, as a real cloud offers its external networks (OpenStack).
+_POOLS: Final[tuple[Template, ...]] = (
+    Template(egi.POOL, FLOATING_POOL_NAME, f"Floating IP pool {FLOATING_POOL_NAME} ({FLOATING_POOL})"),)
 _MAC_RE: Final = re.compile(r"([0-9a-f]{2}:){5}[0-9a-f]{2}")
 # The simulated cloud's own MAC block: locally administered (bit 1 of the first octet), unicast.
 MAC_PREFIX: Final = "02:53:49"
@@ -284,9 +287,9 @@ class SimulatedDriver:
         self._changes.put_nowait(None)
 
     def templates(self) -> Sequence[Template]:
-        """Four images, three flavours, every snapshot taken since start-up, and the Platform
-        runtimes and plans."""
-        return (*_IMAGES, *_FLAVOURS, *self._snapshots.values(), *platform.TEMPLATES)
+        """Four images, three flavours, every snapshot taken since start-up, the Platform runtimes
+        and plans, and the floating IP pool."""
+        return (*_IMAGES, *_FLAVOURS, *self._snapshots.values(), *platform.TEMPLATES, *_POOLS)
 
     def changes(self) -> AsyncIterator[Change]:
         """Out-of-band changes made with `simulate_external()`, until `close()` (Watches)."""

@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from typing import Any, Final, TypeVar, cast
 
 from occipy.backends.base import (
-    Samples,
     FLAVOUR,
     IMAGE,
     Action,
@@ -30,6 +29,7 @@ from occipy.backends.base import (
     Observed,
     Proposes,
     Ref,
+    Samples,
     Save,
     Saves,
     Support,
@@ -57,8 +57,8 @@ from occipy.model.registry import Registry
 from occipy.observability import metrics
 from occipy.service import bindings as bindings_module
 from occipy.service.bindings import Binding, SpecInput, observed_of
-from occipy.service.bindings import infrastructure as _infrastructure  # noqa: F401  (registers the kinds)
 from occipy.service.bindings import egi as _egi  # noqa: F401  (registers the EGI kinds) [monitoring]
+from occipy.service.bindings import infrastructure as _infrastructure  # noqa: F401  (registers the kinds)
 from occipy.service.bindings import platform as _platform  # noqa: F401  (registers the Platform kinds)
 from occipy.service.edits import Edit, apply_edit, set_state, state_of, template_family
 from occipy.service.queue import Finish, Job, Lanes
@@ -265,7 +265,10 @@ class Cloud:
         self.unrealisable = self.extensions.unrealisable(self.features())  # [monitoring]
         listed = list(self.driver.templates())
         for template in listed:
-            if template.family in FAMILIES:  # docker branch: Platform families (RUNTIME, PLAN) too
+            # docker branch: Platform families (RUNTIME, PLAN) too; EGI pools (POOL) when the
+            # floatingippool parent is served and realisable.
+            parent = FAMILIES[template.family][0] if template.family in FAMILIES else None
+            if parent is not None and self.registry.find(parent) is not None and parent not in self.unrealisable:
                 self.templates.offer(template)
         for mixin in saved:
             if self.templates.owns(mixin):
@@ -493,13 +496,13 @@ class Cloud:
         for mixin_id in updated.mixins:
             template = self.templates.template(mixin_id) if mixin_id not in stored.mixins else None
             if template is not None:
-                fields["image" if template.family == IMAGE else "flavour"] = template.name
+                fields[{IMAGE: "image", FLAVOUR: "flavour"}.get(template.family, template.family)] = template.name
         if fields:
             support = self.driver.supports[binding.resource]
             missing = sorted(set(fields) - support.updates) if self.updates else sorted(fields)
             if missing:
                 what = {"image": "replace the OS template of", "flavour": "replace the resource template of",
-                        "size_gib": "resize"}.get(missing[0], "resize")
+                        "size_gib": "resize", "pool": "move to another pool"}.get(missing[0], "resize")
                 raise NotSupported(f"the {self.driver.name} cloud cannot {what} a {binding.resource} "
                                    f"({', '.join(missing)})")
         return fields, restore

@@ -31,6 +31,7 @@ FAMILIES: Final[Mapping[str, tuple[str, str]]] = {IMAGE: (OS_TPL, "os_tpl"), FLA
 # The kinds a family's templates apply to (GFD.227 §3.4 / OCCIware: app_tpl and res_tpl apply to
 # applications and components).
 _APPLIES: Final[Mapping[str, tuple[str, ...]]] = {RUNTIME: (APPLICATION, COMPONENT), PLAN: (APPLICATION, COMPONENT),
+                                                  # rOCCI-server: ipreservation; ooi: networkinterface
                                                   POOL: (NETWORKINTERFACE, IPRESERVATION)}
 
 

@@ -89,6 +89,7 @@ from occipy.backends.base import (
     resource_of,
     spec_types,
 )
+from occipy.backends.egi_types import POOL
 from occipy.errors import BackendError, BackendUnavailable, NotSupported
 
 # The state words per type (backends.base.Observed: Observed.state is always one of these).

@@ -33,15 +33,28 @@ from occipy.backends.base import (
     ComputeSpec,
     ComputeUpdate,
     Driver,
+    FirewallRule,
     NetworkInterfaceSpec,
     NetworkSpec,
     Ref,
     Restart,
+    SecurityGroupUpdate,
     Stop,
     StorageLinkSpec,
     StorageSpec,
     StorageUpdate,
     Suspend,
+)
+from occipy.backends.egi_types import (
+    IPRESERVATION,
+    POOL,
+    SECURITYGROUP,
+    SECURITYGROUPLINK,
+    IpReservationFacts,
+    IpReservationSpec,
+    SecurityGroupFacts,
+    SecurityGroupLinkSpec,
+    SecurityGroupSpec,
 )
 from occipy.backends.openstack import OpenStackDriver
 from occipy.errors import BackendError, BackendUnavailable, NotSupported
@@ -126,6 +139,66 @@ def test_volume_and_network_states() -> None:
     assert down.facts == m.NetworkFacts(address="10.1.0.0/24", gateway="10.1.0.1", allocation="static")
 
 
+def test_floating_ip_states_follow_the_association() -> None:
+    reserved = SimpleNamespace(id="f", status="DOWN", port_id=None, floating_ip_address="203.0.113.5")
+    observed = m.floating_ip_observed(reserved, "public")
+    assert (observed.state, observed.facts) == ("inactive", IpReservationFacts("203.0.113.5", False, "public"))
+    # Without an L3 agent Neutron leaves an associated floating IP DOWN: the association decides.
+    associated = SimpleNamespace(id="f", status="DOWN", port_id="p", floating_ip_address="203.0.113.5")
+    assert m.floating_ip_observed(associated, "public").state == "active"
+    assert m.floating_ip_observed(associated, "public").facts.used is True  # type: ignore[union-attr]
+    failed = SimpleNamespace(id="f", status="ERROR", port_id=None, floating_ip_address=None)
+    assert m.floating_ip_observed(failed, None).state == "error"
+    port = SimpleNamespace(id="p", device_id="s", mac_address="FA:16:3E:00:00:01")
+    link = m.association_observed("s/f", associated, port)
+    assert link is not None and link.state == "active"
+    assert link.facts == m.NetworkInterfaceFacts(interface="tapp", mac="fa:16:3e:00:00:01", address="203.0.113.5",
+                                                 allocation="static")
+    assert m.association_observed("other/f", associated, port) is None  # another server's port
+    assert m.association_observed("s/f", reserved, port) is None  # not associated
+    assert m.pool_template(SimpleNamespace(name="public", id="n"), "public").family == POOL
+
+
+def test_firewall_rules_to_neutron_and_back() -> None:
+    ssh = FirewallRule("inbound", "tcp", (22, 22), "10.1.2.3/8")
+    assert m.neutron_rule(ssh) == ("ingress", "IPv4", 6, 22, 22, "10.0.0.0/8")
+    assert m.neutron_rule(FirewallRule("inbound", "6", (22, 22), "10.0.0.0/8")) == m.neutron_rule(ssh)
+    assert m.neutron_rule(FirewallRule("outbound", "ipv6-icmp", None, "::/0", 6)) == (
+        "egress", "IPv6", 58, None, None, None)
+    # No outbound rule: Neutron's default egress stays; one outbound rule replaces it.
+    assert m.neutron_rules([ssh]) == {m.neutron_rule(ssh)} | m.DEFAULT_EGRESS
+    dns = FirewallRule("outbound", "udp", (53, 53))
+    assert m.neutron_rules([ssh, dns]) == {m.neutron_rule(ssh), ("egress", "IPv4", 17, 53, 53, None)}
+    for bad, message in ((FirewallRule("inbound", "carrier-pigeon"), "not 'carrier-pigeon'"),
+                         (FirewallRule("inbound", "gre", (1, 2)), "port ranges"),
+                         (FirewallRule("sideways", "tcp"), "inbound or outbound"),
+                         (FirewallRule("inbound", "tcp", None, "::/0", 4), "not an IPv4 prefix")):
+        with pytest.raises(ValueError, match=message):
+            m.neutron_rule(bad)
+    listed = [
+        {"id": "r1", "direction": "ingress", "ethertype": "IPv4", "protocol": "tcp", "port_range_min": 22,
+         "port_range_max": 22, "remote_ip_prefix": "10.0.0.0/8"},
+        {"id": "r2", "direction": "egress", "ethertype": "IPv4", "protocol": None, "port_range_min": None,
+         "port_range_max": None, "remote_ip_prefix": None},
+        {"id": "r3", "direction": "egress", "ethertype": "IPv6", "protocol": None, "port_range_min": None,
+         "port_range_max": None, "remote_ip_prefix": None},
+        {"id": "r4", "direction": "ingress", "ethertype": "IPv4", "protocol": None, "remote_group_id": "g"},
+    ]
+    group = SimpleNamespace(id="g", security_group_rules=listed)
+    assert set(m.group_rules(group)) == {m.neutron_rule(ssh), *m.DEFAULT_EGRESS}  # remote groups are not occipy's
+    observed = m.group_observed(group)
+    assert observed.facts == SecurityGroupFacts(rules=(FirewallRule("inbound", "tcp", (22, 22), "10.0.0.0/8"),))
+    listed[2] = {"id": "r3", "direction": "egress", "ethertype": "IPv4", "protocol": "udp", "port_range_min": 53,
+                 "port_range_max": 53, "remote_ip_prefix": "0.0.0.0/0"}
+    assert set(m.group_observed(group).facts.rules) == {  # type: ignore[union-attr]
+        FirewallRule("inbound", "tcp", (22, 22), "10.0.0.0/8"), FirewallRule("outbound", "udp", (53, 53))}
+
+
+def test_settings_name_the_default_pool(tmp_path: Path) -> None:
+    assert parse_settings({"cloud": "x"}, tmp_path).floating_pool is None
+    assert parse_settings({"cloud": "x", "floating_pool": " public "}, tmp_path).floating_pool == "public"
+
+
 # ---------------------------------------------------------------- the contract, on the real cloud
 
 
@@ -205,7 +278,10 @@ async def test_templates_are_glance_images_and_nova_flavors(
     flavors = {t.name: t for t in driver.templates() if t.family == FLAVOUR}
     assert (flavors["m1.tiny"].cores, flavors["m1.tiny"].memory_gib, flavors["m1.tiny"].disk_gib) == (1, 0.25, 1.0)
     assert (flavors["m1.small"].cores, flavors["m1.small"].memory_gib) == (2, 0.5)
-    assert set(driver.supports) == {COMPUTE, STORAGE, NETWORK, STORAGELINK, NETWORKINTERFACE}
+    assert set(driver.supports) == {COMPUTE, STORAGE, NETWORK, STORAGELINK, NETWORKINTERFACE,
+                                    SECURITYGROUP, SECURITYGROUPLINK, IPRESERVATION}
+    assert [(t.name, t.title) for t in driver.templates() if t.family == POOL] == [
+        ("public", "Floating IP pool public")]
 
 
 @pytest.mark.openstack
@@ -337,3 +413,72 @@ async def test_bad_credentials_are_unavailable(openstack_cloud: OpenStackCloud) 
     with pytest.raises(BackendUnavailable, match="OpenStack cloud 'occipy'.*credentials"):
         await drv.open()
     await drv.close()
+
+
+@pytest.mark.openstack
+@pytest.mark.timeout(900)
+async def test_egi_objects_carry_their_marks_and_follow_the_server(
+        driver: OpenStackDriver, openstack_cloud: OpenStackCloud, openstack_conn: Any) -> None:
+    net = openstack_conn.network
+    compute = await driver.create(spec(openstack_cloud, entity_id="urn:x:vm"))
+    group = await driver.create(SecurityGroupSpec(name=unique("os-sg"), entity_id="urn:x:sg",
+                                                  rules=(FirewallRule("inbound", "tcp", (22, 22)),)))
+    # A compute without ports can be linked: the ports it gets later carry the group.
+    link = await driver.create(SecurityGroupLinkSpec(name=unique("os-sgl"), compute_id=compute.backend_id,
+                                                     group_id=group.backend_id, entity_id="urn:x:sgl"))
+    assert link.state == "active" and link.backend_id == f"{compute.backend_id}/{group.backend_id}"
+    with pytest.raises(BackendError, match="already in security group"):
+        await driver.create(SecurityGroupLinkSpec(name=unique("os-sgl"), compute_id=compute.backend_id,
+                                                  group_id=group.backend_id))
+    reservation = await driver.create(IpReservationSpec(name=unique("os-fip"), entity_id="urn:x:fip"))
+    assert reservation.facts.pool == "public"  # type: ignore[attr-defined]
+    # No port yet: Neutron has nothing to associate the floating IP with.
+    with pytest.raises(BackendError, match="no network interface"):
+        await driver.create(NetworkInterfaceSpec(name=unique("os-nic"), compute_id=compute.backend_id,
+                                                 network_id=reservation.backend_id))
+    nic = await driver.create(NetworkInterfaceSpec(name=unique("os-nic"), compute_id=compute.backend_id,
+                                                   network_id=openstack_cloud.network["id"], entity_id="urn:x:nic"))
+    assert group.backend_id in net.get_port(nic.backend_id).security_group_ids
+    association = await driver.create(NetworkInterfaceSpec(
+        name=unique("os-nic"), compute_id=compute.backend_id, network_id=reservation.backend_id,
+        entity_id="urn:x:assoc"))  # the seeded network has a router to the pool
+    assert association.backend_id == f"{compute.backend_id}/{reservation.backend_id}"
+    assert net.get_ip(reservation.backend_id).port_id == nic.backend_id
+    found = {(t.ref.resource, t.ref.backend_id): t.entity_id for t in await driver.inventory()}
+    assert found[(IPRESERVATION, reservation.backend_id)] == "urn:x:fip"
+    assert found[(NETWORKINTERFACE, association.backend_id)] == "urn:x:assoc"
+    assert found[(SECURITYGROUP, group.backend_id)] == "urn:x:sg"
+    assert found[(SECURITYGROUPLINK, link.backend_id)] == "urn:x:sgl"
+    # Replacing the rules twice with the same set changes nothing in Neutron the second time.
+    rules = (FirewallRule("inbound", "icmp"), FirewallRule("outbound", "tcp", (443, 443), "192.0.2.0/24"))
+    await driver.update(Ref(SECURITYGROUP, group.backend_id), SecurityGroupUpdate(rules=rules))
+    ids = {r["id"] for r in net.get_security_group(group.backend_id).security_group_rules}
+    updated = await driver.update(Ref(SECURITYGROUP, group.backend_id), SecurityGroupUpdate(rules=rules))
+    assert {r["id"] for r in net.get_security_group(group.backend_id).security_group_rules} == ids
+    assert set(updated.facts.rules) == set(rules)  # type: ignore[attr-defined]
+    # Deleting the group takes it off the ports and the link's mark off the server.
+    await driver.delete(Ref(SECURITYGROUP, group.backend_id))
+    assert group.backend_id not in net.get_port(nic.backend_id).security_group_ids
+    assert await driver.observe(Ref(SECURITYGROUPLINK, link.backend_id)) is None
+    # Deleting the port takes the floating IP off it (Neutron): the association is gone, the reservation stays.
+    await driver.delete(Ref(NETWORKINTERFACE, nic.backend_id))
+    assert await driver.observe(Ref(NETWORKINTERFACE, association.backend_id)) is None
+    observed = await driver.observe(Ref(IPRESERVATION, reservation.backend_id))
+    assert observed is not None and observed.state == "inactive"
+    await driver.delete(Ref(IPRESERVATION, reservation.backend_id))
+    assert net.find_ip(reservation.backend_id) is None
+
+
+@pytest.mark.openstack
+@pytest.mark.timeout(900)
+async def test_default_pool_setting_and_unknown_pools(openstack_cloud: OpenStackCloud, openstack_conn: Any) -> None:
+    drv = OpenStackDriver.from_options(driver_options(openstack_cloud, floating_pool="elsewhere"), Path("."))
+    await drv.open()
+    try:
+        with pytest.raises(BackendError, match="no floating IP pool 'elsewhere' \\(pools: public\\)"):
+            await drv.create(IpReservationSpec(name=unique("os-fip")))
+        by_id = await drv.create(IpReservationSpec(name=unique("os-fip"), pool=openstack_cloud.external_network["id"]))
+        assert by_id.facts.pool == "public"  # type: ignore[attr-defined]
+        await drv.delete(Ref(IPRESERVATION, by_id.backend_id))
+    finally:
+        await drv.close()
