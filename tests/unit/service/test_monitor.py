@@ -270,6 +270,21 @@ async def test_a_floating_ip_is_used_once_attached(measured: tuple[Service, Harn
     assert after["occi.ipreservation.used"] is True and after["occi.ipreservation.state"] == "active"
 
 
+async def test_a_second_interface_to_an_attached_floating_ip_is_409(measured: tuple[Service, Harness, MemoryStore]) -> None:
+    # A floating address is attached to one compute at a time: refused before any cloud call.
+    _, h, _ = measured
+    nic_kind = "http://schemas.ogf.org/occi/infrastructure#networkinterface"
+    reservation = await _create(h, egi.IPRESERVATION, {})
+    first, second = await h.create_compute(), await h.create_compute()
+    nic = await _create(h, nic_kind, _link("", first, reservation))
+    again = await h.json("POST", "/networkinterface/", {"kind": nic_kind, "attributes": _link("", second, reservation)})
+    assert again.status == 409, again.text
+    assert "already associated" in again.text and nic in again.text
+    # once the first link is gone, the address can be attached again
+    assert (await h.call("DELETE", nic)).status == 200
+    await _create(h, nic_kind, _link("", second, reservation))
+
+
 class _ClaimHeldElsewhere:
     """The lanes' view of a shared store (several server processes) whose claims another process holds."""
 
