@@ -81,6 +81,7 @@ CLOUD_SCHEME: Final = "http://occipy.org/occi/cloud#"
 # (the default cloud's; another cloud's is "occipy:leader:<name>").
 LEADER_CLAIM: Final = "occipy:leader"
 RECONCILE_PAGE: Final = 500
+RECONCILE_YIELD: Final = 50  # entities observed between two turns of the event loop
 ADOPTED_KEPT: Final = 100_000  # refs remembered as told to an `Adopts` driver (Cloud.adopt_one)
 
 
@@ -618,7 +619,12 @@ class Cloud:
             if not page:
                 return
             after = page[-1].location
-            for entity in page:
+            for index, entity in enumerate(page):
+                if index % RECONCILE_YIELD == 0:
+                    # A cloud and a store that answer without suspending (simulated, cached
+                    # SQLite) would otherwise hold the event loop for the whole pass: 0.37 s for
+                    # 10,000 entities, a stall every request in flight waited for.
+                    await asyncio.sleep(0)
                 binding = self.backed(entity)
                 if binding is None or entity.backend_id is None or not self.owns(entity):
                     continue
