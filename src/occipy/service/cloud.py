@@ -598,8 +598,19 @@ class Cloud:
                     if binding is not None and binding.resource == change.ref.resource and self.owns(entity):
                         location = entity.location
                         self._index[change.ref] = location
-            if location is not None:
-                await self.reconcile_one(location, change.observed)
+            if location is None:
+                continue
+            observed = change.observed
+            if self.lanes.worked_recently(location):
+                # A polling driver may have read the object before our own work on it ended (a
+                # stop seen half-way through a cold restart): a stale state would overwrite the
+                # work's result until the next poll. Ask the cloud again, now.
+                try:
+                    observed = await self.calls.observe(change.ref)
+                except OcciError as error:
+                    log.warning("checking a change of %s failed: %s", location, error.message)
+                    continue
+            await self.reconcile_one(location, observed)
 
     async def _periodic(self) -> None:
         while True:

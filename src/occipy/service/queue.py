@@ -42,7 +42,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from occipy.errors import NotFound, OcciError
 from occipy.model.entity import Entity
@@ -98,6 +98,11 @@ class JobSpec(Protocol):
 
     async def undo(self) -> None:
         """Called when the result could not be written: remove what `run` made in the cloud."""
+
+
+# Seconds after cloud work on an entity during which a change reported by a watching driver is
+# checked by observing the object again (a poll may have read it before the work ended).
+RECENT_WORK: Final = 30.0
 
 
 @dataclass(eq=False)
@@ -169,6 +174,9 @@ class Lanes:
         # Told when cloud work starts and when an operation ends (metrics).
         self.observer = observer
         self._lanes: dict[str, _Lane] = {}
+        # When cloud work on an entity last ended (monotonic), kept RECENT_WORK seconds: a change a
+        # watching driver reports soon after may have been seen before that work (`worked_recently`).
+        self._worked: dict[str, float] = {}
         self._last_seq = 0
         self._closed = False
         # ---- several processes on one store (docs/scaleout.md) ----
@@ -187,6 +195,11 @@ class Lanes:
     def busy(self, location: str) -> bool:
         lane = self._lanes.get(location)
         return lane is not None and (lane.running is not None or bool(lane.jobs))
+
+    def worked_recently(self, location: str) -> bool:
+        """Whether cloud work on this entity ended less than RECENT_WORK seconds ago."""
+        ended = self._worked.get(location)
+        return ended is not None and time.monotonic() - ended < RECENT_WORK
 
     def any_lane(self) -> bool:
         """Whether some entity has a lane (else no entity is busy: a quick answer for a long listing)."""
@@ -704,7 +717,18 @@ class Lanes:
         if self.observer is not None:
             base = latest or next(iter(batch.put), None)
             self.observer.ended(ended, base.kind if base is not None else None, job.spec, job.spec.cloud)
+        if job.spec.cloud:
+            self._note_work(running.location)
         _resolve(job, ended)
+
+    def _note_work(self, location: str) -> None:
+        now = time.monotonic()
+        worked = self._worked
+        if len(worked) >= 10_000:  # bounded: forget what is no longer recent
+            for key in [key for key, ended in worked.items() if now - ended >= RECENT_WORK]:
+                del worked[key]
+        worked.pop(location, None)
+        worked[location] = now
 
 
 @dataclass

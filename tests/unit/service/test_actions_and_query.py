@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from occipy.backends.base import Change, Observed, Ref
 from tests.unit.service.conftest import COMPUTE_KIND, INFRA, Harness
 
 ACTION = "http://schemas.ogf.org/occi/infrastructure/compute/action#"
@@ -132,3 +135,24 @@ async def test_outside_change_is_reconciled(harness: Harness) -> None:
     attributes = (await harness.get_json(compute))["attributes"]
     assert attributes["occi.compute.state"] == "error"
     assert "outside" in attributes["occi.compute.state.message"]
+
+
+async def test_a_change_read_before_our_own_work_ended_is_checked_again(harness: Harness) -> None:
+    # A polling driver may report what it read half-way through our own action (EC2: a stop seen
+    # during a cold restart, in a clean-clone run): the cloud is asked again, its answer wins.
+    compute = await harness.create_compute()
+    entity = await harness.service.store.get(compute)
+    assert entity is not None and entity.backend_id
+    stop = 'Category: stop; scheme="http://schemas.ogf.org/occi/infrastructure/compute/action#"; class="action"'
+    assert (await harness.text("POST", compute + "?action=stop", stop)).status == 200
+    assert (await harness.get_json(compute))["attributes"]["occi.compute.state"] == "inactive"
+    stale = Change(Ref("compute", entity.backend_id), Observed(entity.backend_id, "active"))
+    harness.driver._changes.put_nowait(stale)  # as read before the stop
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert (await harness.get_json(compute))["attributes"]["occi.compute.state"] == "inactive"
+    # a real change made outside occipy still shows
+    await harness.driver.simulate_external(Ref("compute", entity.backend_id), "active")
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert (await harness.get_json(compute))["attributes"]["occi.compute.state"] == "active"
