@@ -103,6 +103,7 @@ class JobSpec(Protocol):
 # Seconds after cloud work on an entity during which a change reported by a watching driver is
 # checked by observing the object again (a poll may have read it before the work ended).
 RECENT_WORK: Final = 30.0
+WORKED_KEPT: Final = 100_000  # entities remembered as recently worked on, at most
 
 
 @dataclass(eq=False)
@@ -724,11 +725,13 @@ class Lanes:
     def _note_work(self, location: str) -> None:
         now = time.monotonic()
         worked = self._worked
-        if len(worked) >= 10_000:  # bounded: forget what is no longer recent
-            for key in [key for key, ended in worked.items() if now - ended >= RECENT_WORK]:
-                del worked[key]
         worked.pop(location, None)
-        worked[location] = now
+        worked[location] = now  # the dict stays in the order work ended: the oldest first
+        while worked:  # forget what is no longer recent, and past WORKED_KEPT the oldest anyway
+            oldest, ended = next(iter(worked.items()))
+            if now - ended < RECENT_WORK and len(worked) <= WORKED_KEPT:
+                break
+            del worked[oldest]
 
 
 @dataclass

@@ -57,7 +57,7 @@ async def quick(tmp_path: Path) -> AsyncIterator[Harness]:
 
 def _path(url: str | None) -> str:
     assert url is not None
-    return url[len(BASE):] if url.startswith(BASE) else url
+    return url.removeprefix(BASE)
 
 
 async def _operation(harness: Harness, url: str | None) -> dict[str, object]:
@@ -412,3 +412,21 @@ async def test_a_change_applied_at_once_survives_the_writes_of_the_running_job()
     final = await store.get(location)
     assert final is not None and final.attributes.get("occi.core.title") == "done" and TAG in final.mixins
     await store.close()
+
+
+def test_recent_work_is_forgotten_oldest_first_and_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each cloud job notes when it ended (a watching driver's change soon after is checked again);
+    # noting is O(1) and the memory bounded, whatever the number of entities worked on.
+    from occipy.service import queue as queue_module
+
+    monkeypatch.setattr(queue_module, "WORKED_KEPT", 3)
+    now = [1000.0]
+    monkeypatch.setattr(queue_module.time, "monotonic", lambda: now[0])
+    lanes = Lanes(MemoryStore(), 0.2)
+    for location in ("/a", "/b", "/c", "/d"):
+        lanes._note_work(location)
+    assert list(lanes._worked) == ["/b", "/c", "/d"]  # past the cap, the oldest went
+    assert lanes.worked_recently("/d") and not lanes.worked_recently("/a")
+    now[0] += queue_module.RECENT_WORK + 1
+    lanes._note_work("/e")
+    assert list(lanes._worked) == ["/e"]  # the others are no longer recent
