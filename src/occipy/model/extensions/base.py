@@ -133,6 +133,9 @@ class Extension:
     # Attributes accepted on input and dropped (they have no canonical equivalent).
     ignored_attributes: frozenset[str] = frozenset()
     link_ends: Mapping[str, LinkEnds] = field(default_factory=frozen)
+    # target kind id -> the link kind of which such a target has at most one (a floating address
+    # is on one compute at a time): a second one is 409 (ExtensionSet.check_link).
+    single_links: Mapping[str, str] = field(default_factory=frozen)
     # category type id -> what a backend needs to realise it.
     needs: Mapping[str, Feature] = field(default_factory=frozen)
     # Profile tokens for the Server header (GFD.222 §5.1: "OCCI-CRTP/1.1").
@@ -242,17 +245,28 @@ class ExtensionSet:
                     return rule
         return None
 
+    def single_link(self, link_kind: str, target_kind: str | None) -> bool:
+        """Whether a target of this kind has at most one link of this kind (`Extension.single_links`)."""
+        return target_kind is not None and any(ext.single_links.get(target_kind) == link_kind for ext in self.members)
+
     def check_link(self, registry: Registry, link_kind: str, source_kind: str, target_kind: str | None,
                    *, source_attributes: Mapping[str, AttributeValue] | None = None,
                    edges: Iterable[tuple[str, str]] = (), source: str | None = None,
-                   target: str | None = None) -> None:
+                   target: str | None = None, target_links: Iterable[tuple[str, str, str | None]] = ()) -> None:
         """Refuse a link whose ends its kind does not allow (GFD.224 §3.4, GFD.227 §3.3, ...).
 
         `target_kind` is None when the target is not an OCCI entity. For acyclic link kinds,
         `edges` are the existing links of that kind as (source, target) locations and `source`,
-        `target` the new link's locations (no cycle check without them). Raises InvalidAttribute naming occi.core.source or
-        occi.core.target (400), or Conflict (409) when the source is not in an allowed state.
+        `target` the new link's locations (no cycle check without them). For a target that has at
+        most one link of this kind (`single_link`), `target_links` are the links it has as (kind,
+        location, source). Raises InvalidAttribute naming occi.core.source or occi.core.target
+        (400), or Conflict (409) when the source is not in an allowed state or the target is taken.
         """
+        if self.single_link(link_kind, target_kind):
+            for kind, location, linked in target_links:
+                if kind == link_kind:
+                    raise Conflict(f"{_term(target_kind or '')} {target} is already associated with {linked} "
+                                   f"({_term(link_kind)} {location}): delete that link first")
         rule = self.link_ends(registry, link_kind)
         if rule is None:
             return

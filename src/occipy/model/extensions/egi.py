@@ -224,6 +224,9 @@ EXTENSION = Extension(
         # rOCCI-core securitygrouplink: "link compute (source) -> securitygroup (target)"
         SECURITYGROUPLINK: LinkEnds(sources=(COMPUTE,), targets=(SECURITYGROUP,)),
     }),
+    # A floating address is attached to one compute at a time (Neutron, EC2): a second interface
+    # to it is 409 before any cloud is asked.
+    single_links=frozen({IPRESERVATION: NETWORKINTERFACE}),
     needs=frozen({
         SECURITYGROUP: Feature.SECURITY_GROUPS,
         SECURITYGROUPLINK: Feature.SECURITY_GROUPS,

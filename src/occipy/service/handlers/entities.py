@@ -17,10 +17,8 @@ from typing import Any, Final
 
 from occipy.errors import BadRequest, Conflict, InvalidAttribute, NotFound
 from occipy.model import state as fsm
-from occipy.model.catalogue import NETWORKINTERFACE
 from occipy.model.category import Kind
 from occipy.model.entity import Entity
-from occipy.model.extensions.egi import IPRESERVATION
 from occipy.model.registry import LINK, RESOURCE
 from occipy.rendering.messages import EntityMessage, LinkMessage
 from occipy.service.cloud import CreateSpec, DeleteSpec, EditSpec
@@ -335,20 +333,12 @@ async def link_ends(env: Env, ctx: Context, kind_id: str, raw_source: str, raw_t
         for other in await env.store.query(EntityQuery(kinds=(kind_id,))):
             if other.source and other.target:
                 edges.append((other.source, other.target))
+    target_links: list[tuple[str, str, str | None]] = []
+    if exts.single_link(kind_id, target_kind):
+        target_links = [(link.kind, link.location, link.source) for link in await env.store.links_to(target_path)]
     exts.check_link(env.registry, kind_id, source_entity.kind, target_kind, source_attributes=source_entity.attributes,
-                    edges=edges, source=source_path, target=target_path)
-    if target_kind == IPRESERVATION and kind_id == NETWORKINTERFACE:
-        await _check_reservation_free(env, target_path)
+                    edges=edges, source=source_path, target=target_path, target_links=target_links)
     return Ends(result, source_entity)
-
-
-async def _check_reservation_free(env: Env, reservation: str) -> None:
-    """A floating address is attached to one compute at a time (EGI ipreservation): a second
-    networkinterface to it is 409 before any cloud is asked (docs/extensions.md, "EGI")."""
-    for link in await env.store.links_to(reservation):
-        if link.kind == NETWORKINTERFACE:
-            raise Conflict(f"ipreservation {reservation} is already associated with {link.source} (networkinterface "
-                           f"{link.location}): delete that link first")
 
 
 def _input(env: Env, attributes: Mapping[str, Any]) -> dict[str, Any]:
