@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -70,15 +70,6 @@ def options(server: MotoServer, **extra: str) -> dict[str, str]:
     }
     values.update(extra)
     return values
-
-
-@pytest.fixture(scope="module")
-def ec2(moto_server: MotoServer) -> Iterator[MotoServer]:
-    """The session's moto_server, shared by this module's tests (each uses its own owner tag) and
-    reset at the end. A reset per test would cost moto's 2 s AMI load every time."""
-    moto_server.reset()
-    yield moto_server
-    moto_server.reset()
 
 
 async def opened(server: MotoServer, **extra: str) -> EC2Driver:

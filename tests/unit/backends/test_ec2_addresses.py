@@ -8,7 +8,7 @@ primary interface, double attachment refused, deletes, the inventory, polling (d
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -102,13 +102,6 @@ def test_the_driver_declares_reservations_with_up_and_down() -> None:
 
 
 # ---------------------------------------------------------------- against moto
-
-
-@pytest.fixture(scope="module")
-def ec2(moto_server: MotoServer) -> Iterator[MotoServer]:
-    moto_server.reset()
-    yield moto_server
-    moto_server.reset()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ the inventory and polling find both (docs/drivers/ec2.md).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -52,13 +52,6 @@ class Tracked(Made):
         assert observed.backend_id
         self._refs.append(Ref(resource_of(spec), observed.backend_id))
         return observed
-
-
-@pytest.fixture(scope="module")
-def ec2(moto_server: MotoServer) -> Iterator[MotoServer]:
-    moto_server.reset()
-    yield moto_server
-    moto_server.reset()
 
 
 @pytest.fixture
