@@ -16,11 +16,19 @@ from occipy.service.edits import set_state, state_of
 from occipy.store.base import Store
 
 
+# Bound on the remembered action lists (kinds x mixin sets x states in use; cleared when full).
+ACTIONS_KEPT = 4096
+
+
 class Views:
     def __init__(self, registry: Registry, store: Store, cloud: Clouds) -> None:
         self.registry = registry
         self.store = store
         self.cloud = cloud
+        # (registry version, kind, mixins, state) -> the actions to render. What an entity offers
+        # depends on nothing else: its kind and mixins name its actions and its cloud, and the
+        # state machine picks among them.
+        self._actions: dict[tuple[int, str, tuple[str, ...], str | None], tuple[str, ...]] = {}
 
     async def view(self, entity: Entity) -> Entity:
         """The entity with its links and actions filled in."""
@@ -40,9 +48,15 @@ class Views:
         if lanes.deleting(location):
             return set_state(entity, None, "deleting").evolve(actions=())
         current = lanes.projected(location) or state_of(entity)
-        candidates = [action_id for action_id in registry.action_ids(entity.kind, entity.mixins)
-                      if self.cloud.offers_action(entity, action_id)]
-        actions = fsm.available_actions(entity.kind, current, candidates)
+        key = (registry.version, entity.kind, entity.mixins, current)
+        actions = self._actions.get(key)
+        if actions is None:
+            candidates = [action_id for action_id in registry.action_ids(entity.kind, entity.mixins)
+                          if self.cloud.offers_action(entity, action_id)]
+            actions = fsm.available_actions(entity.kind, current, candidates)
+            if len(self._actions) >= ACTIONS_KEPT:
+                self._actions.clear()
+            self._actions[key] = actions
         result = entity.evolve(actions=actions) if actions != entity.actions else entity
         source = entity.source
         if source and registry.is_link_kind(entity.kind):

@@ -6,19 +6,20 @@ Imports the model, errors, `store.base`, `store._codec`, `store.schema` and sqla
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from occipy.errors import BackendUnavailable, Conflict
 from occipy.model.entity import ANONYMOUS, Entity
-from occipy.store._codec import entity_row, mixin_to_json, operation_row
+from occipy.store._codec import entity_row, json_text, mixin_to_json, operation_row
 from occipy.store.base import Batch, MetricSample, Operation, SamplePrune
 from occipy.store.schema import (
+    DROPPED_INDEXES,
     MIGRATIONS,
     attribute_index_ddl,
     entities,
@@ -32,6 +33,9 @@ from occipy.store.schema import (
 
 # ---- statements (built once; compiled once by SQLAlchemy's cache) ---------------------------
 
+_UPDATE_ENTITY = entities.update().where(entities.c.location == sa.bindparam("b_location")).values(
+    attributes=sa.bindparam("attributes"), mixins=sa.bindparam("mixins"), updated=sa.bindparam("updated"),
+    version=entities.c.version + 1)
 _DELETE_ENTITY_MIXINS = entity_mixins.delete().where(entity_mixins.c.location == sa.bindparam("b_location"))
 _UPDATE_MIXIN = user_mixins.update().where(user_mixins.c.type_id == sa.bindparam("b_type_id"))
 _NEXT_MIXIN_SEQ = sa.select(sa.func.coalesce(sa.func.max(user_mixins.c.seq), 0) + 1).scalar_subquery()
@@ -148,6 +152,12 @@ class _Compiled:
 _COMPILED: dict[tuple[str, str, str, tuple[str, ...]], _Compiled] = {}
 
 
+# Columns an operation's row never changes (it is about one entity, asked by one principal): left
+# out of its upsert's SET, because SQLite rewrites the index of every column an UPDATE sets, equal
+# or not, and each rewritten index page is one more page in the WAL.
+FIXED: Final = {"operations": ("location", "action", "owner", "tenant")}
+
+
 def _upsert(conn: Connection, table: sa.Table, key: str, rows: list[dict[str, Any]], keep: Sequence[str]) -> None:
     """INSERT ... ON CONFLICT (key) DO UPDATE for many rows in one statement (SQLite, PostgreSQL).
 
@@ -164,7 +174,7 @@ def _upsert(conn: Connection, table: sa.Table, key: str, rows: list[dict[str, An
         # running it, and so did compiling it for each commit.
         from sqlalchemy.dialects import postgresql, sqlite
 
-        columns = tuple(name for name in given if name != key and name not in keep)
+        columns = tuple(name for name in given if name != key and name not in keep and name not in FIXED.get(table.name, ()))
         insert = postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
         changes: dict[str, Any] = {n: insert.excluded[n] for n in columns}
         if "version" in table.c:
@@ -207,8 +217,10 @@ def bulk_group_writable(batches: Sequence[Batch]) -> bool:
     return not inserted & upserted
 
 
-def write_group(conn: Connection, batches: Sequence[Batch], now: float) -> None:
-    """The batches of a `bulk_group_writable` group: their inserts, then their upserts (`write_puts`)."""
+def write_group(conn: Connection, batches: Sequence[Batch], now: float,
+                stored: Callable[[str], Entity | None] | None = None) -> None:
+    """The batches of a `bulk_group_writable` group: their inserts, then their upserts (`write_puts`).
+    `stored` is what the rows held before the group, where the caller knows it (`write_puts`)."""
     new = [entity for batch in batches for entity in batch.new]
     if new:
         # A plain INSERT: a taken location or id fails the group (its batches are retried alone).
@@ -218,22 +230,51 @@ def write_group(conn: Connection, batches: Sequence[Batch], now: float) -> None:
         if mixin_rows:
             _insert(conn, entity_mixins, mixin_rows)
     write_puts(conn, [entity for batch in batches for entity in batch.put],
-               [op for batch in batches for op in batch.put_operations], now)
+               [op for batch in batches for op in batch.put_operations], now, stored)
 
 
-def write_puts(conn: Connection, puts: list[Entity], operations_: list[Operation], now: float) -> None:
+def _same_row(before: Entity | None, after: Entity) -> bool:
+    """Whether `after` changes only the mutable columns of the row that holds `before`."""
+    return (before is not None and before.entity_id == after.entity_id and before.kind == after.kind
+            and before.owner == after.owner and before.tenant == after.tenant
+            and before.backend_id == after.backend_id and before.source == after.source
+            and before.target == after.target)
+
+
+def write_puts(conn: Connection, puts: list[Entity], operations_: list[Operation], now: float,
+               stored: Callable[[str], Entity | None] | None = None) -> None:
     """Upsert entities (with their mixin rows) and operations: a few statements for many rows.
 
     Only for groups of `bulk_writable` batches: then applying every put in order, last value
     winning, is the same as applying the batches one after the other.
+
+    `stored` says what each row held before the group (the event log's derivation read or
+    remembered it, in the same transaction). An entity whose indexed columns stay as they were (a
+    state change, an attribute edit: most writes) is a plain UPDATE of its attributes, and its
+    mixin rows are kept when its mixins are: SQLite rewrites every index of every column a
+    statement sets, so the full upsert wrote about four times the pages to the WAL.
     """
     latest = {entity.location: entity for entity in puts}
-    if latest:
-        _upsert(conn, entities, "location",
-                [{**entity_row(e), "location": loc, "created": now, "updated": now} for loc, e in latest.items()],
-                keep=("seq", "created"))
-        conn.execute(_DELETE_ENTITY_MIXINS, [{"b_location": location} for location in latest])
-    mixin_rows = [{"location": loc, "mixin": m} for loc, e in latest.items() for m in e.mixins]
+    light: list[dict[str, Any]] = []
+    upserted: list[dict[str, Any]] = []
+    remixed: list[str] = []  # whose mixin rows are written again
+    for location, entity in latest.items():
+        before = stored(location) if stored is not None else None
+        if before is not None and _same_row(before, entity):
+            light.append({"b_location": location, "attributes": json_text(entity.attributes),
+                          "mixins": json_text(entity.mixins), "updated": now})
+            if set(before.mixins) == set(entity.mixins):
+                continue
+        else:
+            upserted.append({**entity_row(entity), "location": location, "created": now, "updated": now})
+        remixed.append(location)
+    if light:
+        conn.execute(_UPDATE_ENTITY, light)
+    if upserted:
+        _upsert(conn, entities, "location", upserted, keep=("seq", "created"))
+    if remixed:
+        conn.execute(_DELETE_ENTITY_MIXINS, [{"b_location": location} for location in remixed])
+    mixin_rows = [{"location": loc, "mixin": m} for loc in remixed for m in latest[loc].mixins]
     if mixin_rows:
         _insert(conn, entity_mixins, mixin_rows)
     ops = {op.op_id: op for op in operations_}
@@ -267,6 +308,8 @@ def prepare(engine: Engine, indexed_attributes: Sequence[str]) -> None:
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(8388607001)"))
+        for name in DROPPED_INDEXES:
+            conn.execute(sa.text(f"DROP INDEX IF EXISTS {name}"))
         for ddl in attribute_index_ddl(conn.dialect.name, indexed_attributes):
             conn.execute(sa.text(ddl))
         if conn.execute(sa.select(store_state.c.id)).first() is None:

@@ -645,7 +645,7 @@ class SqlStore:
                 known = sql_events.record(conn, [batch for batch, _, _ in group], now, self._retention,
                                           self._pruning, self._remembered)
                 if bulk:
-                    write_group(conn, [batch for batch, _, _ in group], now)
+                    write_group(conn, [batch for batch, _, _ in group], now, known.entity_of)
                     # [monitoring] samples touch no other table: their order among entities is free.
                     write_samples(conn, [x for batch, _, _ in group for x in batch.put_samples],
                                   [x for batch, _, _ in group for x in batch.prune_samples])
