@@ -1,7 +1,8 @@
 """SELECT statements of the SQL store, built from `EntityQuery` values (SQLAlchemy Core).
 
 Pages are in creation order (`seq`); a kind page walks `ix_entities_kind_seq`, an attribute
-filter on an indexed attribute walks its expression index (`schema.attribute_index_ddl`).
+filter on an indexed attribute walks its expression index (`schema.attribute_index_ddl`); a deep
+page of a kind collection starts from a page anchor (`store._pages`).
 Imports `store.base`, `store.schema` and sqlalchemy.
 """
 

@@ -41,12 +41,17 @@ _UPDATE_MIXIN = user_mixins.update().where(user_mixins.c.type_id == sa.bindparam
 _NEXT_MIXIN_SEQ = sa.select(sa.func.coalesce(sa.func.max(user_mixins.c.seq), 0) + 1).scalar_subquery()
 _INSERT_MIXIN = user_mixins.insert().values(seq=_NEXT_MIXIN_SEQ)
 _BUMP_MIXINS = store_state.update().where(store_state.c.id == 1).values(mixins=store_state.c.mixins + 1)
+# issue 11: a delete moves the position of every later member of its pages (store/_pages.py).
+_BUMP_DELETIONS = store_state.update().where(store_state.c.id == 1).values(
+    deletions=store_state.c.deletions + 1)
 
 
 def write_batch(conn: Connection, batch: Batch, now: float) -> None:
     """Every statement of one batch, in the order MemoryStore applies it (deletes, new, then puts)."""
     if batch.delete:
-        conn.execute(entities.delete().where(entities.c.location.in_(batch.delete)))
+        # In the delete's transaction: a reader sees the counter and the rows of one snapshot.
+        if conn.execute(entities.delete().where(entities.c.location.in_(batch.delete))).rowcount:
+            conn.execute(_BUMP_DELETIONS)
         # "Deleting an entity removes its entity_mixins rows" (store brief).
         conn.execute(entity_mixins.delete().where(entity_mixins.c.location.in_(batch.delete)))
     mixin_rows: list[dict[str, str]] = []
@@ -196,7 +201,8 @@ def _insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> No
 
 def bulk_writable(batch: Batch) -> bool:
     """Whether a batch only inserts and upserts (a group of them can then be written with one statement
-    per table, `bulk_group_writable`)."""
+    per table, `bulk_group_writable`). Deletes go through `write_batch`, which counts them
+    (`store_state.deletions`, the page anchors' check)."""
     return not (batch.delete or batch.delete_mixins or batch.put_mixins)
 
 

@@ -134,11 +134,14 @@ event_floor = sa.Table(
 )
 # One row: counters every process reads with its first query of a request. `mixins` changes with
 # every write to user_mixins, so another process knows to reload them (read-your-writes, D-SCALEOUT).
+# `deletions` changes with every write that deletes entities: the only write that moves an entity's
+# position in a page, so a process's page anchors (store/_pages.py) are right while it is unchanged.
 store_state = sa.Table(
     "store_state",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("mixins", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("deletions", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,200}\Z")
@@ -184,4 +187,5 @@ MIGRATIONS: tuple[tuple[sa.Table, str], ...] = (
     (operations, "seq"),
     (operations, "params"),
     (entities, "version"),
+    (store_state, "deletions"),
 )

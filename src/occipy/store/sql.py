@@ -10,7 +10,9 @@ SQLite's WAL is checkpointed by a thread of its own, never inside a commit. Post
 are durable as the server is configured (`synchronous_commit`).
 
 Reads go to SQL; nothing is loaded at start-up, so memory and start-up time do not grow with the
-number of entities (docs/scaleout.md). A bounded cache keeps recently read entities so that an
+number of entities (docs/scaleout.md). A deep page (offset 1000 and more) starts from the page
+anchors this process keeps (`store._pages`, checked against `store_state.deletions` in the page's
+own statement). A bounded cache keeps recently read entities so that an
 unchanged entity is the same (immutable) object from one read to the next, which the render
 caches rely on:
 - SQLite (`shared` False): this process is the only writer (D-STORE), so a cached entity is
@@ -45,6 +47,7 @@ from occipy.errors import BackendUnavailable
 from occipy.model.category import Mixin
 from occipy.model.entity import Entity
 from occipy.observability import metrics
+from occipy.store import _pages as pages
 from occipy.store import _reads as reads
 from occipy.store._codec import entity_from_row, mixin_from_json, mixin_to_json, operation_from_row
 from occipy.store._writes import (
@@ -83,6 +86,8 @@ COUNT_STATES_UP_TO = 100_000
 COUNTS_TTL = 10.0
 # SQLite: listings kept until the next write that changes an entity.
 MAX_QUERIES = 64
+# A deep page whose anchors a delete made stale is asked again this many times at most.
+PAGE_TRIES = 3
 
 _Pending = tuple[Batch, "asyncio.Future[None]", asyncio.AbstractEventLoop]
 
@@ -97,7 +102,8 @@ class SqlStore:
 
     def __init__(self, url: str | sa.URL = "sqlite:///data/occipy.db", *, synchronous: str = "NORMAL",
                  cache_size: int = 20_000, indexed_attributes: Sequence[str] = DEFAULT_INDEXED_ATTRIBUTES,
-                 pool_size: int = 8, events: EventRetention | None = None) -> None:
+                 pool_size: int = 8, events: EventRetention | None = None,
+                 page_anchor_step: int = pages.ANCHOR_STEP) -> None:
         mode = synchronous.upper()
         if mode not in SYNCHRONOUS_MODES:
             raise ValueError(
@@ -136,6 +142,8 @@ class SqlStore:
         self._links: dict[str, list[Entity]] = {}  # SQLite: source -> its links
         self._absent: set[str] = set()  # SQLite: locations known to hold nothing
         self._queries: dict[tuple[str, EntityQuery], tuple[Any, ...]] = {}  # SQLite: listings until a write
+        # issue 11: per scope, the seq of every step-th member, so that a deep page skips < step rows.
+        self._anchors = pages.AnchorCache(page_anchor_step)
         # issue 12: the event log lives in SQL (written in each commit's transaction); this
         # process's listeners are woken after its commits, other processes' events are read.
         self._retention = events or EventRetention()
@@ -363,7 +371,9 @@ class SqlStore:
             hit = self._queries.get(("entities", query))
             if hit is not None:
                 return list(hit)
-        rows = await self._rows(reads.select_entities(query, self.dialect), {})
+        rows = await self._page_rows(query, reads.ENTITY_COLUMNS)
+        if rows is None:
+            rows = await self._rows(reads.select_entities(query, self.dialect), {})
         entity = self._entity
         found = [entity(row) for row in rows]
         self._keep_query(("entities", query), found)
@@ -374,10 +384,48 @@ class SqlStore:
             hit = self._queries.get(("locations", query))
             if hit is not None:
                 return list(hit)
-        rows = await self._rows(reads.select_entities(query, self.dialect, (entities.c.location,)), {})
-        found = [row[0] for row in rows]
+        columns = (entities.c.location,)
+        rows = await self._page_rows(query, columns)
+        if rows is None:
+            rows = await self._rows(reads.select_entities(query, self.dialect, columns), {})
+        found = [row.location for row in rows]
         self._keep_query(("locations", query), found)
         return found
+
+    async def _page_rows(self, query: EntityQuery, columns: Sequence[Any]) -> Sequence[Any] | None:
+        """A deep page through the scope's anchors (`store._pages`), or None: a plain OFFSET will do
+        (a shallow page, or a query whose members may change without a delete).
+
+        Each statement reads `store_state.deletions` from its own snapshot. Anchors made under the
+        value the page reads are right for that page's snapshot (since they were made, only
+        inserts committed, and inserts append); otherwise they are dropped and made again. A delete
+        that commits between the walk and the page is seen by the page's counter; one that commits
+        after the page is a delete after this request: either way the answer is one snapshot's.
+        """
+        anchors = self._anchors
+        step = anchors.step
+        scope = pages.scope_of(query)
+        if scope is None or query.offset < step:
+            return None
+        index = pages.wanted_index(query.offset, step)
+        for _ in range(PAGE_TRIES):
+            held = anchors.get(scope)
+            if held is None or len(held.seqs) <= index:
+                walked = await self._rows(pages.walk_statement(scope, self.dialect, held, index, step), {})
+                made = pages.extended(held, int(walked[0].deletions),
+                                      [row.seq for row in walked if row.seq is not None])
+                if made is None:  # a delete since `held` was made: walk again from the first member
+                    if held is not None:
+                        anchors.drop(scope, held)
+                    continue
+                anchors.keep(scope, made)
+                held = made
+            start, skip = held.start(query.offset, step)
+            rows = await self._rows(pages.page_statement(query, self.dialect, columns, start, skip), {})
+            if int(rows[0].deletions) == held.deletions:
+                return [row for row in rows if row.location is not None]
+            anchors.drop(scope, held)
+        return None  # deletes kept coming: the plain OFFSET answers
 
     def _keep_query(self, key: tuple[str, EntityQuery], found: list[Any]) -> None:
         """SQLite: keep a listing until the next write (this process is the only writer)."""

@@ -1,0 +1,163 @@
+"""Page anchors: deep pages (`?page=&number=`) without walking every entity before them (issue 11).
+
+`ORDER BY seq LIMIT k OFFSET n` makes the database walk n index entries: 212 ms for the page at
+n = 500,000 of 1M computes on PostgreSQL. A store keeps, per scope (a query whose membership only
+depends on what an entity never changes: its kinds, tenant and location prefix), the `seq` of
+every `step`-th member in creation order; a page at offset n then starts at the anchor of n // step
+and skips fewer than `step` rows: `... AND seq >= anchor ORDER BY seq LIMIT k OFFSET n % step`.
+
+Why anchors stay right (docs/scaleout.md, D-PAGE-ANCHORS): a new entity always gets a `seq` above
+every visible one (SQLite: one writer, rowid max + 1; PostgreSQL: every write transaction takes
+`sql_events.EVENTS_LOCK` before it inserts, so transactions commit in the order of their seqs), so
+inserts only append after the last member and move no member's position; an entity keeps its kind,
+tenant and location for life (the service refuses a kind change, the location is the row's key).
+Only a delete moves positions: every write that deletes entities adds one to
+`store_state.deletions` in its transaction, and the page statement reads that counter from the
+same snapshot as its rows (`page_statement`). Anchors made under another value are dropped and the
+page asked again. Pure: no I/O here; `store.sql` runs the statements. Imports `store.base`,
+`store._reads`, `store.schema` and sqlalchemy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import sqlalchemy as sa
+
+from occipy.store._reads import where
+from occipy.store.base import EntityQuery
+from occipy.store.schema import entities, store_state
+
+# Every this-many members of a scope, one anchor: a page skips fewer rows than this, and 1M members
+# cost 1,000 integers per scope.
+ANCHOR_STEP: Final = 1000
+# Scopes (kinds x tenant x prefix) whose anchors a process keeps, least recently used first out.
+MAX_SCOPES: Final = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Anchors:
+    """The seqs of members 0, step, 2*step, ... of one scope, as the database held them when
+    `store_state.deletions` was `deletions`. Frozen: a request keeps the list it started with
+    while another one replaces it."""
+
+    deletions: int
+    seqs: tuple[int, ...]
+
+    def start(self, offset: int, step: int) -> tuple[int | None, int]:
+        """Where a page at `offset` starts: (the anchor seq or None for the first row, the rows to skip)."""
+        index = min(offset // step, len(self.seqs) - 1)
+        if index < 0:
+            return None, offset
+        return self.seqs[index], offset - index * step
+
+
+def scope_of(query: EntityQuery) -> EntityQuery | None:
+    """The query's membership alone, if it depends only on columns an entity never changes.
+
+    A mixin, an attribute value or a backend id change with updates (an update would move
+    positions without a delete), and `after` is already a keyset page: None, such a query pages
+    with a plain OFFSET.
+    """
+    if query.mixin is not None or query.attributes or query.backend is not None or query.after is not None:
+        return None
+    kinds = None if query.kinds is None else tuple(sorted(set(query.kinds)))
+    return dataclasses.replace(query, kinds=kinds, offset=0, limit=None)
+
+
+def wanted_index(offset: int, step: int) -> int:
+    """The index of the anchor a page at `offset` starts from."""
+    return offset // step
+
+
+def walk_statement(scope: EntityQuery, dialect: str, held: Anchors | None, index: int, step: int) -> Any:
+    """The anchors from the last one held (or from the first member) up to anchor `index`, with
+    the deletion counter of the same snapshot: walks (index - last) * step + 1 index entries, once.
+
+    Rows: (deletions, seq), seq None when the scope has no member there; seqs in order.
+    """
+    start = held.seqs[-1] if held is not None and held.seqs else None
+    first = len(held.seqs) - 1 if held is not None and held.seqs else 0
+    rows = (index - first) * step + 1
+    conditions = where(scope, dialect)
+    if start is not None:
+        conditions.append(entities.c.seq >= start)
+    # The LIMIT inside, the numbering outside: both databases stop the index walk at `rows`.
+    walked = sa.select(entities.c.seq).where(*conditions).order_by(entities.c.seq).limit(rows).subquery()
+    numbered = sa.select(walked.c.seq, sa.func.row_number().over(order_by=walked.c.seq).label("rn")).subquery()
+    marks = sa.select(numbered.c.seq).where((numbered.c.rn - 1) % step == 0).subquery()
+    return _with_deletions(marks, marks.c.seq)
+
+
+def extended(held: Anchors | None, deletions: int, seqs: Sequence[int]) -> Anchors | None:
+    """The anchors after a walk from `held` found `seqs` under `deletions`; None when they disagree
+    (a delete committed since `held` was made: the caller walks again from the start)."""
+    if held is None or not held.seqs:
+        return Anchors(deletions, tuple(seqs))
+    if deletions != held.deletions or not seqs or seqs[0] != held.seqs[-1]:
+        return None
+    return Anchors(deletions, held.seqs + tuple(seqs[1:]))
+
+
+def page_statement(query: EntityQuery, dialect: str, columns: Sequence[Any], start: int | None, skip: int) -> Any:
+    """One page from an anchor, with the deletion counter of the same snapshot (one statement:
+    the counter and the rows cannot disagree). Rows: the columns, `seq` and `deletions`; an empty
+    page is one row whose columns are None."""
+    conditions = where(query, dialect)
+    if start is not None:
+        conditions.append(entities.c.seq >= start)
+    statement = sa.select(*columns, entities.c.seq).where(*conditions).order_by(entities.c.seq)
+    if query.limit is not None:
+        statement = statement.limit(max(query.limit, 0))
+    if skip > 0:
+        statement = statement.offset(skip)
+    page = statement.subquery()
+    return _with_deletions(page, page.c.seq, *page.c)
+
+
+def _with_deletions(subquery: Any, order: Any, *columns: Any) -> Any:
+    """The one-row state table LEFT JOINed to a subquery: its rows (or one row of NULLs) and the counter."""
+    chosen = columns or (order,)
+    return (sa.select(store_state.c.deletions.label("deletions"), *chosen)
+            .select_from(store_state.outerjoin(subquery, sa.true()))
+            .where(store_state.c.id == 1)
+            .order_by(order))
+
+
+class AnchorCache:
+    """A process's anchors, per scope, at most `size` scopes (least recently used dropped)."""
+
+    def __init__(self, step: int = ANCHOR_STEP, size: int = MAX_SCOPES) -> None:
+        if step < 1:
+            raise ValueError(f"the anchor step must be at least 1, not {step}")
+        self.step = step
+        self.size = size
+        self._held: OrderedDict[EntityQuery, Anchors] = OrderedDict()
+
+    def get(self, scope: EntityQuery) -> Anchors | None:
+        held = self._held.get(scope)
+        if held is not None:
+            self._held.move_to_end(scope)
+        return held
+
+    def keep(self, scope: EntityQuery, anchors: Anchors) -> None:
+        """Remember the longer list: two requests may extend the same scope at once."""
+        held = self._held.get(scope)
+        # The counter only grows: a list made under a larger value is the newer one.
+        if held is None or (anchors.deletions, len(anchors.seqs)) >= (held.deletions, len(held.seqs)):
+            self._held[scope] = anchors
+        self._held.move_to_end(scope)
+        while len(self._held) > self.size:
+            self._held.popitem(last=False)
+
+    def drop(self, scope: EntityQuery, stale: Anchors) -> None:
+        """Forget the anchors of a scope, unless another request already replaced `stale`."""
+        if self._held.get(scope) is stale:
+            del self._held[scope]
+
+    def __len__(self) -> int:
+        return len(self._held)
