@@ -4,7 +4,7 @@ Starts a private PostgreSQL (tests/services/postgres.py), and for each size N in
 seeds N computes straight into the store's tables (COPY of rows shaped like the ones the server
 writes, from one compute the server created), starts `occipy serve` on that database, and
 measures: start-up time (process start to the first answer), resident memory after start-up and
-after the measured requests, and for a single GET, a page of 100 (first and middle page) and an
+after the measured requests, and for a single GET, a page of 100 (first, middle and 90 %-deep page; the first request of each apart) and an
 attribute filter on an indexed attribute (a page of 100): p50/p99 latency from one client and the
 server's CPU time per request. With --workers it then runs wrk against 1 and 2 workers (GET of one
 compute and durable creation) and reports the server CPU per request of each.
@@ -184,11 +184,13 @@ def measure_size(server: PostgresServer, count: int, workdir: Path, rounds: int)
                               "startup_cpu_s": round(occipy.startup_cpu, 2),
                               "rss_after_start_mib": round(rss_mib(occipy.pids), 1)}
     middle = max(count // 200, 1)
+    deep = max(count * 9 // 1000, 1)  # 90 % through
     target = f"/compute/00000000-0000-4000-8000-{count // 2:012d}"
     scenarios = {
         "get_one": (target, {"Accept": JSON}),
         "page_1_of_100": ("/compute/?page=1&number=100", {"Accept": JSON}),
         "page_middle_of_100": (f"/compute/?page={middle}&number=100", {"Accept": JSON}),
+        "page_90pct_of_100": (f"/compute/?page={deep}&number=100", {"Accept": JSON}),
         "filter_title_page_100": (f"/compute/?attribute=occi.core.title&value=seed-{count // 3}&page=1&number=100",
                                   {"Accept": JSON}),
         "filter_state_page_100": ("/compute/?attribute=occi.compute.state&value=active&page=1&number=100",
@@ -196,11 +198,14 @@ def measure_size(server: PostgresServer, count: int, workdir: Path, rounds: int)
     }
     with httpx.Client(base_url=occipy.url, timeout=60) as client:
         for name, (path, headers) in scenarios.items():
+            # The first request apart: what a cold process pays (a deep page's first walk).
+            first_ms = round(timed(client, path, 1, headers)[0] * 1e3, 2)
             timed(client, path, max(rounds // 10, 5), headers)  # warm-up
             before = cpu_seconds(occipy.pids)
             times = timed(client, path, rounds, headers)
             used = cpu_seconds(occipy.pids) - before
-            result[name] = {**summary(times), "server_cpu_us_per_req": round(used / rounds * 1e6)}
+            result[name] = {**summary(times), "first_ms": first_ms,
+                            "server_cpu_us_per_req": round(used / rounds * 1e6)}
     result["rss_after_requests_mib"] = round(rss_mib(occipy.pids), 1)
     occipy.stop()
     result["database_ms"] = explain(dsn, count)
@@ -228,6 +233,7 @@ def explain(dsn: str, count: int) -> dict[str, float]:
     }
     found: dict[str, float] = {}
     with psycopg.connect(dsn, autocommit=True) as conn:
+        queries.update(anchored(conn, count))
         for name, sql in queries.items():
             best = None
             for _ in range(5):
@@ -236,6 +242,35 @@ def explain(dsn: str, count: int) -> dict[str, float]:
                 elapsed = plan[0]["Execution Time"]
                 best = elapsed if best is None else min(best, elapsed)
             found[name] = round(best or 0.0, 3)
+    return found
+
+
+def anchored(conn: Any, count: int) -> dict[str, str]:
+    """The statements the store sends for the middle and 90 % pages since page anchors (issue 11,
+    store/_pages.py): the walk that makes the anchors (once per process, and after a delete), and
+    the page from its anchor. SQL of the store's own builders, with the values written in."""
+    from sqlalchemy.dialects import postgresql
+
+    from occipy.store import _pages as pages
+    from occipy.store._reads import ENTITY_COLUMNS
+    from occipy.store.base import EntityQuery
+
+    def sql(statement: Any) -> str:
+        return str(statement.compile(dialect=postgresql.psycopg.dialect(), compile_kwargs={"literal_binds": True}))
+
+    found: dict[str, str] = {}
+    scope = EntityQuery(kinds=(COMPUTE,))
+    for name, page in (("middle", max(count // 200, 1)), ("90pct", max(count * 9 // 1000, 1))):
+        offset = (page - 1) * 100
+        if offset < pages.ANCHOR_STEP:
+            continue
+        index = pages.wanted_index(offset, pages.ANCHOR_STEP)
+        found[f"anchor_walk_{name}"] = sql(pages.walk_statement(scope, "postgresql", None, index, pages.ANCHOR_STEP))
+        row = conn.execute("SELECT seq FROM entities WHERE kind = %s ORDER BY seq OFFSET %s LIMIT 1",
+                           (COMPUTE, index * pages.ANCHOR_STEP)).fetchone()
+        query = EntityQuery(kinds=(COMPUTE,), offset=offset, limit=100)
+        found[f"page_{name}_of_100_anchored"] = sql(pages.page_statement(
+            query, "postgresql", ENTITY_COLUMNS, row[0], offset - index * pages.ANCHOR_STEP))
     return found
 
 
