@@ -4,7 +4,7 @@ Seeds N computes into a fresh SQLite file (or the PostgreSQL database of --url, 
 are replaced), then times `SqlStore.query` (a page of 100 entities, what a JSON listing reads) at
 several depths, with page anchors (the default) and with a plain OFFSET (an anchor step larger
 than any offset), in the same process; also the first request (the walk that makes the anchors)
-and a page right after a delete (the walk again).
+and a page right after a delete (late, at 25 %, near the start: what is walked again).
 
     .venv/bin/python bench/deep_pages.py --count 1000000
 Prints a JSON document.
@@ -85,8 +85,14 @@ async def measure(url: str, count: int, rounds: int) -> dict[str, Any]:
             row["anchors"] = summary(await timed(anchored, query, rounds))
             result[name] = row
         deep = EntityQuery(kinds=(COMPUTE,), offset=count // 2 // 100 * 100, limit=100)
+        # A delete after the page keeps its anchors (the deletion log says where it was) ...
+        await anchored.commit(Batch(delete=[f"/compute/c-{count * 95 // 100:08d}"]))
+        result["middle_after_a_late_delete_ms"] = round((await timed(anchored, deep, 1))[0] * 1e3, 2)
+        # ... one before the page keeps the anchors before it, and walks again from there.
+        await anchored.commit(Batch(delete=[f"/compute/c-{count // 4:08d}"]))
+        result["middle_after_a_delete_at_25pct_ms"] = round((await timed(anchored, deep, 1))[0] * 1e3, 2)
         await anchored.commit(Batch(delete=["/compute/c-00000001"]))
-        result["middle_after_a_delete_ms"] = round((await timed(anchored, deep, 1))[0] * 1e3, 2)
+        result["middle_after_a_delete_of_the_second_ms"] = round((await timed(anchored, deep, 1))[0] * 1e3, 2)
         return result
     finally:
         await anchored.close()

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 
 from occipy.store._reads import where
 from occipy.store.base import EntityQuery
-from occipy.store.schema import entities, store_state
+from occipy.store.schema import entities, entity_deletions, store_state
 
 # Every this-many members of a scope, one anchor: a page skips fewer rows than this, and 1M members
 # cost 1,000 integers per scope.
@@ -100,7 +100,7 @@ def walk_statement(scope: EntityQuery, dialect: str, held: Anchors | None, index
     walk = walk.union_all(sa.select(walk.c.n + sa.literal_column("1"), following)
                           .where(walk.c.n < index - first_index, walk.c.seq.is_not(None)))
     marks = sa.select(walk.c.seq).where(walk.c.seq.is_not(None)).subquery()
-    return _with_deletions(marks, marks.c.seq)
+    return _with_deletions(marks, marks.c.seq, since=held.deletions if held is not None else None)
 
 
 def extended(held: Anchors | None, deletions: int, seqs: Sequence[int]) -> Anchors | None:
@@ -113,10 +113,12 @@ def extended(held: Anchors | None, deletions: int, seqs: Sequence[int]) -> Ancho
     return Anchors(deletions, held.seqs + tuple(seqs[1:]))
 
 
-def page_statement(query: EntityQuery, dialect: str, columns: Sequence[Any], start: int | None, skip: int) -> Any:
+def page_statement(query: EntityQuery, dialect: str, columns: Sequence[Any], start: int | None, skip: int,
+                   since: int | None = None) -> Any:
     """One page from an anchor, with the deletion counter of the same snapshot (one statement:
-    the counter and the rows cannot disagree). Rows: the columns, `seq` and `deletions`; an empty
-    page is one row whose columns are None."""
+    the counter and the rows cannot disagree) and what the deletion log says since `since` (the
+    anchors' counter). Rows: the columns, `seq`, `deletions`, `first_logged` and `lowest_deleted`;
+    an empty page is one row whose columns are None."""
     conditions = where(query, dialect)
     if start is not None:
         conditions.append(entities.c.seq >= start)
@@ -126,16 +128,39 @@ def page_statement(query: EntityQuery, dialect: str, columns: Sequence[Any], sta
     if skip > 0:
         statement = statement.offset(skip)
     page = statement.subquery()
-    return _with_deletions(page, page.c.seq, *page.c)
+    return _with_deletions(page, page.c.seq, *page.c, since=since)
 
 
-def _with_deletions(subquery: Any, order: Any, *columns: Any) -> Any:
-    """The one-row state table LEFT JOINed to a subquery: its rows (or one row of NULLs) and the counter."""
+def _with_deletions(subquery: Any, order: Any, *columns: Any, since: int | None = None) -> Any:
+    """The one-row state table LEFT JOINed to a subquery: its rows (or one row of NULLs), the
+    counter, and from the deletion log, the first write logged after `since` and the smallest seq
+    deleted since (`repaired`). Both NULL without `since` (nothing held to repair)."""
     chosen = columns or (order,)
-    return (sa.select(store_state.c.deletions.label("deletions"), *chosen)
+    if since is None:
+        logged: tuple[Any, ...] = (sa.null().label("first_logged"), sa.null().label("lowest_deleted"))
+    else:
+        after = entity_deletions.c.deletion > since
+        logged = (sa.select(sa.func.min(entity_deletions.c.deletion)).where(after).scalar_subquery().label("first_logged"),
+                  sa.select(sa.func.min(entity_deletions.c.seq)).where(after).scalar_subquery().label("lowest_deleted"))
+    return (sa.select(store_state.c.deletions.label("deletions"), *logged, *chosen)
             .select_from(store_state.outerjoin(subquery, sa.true()))
             .where(store_state.c.id == 1)
             .order_by(order))
+
+
+def repaired(held: Anchors, deletions: int, first_logged: int | None, lowest_deleted: int | None) -> Anchors | None:
+    """The anchors of `held` that are still right under `deletions`, or None (walk from the start).
+
+    A member's position only moves when a member before it is deleted: the anchors below the
+    smallest seq deleted since `held` was made keep their positions (inserts append). That needs
+    every write since in the log (it is pruned from the oldest: a process too far behind walks
+    again). An unchanged counter keeps everything.
+    """
+    if deletions == held.deletions:
+        return held
+    if deletions < held.deletions or first_logged != held.deletions + 1 or lowest_deleted is None:
+        return None
+    return Anchors(deletions, tuple(seq for seq in held.seqs if seq < lowest_deleted))
 
 
 class AnchorCache:

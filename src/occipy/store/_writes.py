@@ -23,6 +23,7 @@ from occipy.store.schema import (
     MIGRATIONS,
     attribute_index_ddl,
     entities,
+    entity_deletions,
     entity_mixins,
     metadata,
     metric_samples,
@@ -43,15 +44,20 @@ _INSERT_MIXIN = user_mixins.insert().values(seq=_NEXT_MIXIN_SEQ)
 _BUMP_MIXINS = store_state.update().where(store_state.c.id == 1).values(mixins=store_state.c.mixins + 1)
 # issue 11: a delete moves the position of every later member of its pages (store/_pages.py).
 _BUMP_DELETIONS = store_state.update().where(store_state.c.id == 1).values(
-    deletions=store_state.c.deletions + 1)
+    deletions=store_state.c.deletions + 1).returning(store_state.c.deletions)
+# The deletion log keeps this many writes (a process further behind walks its anchors again),
+# pruned every PRUNE_DELETIONS_EVERY writes.
+KEEP_DELETIONS: Final = 10_000
+PRUNE_DELETIONS_EVERY: Final = 1_000
 
 
 def write_batch(conn: Connection, batch: Batch, now: float) -> None:
     """Every statement of one batch, in the order MemoryStore applies it (deletes, new, then puts)."""
     if batch.delete:
-        # In the delete's transaction: a reader sees the counter and the rows of one snapshot.
-        if conn.execute(entities.delete().where(entities.c.location.in_(batch.delete))).rowcount:
-            conn.execute(_BUMP_DELETIONS)
+        gone = conn.execute(entities.delete().where(entities.c.location.in_(batch.delete))
+                            .returning(entities.c.seq)).scalars().all()
+        if gone:
+            note_deletion(conn, min(gone))
         # "Deleting an entity removes its entity_mixins rows" (store brief).
         conn.execute(entity_mixins.delete().where(entity_mixins.c.location.in_(batch.delete)))
     mixin_rows: list[dict[str, str]] = []
@@ -93,6 +99,18 @@ def write_batch(conn: Connection, batch: Batch, now: float) -> None:
                 keep=("created",))
     if batch.put_samples or batch.prune_samples:  # [monitoring]
         write_samples(conn, batch.put_samples, batch.prune_samples)
+
+
+def note_deletion(conn: Connection, lowest: int) -> None:
+    """Count a write that deleted entities, and log the smallest seq it deleted (issue 11).
+
+    In the delete's transaction: a reader sees the counter, the log and the rows of one snapshot,
+    and the log's numbers have no gap (each write adds the row of the value it made).
+    """
+    number = int(conn.execute(_BUMP_DELETIONS).scalar_one())
+    conn.execute(entity_deletions.insert().values(deletion=number, seq=lowest))
+    if number % PRUNE_DELETIONS_EVERY == 0:
+        conn.execute(entity_deletions.delete().where(entity_deletions.c.deletion <= number - KEEP_DELETIONS))
 
 
 # ---- [monitoring] the metric history -----------------------------------------------------------

@@ -143,6 +143,15 @@ store_state = sa.Table(
     sa.Column("mixins", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("deletions", sa.BigInteger, nullable=False, server_default="0"),
 )
+# One row per write that deleted entities, numbered by the `deletions` value it made, with the
+# smallest seq it deleted: a process whose anchors are some deletions behind keeps the anchors
+# below every seq deleted since (store/_pages.py). Only the latest rows are kept (store/_writes.py).
+entity_deletions = sa.Table(
+    "entity_deletions",
+    metadata,
+    sa.Column("deletion", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+)
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,200}\Z")
 

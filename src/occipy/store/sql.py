@@ -63,6 +63,7 @@ from occipy.store._writes import (
     write_samples,
 )
 from occipy.store import sql_events
+from occipy.store._pages import Anchors
 from occipy.store.base import Batch, EntityQuery, EventPage, EventRetention, MetricSample, Operation
 from occipy.store.events import EventLog
 from occipy.store.memory import snapshot_batch
@@ -86,8 +87,9 @@ COUNT_STATES_UP_TO = 100_000
 COUNTS_TTL = 10.0
 # SQLite: listings kept until the next write that changes an entity.
 MAX_QUERIES = 64
-# A deep page whose anchors a delete made stale is asked again this many times at most.
-PAGE_TRIES = 3
+# A deep page whose anchors a delete made stale is asked again this many times at most (a
+# repair, a walk, the page).
+PAGE_TRIES = 4
 
 _Pending = tuple[Batch, "asyncio.Future[None]", asyncio.AbstractEventLoop]
 
@@ -396,11 +398,13 @@ class SqlStore:
         """A deep page through the scope's anchors (`store._pages`), or None: a plain OFFSET will do
         (a shallow page, or a query whose members may change without a delete).
 
-        Each statement reads `store_state.deletions` from its own snapshot. Anchors made under the
-        value the page reads are right for that page's snapshot (since they were made, only
-        inserts committed, and inserts append); otherwise they are dropped and made again. A delete
-        that commits between the walk and the page is seen by the page's counter; one that commits
-        after the page is a delete after this request: either way the answer is one snapshot's.
+        Each statement reads `store_state.deletions` (and the deletion log since the anchors'
+        value) from its own snapshot. Anchors made under the value the page reads are right for
+        that page's snapshot (since they were made, only inserts committed, and inserts append);
+        otherwise the anchors below every seq deleted since are kept (`pages.repaired`), the rest
+        is walked again and the page asked again. A delete that commits between the walk and the
+        page is seen by the page's counter; one that commits after the page is a delete after
+        this request: either way the answer is one snapshot's.
         """
         anchors = self._anchors
         step = anchors.step
@@ -412,20 +416,32 @@ class SqlStore:
             held = anchors.get(scope)
             if held is None or len(held.seqs) <= index:
                 walked = await self._rows(pages.walk_statement(scope, self.dialect, held, index, step), {})
-                made = pages.extended(held, int(walked[0].deletions),
-                                      [row.seq for row in walked if row.seq is not None])
-                if made is None:  # a delete since `held` was made: walk again from the first member
-                    if held is not None:
-                        anchors.drop(scope, held)
+                state = walked[0]
+                if held is not None and not self._still_right(scope, held, state):
+                    continue  # repaired or dropped: walk from what is left
+                made = pages.extended(held, int(state.deletions), [row.seq for row in walked if row.seq is not None])
+                if made is None:
                     continue
                 anchors.keep(scope, made)
                 held = made
             start, skip = held.start(query.offset, step)
-            rows = await self._rows(pages.page_statement(query, self.dialect, columns, start, skip), {})
-            if int(rows[0].deletions) == held.deletions:
+            rows = await self._rows(pages.page_statement(query, self.dialect, columns, start, skip,
+                                                         since=held.deletions), {})
+            if self._still_right(scope, held, rows[0]):
                 return [row for row in rows if row.location is not None]
-            anchors.drop(scope, held)
         return None  # deletes kept coming: the plain OFFSET answers
+
+    def _still_right(self, scope: EntityQuery, held: Anchors, state: Any) -> bool:
+        """Whether `held` is right in the snapshot `state` was read in; if not, keep what a repair
+        saves of it (`pages.repaired`) or drop it."""
+        now = pages.repaired(held, int(state.deletions), state.first_logged, state.lowest_deleted)
+        if now is held:
+            return True
+        if now is None:
+            self._anchors.drop(scope, held)
+        else:
+            self._anchors.keep(scope, now)
+        return False
 
     def _keep_query(self, key: tuple[str, EntityQuery], found: list[Any]) -> None:
         """SQLite: keep a listing until the next write (this process is the only writer)."""

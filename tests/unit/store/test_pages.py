@@ -131,6 +131,69 @@ async def test_a_delete_before_an_anchor_is_seen_by_the_next_page(page_opener: t
     assert (await store.query(deep))[0].location == "/compute/e-12"
 
 
+async def test_a_delete_keeps_the_anchors_before_it(page_opener: tuple[str, PageOpener],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The anchors below the smallest seq deleted since they were made keep their positions."""
+    _, opener = page_opener
+    store = await opener()
+    walks: list[int] = []  # how many anchors each walk started from
+    walk = pages.walk_statement
+
+    def spy(scope: EntityQuery, dialect: str, held: pages.Anchors | None, index: int, step: int) -> Any:
+        walks.append(len(held.seqs) if held is not None else 0)
+        return walk(scope, dialect, held, index, step)
+
+    monkeypatch.setattr(pages, "walk_statement", spy)
+    await store.commit(Batch(new=[entity(n) for n in range(30)]))
+    deep = EntityQuery(kinds=(COMPUTE,), offset=24, limit=2)
+    scope = pages.scope_of(deep)
+    assert scope is not None
+    assert await store.query_locations(deep) == ["/compute/e-24", "/compute/e-25"]
+    made = store._anchors.get(scope)
+    assert made is not None and len(made.seqs) == 9  # e-0, e-3, ... e-24
+    await store.commit(Batch(delete=["/compute/e-16", "/compute/e-26"]))
+    assert await store.query_locations(deep) == ["/compute/e-25", "/compute/e-27"]
+    now = store._anchors.get(scope)
+    assert now is not None and now.deletions == made.deletions + 1
+    assert now.seqs[:6] == made.seqs[:6]  # e-0 ... e-15: before e-16
+    assert now.seqs[6:] != made.seqs[6:]  # walked again from e-15: e-19, e-22, e-25
+    assert walks == [0, 6]
+    # Two deletes behind: the smallest of both counts.
+    await store.commit(Batch(delete=["/compute/e-20"]))
+    await store.commit(Batch(delete=["/compute/e-4"]))
+    assert await store.query_locations(deep) == ["/compute/e-28", "/compute/e-29"]
+    after = store._anchors.get(scope)
+    assert after is not None and after.seqs[:2] == made.seqs[:2]
+    assert walks == [0, 6, 2]
+
+
+async def test_without_the_deletion_log_the_anchors_are_walked_again(page_opener: tuple[str, PageOpener]) -> None:
+    url, opener = page_opener
+    store = await opener()
+    await store.commit(Batch(new=[entity(n) for n in range(20)]))
+    deep = EntityQuery(kinds=(COMPUTE,), offset=15, limit=2)
+    assert await store.query_locations(deep) == ["/compute/e-15", "/compute/e-16"]
+    await store.commit(Batch(delete=["/compute/e-2"]))
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:  # pruned (or never written): the log misses that delete
+            conn.execute(sa.text("DELETE FROM entity_deletions"))
+    finally:
+        engine.dispose()
+    await store.commit(Batch(delete=["/compute/e-17"]))
+    assert await store.query_locations(deep) == ["/compute/e-16", "/compute/e-18"]
+
+
+def test_a_repair_needs_every_deletion_since() -> None:
+    held = pages.Anchors(4, (10, 20, 30, 40))
+    assert pages.repaired(held, 4, None, None) is held
+    assert pages.repaired(held, 6, 5, 30) == pages.Anchors(6, (10, 20))
+    assert pages.repaired(held, 6, 5, 5) == pages.Anchors(6, ())
+    assert pages.repaired(held, 6, 6, 35) is None  # deletion 5 is no longer logged
+    assert pages.repaired(held, 6, None, None) is None
+    assert pages.repaired(held, 3, None, None) is None
+
+
 async def test_inserts_keep_the_anchors(page_opener: tuple[str, PageOpener]) -> None:
     """Inserts only append: the anchors made before them are kept (no walk again)."""
     _, opener = page_opener
@@ -231,6 +294,7 @@ async def test_a_database_without_the_deletions_counter_is_migrated(page_opener:
     try:
         with engine.begin() as conn:  # the store_state of the release before issue 11's anchors
             conn.execute(sa.text("ALTER TABLE store_state DROP COLUMN deletions"))
+            conn.execute(sa.text("DROP TABLE entity_deletions"))
         assert "deletions" not in {c["name"] for c in sa.inspect(engine).get_columns("store_state")}
     finally:
         engine.dispose()
@@ -239,3 +303,28 @@ async def test_a_database_without_the_deletions_counter_is_migrated(page_opener:
     assert await store.query_locations(deep) == ["/compute/e-10", "/compute/e-11"]
     await store.commit(Batch(delete=["/compute/e-3"]))
     assert await store.query_locations(deep) == ["/compute/e-11", "/compute/e-12"]
+
+
+async def test_the_deletion_log_keeps_the_latest_writes(page_opener: tuple[str, PageOpener],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from occipy.store import _writes
+
+    monkeypatch.setattr(_writes, "KEEP_DELETIONS", 5)
+    monkeypatch.setattr(_writes, "PRUNE_DELETIONS_EVERY", 3)
+    url, opener = page_opener
+    store = await opener()
+    await store.commit(Batch(new=[entity(n) for n in range(30)]))
+    deep = EntityQuery(kinds=(COMPUTE,), offset=12, limit=2)
+    assert await store.query_locations(deep) == ["/compute/e-12", "/compute/e-13"]
+    for n in range(10):
+        await store.commit(Batch(delete=[f"/compute/e-{29 - n}", "/compute/nothing"]))
+    await store.commit(Batch(delete=["/compute/nothing"]))  # deletes nothing: not counted
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT deletions FROM store_state")).scalar_one() == 10
+            logged = conn.execute(sa.text("SELECT deletion FROM entity_deletions ORDER BY deletion")).scalars().all()
+    finally:
+        engine.dispose()
+    assert logged == [5, 6, 7, 8, 9, 10]  # pruned at 9: up to 9 - 5
+    assert await store.query_locations(deep) == ["/compute/e-12", "/compute/e-13"]  # walked again
