@@ -268,9 +268,9 @@ def anchored(conn: Any, count: int) -> dict[str, str]:
         found[f"anchor_walk_{name}"] = sql(pages.walk_statement(scope, "postgresql", None, index, pages.ANCHOR_STEP))
         row = conn.execute("SELECT seq FROM entities WHERE kind = %s ORDER BY seq OFFSET %s LIMIT 1",
                            (COMPUTE, index * pages.ANCHOR_STEP)).fetchone()
-        query = EntityQuery(kinds=(COMPUTE,), offset=offset, limit=100)
-        found[f"page_{name}_of_100_anchored"] = sql(pages.page_statement(
-            query, "postgresql", ENTITY_COLUMNS, row[0], offset - index * pages.ANCHOR_STEP))
+        statement = pages.page_statement(scope, "postgresql", ENTITY_COLUMNS, anchored=True, limited=True)
+        found[f"page_{name}_of_100_anchored"] = sql(statement.params(
+            start=row[0], skip=offset - index * pages.ANCHOR_STEP, size=100, since=0))
     return found
 
 

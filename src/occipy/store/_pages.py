@@ -113,38 +113,43 @@ def extended(held: Anchors | None, deletions: int, seqs: Sequence[int]) -> Ancho
     return Anchors(deletions, held.seqs + tuple(seqs[1:]))
 
 
-def page_statement(query: EntityQuery, dialect: str, columns: Sequence[Any], start: int | None, skip: int,
-                   since: int | None = None) -> Any:
-    """One page from an anchor, with the deletion counter of the same snapshot (one statement:
-    the counter and the rows cannot disagree) and what the deletion log says since `since` (the
-    anchors' counter). Rows: the columns, `seq`, `deletions`, `first_logged` and `lowest_deleted`;
-    an empty page is one row whose columns are None."""
-    conditions = where(query, dialect)
-    if start is not None:
-        conditions.append(entities.c.seq >= start)
-    statement = sa.select(*columns, entities.c.seq).where(*conditions).order_by(entities.c.seq)
-    if query.limit is not None:
-        statement = statement.limit(max(query.limit, 0))
-    if skip > 0:
-        statement = statement.offset(skip)
-    page = statement.subquery()
-    return _with_deletions(page, page.c.seq, *page.c, since=since)
+def page_statement(scope: EntityQuery, dialect: str, columns: Sequence[Any], anchored: bool, limited: bool) -> Any:
+    """One page of `scope` from an anchor, built once per scope and shape: the values are the
+    parameters `start` (the anchor's seq, when `anchored`), `skip`, `size` (when `limited`) and
+    `since` (the anchors' counter).
+
+    Each row carries the deletion counter and what the deletion log says since `since`, read in
+    the page's own snapshot (uncorrelated subqueries: evaluated once). An empty page needs no
+    check: with anchors some deletes behind, the page starts at or before the right position (a
+    delete only moves members earlier), so nothing there means nothing at the right one either.
+    Rows: the columns, `seq`, `deletions`, `first_logged`, `lowest_deleted`.
+    """
+    seq = entities.c.seq
+    conditions = where(scope, dialect)
+    if anchored:
+        conditions.append(seq >= sa.bindparam("start", type_=sa.BigInteger))
+    statement = (sa.select(*columns, seq, *_state_columns(sa.bindparam("since", type_=sa.BigInteger)))
+                 .where(*conditions).order_by(seq).offset(sa.bindparam("skip", type_=sa.Integer)))
+    if limited:
+        statement = statement.limit(sa.bindparam("size", type_=sa.Integer))
+    return statement
 
 
-def _with_deletions(subquery: Any, order: Any, *columns: Any, since: int | None = None) -> Any:
-    """The one-row state table LEFT JOINed to a subquery: its rows (or one row of NULLs), the
-    counter, and from the deletion log, the first write logged after `since` and the smallest seq
-    deleted since (`repaired`). Both NULL without `since` (nothing held to repair)."""
-    chosen = columns or (order,)
-    if since is None:
-        logged: tuple[Any, ...] = (sa.null().label("first_logged"), sa.null().label("lowest_deleted"))
-    else:
-        after = entity_deletions.c.deletion > since
-        logged = (sa.select(sa.func.min(entity_deletions.c.deletion)).where(after).scalar_subquery().label("first_logged"),
-                  sa.select(sa.func.min(entity_deletions.c.seq)).where(after).scalar_subquery().label("lowest_deleted"))
-    return (sa.select(store_state.c.deletions.label("deletions"), *logged, *chosen)
-            .select_from(store_state.outerjoin(subquery, sa.true()))
-            .where(store_state.c.id == 1)
+def _state_columns(since: Any) -> tuple[Any, ...]:
+    """The deletion counter, and from the deletion log the first write logged after `since` and the
+    smallest seq deleted since (`repaired`); both NULL when `since` is NULL (nothing to repair)."""
+    after = entity_deletions.c.deletion > since
+    return (sa.select(store_state.c.deletions).where(store_state.c.id == 1).scalar_subquery().label("deletions"),
+            sa.select(sa.func.min(entity_deletions.c.deletion)).where(after).scalar_subquery().label("first_logged"),
+            sa.select(sa.func.min(entity_deletions.c.seq)).where(after).scalar_subquery().label("lowest_deleted"))
+
+
+def _with_deletions(subquery: Any, order: Any, *, since: int | None = None) -> Any:
+    """The walk's anchors (a subquery) with the state of `_state_columns`, one row of NULL anchors
+    when there is none (the walk must return the counter even then)."""
+    state = sa.select(*_state_columns(sa.literal(since, sa.BigInteger))).subquery()
+    return (sa.select(state.c.deletions, state.c.first_logged, state.c.lowest_deleted, order)
+            .select_from(state.outerjoin(subquery, sa.true()))
             .order_by(order))
 
 

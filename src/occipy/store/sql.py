@@ -146,6 +146,7 @@ class SqlStore:
         self._queries: dict[tuple[str, EntityQuery], tuple[Any, ...]] = {}  # SQLite: listings until a write
         # issue 11: per scope, the seq of every step-th member, so that a deep page skips < step rows.
         self._anchors = pages.AnchorCache(page_anchor_step)
+        self._page_statements: dict[tuple[EntityQuery, tuple[str, ...], bool, bool], Any] = {}
         # issue 12: the event log lives in SQL (written in each commit's transaction); this
         # process's listeners are woken after its commits, other processes' events are read.
         self._retention = events or EventRetention()
@@ -425,11 +426,24 @@ class SqlStore:
                 anchors.keep(scope, made)
                 held = made
             start, skip = held.start(query.offset, step)
-            rows = await self._rows(pages.page_statement(query, self.dialect, columns, start, skip,
-                                                         since=held.deletions), {})
-            if self._still_right(scope, held, rows[0]):
-                return [row for row in rows if row.location is not None]
+            statement = self._page_statement(scope, columns, start is not None, query.limit is not None)
+            rows = await self._rows(statement, {"start": start, "skip": skip, "since": held.deletions,
+                                                "size": max(query.limit or 0, 0)})
+            if not rows or self._still_right(scope, held, rows[0]):
+                return rows  # an empty page is right whatever the counter (pages.page_statement)
         return None  # deletes kept coming: the plain OFFSET answers
+
+    def _page_statement(self, scope: EntityQuery, columns: Sequence[Any], anchored: bool, limited: bool) -> Any:
+        """The anchored page statement of a scope and shape, built once (building it cost more
+        than running it)."""
+        key = (scope, tuple(column.key for column in columns), anchored, limited)
+        statement = self._page_statements.get(key)
+        if statement is None:
+            if len(self._page_statements) >= 4 * pages.MAX_SCOPES:
+                self._page_statements.clear()
+            statement = self._page_statements[key] = pages.page_statement(scope, self.dialect, columns, anchored,
+                                                                          limited)
+        return statement
 
     def _still_right(self, scope: EntityQuery, held: Anchors, state: Any) -> bool:
         """Whether `held` is right in the snapshot `state` was read in; if not, keep what a repair
