@@ -11,11 +11,13 @@ every visible one (SQLite: one writer, rowid max + 1; PostgreSQL: every write tr
 `sql_events.EVENTS_LOCK` before it inserts, so transactions commit in the order of their seqs), so
 inserts only append after the last member and move no member's position; an entity keeps its kind,
 tenant and location for life (the service refuses a kind change, the location is the row's key).
-Only a delete moves positions: every write that deletes entities adds one to
-`store_state.deletions` in its transaction, and the page statement reads that counter from the
-same snapshot as its rows (`page_statement`). Anchors made under another value are dropped and the
-page asked again. Pure: no I/O here; `store.sql` runs the statements. Imports `store.base`,
-`store._reads`, `store.schema` and sqlalchemy.
+Only a delete moves positions, and only of the members after it: every write that deletes
+entities adds one to `store_state.deletions` and logs the smallest seq it deleted
+(`entity_deletions`), in its transaction; the walk and the page statement read both from the
+snapshot of their rows. Anchors made under another value keep the part below every seq deleted
+since (`repaired`), the rest is walked again and the page asked again. Pure: no I/O here;
+`store.sql` runs the statements. Imports `store.base`, `store._reads`, `store.schema` and
+sqlalchemy.
 """
 
 from __future__ import annotations
@@ -84,7 +86,8 @@ def walk_statement(scope: EntityQuery, dialect: str, held: Anchors | None, index
     of offset 499,000: 231 ms before a VACUUM (what the plain OFFSET page costs), 64 ms after; the
     same walk as `row_number()` over the first rows took 386 and 195 ms.
 
-    Rows: (deletions, seq), seq None when the scope has no member there; seqs in order.
+    Rows: `deletions`, `first_logged`, `lowest_deleted` (`_state_columns`, since `held` was made)
+    and `seq`, None when the scope has no member there; seqs in order.
     """
     seq = entities.c.seq
     scope_conditions = where(scope, dialect)
@@ -105,7 +108,8 @@ def walk_statement(scope: EntityQuery, dialect: str, held: Anchors | None, index
 
 def extended(held: Anchors | None, deletions: int, seqs: Sequence[int]) -> Anchors | None:
     """The anchors after a walk from `held` found `seqs` under `deletions`; None when they disagree
-    (a delete committed since `held` was made: the caller walks again from the start)."""
+    (the caller checked the counter with `repaired` first: the walk did not start at `held`'s last
+    anchor, which cannot happen while the counter is the same)."""
     if held is None or not held.seqs:
         return Anchors(deletions, tuple(seqs))
     if deletions != held.deletions or not seqs or seqs[0] != held.seqs[-1]:
