@@ -147,6 +147,7 @@ class SqlStore:
         # issue 11: per scope, the seq of every step-th member, so that a deep page skips < step rows.
         self._anchors = pages.AnchorCache(page_anchor_step)
         self._page_statements: dict[tuple[EntityQuery, tuple[str, ...], bool, bool], Any] = {}
+        self._walks: dict[EntityQuery, asyncio.Lock] = {}  # one walk per scope at a time
         # issue 12: the event log lives in SQL (written in each commit's transaction); this
         # process's listeners are woken after its commits, other processes' events are read.
         self._retention = events or EventRetention()
@@ -416,15 +417,9 @@ class SqlStore:
         for _ in range(PAGE_TRIES):
             held = anchors.get(scope)
             if held is None or len(held.seqs) <= index:
-                walked = await self._rows(pages.walk_statement(scope, self.dialect, held, index, step), {})
-                state = walked[0]
-                if held is not None and not self._still_right(scope, held, state):
+                held = await self._walk(scope, index)
+                if held is None:
                     continue  # repaired or dropped: walk from what is left
-                made = pages.extended(held, int(state.deletions), [row.seq for row in walked if row.seq is not None])
-                if made is None:
-                    continue
-                anchors.keep(scope, made)
-                held = made
             start, skip = held.start(query.offset, step)
             statement = self._page_statement(scope, columns, start is not None, query.limit is not None)
             rows = await self._rows(statement, {"start": start, "skip": skip, "since": held.deletions,
@@ -444,6 +439,29 @@ class SqlStore:
             statement = self._page_statements[key] = pages.page_statement(scope, self.dialect, columns, anchored,
                                                                           limited)
         return statement
+
+    async def _walk(self, scope: EntityQuery, index: int) -> Anchors | None:
+        """The scope's anchors up to `index` (or to its last member), walked by one request at a
+        time: the requests that arrive meanwhile use its walk instead of each walking as deep.
+        None when a delete since the held anchors was found (repaired or dropped: walk again)."""
+        anchors = self._anchors
+        lock = self._walks.get(scope)
+        if lock is None:
+            if len(self._walks) >= 4 * pages.MAX_SCOPES:
+                self._walks = {key: held for key, held in self._walks.items() if held.locked()}
+            lock = self._walks[scope] = asyncio.Lock()
+        async with lock:
+            held = anchors.get(scope)
+            if held is not None and len(held.seqs) > index:
+                return held  # walked by the request this one waited for
+            walked = await self._rows(pages.walk_statement(scope, self.dialect, held, index, anchors.step), {})
+            state = walked[0]
+            if held is not None and not self._still_right(scope, held, state):
+                return None
+            made = pages.extended(held, int(state.deletions), [row.seq for row in walked if row.seq is not None])
+            if made is not None:
+                anchors.keep(scope, made)
+            return made
 
     def _still_right(self, scope: EntityQuery, held: Anchors, state: Any) -> bool:
         """Whether `held` is right in the snapshot `state` was read in; if not, keep what a repair

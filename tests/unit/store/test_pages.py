@@ -9,6 +9,7 @@ counter existed is migrated.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -213,6 +214,26 @@ async def test_inserts_keep_the_anchors(page_opener: tuple[str, PageOpener]) -> 
     extended = store._anchors.get(scope)
     assert extended is not None and made is not None and extended.seqs[:len(made.seqs)] == made.seqs
     assert len(extended.seqs) == 16 // STEP + 1
+
+
+async def test_concurrent_deep_pages_walk_once(page_opener: tuple[str, PageOpener],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    _, opener = page_opener
+    store = await opener()
+    await store.commit(Batch(new=[entity(n) for n in range(40)]))
+    walks: list[int] = []
+    walk = pages.walk_statement
+
+    def spy(scope: EntityQuery, dialect: str, held: pages.Anchors | None, index: int, step: int) -> Any:
+        walks.append(index)
+        return walk(scope, dialect, held, index, step)
+
+    monkeypatch.setattr(pages, "walk_statement", spy)
+    offsets = [30, 31, 32, 20, 21]  # anchor 10, and below it
+    found = await asyncio.gather(*(store.query_locations(EntityQuery(kinds=(COMPUTE,), offset=offset, limit=1))
+                                   for offset in offsets))
+    assert found == [[f"/compute/e-{offset}"] for offset in offsets]
+    assert walks == [10]
 
 
 async def test_a_page_past_the_end_is_empty(page_opener: tuple[str, PageOpener]) -> None:
