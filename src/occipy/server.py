@@ -27,7 +27,7 @@ from occipy.http import logs
 from occipy.http.app import create_app
 from occipy.http.protocol import EdgeLimits, first_pem_certificate, protocol_class, tls_context
 from occipy.identity.chain import build_authenticator, check_exposure, methods
-from occipy.model.catalogue import standard_registry
+from occipy.model.standard import standard_registry
 from occipy.model.state import state_attribute
 from occipy.observability import metrics
 from occipy.service.options import QuotaSettings, RateLimitSettings, ServiceOptions

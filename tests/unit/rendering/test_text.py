@@ -11,10 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from occipy.errors import ParseError
-from occipy.model.catalogue import COMPUTE, OS_TPL, STORAGE, STORAGELINK, standard_registry
+from occipy.model.catalogue import COMPUTE, OS_TPL, STORAGE, STORAGELINK
 from occipy.model.category import Action, AttributeDef, Kind, Mixin
 from occipy.model.entity import Entity
 from occipy.model.registry import RESOURCE, Registry
+from occipy.model.standard import standard_registry
 from occipy.rendering import text
 from occipy.rendering.messages import (
     ActionInvocation,
