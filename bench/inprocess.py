@@ -29,7 +29,7 @@ from uvicorn.server import ServerState
 from occipy.backends.simulated import SimulatedDriver
 from occipy.http.app import create_app
 from occipy.http.protocol import EdgeLimits, protocol_class
-from occipy.model.catalogue import standard_registry
+from occipy.model.standard import standard_registry
 from occipy.service.messages import OcciRequest
 from occipy.service.options import ServiceOptions
 from occipy.service.pipeline import Service

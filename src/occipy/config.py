@@ -112,6 +112,10 @@ class Settings:
     events_max_age: float = 86_400.0  # ... and for at most this many seconds
     events_keepalive: float = 15.0  # seconds of silence before a stream sends a keep-alive comment
     events_poll: float = 1.0  # seconds between reads of the event log for other processes' events
+    # Operation records (GET /-/operations/): those that ended are kept while among the newest
+    # operations_keep and for at most operations_max_age seconds (store.base.OperationRetention).
+    operations_keep: int = 100_000
+    operations_max_age: float = 604_800.0
     # ---- scale-out (docs/scaleout.md) ----
     workers: int = 1  # server processes on one socket; more than 1 needs a PostgreSQL database_url
     store_cache: int = 20000  # entities a process keeps in its read cache (bounded memory)
@@ -283,7 +287,8 @@ def check_edge(settings: Settings) -> None:
         raise ConfigError("setting workers: several server processes need a PostgreSQL database_url "
                           "(OCCIPY_DATABASE_URL=postgresql://...); SQLite belongs to one process")
     for name in ("max_header_bytes", "max_connections", "header_timeout", "body_timeout", "body_total_timeout",
-                 "events_keep", "events_max_age", "events_keepalive", "events_poll"):  # events_*: issue 12
+                 "events_keep", "events_max_age", "events_keepalive", "events_poll",  # events_*: issue 12
+                 "operations_keep", "operations_max_age"):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"setting {name}: must be greater than 0")
     for name in ("monitoring_tick", "monitoring_max_age", "sla_interval", "monitoring_retention"):  # [monitoring]

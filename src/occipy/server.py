@@ -27,12 +27,12 @@ from occipy.http import logs
 from occipy.http.app import create_app
 from occipy.http.protocol import EdgeLimits, first_pem_certificate, protocol_class, tls_context
 from occipy.identity.chain import build_authenticator, check_exposure, methods
-from occipy.model.catalogue import standard_registry
+from occipy.model.standard import standard_registry
 from occipy.model.state import state_attribute
 from occipy.observability import metrics
 from occipy.service.options import QuotaSettings, RateLimitSettings, ServiceOptions
 from occipy.service.pipeline import Service
-from occipy.store.base import EventRetention
+from occipy.store.base import EventRetention, OperationRetention
 from occipy.store.sql import SqlStore
 
 log = logging.getLogger("occipy")
@@ -55,6 +55,7 @@ class Components:
         indexed = [name.strip() for name in settings.indexed_attributes.split(",") if name.strip()]
         self.store = SqlStore(settings.store_url, synchronous=settings.sqlite_synchronous,
                               events=EventRetention(settings.events_keep, settings.events_max_age),  # issue 12
+                              operations=OperationRetention(settings.operations_keep, settings.operations_max_age),
                               cache_size=settings.store_cache, indexed_attributes=indexed)  # issue 11
         options = ServiceOptions(
             sync_wait=settings.sync_wait, delete_wait=settings.delete_wait, max_page=settings.max_page, allow_delete_root=settings.allow_delete_root,

@@ -23,11 +23,11 @@ from occipy.model.catalogue import (
     SSH_KEY,
     STORAGE,
     STORAGELINK,
-    standard_registry,
 )
 from occipy.model.entity import Entity
 from occipy.model.extensions import ALL, ExtensionSet, crtp, egi
 from occipy.model.registry import LINK, RESOURCE
+from occipy.model.standard import standard_registry
 from tests.conformance.conftest import JSON, PLAIN, Occi, discovered
 from tests.conformance.extension_helpers import (
     MEDIA,

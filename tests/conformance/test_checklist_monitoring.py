@@ -15,12 +15,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from occipy.errors import InvalidAttribute
-from occipy.model.catalogue import COMPUTE, standard_registry
+from occipy.model.catalogue import COMPUTE
 from occipy.model.category import AttributeDef, Mixin
 from occipy.model.entity import Entity
 from occipy.model.extensions import ExtensionSet, monitoring
 from occipy.model.extensions.sla import format_datetime
 from occipy.model.registry import LINK, RESOURCE
+from occipy.model.standard import standard_registry
 from tests.conformance.conftest import JSON, Occi, discovered
 from tests.conformance.extension_helpers import (
     MEDIA,

@@ -13,10 +13,10 @@ import uuid
 
 import pytest
 
-from occipy.model.catalogue import standard_registry
 from occipy.model.entity import Entity
 from occipy.model.extensions import platform
 from occipy.model.registry import LINK, RESOURCE
+from occipy.model.standard import standard_registry
 from tests.conformance.conftest import JSON, Occi, discovered
 from tests.conformance.extension_helpers import (
     MEDIA,

@@ -13,11 +13,12 @@ from datetime import UTC, datetime
 import pytest
 
 from occipy.errors import InvalidAttribute
-from occipy.model.catalogue import COMPUTE, standard_registry
+from occipy.model.catalogue import COMPUTE
 from occipy.model.category import AttributeDef
 from occipy.model.entity import Entity
 from occipy.model.extensions import ExtensionSet, sla
 from occipy.model.registry import LINK, RESOURCE
+from occipy.model.standard import standard_registry
 from tests.conformance.conftest import JSON, PLAIN, Occi, discovered
 from tests.conformance.extension_helpers import (
     MEDIA,

@@ -18,10 +18,11 @@ from referencing import Registry as SchemaRegistry
 from referencing import Resource
 from referencing.jsonschema import DRAFT4
 
-from occipy.model.catalogue import COMPUTE, NETWORK, NETWORKINTERFACE, STORAGE, STORAGELINK, standard_registry
+from occipy.model.catalogue import COMPUTE, NETWORK, NETWORKINTERFACE, STORAGE, STORAGELINK
 from occipy.model.category import AttributeDef, Mixin
 from occipy.model.entity import Entity
 from occipy.model.registry import LINK
+from occipy.model.standard import standard_registry
 from occipy.rendering import json as oj
 from occipy.rendering.messages import ActionInvocation, CategoryDefinition, EntityMessage, LinkMessage
 

@@ -18,14 +18,10 @@ import pytest
 
 from occipy import errors
 from occipy.client import Client
+from occipy.model.catalogue import NETWORKINTERFACE
+from occipy.model.extensions.egi import FLOATINGIPPOOL, IPRESERVATION, SECURITYGROUP, SECURITYGROUPLINK
 from tests.integration.conftest import LiveServer, start_server
 
-INFRA = "http://schemas.ogf.org/occi/infrastructure#"
-SECURITYGROUP = INFRA + "securitygroup"
-SECURITYGROUPLINK = INFRA + "securitygrouplink"
-IPRESERVATION = INFRA + "ipreservation"
-NETWORKINTERFACE = INFRA + "networkinterface"
-FLOATINGIPPOOL = "http://schemas.openstack.org/network#floatingippool"
 SSH = [{"type": "inbound", "protocol": "tcp", "port": "22", "range": "10.0.0.0/8"}]
 PING = {"type": "inbound", "protocol": "icmp"}
 

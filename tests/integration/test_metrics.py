@@ -13,7 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from occipy.model.catalogue import standard_registry
+from occipy.model.standard import standard_registry
 from occipy.observability import metrics
 from tests.integration.conftest import LiveServer, start_server
 

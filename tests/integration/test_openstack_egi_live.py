@@ -22,17 +22,13 @@ import pytest
 
 from occipy import errors
 from occipy.client import Client
+from occipy.model.catalogue import NETWORKINTERFACE
+from occipy.model.extensions.egi import FLOATINGIPPOOL, IPRESERVATION, SECURITYGROUP, SECURITYGROUPLINK
 from tests.integration.test_openstack_live import WAIT, eventually, serving
 from tests.services.openstack_cloud import OpenStackCloud
 
 pytestmark = [pytest.mark.openstack, pytest.mark.slow, pytest.mark.timeout(900)]
 
-INFRA = "http://schemas.ogf.org/occi/infrastructure#"
-SECURITYGROUP = INFRA + "securitygroup"
-SECURITYGROUPLINK = INFRA + "securitygrouplink"
-IPRESERVATION = INFRA + "ipreservation"
-NETWORKINTERFACE = INFRA + "networkinterface"
-FLOATINGIPPOOL = "http://schemas.openstack.org/network#floatingippool"
 JSON = "application/occi+json"
 SSH = {"type": "inbound", "protocol": "tcp", "port": "22", "range": "10.0.0.0/8"}
 PING = {"type": "inbound", "protocol": "icmp"}

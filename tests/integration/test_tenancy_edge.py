@@ -226,7 +226,7 @@ class Counting:
 async def test_authentication_runs_once_per_request_and_before_the_render_cache(tmp_path: Path) -> None:
     from occipy.backends.simulated import SimulatedDriver
     from occipy.http.app import create_app
-    from occipy.model.catalogue import standard_registry
+    from occipy.model.standard import standard_registry
     from occipy.service.options import ServiceOptions
     from occipy.service.pipeline import Service
     from occipy.store.memory import MemoryStore

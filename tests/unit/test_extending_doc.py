@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from occipy.backends.base import Driver, Inventories
-from occipy.model.catalogue import standard_registry
 from occipy.model.extensions import ALL, ExtensionSet
+from occipy.model.standard import standard_registry
 from occipy.service.messages import OcciRequest
 from occipy.service.options import ServiceOptions
 from occipy.service.pipeline import Service

@@ -21,10 +21,10 @@ from typing import Any
 import openstack.exceptions as sdk
 
 from occipy.backends import _openstack_map as m
-from occipy.backends._openstack_ops import OpenStackOps, _reason
+from occipy.backends._openstack_ops import OpenStackOps, _reason, choice_refused
 from occipy.backends.base import ACTIVE, INACTIVE, FirewallRule, NetworkInterfaceSpec, Observed
 from occipy.backends.egi_types import IpReservationSpec, SecurityGroupLinkSpec, SecurityGroupSpec
-from occipy.errors import BackendError, NotSupported
+from occipy.errors import BackendError
 
 # ---- floating IP pools -------------------------------------------------------------------------------
 
@@ -72,15 +72,10 @@ def create_floating_ip(ops: OpenStackOps, spec: IpReservationSpec) -> str:
     if spec.address:
         attrs["floating_ip_address"] = str(ipaddress.ip_address(spec.address))
     net = ops.conn().network
-    try:
+    with choice_refused(ops.where, spec.address,
+                        "a floating IP's address (Neutron policy create_floatingip:floating_ip_address)",
+                        "leave occi.ipreservation.address unset and the cloud picks one"):
         ip = net.create_ip(**attrs)
-    except sdk.ForbiddenException as exc:
-        if spec.address:
-            raise NotSupported(
-                f"{ops.where} does not let this project choose a floating IP's address ({_reason(exc)}: "
-                "Neutron policy create_floatingip:floating_ip_address); leave occi.ipreservation.address "
-                "unset and the cloud picks one") from None
-        raise
     try:
         net.set_tags(ip, [ops.settings.label, *marks])
     except BaseException:

@@ -15,7 +15,7 @@ import contextlib
 import ipaddress
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final, TypeVar
 
 import keystoneauth1.exceptions as ksa
@@ -46,6 +46,18 @@ from occipy.errors import BackendError, BackendUnavailable, NotSupported, OcciEr
 T = TypeVar("T")
 HOSTNAME_MICROVERSION: Final = (2, 90)  # nova takes a hostname on create from 2.90 (Xena)
 UNAVAILABLE_STATUS: Final = frozenset({502, 503, 504})
+
+
+@contextlib.contextmanager
+def choice_refused(where: str, chosen: object, what: str, remedy: str) -> Iterator[None]:
+    """Neutron's 403 for a create that chose a value its policy keeps for the cloud (a MAC, a
+    floating address): a 501 that says what to leave out. Without a choice, the 403 stays."""
+    try:
+        yield
+    except sdk.ForbiddenException as exc:
+        if chosen:
+            raise NotSupported(f"{where} does not let this project choose {what} ({_reason(exc)}); {remedy}") from None
+        raise
 
 
 def _reason(exc: BaseException) -> str:
@@ -592,15 +604,9 @@ class OpenStackOps:
             attrs["mac_address"] = spec.mac.lower()
         if spec.address:
             attrs["fixed_ips"] = [{"ip_address": str(ipaddress.ip_interface(spec.address).ip)}]
-        try:
+        with choice_refused(self.where, spec.mac, "a MAC address",
+                            "leave occi.networkinterface.mac unset and the cloud picks one"):
             port = net.create_port(**attrs)
-        except sdk.ForbiddenException as exc:
-            if spec.mac:
-                raise NotSupported(
-                    f"{self.where} does not let this project choose a MAC address ({_reason(exc)}); "
-                    "leave occi.networkinterface.mac unset and the cloud picks one"
-                ) from None
-            raise
         try:
             net.set_tags(port, [self.settings.label, *marks])
             prefix = self.mark_key("securitygroup:")

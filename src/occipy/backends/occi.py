@@ -38,7 +38,7 @@ from occipy.client import (
     Unauthorized,
     WaitTimeout,
 )
-from occipy.model.catalogue import standard_registry
+from occipy.model.standard import standard_registry
 
 log = logging.getLogger("occipy.backends.occi")
 

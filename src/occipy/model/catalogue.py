@@ -7,15 +7,12 @@ SLA, Monitoring, EGI). Provider templates (os_tpl, resource_tpl children) come f
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 from occipy.model._catalogue_data import CATALOGUE
 from occipy.model.category import Action, AttributeDef, Kind, Mixin
-from occipy.model.registry import CORE, ENTITY, LINK, RESOURCE, Registry
-
-if TYPE_CHECKING:
-    from occipy.model.extensions.base import Extension
+from occipy.model.registry import CORE, ENTITY, LINK, RESOURCE
 
 INFRA = "http://schemas.ogf.org/occi/infrastructure#"
 COMPUTE = INFRA + "compute"
@@ -198,38 +195,6 @@ def infrastructure_categories() -> list[Kind | Mixin | Action]:
     return result
 
 
-def standard_registry(extensions: Sequence[Extension] | None = None) -> Registry:
-    """A registry holding Core and the chosen extensions (default: every one, docs/extensions.md).
-
-    Each extension adds its categories and its input aliases (category aliases only when the
-    canonical category is registered). Extensions come after the ones they require; a missing
-    requirement is a ValueError.
-    """
-    # Imported here: the extension modules build their categories with this module's helpers.
-    from occipy.model.extensions import ALL, ordered
-
-    chosen = ordered(ALL if extensions is None else extensions)
-    from occipy.model import state
-
-    for ext in chosen:
-        state.register(ext.machines)
-    registry = Registry()
-    registry.add_all(CORE_KINDS)
-    for ext in chosen:
-        registry.add_all(ext.categories)
-    for ext in chosen:
-        for alias, canonical in ext.category_aliases.items():
-            if registry.find(canonical) is not None:
-                registry.add_alias(alias, canonical)
-        for alias, canonical in ext.attribute_aliases.items():
-            registry.add_attribute_alias(alias, canonical)
-        # Only aliases that hold for every attribute: the per-attribute ones (SLA states in lower
-        # case) would turn a compute's "suspended" into "Suspended" (Extension.scoped_value_aliases).
-        for alias, canonical in ext.value_aliases.items():
-            registry.add_value_alias(alias, canonical)
-    return registry
-
-
 __all__ = [
     "ACTION_UPDATES",
     "COMPUTE",
@@ -253,5 +218,4 @@ __all__ = [
     "STORAGE_RESIZE",
     "STORAGE_SNAPSHOT",
     "USER_DATA",
-    "standard_registry",
 ]

@@ -214,8 +214,25 @@ def _decode(decoder: msgspec.json.Decoder[_T], body: bytes) -> _T:
         raise ParseError(f"invalid application/occi+json body: not UTF-8 ({exc.reason} at byte {exc.start})") from None
 
 
+def _has_null(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if item is None:
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def _reject_null(value: Any, path: str) -> None:
-    """json-rendering.md §1 [decision]: "reject `null` values with 400" (iterative: any depth)."""
+    """json-rendering.md §1 [decision]: "reject `null` values with 400" (iterative: any depth).
+
+    The path of the null is only worked out when there is one (most bodies have none)."""
+    if not _has_null(value):
+        return
     stack = [(value, path)]
     while stack:
         item, where = stack.pop()

@@ -7,6 +7,8 @@ only `occipy.errors`.
 
 from __future__ import annotations
 
+import functools
+
 from typing import Final
 
 from occipy.errors import NotAcceptable, UnsupportedMediaType, UriListNotListing
@@ -143,6 +145,7 @@ def response_type(accept: str | None, *, listing: bool) -> str:
     return top[0]
 
 
+@functools.lru_cache(maxsize=256)  # a few Content-Type values, sent again and again
 def request_type(content_type: str | None) -> str | None:
     """The media type to parse a request payload with (http-protocol.md §2, "Request payloads").
 

@@ -10,6 +10,8 @@ consult the registry. Imports `occipy.model`, `occipy.errors` and the rendering 
 
 from __future__ import annotations
 
+import functools
+
 import json
 import math
 import re
@@ -282,8 +284,25 @@ def _location(text: str, what: str) -> str:
     return text
 
 
+# Clients send the same few Category values again and again (a kind, an action, a template): a
+# parsed value is a frozen definition, so a short one is parsed once per process (a fifth of an
+# action request's parsing). Longer values (a user mixin's attribute list) are parsed every time.
+_MEMO_CATEGORY_CHARS: Final = 512
+
+
 def _parse_category(value: str, *, require_class: bool) -> CategoryDefinition:
     """One Category value (text-rendering.md §10, "Category value")."""
+    if len(value) <= _MEMO_CATEGORY_CHARS:
+        return _parse_short_category(value, require_class)
+    return _parse_any_category(value, require_class)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_short_category(value: str, require_class: bool) -> CategoryDefinition:
+    return _parse_any_category(value, require_class)
+
+
+def _parse_any_category(value: str, require_class: bool) -> CategoryDefinition:
     parts = split_outside_quotes(value, ";")
     if not parts:
         raise ParseError("empty Category")

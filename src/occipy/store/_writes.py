@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 from occipy.errors import BackendUnavailable, Conflict
 from occipy.model.entity import ANONYMOUS, Entity
 from occipy.store._codec import entity_row, json_text, mixin_to_json, operation_row
-from occipy.store.base import Batch, MetricSample, Operation, SamplePrune
+from occipy.store.base import PENDING_STATES, Batch, MetricSample, Operation, OperationRetention, SamplePrune
 from occipy.store.schema import (
     DROPPED_INDEXES,
     MIGRATIONS,
@@ -37,6 +37,11 @@ from occipy.store.schema import (
 _UPDATE_ENTITY = entities.update().where(entities.c.location == sa.bindparam("b_location")).values(
     attributes=sa.bindparam("attributes"), mixins=sa.bindparam("mixins"), updated=sa.bindparam("updated"),
     version=entities.c.version + 1)
+# The seq of the keep-th newest operation (OFFSET keep - 1), and the pruning below it.
+_KEEP_FROM = sa.select(operations.c.seq).order_by(operations.c.seq.desc()).limit(1).offset(sa.bindparam("keep"))
+_PRUNE_OPERATIONS = operations.delete().where(
+    operations.c.seq < sa.bindparam("cut"), operations.c.state.not_in(sorted(PENDING_STATES)),
+    sa.or_(operations.c.seq > 0, operations.c.seq < sa.bindparam("keep_cut")))
 _DELETE_ENTITY_MIXINS = entity_mixins.delete().where(entity_mixins.c.location == sa.bindparam("b_location"))
 _UPDATE_MIXIN = user_mixins.update().where(user_mixins.c.type_id == sa.bindparam("b_type_id"))
 _NEXT_MIXIN_SEQ = sa.select(sa.func.coalesce(sa.func.max(user_mixins.c.seq), 0) + 1).scalar_subquery()
@@ -178,7 +183,7 @@ _COMPILED: dict[tuple[str, str, str, tuple[str, ...]], _Compiled] = {}
 # Columns an operation's row never changes (it is about one entity, asked by one principal): left
 # out of its upsert's SET, because SQLite rewrites the index of every column an UPDATE sets, equal
 # or not, and each rewritten index page is one more page in the WAL.
-FIXED: Final = {"operations": ("location", "action", "owner", "tenant")}
+FIXED: Final = {"operations": ("location", "action", "owner", "tenant", "seq")}
 
 
 def _upsert(conn: Connection, table: sa.Table, key: str, rows: list[dict[str, Any]], keep: Sequence[str]) -> None:
@@ -306,6 +311,20 @@ def write_puts(conn: Connection, puts: list[Entity], operations_: list[Operation
             keep=("created",))
 
 
+def prune_operations(conn: Connection, retention: OperationRetention, now: float) -> int:
+    """Delete the operations that ended and that `retention` no longer covers; how many went.
+
+    An operation's `seq` is its acceptance time in nanoseconds (`Lanes.new_operation`), so one
+    bound on `seq` says both "older than max_age" and "not among the newest keep"; the index on
+    `seq` makes both a walk over what goes, not over the table. A record without a `seq` (0: made
+    before operations had one) has no known age: only the `keep` bound removes it.
+    """
+    newest = conn.execute(_KEEP_FROM, {"keep": max(retention.keep - 1, 0)}).scalar()
+    keep_cut = int(newest) if newest is not None else -1
+    cut = max(int((now - retention.max_age) * 1e9), keep_cut)
+    return conn.execute(_PRUNE_OPERATIONS, {"cut": cut, "keep_cut": keep_cut}).rowcount or 0
+
+
 def store_error(exc: Exception) -> Exception:
     """What the caller of commit() sees: an OcciError for what the database refused."""
     if isinstance(exc, sa.exc.IntegrityError):
@@ -334,6 +353,9 @@ def prepare(engine: Engine, indexed_attributes: Sequence[str]) -> None:
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(8388607001)"))
         for name in DROPPED_INDEXES:
             conn.execute(sa.text(f"DROP INDEX IF EXISTS {name}"))
+        for table in (entities, operations):  # create_all() leaves an existing table's indexes alone
+            for index in table.indexes:
+                conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
         for ddl in attribute_index_ddl(conn.dialect.name, indexed_attributes):
             conn.execute(sa.text(ddl))
         if conn.execute(sa.select(store_state.c.id)).first() is None:

@@ -196,6 +196,20 @@ class EventRetention:
     max_age: float = 86_400.0
 
 
+@dataclass(frozen=True, slots=True)
+class OperationRetention:
+    """How many operation records the store keeps, and for how long (seconds).
+
+    An operation that ended (succeeded, failed, cancelled) is deleted once `keep` newer ones exist
+    or once it was accepted more than `max_age` ago; queued and running ones are always kept
+    (settings operations_keep, operations_max_age). Without a bound the table, and the listing
+    `GET /-/operations/`, grew with every request a server ever answered.
+    """
+
+    keep: int = 100_000
+    max_age: float = 7 * 86_400.0
+
+
 class Store(Protocol):
     """Persistence for the service. Reads may be served from memory; writes are durable."""
 

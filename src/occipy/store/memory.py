@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
@@ -23,6 +24,7 @@ from occipy.store.base import (
     EventRetention,
     MetricSample,
     Operation,
+    OperationRetention,
     SamplePrune,
 )
 from occipy.store.events import EventLog, Known, derive
@@ -110,7 +112,7 @@ MAX_SAMPLES = 100_000
 class MemoryStore:
     """The Store protocol in memory; commits are atomic, nothing survives the process."""
 
-    def __init__(self, *, events: EventRetention | None = None) -> None:
+    def __init__(self, *, events: EventRetention | None = None, operations: OperationRetention | None = None) -> None:
         # issue 12: the change events of this store's commits (SqlStore keeps them in SQL instead
         # and uses the log only for its listeners).
         self._event_log = EventLog(events)
@@ -125,6 +127,8 @@ class MemoryStore:
         self._mixins: dict[str, Mixin] = {}  # type id -> user mixin, in creation order
         self._mixin_locations: dict[str, str] = {}  # location -> type id
         self._operations: dict[str, Operation] = {}
+        self._op_retention = operations or OperationRetention()
+        self._op_pruned_at = 0.0
         # [monitoring] collector location -> its samples, oldest first (bounded: MAX_SAMPLES).
         self._samples: dict[str, deque[MetricSample]] = {}
 
@@ -204,8 +208,26 @@ class MemoryStore:
                 self._mixin_locations[mixin.location] = mixin.type_id
         for operation in batch.put_operations:
             self._operations[operation.op_id] = operation
+        if batch.put_operations:
+            self._prune_operations(time.time())
         if batch.put_samples or batch.prune_samples:
             self._apply_samples(batch.put_samples, batch.prune_samples)
+
+    def _prune_operations(self, now: float) -> None:
+        """Forget the operations that ended beyond `OperationRetention` (as SqlStore prunes them):
+        when a tenth more than `keep` are held, or a minute after the last pass."""
+        retention = self._op_retention
+        if len(self._operations) <= retention.keep + retention.keep // 10 and now - self._op_pruned_at < 60.0:
+            return
+        self._op_pruned_at = now
+        ordered = sorted(self._operations.values(), key=lambda op: op.seq)
+        keep_cut = ordered[-retention.keep].seq if len(ordered) >= retention.keep > 0 else -1
+        cut = max(int((now - retention.max_age) * 1e9), keep_cut)
+        for op in ordered:
+            if op.seq >= cut:
+                break
+            if not op.pending and (op.seq > 0 or op.seq < keep_cut):  # seq 0: no known age
+                del self._operations[op.op_id]
 
     # ---- [monitoring] the metric history ---------------------------------------------------------
 

@@ -86,6 +86,7 @@ operations = sa.Table(
     sa.Column("params", sa.Text, nullable=False, server_default="{}"),  # JSON object
     sa.Column("result", sa.Text, nullable=False),  # JSON object
     sa.Index("ix_operations_location_seq", "location", "seq"),
+    sa.Index("ix_operations_seq", "seq"),  # pruning: the newest `keep` (OperationRetention)
 )
 
 # [monitoring] The metric history (docs/monitoring.md): one row per measured value, pruned by the

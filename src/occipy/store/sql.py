@@ -56,6 +56,7 @@ from occipy.store._writes import (
     make_engine,
     migrate,
     prepare,
+    prune_operations,
     sample_from_row,
     store_error,
     write_batch,
@@ -64,7 +65,15 @@ from occipy.store._writes import (
 )
 from occipy.store import sql_events
 from occipy.store._pages import Anchors
-from occipy.store.base import Batch, EntityQuery, EventPage, EventRetention, MetricSample, Operation
+from occipy.store.base import (
+    Batch,
+    EntityQuery,
+    EventPage,
+    EventRetention,
+    MetricSample,
+    Operation,
+    OperationRetention,
+)
 from occipy.store.events import EventLog
 from occipy.store.memory import snapshot_batch
 from occipy.store.schema import entities, metric_samples, user_mixins
@@ -105,6 +114,7 @@ class SqlStore:
     def __init__(self, url: str | sa.URL = "sqlite:///data/occipy.db", *, synchronous: str = "NORMAL",
                  cache_size: int = 20_000, indexed_attributes: Sequence[str] = DEFAULT_INDEXED_ATTRIBUTES,
                  pool_size: int = 8, events: EventRetention | None = None,
+                 operations: OperationRetention | None = None,
                  page_anchor_step: int = pages.ANCHOR_STEP) -> None:
         mode = synchronous.upper()
         if mode not in SYNCHRONOUS_MODES:
@@ -152,6 +162,8 @@ class SqlStore:
         # process's listeners are woken after its commits, other processes' events are read.
         self._retention = events or EventRetention()
         self._pruning = sql_events.Pruning()
+        self._op_retention = operations or OperationRetention()
+        self._op_pruning = sql_events.Pruning()
         self._event_listeners = EventLog(self._retention)
         self._events_engine: Engine | None = None
         # SQLite: the writer remembers what it committed last, so that deriving a commit's events
@@ -753,6 +765,7 @@ class SqlStore:
             outcomes = [None] * len(group)
             metrics.STORE_COMMIT_DURATION.labels(dialect).observe(time.perf_counter() - started)
             metrics.STORE_COMMIT_BATCHES.labels(dialect).inc(len(group))
+            self._prune_operations(conn, now, sum(len(batch.put_operations) for batch, _, _ in group))
         # Any failure goes back to the caller of commit(), never kills the writer: a dead writer
         # would leave every later commit() waiting for ever.
         except Exception as exc:  # noqa: BLE001
@@ -773,6 +786,23 @@ class SqlStore:
                 loop.call_soon_threadsafe(self._settle, settled)
             except RuntimeError:  # the loop is closed: nobody is waiting any more
                 pass
+
+    def _prune_operations(self, conn: Connection, now: float, written: int) -> None:
+        """Delete the operation records `OperationRetention` no longer covers, now and then (after a
+        tenth of `keep` new records, or a minute), in a transaction of its own: a failure is
+        logged and tried again later, and never fails the writes of a group."""
+        pruning, retention = self._op_pruning, self._op_retention
+        pruning.since += written
+        if pruning.since < max(1, retention.keep // sql_events.PRUNE_SHARE) \
+                and now - pruning.at < sql_events.PRUNE_SECONDS:
+            return
+        pruning.since, pruning.at = 0, now
+        try:
+            with conn.begin():
+                prune_operations(conn, retention, now)
+        except Exception as error:  # noqa: BLE001  (see the docstring)
+            log.warning("pruning operation records failed (tried again later): %s", error)
+            self._drop_connection()
 
     def _write_alone(self, engine: Engine, batch: Batch, now: float) -> Exception | None:
         try:

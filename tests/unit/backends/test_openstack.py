@@ -482,3 +482,21 @@ async def test_default_pool_setting_and_unknown_pools(openstack_cloud: OpenStack
         await drv.delete(Ref(IPRESERVATION, by_id.backend_id))
     finally:
         await drv.close()
+
+
+def test_a_403_for_a_chosen_value_is_a_501_that_says_what_to_leave_out() -> None:
+    """Neutron's policy may keep a MAC or a floating address for the cloud to choose: with a choice
+    made, its 403 becomes a 501 naming the choice; without one, the 403 is not ours to explain."""
+    import openstack.exceptions as sdk
+
+    from occipy.backends._openstack_ops import choice_refused
+    from occipy.errors import NotSupported
+
+    with pytest.raises(NotSupported) as refused:
+        with choice_refused("cloud x", "02:00:00:00:00:01", "a MAC address", "leave it unset"):
+            raise sdk.ForbiddenException("Policy doesn't allow create_port:mac_address")
+    assert str(refused.value.args[0]).startswith("cloud x does not let this project choose a MAC address (")
+    assert "create_port:mac_address" in str(refused.value) and str(refused.value).endswith("; leave it unset")
+    with pytest.raises(sdk.ForbiddenException):
+        with choice_refused("cloud x", None, "a MAC address", "leave it unset"):
+            raise sdk.ForbiddenException("quota")

@@ -17,10 +17,11 @@ import httpx
 import msgspec
 
 from occipy.errors import MethodNotAllowed, NotAcceptable, NotFound, OcciError, PageTooLarge, ParseError
-from occipy.model.catalogue import COMPUTE, NETWORK, OS_TPL, RESOURCE_TPL, STORAGE, standard_registry
+from occipy.model.catalogue import COMPUTE, NETWORK, OS_TPL, RESOURCE_TPL, STORAGE
 from occipy.model.category import Mixin
 from occipy.model.entity import Entity
 from occipy.model.registry import Registry
+from occipy.model.standard import standard_registry
 from occipy.model.state import INITIAL_STATE, STATE_ATTRIBUTE, available_actions, next_state
 from occipy.rendering import json as occi_json
 from occipy.rendering import text, urilist

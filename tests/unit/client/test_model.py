@@ -12,8 +12,9 @@ import pytest
 from occipy import errors
 from occipy.client import Client
 from occipy.client._model import Model
-from occipy.model.catalogue import COMPUTE, RESOURCE, standard_registry
+from occipy.model.catalogue import COMPUTE, RESOURCE
 from occipy.model.category import AttributeDef, strict_term
+from occipy.model.standard import standard_registry
 from occipy.rendering.messages import CategoryDefinition
 
 from .fake import BASE, JSON_T, PLAIN_T, FakeServer

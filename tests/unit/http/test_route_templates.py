@@ -5,8 +5,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from occipy.http.app import _RouteTemplates, route_template
-from occipy.model.catalogue import standard_registry
 from occipy.model.category import Mixin
+from occipy.model.standard import standard_registry
 
 
 def test_a_remembered_template_follows_a_registry_change() -> None:

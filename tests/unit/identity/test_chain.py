@@ -16,9 +16,9 @@ from occipy.config import ConfigError, Settings, load
 from occipy.identity import chain
 from occipy.identity.base import Anonymous, Authenticator, Credentials, Principal
 from occipy.identity.chain import Chain, build_authenticator, check_exposure, is_loopback
-from occipy.model.catalogue import standard_registry
-from occipy.service.pipeline import Service
+from occipy.model.standard import standard_registry
 from occipy.service.messages import OcciRequest
+from occipy.service.pipeline import Service
 from occipy.store.memory import MemoryStore
 
 

@@ -24,9 +24,9 @@ from occipy.model.catalogue import (
     STORAGE_RESIZE,
     STORAGE_SNAPSHOT,
     STORAGELINK,
-    standard_registry,
 )
 from occipy.model.category import STRICT_TERM_RE, Action
+from occipy.model.standard import standard_registry
 
 ROOT = Path(__file__).resolve().parents[3]
 SPEC_CATALOGUE = ROOT.parent / "shared" / "spec" / "catalogue.json"

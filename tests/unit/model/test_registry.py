@@ -8,9 +8,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from occipy.errors import BadRequest, Conflict, Forbidden, NotFound, UnknownCategory
-from occipy.model.catalogue import CORE_KINDS, standard_registry
+from occipy.model.catalogue import CORE_KINDS
 from occipy.model.category import Action, AttributeDef, Kind, Mixin
 from occipy.model.registry import ENTITY, LINK, RESOURCE, Registry
+from occipy.model.standard import standard_registry
 
 EX = "http://example.com/occi#"
 THING = EX + "thing"

@@ -25,10 +25,10 @@ from occipy.model.catalogue import (
     SSH_KEY,
     STORAGE,
     STORAGELINK,
-    standard_registry,
 )
 from occipy.model.category import Mixin
 from occipy.model.registry import Registry
+from occipy.model.standard import standard_registry
 
 REGISTRY = standard_registry()
 ACTION = "http://schemas.ogf.org/occi/infrastructure/compute/action#"

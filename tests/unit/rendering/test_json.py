@@ -12,10 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from occipy.errors import InvalidAttribute, ParseError
-from occipy.model.catalogue import COMPUTE, CORE_KINDS, NETWORK, NETWORKINTERFACE, standard_registry
+from occipy.model.catalogue import COMPUTE, CORE_KINDS, NETWORK, NETWORKINTERFACE
 from occipy.model.category import Action, AttributeDef, Kind, Mixin
 from occipy.model.entity import Entity
 from occipy.model.registry import ENTITY, LINK, RESOURCE, Registry
+from occipy.model.standard import standard_registry
 from occipy.rendering import json as oj
 from occipy.rendering.messages import ActionInvocation, CategoryDefinition, EntityMessage, LinkMessage
 

@@ -11,10 +11,11 @@ import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
-from occipy.model.catalogue import COMPUTE, NETWORK, standard_registry
+from occipy.model.catalogue import COMPUTE, NETWORK
 from occipy.model.category import Action, AttributeDef, Kind, Mixin
 from occipy.model.entity import Entity
 from occipy.model.registry import RESOURCE, Registry
+from occipy.model.standard import standard_registry
 from occipy.rendering import json as oj
 from occipy.rendering import openapi
 

@@ -11,10 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from occipy.errors import ParseError
-from occipy.model.catalogue import COMPUTE, OS_TPL, STORAGE, STORAGELINK, standard_registry
+from occipy.model.catalogue import COMPUTE, OS_TPL, STORAGE, STORAGELINK
 from occipy.model.category import Action, AttributeDef, Kind, Mixin
 from occipy.model.entity import Entity
 from occipy.model.registry import RESOURCE, Registry
+from occipy.model.standard import standard_registry
 from occipy.rendering import text
 from occipy.rendering.messages import (
     ActionInvocation,
@@ -799,3 +800,23 @@ class TestArbitraryInput:
             text.parse_filter(fields)
         except ParseError:
             pass
+
+
+def test_a_short_category_value_is_parsed_once_and_a_bad_one_fails_every_time() -> None:
+    """The memo of short Category values (text._parse_category): the same frozen definition comes
+    back, a long value is parsed in full, and an error is never remembered as a result."""
+    from occipy.errors import ParseError
+    from occipy.rendering import text
+
+    value = 'start; scheme="http://schemas.ogf.org/occi/infrastructure/compute/action#"; class="action"'
+    first = text._parse_category(value, require_class=False)
+    assert text._parse_category(value, require_class=False) is first
+    assert (first.term, first.scheme, first.cls) == ("start", "http://schemas.ogf.org/occi/infrastructure/compute/action#",
+                                                     "action")
+    long_title = "x" * 600
+    long = text._parse_category(f'my; scheme="http://example.com/occi#"; class="mixin"; title="{long_title}"',
+                                require_class=True)
+    assert long.title == long_title
+    for _ in range(2):
+        with pytest.raises(ParseError, match="missing class"):
+            text._parse_category('compute; scheme="http://schemas.ogf.org/occi/infrastructure#"', require_class=True)

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from occipy.backends.simulated import SimulatedDriver
-from occipy.model.catalogue import standard_registry
+from occipy.model.standard import standard_registry
+from occipy.service.messages import OcciRequest, OcciResponse
 from occipy.service.options import ServiceOptions
 from occipy.service.pipeline import Service
-from occipy.service.messages import OcciRequest, OcciResponse
 from occipy.store.memory import MemoryStore
 
 BASE = "http://test.example"

@@ -20,8 +20,8 @@ from occipy.backends.base import Inventories, Ref
 from occipy.backends.simulated import SimulatedDriver
 from occipy.config import ConfigError, Settings, cloud_settings, load
 from occipy.errors import BackendUnavailable
-from occipy.model.catalogue import standard_registry
 from occipy.model.extensions import monitoring
+from occipy.model.standard import standard_registry
 from occipy.service.options import ServiceOptions
 from occipy.service.pipeline import Service
 from occipy.store.memory import MemoryStore

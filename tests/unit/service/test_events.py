@@ -18,8 +18,9 @@ import pytest
 from occipy.backends.simulated import SimulatedDriver
 from occipy.errors import BackendUnavailable
 from occipy.identity.base import ADMIN, MEMBER, READER, Credentials, Principal
-from occipy.model.catalogue import COMPUTE, standard_registry
+from occipy.model.catalogue import COMPUTE
 from occipy.model.entity import Entity
+from occipy.model.standard import standard_registry
 from occipy.service.messages import OcciRequest, OcciResponse
 from occipy.service.options import ServiceOptions
 from occipy.service.pipeline import Service

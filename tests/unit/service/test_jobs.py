@@ -10,7 +10,7 @@ import pytest
 
 from occipy.backends.base import Inventories
 from occipy.backends.simulated import SimulatedDriver
-from occipy.model.catalogue import standard_registry
+from occipy.model.standard import standard_registry
 from occipy.service.options import ServiceOptions
 from occipy.service.pipeline import Service
 from occipy.store.base import Batch

@@ -13,7 +13,7 @@ import pytest
 
 from occipy.backends.base import COMPUTE, STORAGE, Ref, Support
 from occipy.backends.simulated import SUPPORTS, SimulatedDriver
-from occipy.model.catalogue import standard_registry
+from occipy.model.standard import standard_registry
 from occipy.service.options import ServiceOptions
 from occipy.service.pipeline import Service
 from occipy.store.memory import MemoryStore

@@ -17,8 +17,8 @@ import pytest
 
 from occipy.backends.base import Ref
 from occipy.backends.simulated import SimulatedDriver
-from occipy.model.catalogue import standard_registry
 from occipy.model.extensions import egi, monitoring, sla
+from occipy.model.standard import standard_registry
 from occipy.service.options import ServiceOptions
 from occipy.service.pipeline import Service
 from occipy.store.memory import MemoryStore

@@ -17,8 +17,9 @@ import pytest
 from occipy.backends.base import Inventories
 from occipy.backends.simulated import SimulatedDriver
 from occipy.errors import OcciError
-from occipy.model.catalogue import COMPUTE, standard_registry
+from occipy.model.catalogue import COMPUTE
 from occipy.model.entity import Entity
+from occipy.model.standard import standard_registry
 from occipy.service.options import ServiceOptions
 from occipy.service.pipeline import Service
 from occipy.service.queue import Lanes

@@ -15,7 +15,7 @@ import pytest
 from occipy import config
 from occipy.backends.simulated import SimulatedDriver
 from occipy.identity.base import ADMIN, MEMBER, Credentials, Principal
-from occipy.model.catalogue import standard_registry
+from occipy.model.standard import standard_registry
 from occipy.service import options as service_options
 from occipy.service.options import QuotaSettings, ServiceOptions
 from occipy.service.pipeline import Service

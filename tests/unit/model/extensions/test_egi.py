@@ -19,9 +19,9 @@ from occipy.model.catalogue import (
     SSH_KEY,
     STORAGE,
     USER_DATA,
-    standard_registry,
 )
 from occipy.model.extensions import ExtensionSet, egi
+from occipy.model.standard import standard_registry
 
 REGISTRY = standard_registry()
 EGI = ExtensionSet((egi.EXTENSION,))

@@ -9,10 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from occipy.errors import InvalidAttribute
-from occipy.model.catalogue import COMPUTE, standard_registry
+from occipy.model.catalogue import COMPUTE
 from occipy.model.extensions import ExtensionSet, monitoring
 from occipy.model.extensions.sla import format_datetime
 from occipy.model.registry import LINK, RESOURCE
+from occipy.model.standard import standard_registry
 
 REGISTRY = standard_registry()
 MON = ExtensionSet((monitoring.EXTENSION,))

@@ -6,9 +6,10 @@ import pytest
 
 from occipy.errors import ActionNotAllowed, InvalidAttribute
 from occipy.model import state
-from occipy.model.catalogue import COMPUTE, standard_registry
+from occipy.model.catalogue import COMPUTE
 from occipy.model.extensions import ExtensionSet, platform
 from occipy.model.registry import LINK, RESOURCE
+from occipy.model.standard import standard_registry
 
 REGISTRY = standard_registry()
 PLATFORM = ExtensionSet((platform.EXTENSION,))

@@ -18,7 +18,6 @@ from occipy.model.catalogue import (
     STORAGE,
     STORAGELINK,
     USER_DATA,
-    standard_registry,
 )
 from occipy.model.category import Kind
 from occipy.model.extensions import (
@@ -40,6 +39,7 @@ from occipy.model.extensions import (
     sla,
 )
 from occipy.model.registry import LINK, RESOURCE
+from occipy.model.standard import standard_registry
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 EVERYTHING = ExtensionSet(ALL)

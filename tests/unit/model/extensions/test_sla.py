@@ -10,10 +10,11 @@ from hypothesis import strategies as st
 
 from occipy.errors import ActionNotAllowed, Conflict, InvalidAttribute
 from occipy.model import state
-from occipy.model.catalogue import COMPUTE, standard_registry
+from occipy.model.catalogue import COMPUTE
 from occipy.model.category import AttributeDef
 from occipy.model.extensions import ExtensionSet, sla
 from occipy.model.registry import LINK, RESOURCE
+from occipy.model.standard import standard_registry
 
 REGISTRY = standard_registry()
 SLA = ExtensionSet((sla.EXTENSION,))
