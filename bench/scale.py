@@ -7,7 +7,9 @@ measures: start-up time (process start to the first answer), resident memory aft
 after the measured requests, and for a single GET, a page of 100 (first, middle and 90 %-deep page; the first request of each apart) and an
 attribute filter on an indexed attribute (a page of 100): p50/p99 latency from one client and the
 server's CPU time per request. With --workers it then runs wrk against 1 and 2 workers (GET of one
-compute and durable creation) and reports the server CPU per request of each.
+compute and durable creation) and reports the server CPU per request of each, and against two
+servers of which wrk loads one (the CPU of both counted: what coordination costs, without the
+contention of two busy servers on two cores).
 
     .venv/bin/python bench/scale.py --sizes 1,1000,100000,1000000 --workers
 Prints a JSON document (and a Markdown table with --markdown).
@@ -305,7 +307,39 @@ def measure_workers(server: PostgresServer, workdir: Path, duration: int) -> dic
                          "server_cpu_us_per_req": round(used / max(ok, 1) * 1e6)}
         occipy.stop()
         results[f"workers_{workers}"] = row
+    results["two_servers_one_loaded"] = _coordination(dsn, workdir, duration)
     return results
+
+
+def _coordination(dsn: str, workdir: Path, duration: int) -> dict[str, Any]:
+    """What a second process adds to the cost of each request, apart from CPU contention.
+
+    Two `occipy serve` on the database (the N-servers deployment), wrk sends every request to the
+    first, and the CPU of both processes counts: the second one's background work (claims,
+    recovery passes, event polls) and any cost its presence adds to the first. On this 2-core
+    machine the 2-worker figure above also carries two busy servers, PostgreSQL and wrk
+    competing for two cores; this one does not.
+    """
+    loaded = Occipy(dsn, workdir / "c1")
+    idle = Occipy(dsn, workdir / "c2")
+    with httpx.Client(base_url=loaded.url, timeout=60) as client:
+        response = client.post("/compute/", headers={"Content-Type": JSON}, json={"kind": COMPUTE, "title": "c"})
+        path = httpx.URL(response.headers["location"]).path
+    row: dict[str, Any] = {}
+    for name, script, target in (("get_one", "bench/get.lua", loaded.url + path),
+                                 ("create", "bench/create.lua", loaded.url + "/compute/")):
+        wrk(target, 2, 32, script, "0-1")
+        before, before_idle = cpu_seconds(loaded.pids + idle.pids), cpu_seconds(idle.pids)
+        stats = wrk(target, duration, 32, script, "0-1")
+        used, used_idle = cpu_seconds(loaded.pids + idle.pids) - before, cpu_seconds(idle.pids) - before_idle
+        ok = stats["requests"] - stats["errors"]["status"]
+        seconds = stats["duration_us"] / 1e6
+        row[name] = {"req_s": round(ok / seconds), "p99_ms": round(stats["latency_us"]["p99"] / 1e3, 2),
+                     "server_cpu_us_per_req": round(used / max(ok, 1) * 1e6),
+                     "idle_server_cpu_ms_per_s": round(used_idle / seconds * 1e3, 1)}
+    loaded.stop()
+    idle.stop()
+    return row
 
 
 def main() -> None:
