@@ -39,9 +39,14 @@ _UPDATE_ENTITY = entities.update().where(entities.c.location == sa.bindparam("b_
     version=entities.c.version + 1)
 # The seq of the keep-th newest operation (OFFSET keep - 1), and the pruning below it.
 _KEEP_FROM = sa.select(operations.c.seq).order_by(operations.c.seq.desc()).limit(1).offset(sa.bindparam("keep"))
-_PRUNE_OPERATIONS = operations.delete().where(
-    operations.c.seq < sa.bindparam("cut"), operations.c.state.not_in(sorted(PENDING_STATES)),
-    sa.or_(operations.c.seq > 0, operations.c.seq < sa.bindparam("keep_cut")))
+# At most PRUNE_OPERATIONS_AT_ONCE rows a pass, the oldest first: a pass holds the writer (about
+# 2.6 ms per 1,000 rows on SQLite), and the next one goes on where it stopped.
+PRUNE_OPERATIONS_AT_ONCE: Final = 2_000
+_PRUNE_OPERATIONS = operations.delete().where(operations.c.op_id.in_(
+    sa.select(operations.c.op_id).where(
+        operations.c.seq < sa.bindparam("cut"), operations.c.state.not_in(sorted(PENDING_STATES)),
+        sa.or_(operations.c.seq > 0, operations.c.seq < sa.bindparam("keep_cut")))
+    .order_by(operations.c.seq).limit(PRUNE_OPERATIONS_AT_ONCE)))
 _DELETE_ENTITY_MIXINS = entity_mixins.delete().where(entity_mixins.c.location == sa.bindparam("b_location"))
 _UPDATE_MIXIN = user_mixins.update().where(user_mixins.c.type_id == sa.bindparam("b_type_id"))
 _NEXT_MIXIN_SEQ = sa.select(sa.func.coalesce(sa.func.max(user_mixins.c.seq), 0) + 1).scalar_subquery()

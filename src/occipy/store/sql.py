@@ -91,6 +91,8 @@ DEFAULT_INDEXED_ATTRIBUTES: Final = ("occi.core.title", "occi.compute.hostname",
 MAX_GROUP = 512
 # SQLite: seconds between two passive WAL checkpoints (by their own thread and connection).
 CHECKPOINT_INTERVAL = 1.0
+# Operation records written between two prunes at most (each prune holds the writer a few ms).
+PRUNE_OPERATIONS_EVERY: Final = 1_000
 # Above this many entities, the metrics' entity counts leave out the state (a GROUP BY over JSON).
 COUNT_STATES_UP_TO = 100_000
 COUNTS_TTL = 10.0
@@ -789,12 +791,13 @@ class SqlStore:
 
     def _prune_operations(self, conn: Connection, now: float, written: int) -> None:
         """Delete the operation records `OperationRetention` no longer covers, now and then (after a
-        tenth of `keep` new records, or a minute), in a transaction of its own: a failure is
-        logged and tried again later, and never fails the writes of a group."""
+        tenth of `keep` new records but at most PRUNE_OPERATIONS_EVERY, or a minute), in a
+        transaction of its own: a failure is logged and tried again later, and never fails the
+        writes of a group. Each pass deletes a bounded number of rows (`prune_operations`)."""
         pruning, retention = self._op_pruning, self._op_retention
         pruning.since += written
-        if pruning.since < max(1, retention.keep // sql_events.PRUNE_SHARE) \
-                and now - pruning.at < sql_events.PRUNE_SECONDS:
+        every = max(1, min(retention.keep // sql_events.PRUNE_SHARE, PRUNE_OPERATIONS_EVERY))
+        if pruning.since < every and now - pruning.at < sql_events.PRUNE_SECONDS:
             return
         pruning.since, pruning.at = 0, now
         try:

@@ -103,3 +103,25 @@ async def test_a_record_without_seq_has_no_known_age_and_only_keep_removes_it(op
     for n in range(1, 6):
         await store.commit(Batch(put_operations=[_op(n, SUCCEEDED)]))
     assert await store.get_operation("legacy") is None
+
+
+async def test_a_prune_pass_deletes_a_bounded_number_of_rows_and_the_next_goes_on(tmp_path: Path) -> None:
+    """A backlog (here: max_age lowered between two starts) is pruned a slice at a time, oldest
+    first, so that no pass holds the store's writer for long."""
+    from occipy.store import _writes
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    backlog = _writes.PRUNE_OPERATIONS_AT_ONCE + 500
+    store = SqlStore(url, operations=OperationRetention(keep=100_000, max_age=86_400.0))
+    await store.open()
+    await store.commit(Batch(put_operations=[_op(n, SUCCEEDED, age=7_200.0) for n in range(backlog)]))
+    await store.close()
+    store = SqlStore(url, operations=OperationRetention(keep=100_000, max_age=3_600.0))
+    await store.open()
+    try:
+        await store.commit(Batch(put_operations=[_op(backlog, SUCCEEDED)]))  # the first write prunes
+        left = await _ids(store)
+        assert len(left) == backlog + 1 - _writes.PRUNE_OPERATIONS_AT_ONCE
+        assert f"op-{backlog - 1}" in left and "op-0" not in left  # the oldest went first
+    finally:
+        await store.close()
