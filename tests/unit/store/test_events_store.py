@@ -8,9 +8,8 @@ id order without a gap closing behind it."""
 from __future__ import annotations
 
 import asyncio
-import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,35 +20,16 @@ from occipy.model.catalogue import COMPUTE, NETWORKINTERFACE
 from occipy.model.entity import Entity
 from occipy.store.base import Batch, EventRetention, Operation, Store
 from occipy.store.memory import MemoryStore
-from occipy.store.schema import metadata
-from occipy.store.sql import SqlStore, make_engine
-
-URLS = [url.strip() for url in os.environ.get("TEST_DATABASE_URLS", "sqlite").split(",") if url.strip()]
+from occipy.store.sql import SqlStore
+from tests.unit.store.conftest import StoreFactory
 
 Opener = Callable[..., Awaitable[Store]]
 
 
-@pytest.fixture(params=["memory", *URLS, "postgres"])
-async def opener(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Opener]:
-    param: str = request.param
-    url = f"sqlite:///{tmp_path / 'events.db'}" if param == "sqlite" else param
-    if param == "postgres":
-        url = request.getfixturevalue("postgres_database").url
-    elif param not in ("memory", "sqlite"):
-        engine = make_engine(url)
-        metadata.drop_all(engine)
-        engine.dispose()
-    opened: list[Store] = []
-
-    async def open_store(retention: EventRetention | None = None) -> Store:
-        store: Store = MemoryStore(events=retention) if param == "memory" else SqlStore(url, events=retention)
-        await store.open()
-        opened.append(store)
-        return store
-
-    yield open_store
-    for store in opened:
-        await store.close()
+@pytest.fixture
+def opener(stores: StoreFactory) -> Opener:
+    """A store of each kind (tests/unit/store/conftest.py), with the retention a test asks for."""
+    return lambda retention=None: stores(events=retention)
 
 
 def vm(n: int, state: str = "inactive", **attributes: object) -> Entity:

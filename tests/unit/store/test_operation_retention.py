@@ -8,35 +8,23 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from occipy.config import ConfigError, load
 from occipy.store.base import FAILED, QUEUED, RUNNING, SUCCEEDED, Batch, Operation, OperationRetention, Store
-from occipy.store.memory import MemoryStore
 from occipy.store.sql import SqlStore
-from tests.unit.store.test_store import URLS, _sql_url
+from tests.unit.store.conftest import StoreFactory
+
+
+@pytest.fixture
+def opener(stores: StoreFactory) -> Callable[[OperationRetention], Awaitable[Store]]:
+    return lambda retention: stores(operations=retention)
+
 
 Opener = Callable[[OperationRetention], Awaitable[Store]]
-
-
-@pytest.fixture(params=["memory", *URLS])
-async def opener(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Opener]:
-    opened: list[Store] = []
-    url = "" if request.param == "memory" else _sql_url(request.param, tmp_path, request)
-
-    async def open_store(retention: OperationRetention) -> Store:
-        store: Store = (MemoryStore(operations=retention) if request.param == "memory"
-                        else SqlStore(url, operations=retention))
-        await store.open()
-        opened.append(store)
-        return store
-
-    yield open_store
-    for store in opened:
-        await store.close()
 
 
 def _op(n: int, state: str, age: float = 0.0) -> Operation:

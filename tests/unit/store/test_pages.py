@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,33 +22,24 @@ from occipy.model.entity import Entity
 from occipy.store import _pages as pages
 from occipy.store import _reads as reads
 from occipy.store.base import Batch, EntityQuery
-from occipy.store.schema import entities, metadata
+from occipy.store.schema import entities
 from occipy.store.sql import SqlStore, make_engine
-from tests.unit.store.test_store import URLS, _sql_url
+from tests.unit.store.conftest import StoreFactory
 
 STEP = 3
 PageOpener = Callable[..., Awaitable[SqlStore]]
 
 
-@pytest.fixture(params=URLS)
-async def page_opener(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[str, PageOpener]]:
+@pytest.fixture
+def page_opener(sql_stores: StoreFactory) -> tuple[str, PageOpener]:
     """Opens SqlStores with a small anchor step; every call opens another store on the same database."""
-    url = _sql_url(request.param, tmp_path, request)
-    if request.param not in ("sqlite", "postgresql"):
-        engine = make_engine(url)
-        metadata.drop_all(engine)
-        engine.dispose()
-    opened: list[SqlStore] = []
 
     async def open_store(step: int = STEP) -> SqlStore:
-        store = SqlStore(url, page_anchor_step=step)
-        await store.open()
-        opened.append(store)
+        store = await sql_stores(page_anchor_step=step)
+        assert isinstance(store, SqlStore)
         return store
 
-    yield url, open_store
-    for store in opened:
-        await store.close()
+    return sql_stores.url, open_store
 
 
 def entity(n: int, kind: str = COMPUTE, tenant: str = "default") -> Entity:

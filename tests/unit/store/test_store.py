@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -30,8 +29,7 @@ from occipy.store.memory import MemoryStore
 from occipy.store.schema import entities as entities_table
 from occipy.store.schema import entity_mixins, metadata
 from occipy.store.sql import SqlStore, make_engine, mixin_from_json, mixin_to_json
-
-URLS = [url.strip() for url in os.environ.get("TEST_DATABASE_URLS", "sqlite,postgresql").split(",") if url.strip()]
+from tests.unit.store.conftest import URLS, StoreFactory, database_url
 
 USER = "http://example.com/occi/my_stuff#"
 UBUNTU = "http://example.com/occi/os#ubuntu"
@@ -39,25 +37,13 @@ UBUNTU = "http://example.com/occi/os#ubuntu"
 Opener = Callable[[], Awaitable[Store]]
 
 
-def _sql_url(param: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    if param == "sqlite":
-        return f"sqlite:///{tmp_path / 'db' / 'occipy.db'}"
-    if param == "postgresql":
-        return str(request.getfixturevalue("postgres_database").url)
-    return param
-
-
 @pytest.fixture(params=["memory", *URLS])
 async def opener(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Opener]:
     """Opens a store; for SqlStore, every call opens a new store on the same database (a restart)."""
     param: str = request.param
     opened: list[Store] = []
-    memory = MemoryStore()
-    url = "" if param == "memory" else _sql_url(param, tmp_path, request)
-    if param not in ("memory", "sqlite", "postgresql"):
-        engine = make_engine(url)
-        metadata.drop_all(engine)
-        engine.dispose()
+    memory = MemoryStore()  # the same one at every call: a restart keeps what memory holds
+    url = "" if param == "memory" else database_url(param, tmp_path, request)
 
     async def open_store() -> Store:
         store: Store = memory if param == "memory" else SqlStore(url)
@@ -75,25 +61,10 @@ async def store(opener: Opener) -> Store:
     return await opener()
 
 
-@pytest.fixture(params=URLS)
-async def sql_opener(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Callable[[], Any]]:
+@pytest.fixture
+def sql_opener(sql_stores: StoreFactory) -> Callable[[], Any]:
     """SqlStore only: for what memory cannot do (restart) or what needs the tables."""
-    url = _sql_url(request.param, tmp_path, request)
-    if request.param not in ("sqlite", "postgresql"):
-        engine = make_engine(url)
-        metadata.drop_all(engine)
-        engine.dispose()
-    opened: list[SqlStore] = []
-
-    async def open_store() -> SqlStore:
-        store = SqlStore(url)
-        await store.open()
-        opened.append(store)
-        return store
-
-    yield open_store
-    for store in opened:
-        await store.close()
+    return sql_stores
 
 
 def compute(n: int | str, **attributes: Any) -> Entity:
