@@ -47,6 +47,10 @@ _PRUNE_OPERATIONS = operations.delete().where(operations.c.op_id.in_(
         operations.c.seq < sa.bindparam("cut"), operations.c.state.not_in(sorted(PENDING_STATES)),
         sa.or_(operations.c.seq > 0, operations.c.seq < sa.bindparam("keep_cut")))
     .order_by(operations.c.seq).limit(PRUNE_OPERATIONS_AT_ONCE)))
+# What an operation's upsert leaves alone: its creation time, and the columns its row never changes
+# (it is about one entity, asked by one principal): SQLite rewrites the index of every column an
+# UPDATE sets, equal or not, and each rewritten index page is one more page in the WAL.
+OPERATION_KEPT: Final = ("created", "location", "action", "owner", "tenant", "seq")
 _DELETE_ENTITY_MIXINS = entity_mixins.delete().where(entity_mixins.c.location == sa.bindparam("b_location"))
 _UPDATE_MIXIN = user_mixins.update().where(user_mixins.c.type_id == sa.bindparam("b_type_id"))
 _NEXT_MIXIN_SEQ = sa.select(sa.func.coalesce(sa.func.max(user_mixins.c.seq), 0) + 1).scalar_subquery()
@@ -106,7 +110,7 @@ def write_batch(conn: Connection, batch: Batch, now: float) -> None:
     if batch.put_operations:
         ops = {op.op_id: op for op in batch.put_operations}  # the last record of one id wins
         _upsert(conn, operations, "op_id", [{**operation_row(op), "op_id": op_id} for op_id, op in ops.items()],
-                keep=("created",))
+                keep=OPERATION_KEPT)
     if batch.put_samples or batch.prune_samples:  # [monitoring]
         write_samples(conn, batch.put_samples, batch.prune_samples)
 
@@ -181,33 +185,27 @@ class _Compiled:
             conn.exec_driver_sql(self.sql, [{**extra, **row} for row in rows] if extra else rows)
 
 
-# (dialect, table, key or "", the rows' columns) -> the compiled upsert or insert
-_COMPILED: dict[tuple[str, str, str, tuple[str, ...]], _Compiled] = {}
-
-
-# Columns an operation's row never changes (it is about one entity, asked by one principal): left
-# out of its upsert's SET, because SQLite rewrites the index of every column an UPDATE sets, equal
-# or not, and each rewritten index page is one more page in the WAL.
-FIXED: Final = {"operations": ("location", "action", "owner", "tenant", "seq")}
+# (dialect, table, key or "", the rows' columns, the columns an upsert keeps) -> the compiled upsert or insert
+_COMPILED: dict[tuple[str, str, str, tuple[str, ...], tuple[str, ...]], _Compiled] = {}
 
 
 def _upsert(conn: Connection, table: sa.Table, key: str, rows: list[dict[str, Any]], keep: Sequence[str]) -> None:
     """INSERT ... ON CONFLICT (key) DO UPDATE for many rows in one statement (SQLite, PostgreSQL).
 
-    `keep` are columns an update must not touch (the creation sequence and time); an entity's
-    `version` goes up by one.
+    `keep` are columns an update must not touch (the creation sequence and time, and columns a row
+    never changes: `OPERATION_KEPT`); an entity's `version` goes up by one.
     """
     if not rows:
         return
     given = tuple(rows[0])
-    cache_key = (conn.dialect.name, table.name, key, given)
+    cache_key = (conn.dialect.name, table.name, key, given, tuple(keep))
     compiled = _COMPILED.get(cache_key)
     if compiled is None:
         # Built and compiled once: building `excluded` proxies every column and costs far more than
         # running it, and so did compiling it for each commit.
         from sqlalchemy.dialects import postgresql, sqlite
 
-        columns = tuple(name for name in given if name != key and name not in keep and name not in FIXED.get(table.name, ()))
+        columns = tuple(name for name in given if name != key and name not in keep)
         insert = postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
         changes: dict[str, Any] = {n: insert.excluded[n] for n in columns}
         if "version" in table.c:
@@ -220,7 +218,7 @@ def _upsert(conn: Connection, table: sa.Table, key: str, rows: list[dict[str, An
 def _insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
     """A plain INSERT of many rows, compiled once per table and columns."""
     given = tuple(rows[0])
-    cache_key = (conn.dialect.name, table.name, "", given)
+    cache_key = (conn.dialect.name, table.name, "", given, ())
     compiled = _COMPILED.get(cache_key)
     if compiled is None:
         compiled = _COMPILED[cache_key] = _Compiled.of(table.insert(), conn, given)
@@ -313,7 +311,7 @@ def write_puts(conn: Connection, puts: list[Entity], operations_: list[Operation
         _insert(conn, entity_mixins, mixin_rows)
     ops = {op.op_id: op for op in operations_}
     _upsert(conn, operations, "op_id", [{**operation_row(op), "op_id": op_id} for op_id, op in ops.items()],
-            keep=("created",))
+            keep=OPERATION_KEPT)
 
 
 def prune_operations(conn: Connection, retention: OperationRetention, now: float) -> int:
@@ -325,8 +323,7 @@ def prune_operations(conn: Connection, retention: OperationRetention, now: float
     before operations had one) has no known age: only the `keep` bound removes it.
     """
     newest = conn.execute(_KEEP_FROM, {"keep": max(retention.keep - 1, 0)}).scalar()
-    keep_cut = int(newest) if newest is not None else -1
-    cut = max(int((now - retention.max_age) * 1e9), keep_cut)
+    cut, keep_cut = retention.cuts(now, None if newest is None else int(newest))
     return conn.execute(_PRUNE_OPERATIONS, {"cut": cut, "keep_cut": keep_cut}).rowcount or 0
 
 
@@ -368,7 +365,8 @@ def prepare(engine: Engine, indexed_attributes: Sequence[str]) -> None:
 
 
 def migrate(engine: Engine) -> None:
-    """Add the columns (and their indexes) that a database made by an older occipy lacks.
+    """Add the columns that a database made by an older occipy lacks (`prepare` then creates
+    every index the tables define, theirs included).
 
     Additive only, with the column's server default, so existing rows get `tenant = 'default'`:
     data created before tenants existed is migrated into the default tenant on first start.
@@ -394,9 +392,6 @@ def migrate(engine: Engine) -> None:
             if not column.nullable:
                 ddl += " NOT NULL"
             conn.execute(sa.text(ddl))
-        for table in (entities, operations):
-            for index in table.indexes:
-                conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
 
 
 def database_url(url: str | sa.URL) -> sa.URL:

@@ -209,6 +209,14 @@ class OperationRetention:
     keep: int = 100_000
     max_age: float = 7 * 86_400.0
 
+    def cuts(self, now: float, kept_from: int | None) -> tuple[int, int]:
+        """(cut, keep_cut) on `seq` (acceptance time in ns): an ended operation goes when its seq
+        is below `cut`, and one without a seq (0: made before operations had one, no known age)
+        only when also below `keep_cut`. `kept_from` is the seq of the keep-th newest operation
+        (None: fewer are held). SqlStore says the same in SQL, MemoryStore in Python."""
+        keep_cut = -1 if kept_from is None else kept_from
+        return max(int((now - self.max_age) * 1e9), keep_cut), keep_cut
+
 
 class Store(Protocol):
     """Persistence for the service. Reads may be served from memory; writes are durable."""

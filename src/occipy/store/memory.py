@@ -221,8 +221,8 @@ class MemoryStore:
             return
         self._op_pruned_at = now
         ordered = sorted(self._operations.values(), key=lambda op: op.seq)
-        keep_cut = ordered[-retention.keep].seq if len(ordered) >= retention.keep > 0 else -1
-        cut = max(int((now - retention.max_age) * 1e9), keep_cut)
+        cut, keep_cut = retention.cuts(now, ordered[-retention.keep].seq if len(ordered) >= retention.keep > 0
+                                       else None)
         for op in ordered:
             if op.seq >= cut:
                 break
