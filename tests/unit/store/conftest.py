@@ -11,6 +11,7 @@ closed at the end of the test.
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,20 @@ def database_url(param: str, tmp_path: Path, request: pytest.FixtureRequest) -> 
     metadata.drop_all(engine)
     engine.dispose()
     return param
+
+
+async def indexes_after_a_restart(path: Path, *older: str) -> set[str]:
+    """The index names of the SQLite store at `path` once it was opened, changed by the `older`
+    statements (as an older occipy left it) and opened again (its migration ran)."""
+    for statements in (older, ()):
+        store = SqlStore(f"sqlite:///{path}")
+        await store.open()
+        await store.close()
+        with sqlite3.connect(path) as conn:
+            for statement in statements:
+                conn.execute(statement)
+    with sqlite3.connect(path) as conn:
+        return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
 
 
 class StoreFactory:

@@ -12,6 +12,7 @@ from typing import Any
 from occipy.model.entity import Entity
 from occipy.store.base import Batch, EntityQuery, Operation
 from occipy.store.sql import SqlStore
+from tests.unit.store.conftest import indexes_after_a_restart
 
 
 def _entity(n: int, title: str = "t", mixins: tuple[str, ...] = ()) -> Entity:
@@ -120,19 +121,8 @@ async def test_a_put_that_replaces_the_row_with_another_entity_rewrites_every_co
 
 
 async def test_indexes_a_composite_index_covers_are_dropped_at_start_up(tmp_path: Path) -> None:
-    import sqlite3
-
-    path = tmp_path / "db.sqlite"
-    store = SqlStore(f"sqlite:///{path}")
-    await store.open()
-    await store.close()
-    with sqlite3.connect(path) as conn:  # as an older occipy left it
-        conn.execute("CREATE INDEX ix_entities_kind ON entities (kind)")
-        conn.execute("CREATE INDEX ix_operations_location ON operations (location)")
-    store = SqlStore(f"sqlite:///{path}")
-    await store.open()
-    await store.close()
-    with sqlite3.connect(path) as conn:
-        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    names = await indexes_after_a_restart(tmp_path / "db.sqlite",
+                                          "CREATE INDEX ix_entities_kind ON entities (kind)",
+                                          "CREATE INDEX ix_operations_location ON operations (location)")
     assert "ix_entities_kind_seq" in names and "ix_operations_location_seq" in names
     assert not names & {"ix_entities_kind", "ix_operations_location"}, names

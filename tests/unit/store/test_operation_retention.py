@@ -6,7 +6,6 @@ Runs on MemoryStore, SQLite and the suite's PostgreSQL (tests/services/postgres.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 from occipy.config import ConfigError, load
 from occipy.store.base import FAILED, QUEUED, RUNNING, SUCCEEDED, Batch, Operation, OperationRetention, Store
 from occipy.store.sql import SqlStore
-from tests.unit.store.conftest import StoreFactory
+from tests.unit.store.conftest import StoreFactory, indexes_after_a_restart
 
 
 @pytest.fixture
@@ -61,17 +60,8 @@ async def test_ended_operations_older_than_max_age_are_deleted(opener: Opener) -
 
 
 async def test_an_older_database_gets_the_seq_index_at_start_up(tmp_path: Path) -> None:
-    path = tmp_path / "db.sqlite"
-    store = SqlStore(f"sqlite:///{path}")
-    await store.open()
-    await store.close()
-    with sqlite3.connect(path) as conn:  # as an occipy before operation retention left it
-        conn.execute("DROP INDEX ix_operations_seq")
-    store = SqlStore(f"sqlite:///{path}")
-    await store.open()
-    await store.close()
-    with sqlite3.connect(path) as conn:
-        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    # as an occipy before operation retention left it
+    names = await indexes_after_a_restart(tmp_path / "db.sqlite", "DROP INDEX ix_operations_seq")
     assert "ix_operations_seq" in names
 
 
