@@ -8,7 +8,6 @@ only `occipy.errors`.
 from __future__ import annotations
 
 import functools
-
 from typing import Final
 
 from occipy.errors import NotAcceptable, UnsupportedMediaType, UriListNotListing

@@ -11,7 +11,6 @@ consult the registry. Imports `occipy.model`, `occipy.errors` and the rendering 
 from __future__ import annotations
 
 import functools
-
 import json
 import math
 import re

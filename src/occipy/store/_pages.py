@@ -98,7 +98,7 @@ def walk_statement(scope: EntityQuery, dialect: str, held: Anchors | None, index
         first_index = 0
         first = sa.select(seq).where(*scope_conditions).order_by(seq).limit(1).scalar_subquery()
     walk = sa.select(sa.literal_column("0").label("n"), first.label("seq")).cte("page_anchors", recursive=True)
-    following = (sa.select(seq).where(*where(scope, dialect), seq >= walk.c.seq)
+    following = (sa.select(seq).where(*scope_conditions, seq >= walk.c.seq)
                  .order_by(seq).limit(1).offset(step).scalar_subquery())
     walk = walk.union_all(sa.select(walk.c.n + sa.literal_column("1"), following)
                           .where(walk.c.n < index - first_index, walk.c.seq.is_not(None)))
