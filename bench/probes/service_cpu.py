@@ -1,0 +1,67 @@
+"""CPU per request of the service alone (no HTTP), JSON bodies as `make bench` sends them.
+
+Store: the memory store, or the durable SQLite store with SQLITE=1 (its writer thread counted);
+cloud: simulated, delay 0. TEXT=1 sends text/plain bodies (bench/inprocess.py's) instead of JSON. Used for the A/B figures of docs/performance.md (2026-12-06 22:05):
+run it on two commits one after the other (PYTHONPATH=<other checkout>/src for the other).
+
+    .venv/bin/python bench/probes/service_cpu.py ROUNDS create|action
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import uvloop
+
+sys.path.insert(0, str(Path(__file__).parent.parent))
+from inprocess import ACTION as TEXT_ACTION
+from inprocess import JSON, KIND, cpu_per_call, request
+
+from occipy.backends.simulated import SimulatedDriver
+from occipy.model.standard import standard_registry
+from occipy.service.messages import OcciRequest
+from occipy.service.options import ServiceOptions
+from occipy.service.pipeline import Service
+from occipy.store.memory import MemoryStore
+from occipy.store.sql import SqlStore
+
+CREATE = (b'{"kind":"http://schemas.ogf.org/occi/infrastructure#compute","attributes":'
+          b'{"occi.core.title":"bench","occi.compute.cores":2,"occi.compute.memory":4.0}}')
+ACTION = '{"action":"http://schemas.ogf.org/occi/infrastructure/compute/action#%s"}'
+
+
+def json_request(method: str, path: str, body: bytes = b"", query: dict[str, str] | None = None) -> OcciRequest:
+    if os.environ.get("TEXT"):
+        text = KIND if body == CREATE else TEXT_ACTION.format((query or {}).get("action", "")).encode()
+        return request(method, path, text, query=query)
+    return OcciRequest(method=method, path=path, query=query or {}, body=body, base_url="http://x",
+                       headers=[("accept", JSON), ("content-type", JSON)])
+
+
+async def main(rounds: int, what: str) -> None:
+    store = MemoryStore() if not os.environ.get("SQLITE") else SqlStore(f"sqlite:///{tempfile.mkdtemp()}/occipy.db")
+    await store.open()
+    service = Service(standard_registry(), store, SimulatedDriver(delay=0),
+                      ServiceOptions(sync_wait=1.0, reconcile_interval=0))
+    await service.start()
+    created = await service.handle(json_request("POST", "/compute/", CREATE))
+    location = dict(created.headers)["Location"][len("http://x"):]
+    flips = iter(range(10**9))
+
+    def action() -> OcciRequest:
+        term = ("stop", "start")[next(flips) % 2]
+        return json_request("POST", location, (ACTION % term).encode(), {"action": term})
+
+    if what == "create":
+        print(what, await cpu_per_call(lambda: service.handle(json_request("POST", "/compute/", CREATE)), rounds))
+    else:
+        print(what, await cpu_per_call(lambda: service.handle(action()), rounds))
+    await service.stop()
+    await store.close()
+
+
+if __name__ == "__main__":
+    uvloop.run(main(int(sys.argv[1]), sys.argv[2]))

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Server CPU per request, per thread, for one `make bench` write scenario run alone
+# (docs/performance.md, 2026-12-06 22:05): `occipy serve` pinned to CPU 1 (simulated cloud,
+# delay 0, durable SQLite in a temp dir), 10,000 computes seeded, wrk pinned to CPU 0 for 8 s,
+# then user and system CPU of each thread from /proc/PID/task/*/stat, per request (one row per
+# thread in creation order: the event loop, then the store's writer and its WAL checkpointer).
+#
+#   bash bench/probes/threads.sh actions|create [SRC]
+# SRC: another checkout's src/ to measure instead of this one (PYTHONPATH), for an A/B.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SCENARIO="${1:?actions or create}"
+SRC="${2:-}"
+PY=.venv/bin/python
+DATA="$(mktemp -d)"
+PORT="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+URL="http://127.0.0.1:$PORT"
+PYTHONPATH="$SRC" taskset -c 1 .venv/bin/occipy serve --host 127.0.0.1 --port "$PORT" --data-dir "$DATA" \
+    --driver-opt delay=0 --log-level warning >/dev/null 2>&1 &
+PID=$!
+trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DATA"' EXIT
+for _ in $(seq 100); do curl -fs -o /dev/null "$URL/-/" && break; sleep 0.1; done
+SEED="$(taskset -c 0 "$PY" bench/seed.py --url "$URL" --count 10000)"
+if [ "$SCENARIO" = actions ]; then
+    TARGET="$URL$("$PY" -c 'import json, sys; print(json.loads(sys.argv[1])["action_path"])' "$SEED")"
+    STATE="$(curl -s -H 'Accept: application/occi+json' "$TARGET" | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["attributes"]["occi.compute.state"])')"
+    export BENCH_FIRST; BENCH_FIRST="$([ "$STATE" = active ] && echo stop || echo start)"
+    ARGS=(-c1 -s bench/actions.lua "$TARGET")
+else
+    ARGS=(-c64 -s bench/create.lua "$URL/compute/")
+fi
+snap() { for t in /proc/$PID/task/*; do echo "$(cat "$t/comm") $(awk '{print $14, $15}' "$t/stat")"; done; }
+taskset -c 0 wrk -d2s -t1 "${ARGS[@]}" >/dev/null
+BEFORE="$(snap)"
+OUT="$(taskset -c 0 wrk -d8s -t1 "${ARGS[@]}")"
+AFTER="$(snap)"
+REQUESTS="$(echo "$OUT" | awk '/requests in/ {print $1}')"
+echo "$OUT" | grep -E "Requests/sec"
+HZ="$(getconf CLK_TCK)"
+paste <(echo "$BEFORE") <(echo "$AFTER") | awk -v req="$REQUESTS" -v hz="$HZ" '{u = $5 - $2; s = $6 - $3;
+    if (u + s > 0) printf "%-24s user %6.0f us/req  system %6.0f us/req\n", $1, u * 1e6 / hz / req, s * 1e6 / hz / req}'
