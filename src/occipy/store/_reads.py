@@ -13,8 +13,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from occipy.store.base import PENDING_STATES, EntityQuery
+from occipy.store.base import EntityQuery
 from occipy.store.schema import (
+    PENDING,
     attribute_expression,
     entities,
     entity_mixins,
@@ -48,7 +49,7 @@ GENERATION = sa.select(store_state.c.mixins).where(store_state.c.id == 1)
 GET_OPERATION = sa.select(operations).where(operations.c.op_id == sa.bindparam("op_id"))
 PENDING_LOCATIONS = (
     sa.select(operations.c.location, sa.func.min(operations.c.seq).label("first"))
-    .where(operations.c.state.in_(sorted(PENDING_STATES)))
+    .where(PENDING)
     .group_by(operations.c.location)
     .order_by(sa.text("first"))
 )
@@ -120,12 +121,15 @@ def select_operations(state: str | None, location: str | None, tenant: str | Non
     return statement.order_by(operations.c.created, operations.c.op_id)
 
 
-PENDING_OF = (sa.select(operations).where(sa.or_(*(operations.c.state == state for state in sorted(PENDING_STATES))))
+PENDING_OF = (sa.select(operations).where(PENDING)
               .where(operations.c.location == sa.bindparam("location")).order_by(operations.c.seq))
 
 
 def select_pending(location: str | None) -> Any:
-    statement = sa.select(operations).where(operations.c.state.in_(sorted(PENDING_STATES)))
+    """The pending operations (of one location), unordered: the caller sorts them by `seq`. In
+    SQL order SQLite would walk `ix_operations_seq` through every operation kept rather than read
+    the few in `ix_operations_pending`."""
+    statement = sa.select(operations).where(PENDING)
     if location is not None:
         statement = statement.where(operations.c.location == location)
-    return statement.order_by(operations.c.seq)
+    return statement

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
+from typing import Final
 
 import sqlalchemy as sa
 
@@ -69,13 +70,17 @@ user_mixins = sa.Table(
     sa.Column("definition", sa.Text, nullable=False),  # JSON object, see sql.mixin_to_json
 )
 
+# The condition of a pending (queued or running) operation, as a literal: SQLite and PostgreSQL use
+# a partial index only for a query whose condition is the index's own, which a bound parameter is not.
+PENDING: Final = sa.text("state IN ('queued', 'running')")
+
 operations = sa.Table(
     "operations",
     metadata,
     sa.Column("op_id", sa.Text, primary_key=True),
     sa.Column("location", sa.Text, nullable=False),  # indexed by ix_operations_location_seq
     sa.Column("action", sa.Text, nullable=False),
-    sa.Column("state", sa.Text, nullable=False, index=True),
+    sa.Column("state", sa.Text, nullable=False),  # pending ones: ix_operations_pending
     sa.Column("message", sa.Text, nullable=True),
     sa.Column("owner", sa.Text, nullable=False),
     sa.Column("tenant", sa.Text, nullable=False, index=True, server_default="default"),
@@ -87,6 +92,9 @@ operations = sa.Table(
     sa.Column("result", sa.Text, nullable=False),  # JSON object
     sa.Index("ix_operations_location_seq", "location", "seq"),
     sa.Index("ix_operations_seq", "seq"),  # pruning: the newest `keep` (OperationRetention)
+    # Only the operations still to run: most are written once, already ended, and then add no page
+    # to this index. A query uses it when it carries the same literal condition (`PENDING`).
+    sa.Index("ix_operations_pending", "location", "seq", sqlite_where=PENDING, postgresql_where=PENDING),
 )
 
 # [monitoring] The metric history (docs/monitoring.md): one row per measured value, pruned by the
@@ -121,7 +129,7 @@ events = sa.Table(
     sa.Column("message", sa.Text, nullable=True),
     sa.Column("operation", sa.Text, nullable=True),
     sa.Column("action", sa.Text, nullable=True),
-    sa.Column("created", sa.Float, nullable=False, index=True),
+    sa.Column("created", sa.Float, nullable=False),  # no index: see sql_events.prune
     sqlite_autoincrement=True,
 )
 
@@ -185,9 +193,10 @@ def attribute_index_ddl(dialect: str, names: Sequence[str]) -> list[str]:
                           f"({attribute_expression(dialect, name)}, seq)")
     return statements
 
-# Indexes an older occipy made that a composite index now covers (each one cost a WAL page per
-# write): dropped at start-up.
-DROPPED_INDEXES: tuple[str, ...] = ("ix_entities_kind", "ix_operations_location")
+# Indexes an older occipy made that a composite or partial index now covers, or that no query
+# needs any more (each one cost a WAL page per write): dropped at start-up.
+DROPPED_INDEXES: tuple[str, ...] = ("ix_entities_kind", "ix_operations_location", "ix_operations_state",
+                                     "ix_events_created")
 
 # Columns added after the first schema: (table, column) -> the SQL type and default of the ALTER.
 MIGRATIONS: tuple[tuple[sa.Table, str], ...] = (

@@ -1,9 +1,13 @@
 """SqlStore: the durable store on SQLAlchemy Core: SQLite (WAL, one process) or PostgreSQL (several).
 
-Writes: one writer thread owns the write connection and does group commit. `commit()` queues the
-batch with an asyncio future; the writer drains every queued batch into ONE transaction, commits,
-then resolves the futures on the event loop thread, in commit order. A batch that fails (a unique
-violation) fails alone: the group is rolled back and its batches retried one by one. When
+Writes are group-committed by whoever owns the write connection. `commit()` queues the batch with
+an asyncio future; the writer drains every queued batch into ONE transaction, commits, then
+resolves the futures on the event loop thread, in commit order. On SQLite with
+`synchronous=NORMAL` (no fsync per commit) the writer is the event loop itself: the batches of
+one turn of the loop (and of the next few, while more keep coming) are written at the start of
+the next (D-INLINE-WRITES); with `FULL` or `EXTRA`, and on PostgreSQL, a writer thread does it.
+A batch that fails (a unique violation) fails alone: the group is rolled back and its batches
+retried one by one. When
 `commit()` returns, the batch is durable: SQLite runs with `journal_mode=WAL`, and in WAL mode
 `synchronous=NORMAL` loses nothing on a process crash (`kill -9`); `FULL` fsyncs every commit too.
 SQLite's WAL is checkpointed by a thread of its own, never inside a commit. PostgreSQL commits
@@ -89,6 +93,8 @@ DEFAULT_INDEXED_ATTRIBUTES: Final = ("occi.core.title", "occi.compute.hostname",
 
 # At most this many batches share one transaction: bounds the work redone when one fails.
 MAX_GROUP = 512
+# SQLite, writes on the loop: how many turns of the loop a group may wait for more batches.
+INLINE_WAITS = 4
 # SQLite: seconds between two passive WAL checkpoints (by their own thread and connection).
 CHECKPOINT_INTERVAL = 1.0
 # Operation records written between two prunes at most (each prune holds the writer a few ms).
@@ -103,6 +109,13 @@ MAX_QUERIES = 64
 PAGE_TRIES = 4
 
 _Pending = tuple[Batch, "asyncio.Future[None]", asyncio.AbstractEventLoop]
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def claim_key(name: str) -> int:
@@ -134,6 +147,13 @@ class SqlStore:
         self._cache: OrderedDict[str, tuple[int, Entity]] = OrderedDict()
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        # SQLite without an fsync per commit: the writes run on the event loop thread (see commit()).
+        self._inline: Engine | None = None
+        self._inline_pending: list[_Pending] = []
+        self._inline_waits = 0
+        # The commit metrics of this dialect (a labelled child looked up once: `labels()` takes a lock).
+        self._commit_metrics = (metrics.STORE_COMMIT_DURATION.labels(self.dialect),
+                                metrics.STORE_COMMIT_BATCHES.labels(self.dialect))
         self._opened = False
         self._conn: Connection | None = None  # the writer thread's own connection
         self._reader: Connection | None = None  # SQLite: the loop thread's read connection
@@ -182,11 +202,20 @@ class SqlStore:
         if not self.shared:
             self._remembered = sql_events.Remembered(size=max(self.cache_size, 1), opened=time.time())
         engine = make_engine(self.url, self.synchronous)
-        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
-        thread = threading.Thread(target=self._run, args=(engine, ready), name="occipy-store-writer", daemon=True)
-        thread.start()
-        await asyncio.wrap_future(ready)
-        self._thread = thread
+        if self.writes_inline:
+            try:
+                prepare(engine, self.indexed_attributes)
+            except BaseException:
+                engine.dispose()
+                raise
+            self._inline = engine
+        else:
+            ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+            thread = threading.Thread(target=self._run, args=(engine, ready), name="occipy-store-writer",
+                                      daemon=True)
+            thread.start()
+            await asyncio.wrap_future(ready)
+            self._thread = thread
         try:
             if self.shared:
                 await self._open_postgres()
@@ -224,6 +253,13 @@ class SqlStore:
     async def close(self) -> None:
         """Commit everything already queued, then stop the writer and release the database."""
         self._stop.set()
+        if self._inline is not None:
+            self._flush_inline()
+            engine, self._inline = self._inline, None
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            engine.dispose()
         thread, self._thread = self._thread, None
         if thread is not None:
             self._queue.put(None)
@@ -268,13 +304,57 @@ class SqlStore:
         """
         if not batch:
             return
-        if self._thread is None:
-            raise RuntimeError("SqlStore is not open")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         # Our own copy: the caller may change its objects as soon as we return (or even before).
-        self._queue.put((snapshot_batch(batch), future, loop))
+        pending = (snapshot_batch(batch), future, loop)
+        if self._inline is not None:
+            # The batches of one turn of the loop are one group, written at the start of the next.
+            if not self._inline_pending:
+                self._inline_waits = 0
+                loop.call_soon(self._flush_inline, len(self._inline_pending) + 1)
+            self._inline_pending.append(pending)
+        elif self._thread is not None:
+            self._queue.put(pending)
+        else:
+            raise RuntimeError("SqlStore is not open")
         await future
+
+    @property
+    def writes_inline(self) -> bool:
+        """Whether commits run on the event loop thread rather than on a writer thread.
+
+        SQLite in WAL mode with `synchronous=NORMAL`: a commit appends its pages to the
+        WAL and calls no fsync, so it takes about as long as the thread handoffs it would
+        otherwise need, and the server's one process gains nothing from a second thread holding
+        the GIL (D-INLINE-WRITES). FULL and EXTRA fsync each commit, and PostgreSQL waits for
+        the network: they keep the writer thread.
+        """
+        return not self.shared and self.synchronous == "NORMAL"
+
+    def _flush_inline(self, seen: int = 0) -> None:
+        """Write the batches queued since the last flush, as groups of at most MAX_GROUP.
+
+        While each turn of the loop brings more batches (concurrent requests on their way to
+        their commit), the flush waits one more turn, at most INLINE_WAITS turns: one commit for
+        many writes, as the writer thread's groups are (a turn with nothing else ready is a poll
+        of the sockets, a few microseconds).
+        """
+        engine = self._inline
+        waiting = len(self._inline_pending)
+        if (engine is not None and seen < waiting < MAX_GROUP and self._inline_waits < INLINE_WAITS
+                and not self._stop.is_set()):
+            self._inline_waits += 1
+            asyncio.get_running_loop().call_soon(self._flush_inline, waiting)
+            return
+        while self._inline_pending:
+            group, self._inline_pending = self._inline_pending[:MAX_GROUP], self._inline_pending[MAX_GROUP:]
+            if engine is None:
+                for _, future, _ in group:
+                    if not future.done():
+                        future.set_exception(RuntimeError("SqlStore is closed"))
+                continue
+            self._write_group(engine, group)
 
     # ---- reads --------------------------------------------------------------------------------
 
@@ -550,7 +630,7 @@ class SqlStore:
         if location is not None:
             rows = await self._rows(reads.PENDING_OF, {"location": location})
         else:
-            rows = await self._rows(reads.select_pending(None), {})
+            rows = sorted(await self._rows(reads.select_pending(None), {}), key=lambda row: row.seq)
         return [operation_from_row(row) for row in rows]
 
     def counts(self, state_attribute: Callable[[str], str | None]) -> list[tuple[str, str, int]]:
@@ -765,8 +845,9 @@ class SqlStore:
             if self._remembered is not None:
                 self._remembered.keep(known)  # committed: the rows hold this now
             outcomes = [None] * len(group)
-            metrics.STORE_COMMIT_DURATION.labels(dialect).observe(time.perf_counter() - started)
-            metrics.STORE_COMMIT_BATCHES.labels(dialect).inc(len(group))
+            duration, batches = self._commit_metrics
+            duration.observe(time.perf_counter() - started)
+            batches.inc(len(group))
             self._prune_operations(conn, now, sum(len(batch.put_operations) for batch, _, _ in group))
         # Any failure goes back to the caller of commit(), never kills the writer: a dead writer
         # would leave every later commit() waiting for ever.
@@ -784,6 +865,9 @@ class SqlStore:
         for (batch, future, loop), outcome in zip(group, outcomes):
             by_loop.setdefault(loop, []).append((batch, future, outcome))
         for loop, settled in by_loop.items():
+            if self._inline is not None and loop is _running_loop():
+                self._settle(settled)  # written on this loop's thread: no wake-up needed
+                continue
             try:
                 loop.call_soon_threadsafe(self._settle, settled)
             except RuntimeError:  # the loop is closed: nobody is waiting any more

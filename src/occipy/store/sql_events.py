@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from occipy.model.entity import Entity
+from occipy.store._writes import send
 from occipy.store.base import Batch, ChangeEvent, EventPage, EventRetention, Operation
 from occipy.store.events import Known, derive
 from occipy.store.schema import entities, event_floor, events, operations
@@ -61,7 +62,7 @@ _OPERATION_ROWS: Final = sa.select(
     operations.c.op_id, operations.c.location, operations.c.action, operations.c.state, operations.c.message,
 ).where(operations.c.op_id.in_(sa.bindparam("keys", expanding=True)))
 _EVENT_COLUMNS: Final = ("type", "location", "tenant", "kind", "state", "message", "operation", "action", "created")
-# Sent as it is (exec_driver_sql): compiling SQLAlchemy's insert for each commit cost more than
+# Sent as it is (`send`): compiling SQLAlchemy's insert for each commit cost more than
 # running it. The placeholder is the driver's (`?` for sqlite3, `%s` for psycopg).
 _INSERT_EVENTS: Final = {
     style: f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES ({', '.join([mark] * len(_EVENT_COLUMNS))})"
@@ -182,7 +183,7 @@ def record(conn: Connection, batches: Sequence[Batch], now: float, retention: Ev
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENTS_LOCK})
     found, known = derive_group(conn, batches, now, remembered)
     if found:
-        conn.exec_driver_sql(_INSERT_EVENTS[conn.dialect.paramstyle], [
+        send(conn, _INSERT_EVENTS[conn.dialect.paramstyle], [
             (e.type, e.location, e.tenant, e.kind, e.state, e.message, e.operation, e.action, e.created)
             for e in found])
     pruning.since += len(found)
@@ -200,8 +201,14 @@ def _floor(conn: Connection) -> int:
 def prune(conn: Connection, retention: EventRetention, now: float) -> None:
     """Drop events beyond `keep` or older than `max_age`; remember the highest id dropped."""
     last = int(conn.scalar(sa.select(sa.func.max(events.c.event_id))) or 0)
-    aged = conn.scalar(sa.select(sa.func.max(events.c.event_id)).where(events.c.created < now - retention.max_age))
-    cut = max(last - retention.keep, int(aged or 0))
+    # The first event young enough to keep, walking from the oldest: this reads only the rows
+    # that go (events are numbered in commit order, and stamped with their commit's time), and
+    # needs no index on `created`, which cost every commit a page. Should the clock step back,
+    # an older event after a younger one stays until a later pass: this prunes less, never more.
+    young = conn.scalar(sa.select(events.c.event_id).where(events.c.created >= now - retention.max_age)
+                        .order_by(events.c.event_id).limit(1))
+    aged = last if young is None else int(young) - 1
+    cut = max(last - retention.keep, aged)
     floor = _floor(conn)
     if cut <= floor:
         return

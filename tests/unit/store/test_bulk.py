@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,22 +50,16 @@ async def test_operation_only_batch_and_concurrent_updates_of_one_entity(tmp_pat
 
 
 @contextlib.contextmanager
-def _traced() -> Iterator[list[str]]:
-    """The SQL the store's writer thread sends meanwhile (the start of each statement)."""
-    import sqlalchemy as sa
-    from sqlalchemy.engine import Engine
-
+def _traced(store: SqlStore) -> Iterator[list[str]]:
+    """Every statement SQLite runs on the store's write connection meanwhile, values filled in."""
+    assert store._conn is not None, "the store has written nothing yet"
+    raw = store._conn.connection.driver_connection
     sent: list[str] = []
-
-    def trace(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
-        if threading.current_thread().name == "occipy-store-writer":
-            sent.append(statement)
-
-    sa.event.listen(Engine, "before_cursor_execute", trace)
+    raw.set_trace_callback(sent.append)
     try:
         yield sent
     finally:
-        sa.event.remove(Engine, "before_cursor_execute", trace)
+        raw.set_trace_callback(None)
 
 
 async def test_a_write_that_keeps_the_indexed_columns_is_an_update_of_the_attributes(tmp_path: Path) -> None:
@@ -75,19 +71,19 @@ async def test_a_write_that_keeps_the_indexed_columns_is_an_update_of_the_attrib
     await store.open()
     try:
         await store.commit(Batch(new=[_entity(1, mixins=("m#a",))]))
-        with _traced() as sent:
+        with _traced(store) as sent:
             await store.commit(Batch(put=[_entity(1, title="edited", mixins=("m#a",))]))
-        assert any(s.startswith("UPDATE entities SET mixins=?, attributes=?, updated=?, version=") for s in sent), sent
+        assert any(s.startswith("UPDATE entities SET mixins='[\"m#a\"]', attributes=") for s in sent), sent
         assert not [s for s in sent if "entity_mixins" in s or s.startswith("INSERT INTO entities")], sent
         # The mixins change: the row's update is still light, its mixin rows are written again.
-        with _traced() as sent:
+        with _traced(store) as sent:
             await store.commit(Batch(put=[_entity(1, title="edited", mixins=("m#b",))]))
         assert any("entity_mixins" in s for s in sent), sent
         assert not [s for s in sent if s.startswith("INSERT INTO entities")], sent
         # The backend id changes (a create's cloud object): the full upsert.
         realised = Entity(kind=_entity(1).kind, entity_id="urn:1", location="/compute/1", mixins=["m#b"],
                           attributes={"occi.core.title": "edited"}, backend_id="vm-1")
-        with _traced() as sent:
+        with _traced(store) as sent:
             await store.commit(Batch(put=[realised]))
         assert any(s.startswith("INSERT INTO entities") for s in sent), sent
     finally:
@@ -126,3 +122,72 @@ async def test_indexes_a_composite_index_covers_are_dropped_at_start_up(tmp_path
                                           "CREATE INDEX ix_operations_location ON operations (location)")
     assert "ix_entities_kind_seq" in names and "ix_operations_location_seq" in names
     assert not names & {"ix_entities_kind", "ix_operations_location"}, names
+
+
+async def test_only_pending_operations_are_in_the_pending_index_and_its_queries_use_it(tmp_path: Path) -> None:
+    """An operation written already ended (most are) adds no entry to any index on its state: the
+    state index of older versions is dropped, and the partial index holds queued and running ones."""
+    import sqlalchemy as sa
+
+    from occipy.store import _reads as reads
+    from occipy.store.base import PENDING_STATES
+    from occipy.store.schema import PENDING
+
+    assert str(PENDING) == "state IN (%s)" % ", ".join(f"'{s}'" for s in sorted(PENDING_STATES))
+    path = tmp_path / "db.sqlite"
+    names = await indexes_after_a_restart(path, "CREATE INDEX ix_operations_state ON operations (state)",
+                                          "CREATE INDEX ix_events_created ON events (created)")
+    assert "ix_operations_pending" in names, names
+    assert not names & {"ix_operations_state", "ix_events_created"}, names  # the age prune needs no index
+    store = SqlStore(f"sqlite:///{path}")
+    await store.open()
+    try:
+        await store.commit(Batch(put_operations=[
+            Operation(op_id="done", location="/compute/1", action="start", state="succeeded", seq=1),
+            Operation(op_id="waiting", location="/compute/1", action="stop", state="queued", seq=2)]))
+        assert [op.op_id for op in await store.pending_operations("/compute/1")] == ["waiting"]
+        assert await store.pending_locations() == ["/compute/1"]
+    finally:
+        await store.close()
+    dialect = sa.create_engine("sqlite://").dialect
+    with sqlite3.connect(path) as conn:
+        # Only the pending operation has an entry in the partial index.
+        assert conn.execute("SELECT count(*) FROM operations INDEXED BY ix_operations_pending "
+                            "WHERE state IN ('queued', 'running')").fetchone() == (1,)
+        for statement, index in ((reads.PENDING_LOCATIONS, "ix_operations_pending"),
+                                 (reads.select_pending(None), "ix_operations_pending"),
+                                 (reads.PENDING_OF.params(location="/compute/1"), "")):  # or by location
+            sql = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+            plan = " ".join(row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+            # A scan of the partial index is fine: it holds only pending operations.
+            assert f"INDEX {index}" in plan and not re.search(r"SCAN operations(?! USING)", plan), (sql, plan)
+
+
+async def test_sqlite_commits_run_on_the_loop_and_one_turn_is_one_group(tmp_path: Path) -> None:
+    """D-INLINE-WRITES: with synchronous=NORMAL the writes need no thread, and the commits that
+    arrive together are one transaction; with FULL (an fsync per commit) the writer thread stays."""
+    store = SqlStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    await store.open()
+    try:
+        assert store.writes_inline
+        assert "occipy-store-writer" not in {thread.name for thread in threading.enumerate()}
+        await store.commit(Batch(new=[_entity(0)]))
+        with _traced(store) as sent:
+            await asyncio.gather(*(store.commit(Batch(new=[_entity(n)])) for n in range(1, 41)))
+        assert sent.count("COMMIT") == 1, sent
+        assert len(await store.query(EntityQuery())) == 41
+        # A refused batch fails alone; the others of its turn commit.
+        outcomes = await asyncio.gather(store.commit(Batch(new=[_entity(41)])), store.commit(Batch(new=[_entity(1)])),
+                                        return_exceptions=True)
+        assert outcomes[0] is None and type(outcomes[1]).__name__ == "Conflict", outcomes
+    finally:
+        await store.close()
+    durable = SqlStore(f"sqlite:///{tmp_path / 'full.sqlite'}", synchronous="FULL")
+    await durable.open()
+    try:
+        assert not durable.writes_inline
+        assert "occipy-store-writer" in {thread.name for thread in threading.enumerate()}
+        await durable.commit(Batch(new=[_entity(1)]))
+        assert [e.location for e in await durable.query(EntityQuery())] == ["/compute/1"]
+    finally:
+        await durable.close()
