@@ -146,7 +146,7 @@ DRIVER_ERRORS: Final = Counter(
     "occipy_driver_errors", "Driver calls that raised, by driver, call and exception class.",
     ["driver", "call", "error"], registry=REGISTRY)
 
-# ---- store (fed by store/sql.py's writer thread) ----------------------------------------------
+# ---- store (fed by store/sql.py's writer) ----------------------------------------------
 
 STORE_COMMIT_DURATION: Final = Histogram(
     "occipy_store_commit_duration_seconds",

@@ -77,7 +77,12 @@ class Responder:
             headers.append(("ETag", entity_tag(result.entity)))
         if (isinstance(result, CollectionResult) and result.members is not None and negotiate.is_json(media)
                 and len(result.members) > STREAM_MEMBERS):
-            # Scale-out (issue 11): thousands of members are sent as they are rendered.
+            # Scale-out (issue 11): thousands of members are sent as they are rendered, unless the
+            # whole document is the one kept from last time: then it goes at once, with its length
+            # (no pieces to cut out of it, no chunk framing).
+            kept = self._kept_collection(result.members, result.keys)
+            if kept is not None:
+                return OcciResponse(status=outcome.status, headers=headers, body=kept)
             return OcciResponse(status=outcome.status, headers=headers,
                                 stream=self._json_collection_stream(result.members, result.keys))
         occi_headers, body = await self._render(result, ctx)
@@ -169,12 +174,11 @@ class Responder:
         lanes = self.views.cloud.lanes
         busy = lanes.busy if lanes.any_lane() else None
         version = self.registry.version
-        last = self._last_collection
-        if busy is None and last is not None and last[1] == keys and last[2] == version \
-                and len(last[0]) == len(members) and all(map(operator.is_, last[0], members)):
-            body = last[3]
+        body = self._kept_collection(members, keys)
+        if body is not None:
+            view = memoryview(body)
             for start in range(0, len(body), STREAM_CHUNK):
-                yield body[start:start + STREAM_CHUNK]
+                yield bytes(view[start:start + STREAM_CHUNK])
             return
         resources, links = await self._member_renderings(members, keys, busy)
         sections = [(name, items) for name, items in ((b"resources", resources), (b"links", links))
@@ -197,6 +201,15 @@ class Responder:
         self.cache.trim_entity_json(len(members))
         if busy is None and not lanes.any_lane() and self.registry.version == version:
             self._last_collection = (list(members), keys, version, b"".join(sent))
+
+    def _kept_collection(self, members: Sequence[Entity], keys: str) -> bytes | None:
+        """The JSON collection document sent last time, if it is still right for these members: the
+        same (immutable) entity objects, no entity with work running or queued, the same registry."""
+        last = self._last_collection
+        if last is None or self.views.cloud.lanes.any_lane() or last[1] != keys \
+                or last[2] != self.registry.version or len(last[0]) != len(members):
+            return None
+        return last[3] if all(map(operator.is_, last[0], members)) else None
 
     async def _member_renderings(self, members: Sequence[Entity], keys: str,
                                  busy: Callable[[str], bool] | None) -> tuple[list[bytes], list[bytes]]:

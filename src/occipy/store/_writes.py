@@ -1,4 +1,4 @@
-"""Writing batches with SQLAlchemy Core (the writer thread of `store.sql`), the schema's set-up and
+"""Writing batches with SQLAlchemy Core (the writer of `store.sql`), the schema's set-up and
 migration, and the engines (SQLite pragmas; the PostgreSQL driver occipy uses).
 
 Imports the model, errors, `store.base`, `store._codec`, `store.schema` and sqlalchemy.
@@ -425,7 +425,7 @@ def database_url(url: str | sa.URL) -> sa.URL:
 
 
 def make_engine(url: str | sa.URL, synchronous: str = "NORMAL") -> Engine:
-    """A synchronous engine for the writer thread; SQLite gets WAL and the `synchronous` level."""
+    """A synchronous engine for the writer; SQLite gets WAL and the `synchronous` level."""
     url = database_url(url)
     if url.get_backend_name() != "sqlite":
         return sa.create_engine(url, pool_pre_ping=True)

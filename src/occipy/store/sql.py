@@ -155,7 +155,7 @@ class SqlStore:
         self._commit_metrics = (metrics.STORE_COMMIT_DURATION.labels(self.dialect),
                                 metrics.STORE_COMMIT_BATCHES.labels(self.dialect))
         self._opened = False
-        self._conn: Connection | None = None  # the writer thread's own connection
+        self._conn: Connection | None = None  # the writer's own connection (the loop's or the writer thread's)
         self._reader: Connection | None = None  # SQLite: the loop thread's read connection
         self._read_engine: Engine | None = None
         self._aengine: Any = None  # PostgreSQL: sqlalchemy AsyncEngine
@@ -195,7 +195,7 @@ class SqlStore:
     # ---- life cycle ---------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Create or migrate the schema, start the writer thread and the readers (nothing is loaded)."""
+        """Create or migrate the schema, start the writer (a thread, unless `writes_inline`) and the readers (nothing is loaded)."""
         if self._opened:
             raise RuntimeError("SqlStore.open() called twice")
         self._opened = True

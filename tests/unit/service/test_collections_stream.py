@@ -1,5 +1,5 @@
 """A large JSON collection is streamed (respond.py): piece by piece, the same document as the whole
-rendering, and sent again from memory only while nothing it depends on has changed."""
+rendering, and sent again from memory, whole, only while nothing it depends on has changed."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ async def test_a_large_collection_streams_and_changes_are_seen_at_once(harness: 
     streamed, first = await _get(h)
     assert streamed and len(json.loads(first)["resources"]) == count
     again = await _get(h)
-    assert again == (True, first)  # nothing changed: the same document
+    # Nothing changed: the same document, sent whole from memory (with its length, unchunked).
+    assert again == (False, first)
     # An update, a delete and a new entity are in the very next answer.
     answer = await h.json("POST", created[7], {"attributes": {"occi.core.title": "renamed"}})
     assert answer.status == 200, answer.text

@@ -9,7 +9,6 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from occipy.model.entity import Entity
 from occipy.store.base import Batch, EntityQuery, Operation
@@ -133,7 +132,7 @@ async def test_only_pending_operations_are_in_the_pending_index_and_its_queries_
     from occipy.store.base import PENDING_STATES
     from occipy.store.schema import PENDING
 
-    assert str(PENDING) == "state IN (%s)" % ", ".join(f"'{s}'" for s in sorted(PENDING_STATES))
+    assert str(PENDING) == "state IN ({})".format(", ".join(f"'{s}'" for s in sorted(PENDING_STATES)))
     path = tmp_path / "db.sqlite"
     names = await indexes_after_a_restart(path, "CREATE INDEX ix_operations_state ON operations (state)",
                                           "CREATE INDEX ix_events_created ON events (created)")
