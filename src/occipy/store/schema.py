@@ -33,12 +33,12 @@ entities = sa.Table(
     sa.Column("location", sa.Text, nullable=False, unique=True),
     sa.Column("entity_id", sa.Text, nullable=False, unique=True),
     sa.Column("kind", sa.Text, nullable=False),  # indexed by ix_entities_kind_seq
-    sa.Column("owner", sa.Text, nullable=False, index=True),
+    sa.Column("owner", sa.Text, nullable=False),  # no query selects by owner alone: no index
     sa.Column("tenant", sa.Text, nullable=False, index=True, server_default="default"),
     sa.Column("backend_id", sa.Text, nullable=True),
     # Links only: occi.core.source / occi.core.target, for links_from / links_to.
-    sa.Column("source", sa.Text, nullable=True, index=True),
-    sa.Column("target", sa.Text, nullable=True, index=True),
+    sa.Column("source", sa.Text, nullable=True),  # indexed for links only (ix_entities_link_*)
+    sa.Column("target", sa.Text, nullable=True),
     sa.Column("mixins", sa.Text, nullable=False),  # JSON array of type ids
     sa.Column("attributes", sa.Text, nullable=False),  # JSON object, rendered name -> value
     sa.Column("created", sa.Float, nullable=False),
@@ -48,6 +48,12 @@ entities = sa.Table(
     # Pages of one kind (tenant) in creation order without a sort: GFD.223 §6 pages of 1M computes.
     sa.Index("ix_entities_kind_seq", "kind", "seq"),
     sa.Index("ix_entities_backend_id", "backend_id"),
+    # Only links have ends: a resource adds no entry. `source = ?` (or IN) implies IS NOT NULL, so
+    # SQLite and PostgreSQL use these for links_from / links_to.
+    sa.Index("ix_entities_link_source", "source", sqlite_where=sa.text("source IS NOT NULL"),
+             postgresql_where=sa.text("source IS NOT NULL")),
+    sa.Index("ix_entities_link_target", "target", sqlite_where=sa.text("target IS NOT NULL"),
+             postgresql_where=sa.text("target IS NOT NULL")),
 )
 
 # One row per (entity, mixin): mixin-collection queries without scanning the JSON.
@@ -196,7 +202,8 @@ def attribute_index_ddl(dialect: str, names: Sequence[str]) -> list[str]:
 # Indexes an older occipy made that a composite or partial index now covers, or that no query
 # needs any more (each one cost a WAL page per write): dropped at start-up.
 DROPPED_INDEXES: tuple[str, ...] = ("ix_entities_kind", "ix_operations_location", "ix_operations_state",
-                                     "ix_events_created")
+                                     "ix_events_created", "ix_entities_owner", "ix_entities_source",
+                                     "ix_entities_target")
 
 # Columns added after the first schema: (table, column) -> the SQL type and default of the ALTER.
 MIGRATIONS: tuple[tuple[sa.Table, str], ...] = (

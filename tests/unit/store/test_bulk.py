@@ -190,3 +190,41 @@ async def test_sqlite_commits_run_on_the_loop_and_one_turn_is_one_group(tmp_path
         assert [e.location for e in await durable.query(EntityQuery())] == ["/compute/1"]
     finally:
         await durable.close()
+
+
+async def test_resources_add_no_entry_to_the_link_end_indexes_and_link_queries_use_them(tmp_path: Path) -> None:
+    """Each index entry of a new row is a WAL page: the owner index (no query uses it) is gone, and
+    source and target are indexed for links only; links_from and links_to still use an index."""
+    import sqlalchemy as sa
+
+    from occipy.store import _reads as reads
+
+    path = tmp_path / "db.sqlite"
+    names = await indexes_after_a_restart(path, "CREATE INDEX ix_entities_owner ON entities (owner)",
+                                          "CREATE INDEX ix_entities_source ON entities (source)",
+                                          "CREATE INDEX ix_entities_target ON entities (target)")
+    assert {"ix_entities_link_source", "ix_entities_link_target"} <= names, names
+    assert not names & {"ix_entities_owner", "ix_entities_source", "ix_entities_target"}, names
+    store = SqlStore(f"sqlite:///{path}")
+    await store.open()
+    link = Entity(kind="http://schemas.ogf.org/occi/infrastructure#networkinterface", entity_id="urn:l",
+                  location="/networkinterface/l", attributes={"occi.core.source": "/compute/1",
+                                                              "occi.core.target": "/network/n"})
+    try:
+        await store.commit(Batch(new=[_entity(1), _entity(2), link]))
+        found = await store.links_from(["/compute/1", "/compute/2"])
+        assert {source: [e.location for e in links] for source, links in found.items()} == {
+            "/compute/1": ["/networkinterface/l"]}
+        assert [e.location for e in await store.links_to("/network/n")] == ["/networkinterface/l"]
+    finally:
+        await store.close()
+    dialect = sa.create_engine("sqlite://").dialect
+    with sqlite3.connect(path) as conn:
+        for index, column in (("ix_entities_link_source", "source"), ("ix_entities_link_target", "target")):
+            assert conn.execute(f"SELECT count(*) FROM entities INDEXED BY {index} "
+                                f"WHERE {column} IS NOT NULL").fetchone() == (1,)
+        for statement, index in ((reads.LINKS_TO.params(target="/network/n"), "ix_entities_link_target"),
+                                 (reads.select_links_from(["/compute/1", "/compute/2"]), "ix_entities_link_source")):
+            sql = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+            plan = " ".join(row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+            assert f"INDEX {index}" in plan, (sql, plan)
