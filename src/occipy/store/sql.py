@@ -95,8 +95,12 @@ DEFAULT_INDEXED_ATTRIBUTES: Final = ("occi.core.title", "occi.compute.hostname",
 MAX_GROUP = 512
 # SQLite, writes on the loop: how many turns of the loop a group may wait for more batches.
 INLINE_WAITS = 4
-# SQLite: seconds between two passive WAL checkpoints (by their own thread and connection).
-CHECKPOINT_INTERVAL = 1.0
+# SQLite: seconds between two passive WAL checkpoints (by their own thread and connection), when
+# something was written meanwhile. A checkpoint's CPU grows with the WAL written since the last
+# one, and on a busy core it is time the event loop waits: a second's worth (about 16 ms at 1,500
+# writes a second) made the 99th percentile of one-connection start/stop 5-10 ms, a tenth of a
+# second's 2-2.6 ms (docs/performance.md, 2026-12-07).
+CHECKPOINT_INTERVAL = 0.1
 # Operation records written between two prunes at most (each prune holds the writer a few ms).
 PRUNE_OPERATIONS_EVERY: Final = 1_000
 # Above this many entities, the metrics' entity counts leave out the state (a GROUP BY over JSON).
@@ -151,6 +155,7 @@ class SqlStore:
         self._inline: Engine | None = None
         self._inline_pending: list[_Pending] = []
         self._inline_waits = 0
+        self._commits = 0  # groups committed so far
         # The commit metrics of this dialect (a labelled child looked up once: `labels()` takes a lock).
         self._commit_metrics = (metrics.STORE_COMMIT_DURATION.labels(self.dialect),
                                 metrics.STORE_COMMIT_BATCHES.labels(self.dialect))
@@ -798,8 +803,12 @@ class SqlStore:
         """SQLite: passive WAL checkpoints off the commit path (writers and readers never wait)."""
         assert self._read_engine is not None
         conn = self._read_engine.raw_connection()
+        checkpointed = -1
         try:
             while not self._stop.wait(CHECKPOINT_INTERVAL):
+                if self._commits == checkpointed:
+                    continue  # nothing written since the last one
+                checkpointed = self._commits
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 except Exception as error:  # noqa: BLE001  (a busy database: next time)
@@ -845,6 +854,7 @@ class SqlStore:
             if self._remembered is not None:
                 self._remembered.keep(known)  # committed: the rows hold this now
             outcomes = [None] * len(group)
+            self._commits += 1  # read by the checkpointer (an int: no lock needed)
             duration, batches = self._commit_metrics
             duration.observe(time.perf_counter() - started)
             batches.inc(len(group))
@@ -899,6 +909,7 @@ class SqlStore:
                 write_batch(conn, batch, now)
         except Exception as exc:  # noqa: BLE001  (goes to this batch's caller, see _write_group)
             return store_error(exc)
+        self._commits += 1
         if self._remembered is not None:
             self._remembered.keep(known)
         return None

@@ -228,3 +228,32 @@ async def test_resources_add_no_entry_to_the_link_end_indexes_and_link_queries_u
             sql = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
             plan = " ".join(row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
             assert f"INDEX {index}" in plan, (sql, plan)
+
+
+async def test_a_write_reaches_the_database_file_within_a_few_checkpoint_intervals(tmp_path: Path) -> None:
+    """The WAL is checkpointed by its own thread, every CHECKPOINT_INTERVAL when something was
+    written: the main file alone (without its -wal) soon holds a committed entity."""
+    import shutil
+
+    from occipy.store import sql as sqlmod
+
+    path = tmp_path / "db.sqlite"
+    store = SqlStore(f"sqlite:///{path}")
+    await store.open()
+    try:
+        await store.commit(Batch(new=[_entity(1)]))
+        copy = tmp_path / "copy.sqlite"
+        found: list[tuple[str]] = []
+        for _ in range(50):
+            await asyncio.sleep(sqlmod.CHECKPOINT_INTERVAL)
+            shutil.copyfile(path, copy)  # the main file only: what a checkpoint put there
+            with contextlib.closing(sqlite3.connect(copy)) as conn:
+                try:
+                    found = conn.execute("SELECT location FROM entities").fetchall()
+                except sqlite3.OperationalError:  # not even the schema is there yet
+                    found = []
+            if found:
+                break
+        assert found == [("/compute/1",)]
+    finally:
+        await store.close()
