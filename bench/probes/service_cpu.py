@@ -42,7 +42,8 @@ def json_request(method: str, path: str, body: bytes = b"", query: dict[str, str
 
 
 async def main(rounds: int, what: str) -> None:
-    store = MemoryStore() if not os.environ.get("SQLITE") else SqlStore(f"sqlite:///{tempfile.mkdtemp()}/occipy.db")
+    directory = tempfile.TemporaryDirectory(prefix="occipy-probe-")
+    store = MemoryStore() if not os.environ.get("SQLITE") else SqlStore(f"sqlite:///{directory.name}/occipy.db")
     await store.open()
     service = Service(standard_registry(), store, SimulatedDriver(delay=0),
                       ServiceOptions(sync_wait=1.0, reconcile_interval=0))
@@ -61,6 +62,7 @@ async def main(rounds: int, what: str) -> None:
         print(what, await cpu_per_call(lambda: service.handle(action()), rounds))
     await service.stop()
     await store.close()
+    directory.cleanup()
 
 
 if __name__ == "__main__":

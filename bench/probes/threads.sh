@@ -18,7 +18,7 @@ URL="http://127.0.0.1:$PORT"
 PYTHONPATH="$SRC" taskset -c 1 .venv/bin/occipy serve --host 127.0.0.1 --port "$PORT" --data-dir "$DATA" \
     --driver-opt delay=0 --log-level warning >/dev/null 2>&1 &
 PID=$!
-trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DATA"' EXIT
+trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$DATA"' EXIT
 for _ in $(seq 100); do curl -fs -o /dev/null "$URL/-/" && break; sleep 0.1; done
 SEED="$(taskset -c 0 "$PY" bench/seed.py --url "$URL" --count 10000)"
 if [ "$SCENARIO" = actions ]; then

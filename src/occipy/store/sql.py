@@ -101,6 +101,9 @@ INLINE_WAITS = 4
 # writes a second) made the 99th percentile of one-connection start/stop 5-10 ms, a tenth of a
 # second's 2-2.6 ms (docs/performance.md, 2026-12-07).
 CHECKPOINT_INTERVAL = 0.1
+# SQLite: a WAL longer than this (4 KiB frames: 32 MiB) is checkpointed by the writer itself, so that
+# it starts over (see SqlStore._checkpoints).
+WAL_RESTART_FRAMES = 8192
 # Operation records written between two prunes at most (each prune holds the writer a few ms).
 PRUNE_OPERATIONS_EVERY: Final = 1_000
 # Above this many entities, the metrics' entity counts leave out the state (a GROUP BY over JSON).
@@ -156,6 +159,7 @@ class SqlStore:
         self._inline_pending: list[_Pending] = []
         self._inline_waits = 0
         self._commits = 0  # groups committed so far
+        self._wal_restart = False  # SQLite: the WAL is long, the writer checkpoints (_checkpoints)
         # The commit metrics of this dialect (a labelled child looked up once: `labels()` takes a lock).
         self._commit_metrics = (metrics.STORE_COMMIT_DURATION.labels(self.dialect),
                                 metrics.STORE_COMMIT_BATCHES.labels(self.dialect))
@@ -800,7 +804,15 @@ class SqlStore:
             engine.dispose()
 
     def _checkpoints(self) -> None:
-        """SQLite: passive WAL checkpoints off the commit path (writers and readers never wait)."""
+        """SQLite: passive WAL checkpoints off the commit path (writers and readers never wait).
+
+        Under a steady stream of commits such a checkpoint never catches up with the last frame
+        (a commit lands while it copies), and SQLite starts the WAL over only after one did: the
+        file grew by every page ever written (850 MB in 12 s of one-connection start/stop). Past
+        WAL_RESTART_FRAMES frames the writer is asked to checkpoint once itself, between two of its
+        commits (`_restart_wal`): nothing is written meanwhile, so it completes, and the next
+        commit starts the WAL over.
+        """
         assert self._read_engine is not None
         conn = self._read_engine.raw_connection()
         checkpointed = -1
@@ -810,11 +822,27 @@ class SqlStore:
                     continue  # nothing written since the last one
                 checkpointed = self._commits
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 except Exception as error:  # noqa: BLE001  (a busy database: next time)
                     log.debug("WAL checkpoint: %s", error)
+                    continue
+                if row is not None and row[1] > WAL_RESTART_FRAMES:
+                    self._wal_restart = True  # the writer finishes the next one (_restart_wal)
         finally:
             conn.close()
+
+    def _restart_wal(self, conn: Connection) -> None:
+        """SQLite: a checkpoint by the writer between two of its commits (see `_checkpoints`); the
+        periodic ones copied most of the WAL already. Tried again after the next commit if the
+        checkpointer thread holds the checkpoint lock or a reader holds back a frame."""
+        try:
+            busy, frames, copied = conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+                "PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except Exception as error:  # noqa: BLE001  (a busy database: after the next commit)
+            log.debug("WAL checkpoint by the writer: %s", error)
+            return
+        if not busy and copied == frames:
+            self._wal_restart = False
 
     def _connection(self, engine: Engine) -> Connection:
         """The writer's one connection, kept for its life (a pool checkout per group costs a third)."""
@@ -859,6 +887,8 @@ class SqlStore:
             duration.observe(time.perf_counter() - started)
             batches.inc(len(group))
             self._prune_operations(conn, now, sum(len(batch.put_operations) for batch, _, _ in group))
+            if self._wal_restart:
+                self._restart_wal(conn)
         # Any failure goes back to the caller of commit(), never kills the writer: a dead writer
         # would leave every later commit() waiting for ever.
         except Exception as exc:  # noqa: BLE001

@@ -9,6 +9,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from occipy.model.entity import Entity
 from occipy.store.base import Batch, EntityQuery, Operation
@@ -255,5 +256,28 @@ async def test_a_write_reaches_the_database_file_within_a_few_checkpoint_interva
             if found:
                 break
         assert found == [("/compute/1",)]
+    finally:
+        await store.close()
+
+
+async def test_the_wal_starts_over_under_a_steady_stream_of_commits(tmp_path: Path, monkeypatch: Any) -> None:
+    """A passive checkpoint never catches up with a writer that commits all the time, and SQLite
+    starts the WAL over only after one did: past WAL_RESTART_FRAMES the writer checkpoints itself
+    between two commits, so the file stays short (it had grown by every page ever written)."""
+    from occipy.store import sql as sqlmod
+
+    monkeypatch.setattr(sqlmod, "CHECKPOINT_INTERVAL", 0.005)
+    monkeypatch.setattr(sqlmod, "WAL_RESTART_FRAMES", 64)
+    path = tmp_path / "db.sqlite"
+    store = SqlStore(f"sqlite:///{path}")
+    await store.open()
+    try:
+        await store.commit(Batch(new=[_entity(n) for n in range(200)]))
+        wal = path.with_name(path.name + "-wal")
+        largest = 0
+        for n in range(3000):  # one commit after the other: about 3,000 x 3 pages written
+            await store.commit(Batch(put=[_entity(n % 200, title=str(n))]))
+            largest = max(largest, wal.stat().st_size)
+        assert largest < 4 * 1024 * 1024, largest  # without the restarts: about 40 MB
     finally:
         await store.close()
