@@ -358,12 +358,16 @@ class SqlStore:
             return
         while self._inline_pending:
             group, self._inline_pending = self._inline_pending[:MAX_GROUP], self._inline_pending[MAX_GROUP:]
-            if engine is None:
+            try:
+                if engine is None:
+                    raise RuntimeError("SqlStore is closed")
+                self._write_group(engine, group)
+            except Exception as error:  # a bug here must not leave a commit() waiting for ever
+                if engine is not None:
+                    log.exception("writing a group of %d batches failed", len(group))
                 for _, future, _ in group:
                     if not future.done():
-                        future.set_exception(RuntimeError("SqlStore is closed"))
-                continue
-            self._write_group(engine, group)
+                        future.set_exception(error)
 
     # ---- reads --------------------------------------------------------------------------------
 

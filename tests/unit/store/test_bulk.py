@@ -281,3 +281,24 @@ async def test_the_wal_starts_over_under_a_steady_stream_of_commits(tmp_path: Pa
         assert largest < 4 * 1024 * 1024, largest  # without the restarts: about 40 MB
     finally:
         await store.close()
+
+
+async def test_a_failure_outside_the_transaction_reaches_every_waiting_commit(tmp_path: Path, monkeypatch: Any) -> None:
+    """On the loop, a write group runs in a callback: an unexpected error there goes to the
+    callers of commit() (who would otherwise wait for ever), and the next commits work."""
+    store = SqlStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    await store.open()
+    try:
+        def broken(*_: Any) -> None:
+            raise RuntimeError("settling broke")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(store, "_settle", broken)
+            outcomes = await asyncio.wait_for(asyncio.gather(
+                store.commit(Batch(new=[_entity(1)])), store.commit(Batch(new=[_entity(2)])),
+                return_exceptions=True), timeout=5)
+        assert [str(outcome) for outcome in outcomes] == ["settling broke", "settling broke"]
+        await store.commit(Batch(new=[_entity(3)]))
+        assert [e.location for e in await store.query(EntityQuery())][-1] == "/compute/3"
+    finally:
+        await store.close()
