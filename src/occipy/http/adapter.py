@@ -35,6 +35,8 @@ OCCI_FIELDS: Final = {"category": "Category", "link": "Link", "x-occi-attribute"
 # X-Request-ID from the client is kept when it is a bounded token of safe characters (it goes into
 # log lines and back into the response); otherwise the server makes one.
 REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._-]{1,128}")
+# A Host header with one of these is not used for the base URL (the server's address is).
+_ODD_HOST: Final = re.compile(r'[/\\@ \t"<>]')
 # Content codings of request bodies that are decoded (RFC 9110 §8.4.1); "identity" is none.
 CODINGS: Final = ("gzip", "x-gzip", "deflate")
 
@@ -158,16 +160,26 @@ def to_occi_head(request: Request, *, max_body: int, max_headers: int, request_i
     header_bytes = sum(len(name) + len(value) + 4 for name, value in raw_headers)
     if header_bytes > max_body:
         raise PayloadTooLarge(f"the header section is larger than {max_body} bytes")
-    headers = [(key, decode_header(value, key)) for key, value in
-               ((name.decode("latin-1").lower(), value) for name, value in raw_headers)]
-    declared = next((v for k, v in headers if k == "content-length"), None)
+    # One pass: the decoded fields, and the first Content-Length and Host (what the checks need).
+    headers: list[tuple[str, str]] = []
+    declared = host = None
+    chunked = False
+    for raw_name, raw_value in raw_headers:
+        key = raw_name.decode("latin-1").lower()
+        value = decode_header(raw_value, key)
+        headers.append((key, value))
+        if key == "content-length":
+            declared = value if declared is None else declared
+        elif key == "host":
+            host = value if host is None else host
+        elif key == "transfer-encoding":
+            chunked = True
     if declared is not None and declared.isdigit() and int(declared) > max_body:
         raise PayloadTooLarge(f"the body is larger than {max_body} bytes")
-    if _has_body(scope["method"], headers):
+    if _announces_body(scope["method"], declared, chunked):
         content_codings(headers)  # 415 now, before anything is read
-    host = next((v for k, v in headers if k == "host"), None)
     scheme = scope.get("scheme", "http")
-    if not host or any(c in host for c in "/\\@ \t\"<>"):
+    if not host or _ODD_HOST.search(host):
         server = scope.get("server") or ("localhost", None)
         host = server[0] if server[1] in (None, 80, 443) else f"{server[0]}:{server[1]}"
     path = scope["path"] or "/"
@@ -193,10 +205,13 @@ def to_occi_head(request: Request, *, max_body: int, max_headers: int, request_i
 
 
 def _has_body(method: str, headers: Sequence[tuple[str, str]]) -> bool:
-    # GETs (most requests) skip the receive loop unless they announce a body.
     declared = next((v for k, v in headers if k == "content-length"), None)
-    return (method in ("POST", "PUT", "PATCH") or declared not in (None, "0")
-            or any(k == "transfer-encoding" for k, _ in headers))
+    return _announces_body(method, declared, any(k == "transfer-encoding" for k, _ in headers))
+
+
+def _announces_body(method: str, declared: str | None, chunked: bool) -> bool:
+    # GETs (most requests) skip the receive loop unless they announce a body.
+    return method in ("POST", "PUT", "PATCH") or declared not in (None, "0") or chunked
 
 
 async def read_body(request: Request, occi_request: OcciRequest, *, max_body: int) -> None:
