@@ -167,19 +167,13 @@ class Responder:
     async def _json_collection_stream(self, members: Sequence[Entity], keys: str) -> AsyncIterator[bytes]:
         """`_json_collection`, sent in pieces of about STREAM_CHUNK bytes: resources first, then links.
 
-        The members' renderings are those the entity cache keeps (or made now, and kept). While the
-        members are the same (immutable) objects, no entity has work running or queued and the
-        registry is unchanged, the document is the same as last time and is sent from memory.
+        The members' renderings are those the entity cache keeps (or made now, and kept). The whole
+        document is kept too, for `render` to send again while it is right (`_kept_collection`):
+        a stream is made only when it is not.
         """
         lanes = self.views.cloud.lanes
         busy = lanes.busy if lanes.any_lane() else None
         version = self.registry.version
-        body = self._kept_collection(members, keys)
-        if body is not None:
-            view = memoryview(body)
-            for start in range(0, len(body), STREAM_CHUNK):
-                yield bytes(view[start:start + STREAM_CHUNK])
-            return
         resources, links = await self._member_renderings(members, keys, busy)
         sections = [(name, items) for name, items in ((b"resources", resources), (b"links", links))
                     if keys in (name.decode(), "both")]
