@@ -200,8 +200,21 @@ def send(conn: Connection, sql: str, rows: Sequence[Any]) -> None:
         conn.exec_driver_sql(sql, rows)
 
 
-# (dialect, table, key or "", the rows' columns, the columns an upsert keeps) -> the compiled upsert or insert
+# (dialect, table, what: "insert", "update" or the upsert's key, the rows' columns, the columns an
+# upsert keeps) -> the compiled statement
 _COMPILED: dict[tuple[str, str, str, tuple[str, ...], tuple[str, ...]], _Compiled] = {}
+
+
+def _run_compiled(conn: Connection, table: sa.Table, what: str, rows: list[dict[str, Any]],
+                  build: Callable[[tuple[str, ...]], Any], keep: tuple[str, ...] = ()) -> None:
+    """Run `build(columns)`'s statement for the rows, compiled the first time only (per dialect,
+    table, kind of statement, the rows' columns and `keep`)."""
+    given = tuple(rows[0])
+    cache_key = (conn.dialect.name, table.name, what, given, keep)
+    compiled = _COMPILED.get(cache_key)
+    if compiled is None:
+        compiled = _COMPILED[cache_key] = _Compiled.of(build(given), conn, given)
+    compiled.run(conn, rows)
 
 
 def _upsert(conn: Connection, table: sa.Table, key: str, rows: list[dict[str, Any]], keep: Sequence[str]) -> None:
@@ -212,10 +225,8 @@ def _upsert(conn: Connection, table: sa.Table, key: str, rows: list[dict[str, An
     """
     if not rows:
         return
-    given = tuple(rows[0])
-    cache_key = (conn.dialect.name, table.name, key, given, tuple(keep))
-    compiled = _COMPILED.get(cache_key)
-    if compiled is None:
+
+    def build(given: tuple[str, ...]) -> Any:
         # Built and compiled once: building `excluded` proxies every column and costs far more than
         # running it, and so did compiling it for each commit.
         from sqlalchemy.dialects import postgresql, sqlite
@@ -225,19 +236,14 @@ def _upsert(conn: Connection, table: sa.Table, key: str, rows: list[dict[str, An
         changes: dict[str, Any] = {n: insert.excluded[n] for n in columns}
         if "version" in table.c:
             changes["version"] = table.c.version + 1
-        statement = insert.on_conflict_do_update(index_elements=[key], set_=changes)
-        compiled = _COMPILED[cache_key] = _Compiled.of(statement, conn, given)
-    compiled.run(conn, rows)
+        return insert.on_conflict_do_update(index_elements=[key], set_=changes)
+
+    _run_compiled(conn, table, key, rows, build, tuple(keep))
 
 
 def _insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
     """A plain INSERT of many rows, compiled once per table and columns."""
-    given = tuple(rows[0])
-    cache_key = (conn.dialect.name, table.name, "", given, ())
-    compiled = _COMPILED.get(cache_key)
-    if compiled is None:
-        compiled = _COMPILED[cache_key] = _Compiled.of(table.insert(), conn, given)
-    compiled.run(conn, rows)
+    _run_compiled(conn, table, "insert", rows, lambda _: table.insert())
 
 
 def bulk_writable(batch: Batch) -> bool:
@@ -316,11 +322,7 @@ def write_puts(conn: Connection, puts: list[Entity], operations_: list[Operation
             upserted.append({**entity_row(entity), "location": location, "created": now, "updated": now})
         remixed.append(location)
     if light:
-        key = (conn.dialect.name, "entities", "b_location", tuple(light[0]), ())
-        compiled = _COMPILED.get(key)
-        if compiled is None:
-            compiled = _COMPILED[key] = _Compiled.of(_UPDATE_ENTITY, conn, tuple(light[0]))
-        compiled.run(conn, light)
+        _run_compiled(conn, entities, "update", light, lambda _: _UPDATE_ENTITY)
     if upserted:
         _upsert(conn, entities, "location", upserted, keep=("seq", "created"))
     if remixed:
