@@ -7,11 +7,12 @@ resolves the futures on the event loop thread, in commit order. On SQLite with
 one turn of the loop (and of the next few, while more keep coming) are written at the start of
 the next (D-INLINE-WRITES); with `FULL` or `EXTRA`, and on PostgreSQL, a writer thread does it.
 A batch that fails (a unique violation) fails alone: the group is rolled back and its batches
-retried one by one. When
-`commit()` returns, the batch is durable: SQLite runs with `journal_mode=WAL`, and in WAL mode
-`synchronous=NORMAL` loses nothing on a process crash (`kill -9`); `FULL` fsyncs every commit too.
-SQLite's WAL is checkpointed by a thread of its own, never inside a commit. PostgreSQL commits
-are durable as the server is configured (`synchronous_commit`).
+retried one by one. When `commit()` returns, the batch is durable: SQLite runs with
+`journal_mode=WAL`, and in WAL mode `synchronous=NORMAL` loses nothing on a process crash
+(`kill -9`); `FULL` fsyncs every commit too. SQLite's WAL is checkpointed by a thread of its own,
+never inside a commit; when it has grown long, the writer checkpoints once between two commits so
+that it starts over (`_checkpoints`). PostgreSQL commits are durable as the server is configured
+(`synchronous_commit`).
 
 Reads go to SQL; nothing is loaded at start-up, so memory and start-up time do not grow with the
 number of entities (docs/scaleout.md). A deep page (offset 1000 and more) starts from the page
@@ -204,7 +205,8 @@ class SqlStore:
     # ---- life cycle ---------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Create or migrate the schema, start the writer (a thread, unless `writes_inline`) and the readers (nothing is loaded)."""
+        """Create or migrate the schema, start the writer (a thread, unless `writes_inline`) and the
+        readers (nothing is loaded)."""
         if self._opened:
             raise RuntimeError("SqlStore.open() called twice")
         self._opened = True
