@@ -49,6 +49,15 @@ async def test_operation_only_batch_and_concurrent_updates_of_one_entity(tmp_pat
         await reopened.close()
 
 
+def _query_plan(conn: sqlite3.Connection, statement: Any) -> tuple[str, str]:
+    """A statement's SQLite text with its values in place, and SQLite's query plan for it, in one line."""
+    import sqlalchemy as sa
+
+    sql = str(statement.compile(dialect=sa.create_engine("sqlite://").dialect,
+                                compile_kwargs={"literal_binds": True}))
+    return sql, " ".join(row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+
+
 @contextlib.contextmanager
 def _traced(store: SqlStore) -> Iterator[list[str]]:
     """Every statement SQLite runs on the store's write connection meanwhile, values filled in."""
@@ -127,8 +136,6 @@ async def test_indexes_a_composite_index_covers_are_dropped_at_start_up(tmp_path
 async def test_only_pending_operations_are_in_the_pending_index_and_its_queries_use_it(tmp_path: Path) -> None:
     """An operation written already ended (most are) adds no entry to any index on its state: the
     state index of older versions is dropped, and the partial index holds queued and running ones."""
-    import sqlalchemy as sa
-
     from occipy.store import _reads as reads
     from occipy.store.base import PENDING_STATES
     from occipy.store.schema import PENDING
@@ -149,7 +156,6 @@ async def test_only_pending_operations_are_in_the_pending_index_and_its_queries_
         assert await store.pending_locations() == ["/compute/1"]
     finally:
         await store.close()
-    dialect = sa.create_engine("sqlite://").dialect
     with sqlite3.connect(path) as conn:
         # Only the pending operation has an entry in the partial index.
         assert conn.execute("SELECT count(*) FROM operations INDEXED BY ix_operations_pending "
@@ -157,8 +163,7 @@ async def test_only_pending_operations_are_in_the_pending_index_and_its_queries_
         for statement, index in ((reads.PENDING_LOCATIONS, "ix_operations_pending"),
                                  (reads.select_pending(None), "ix_operations_pending"),
                                  (reads.PENDING_OF.params(location="/compute/1"), "")):  # or by location
-            sql = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-            plan = " ".join(row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+            sql, plan = _query_plan(conn, statement)
             # A scan of the partial index is fine: it holds only pending operations.
             assert f"INDEX {index}" in plan and not re.search(r"SCAN operations(?! USING)", plan), (sql, plan)
 
@@ -196,8 +201,6 @@ async def test_sqlite_commits_run_on_the_loop_and_one_turn_is_one_group(tmp_path
 async def test_resources_add_no_entry_to_the_link_end_indexes_and_link_queries_use_them(tmp_path: Path) -> None:
     """Each index entry of a new row is a WAL page: the owner index (no query uses it) is gone, and
     source and target are indexed for links only; links_from and links_to still use an index."""
-    import sqlalchemy as sa
-
     from occipy.store import _reads as reads
 
     path = tmp_path / "db.sqlite"
@@ -219,15 +222,13 @@ async def test_resources_add_no_entry_to_the_link_end_indexes_and_link_queries_u
         assert [e.location for e in await store.links_to("/network/n")] == ["/networkinterface/l"]
     finally:
         await store.close()
-    dialect = sa.create_engine("sqlite://").dialect
     with sqlite3.connect(path) as conn:
         for index, column in (("ix_entities_link_source", "source"), ("ix_entities_link_target", "target")):
             assert conn.execute(f"SELECT count(*) FROM entities INDEXED BY {index} "
                                 f"WHERE {column} IS NOT NULL").fetchone() == (1,)
         for statement, index in ((reads.LINKS_TO.params(target="/network/n"), "ix_entities_link_target"),
                                  (reads.select_links_from(["/compute/1", "/compute/2"]), "ix_entities_link_source")):
-            sql = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-            plan = " ".join(row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+            sql, plan = _query_plan(conn, statement)
             assert f"INDEX {index}" in plan, (sql, plan)
 
 
