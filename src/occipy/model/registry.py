@@ -255,20 +255,22 @@ class Registry:
     # ---- mixins ---------------------------------------------------------------------------
 
     def depends_closure(self, mixin_ids: Sequence[str]) -> list[str]:
-        """The mixins and, depth first, everything they depend on (core.md §8)."""
+        """The mixins and, depth first, everything they depend on (core.md §8).
+
+        Walked with a stack, not a nested recursive function: such a function refers to itself
+        through its closure, a reference cycle that only the cyclic collector frees, and this
+        runs for every action request (docs/performance.md, 2026-12-07 04:10)."""
         seen: list[str] = []
-
-        def walk(type_id: str) -> None:
+        mixins = self._mixins
+        pending = [self.canonical(type_id) for type_id in reversed(mixin_ids)]
+        while pending:
+            type_id = pending.pop()
             if type_id in seen:
-                return
+                continue
             seen.append(type_id)
-            mixin = self._mixins.get(type_id)
-            if mixin is not None:
-                for dep in mixin.depends:
-                    walk(dep)
-
-        for type_id in mixin_ids:
-            walk(self.canonical(type_id))
+            mixin = mixins.get(type_id)
+            if mixin is not None and mixin.depends:
+                pending.extend(reversed(mixin.depends))
         return seen
 
     def applies_to(self, mixin_id: str, kind_id: str) -> bool:

@@ -8,7 +8,7 @@ Imports `store.base`, `store.schema` and sqlalchemy.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -106,8 +106,10 @@ def count_entities(query: EntityQuery, dialect: str) -> Any:
     return sa.select(sa.func.count()).select_from(entities).where(*where(query, dialect))
 
 
-def select_links_from(sources: list[str]) -> Any:
-    return sa.select(*ENTITY_COLUMNS).where(entities.c.source.in_(sources)).order_by(entities.c.seq)
+# Built once, with an expanding parameter ("sources"): a statement built per call with its values
+# leaves reference cycles among its bind parameters (tests/unit/service/test_no_cycles.py).
+LINKS_FROM: Final = (sa.select(*ENTITY_COLUMNS).where(entities.c.source.in_(sa.bindparam("sources", expanding=True)))
+                     .order_by(entities.c.seq))
 
 
 def select_operations(state: str | None, location: str | None, tenant: str | None) -> Any:

@@ -51,6 +51,14 @@ _PRUNE_OPERATIONS = operations.delete().where(operations.c.op_id.in_(
 # (it is about one entity, asked by one principal): SQLite rewrites the index of every column an
 # UPDATE sets, equal or not, and each rewritten index page is one more page in the WAL.
 OPERATION_KEPT: Final = ("created", "location", "action", "owner", "tenant", "seq")
+# The deletes of a batch's locations and mixins, with expanding parameters: built per batch with
+# their values, a statement leaves reference cycles among its bind parameters for the cyclic
+# collector (tests/unit/service/test_no_cycles.py).
+_DELETE_ENTITIES = (entities.delete().where(entities.c.location.in_(sa.bindparam("locations", expanding=True)))
+                    .returning(entities.c.seq))
+_DELETE_MIXINS_OF = entity_mixins.delete().where(
+    entity_mixins.c.location.in_(sa.bindparam("locations", expanding=True)))
+_DELETE_USER_MIXINS = user_mixins.delete().where(user_mixins.c.type_id.in_(sa.bindparam("type_ids", expanding=True)))
 _DELETE_ENTITY_MIXINS = entity_mixins.delete().where(entity_mixins.c.location == sa.bindparam("b_location"))
 _UPDATE_MIXIN = user_mixins.update().where(user_mixins.c.type_id == sa.bindparam("b_type_id"))
 _NEXT_MIXIN_SEQ = sa.select(sa.func.coalesce(sa.func.max(user_mixins.c.seq), 0) + 1).scalar_subquery()
@@ -68,12 +76,11 @@ PRUNE_DELETIONS_EVERY: Final = 1_000
 def write_batch(conn: Connection, batch: Batch, now: float) -> None:
     """Every statement of one batch, in the order MemoryStore applies it (deletes, new, then puts)."""
     if batch.delete:
-        gone = conn.execute(entities.delete().where(entities.c.location.in_(batch.delete))
-                            .returning(entities.c.seq)).scalars().all()
+        gone = conn.execute(_DELETE_ENTITIES, {"locations": list(batch.delete)}).scalars().all()
         if gone:
             note_deletion(conn, min(gone))
         # "Deleting an entity removes its entity_mixins rows" (store brief).
-        conn.execute(entity_mixins.delete().where(entity_mixins.c.location.in_(batch.delete)))
+        conn.execute(_DELETE_MIXINS_OF, {"locations": list(batch.delete)})
     mixin_rows: list[dict[str, str]] = []
     if batch.new:
         # A plain INSERT: a taken location or id is an IntegrityError (Conflict), whoever took it.
@@ -95,7 +102,7 @@ def write_batch(conn: Connection, batch: Batch, now: float) -> None:
     if mixin_rows:
         _insert(conn, entity_mixins, mixin_rows)
     if batch.delete_mixins:
-        conn.execute(user_mixins.delete().where(user_mixins.c.type_id.in_(batch.delete_mixins)))
+        conn.execute(_DELETE_USER_MIXINS, {"type_ids": list(batch.delete_mixins)})
     for mixin in batch.put_mixins:
         values = {
             "location": mixin.location,

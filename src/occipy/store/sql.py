@@ -618,7 +618,7 @@ class SqlStore:
         found: dict[str, list[Entity]] = {}
         wanted = list(dict.fromkeys(sources))
         for start in range(0, len(wanted), 500):
-            for row in await self._rows(reads.select_links_from(wanted[start:start + 500]), {}):
+            for row in await self._rows(reads.LINKS_FROM, {"sources": wanted[start:start + 500]}):
                 link = self._entity(row)
                 source = link.source
                 if source is not None:

@@ -227,7 +227,7 @@ async def test_resources_add_no_entry_to_the_link_end_indexes_and_link_queries_u
             assert conn.execute(f"SELECT count(*) FROM entities INDEXED BY {index} "
                                 f"WHERE {column} IS NOT NULL").fetchone() == (1,)
         for statement, index in ((reads.LINKS_TO.params(target="/network/n"), "ix_entities_link_target"),
-                                 (reads.select_links_from(["/compute/1", "/compute/2"]), "ix_entities_link_source")):
+                                 (reads.LINKS_FROM.params(sources=["/compute/1", "/compute/2"]), "ix_entities_link_source")):
             sql, plan = _query_plan(conn, statement)
             assert f"INDEX {index}" in plan, (sql, plan)
 
