@@ -80,8 +80,15 @@ CLOUD_SCHEME: Final = "http://occipy.org/occi/cloud#"
 # Scale-out (docs/scaleout.md): the claim of the process that runs the work that must run once
 # (the default cloud's; another cloud's is "occipy:leader:<name>").
 LEADER_CLAIM: Final = "occipy:leader"
-RECONCILE_PAGE: Final = 500
-RECONCILE_YIELD: Final = 50  # entities observed between two turns of the event loop
+# The periodic reconcile shares the event loop with the requests, so it works in slices: at most
+# RECONCILE_SLICE seconds of the loop, then a rest of RECONCILE_REST times what the slice took
+# (a request that comes meanwhile has the loop to itself). A page is read in one go, so it stays
+# small. Before (500-entity pages, a turn of the loop every 50 entities, no rest) a pass over
+# 35,000 computes made every one-connection start/stop that met it wait 5-20 ms for 1-2 s, the
+# pauses behind `make bench`'s p99 (docs/performance.md, 2026-12-07 04:10).
+RECONCILE_PAGE: Final = 100
+RECONCILE_SLICE: Final = 0.002
+RECONCILE_REST: Final = 1.0
 ADOPTED_KEPT: Final = 100_000  # refs remembered as told to an `Adopts` driver (Cloud.adopt_one)
 
 
@@ -115,6 +122,28 @@ def cloud_name(entity: Entity) -> str:
         if slug:
             return f"{slug}-{segment}"
     return segment
+
+
+class Slices:
+    """Background work on the event loop that gives way to requests: it runs for `work` seconds
+    at most, then rests `rest` times as long as it ran (the loop is free for requests meanwhile).
+    A cloud and a store that answer without suspending (simulated, cached SQLite) would
+    otherwise hold the loop for a whole pass: 0.37 s for 10,000 entities."""
+
+    def __init__(self, work: float, rest: float, clock: Callable[[], float] = time.perf_counter,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self.work = work
+        self.rest = rest
+        self.clock = clock
+        self.sleep = sleep
+        self.started = clock()
+
+    async def give_way(self) -> None:
+        """Rest if this slice has run its time (call it between two steps of the work)."""
+        spent = self.clock() - self.started
+        if spent >= self.work:
+            await self.sleep(spent * self.rest)
+            self.started = self.clock()
 
 
 class Cloud:
@@ -622,20 +651,19 @@ class Cloud:
     async def reconcile_all(self) -> None:
         """Observe every cloud object once and write back what changed outside occipy.
 
-        The store is read a page at a time (memory stays bounded, whatever the number of entities).
+        The store is read a page at a time (memory stays bounded, whatever the number of entities),
+        and the pass gives way to requests (`Slices`).
         """
+        slices = Slices(RECONCILE_SLICE, RECONCILE_REST)
         after: str | None = None
         while True:
+            await slices.give_way()
             page = await self.store.query(EntityQuery(after=after, limit=RECONCILE_PAGE))
             if not page:
                 return
             after = page[-1].location
-            for index, entity in enumerate(page):
-                if index % RECONCILE_YIELD == 0:
-                    # A cloud and a store that answer without suspending (simulated, cached
-                    # SQLite) would otherwise hold the event loop for the whole pass: 0.37 s for
-                    # 10,000 entities, a stall every request in flight waited for.
-                    await asyncio.sleep(0)
+            for entity in page:
+                await slices.give_way()
                 binding = self.backed(entity)
                 if binding is None or entity.backend_id is None or not self.owns(entity):
                     continue
