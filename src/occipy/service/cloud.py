@@ -87,8 +87,8 @@ LEADER_CLAIM: Final = "occipy:leader"
 # 35,000 computes made every one-connection start/stop that met it wait 5-20 ms for 1-2 s, the
 # pauses behind `make bench`'s p99 (docs/performance.md, 2026-12-07 04:10).
 RECONCILE_PAGE: Final = 100
-RECONCILE_SLICE: Final = 0.002
-RECONCILE_REST: Final = 1.0
+RECONCILE_SLICE: Final = 0.001
+RECONCILE_REST: Final = 2.0
 ADOPTED_KEPT: Final = 100_000  # refs remembered as told to an `Adopts` driver (Cloud.adopt_one)
 
 
