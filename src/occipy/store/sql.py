@@ -481,7 +481,7 @@ class SqlStore:
     async def query(self, query: EntityQuery) -> list[Entity]:
         """Entities matching the query, in creation order, one page."""
         if not self.shared:
-            hit = self._queries.get(("entities", query))
+            hit = self._kept_query(("entities", query))
             if hit is not None:
                 return list(hit)
         rows = await self._page_rows(query, reads.ENTITY_COLUMNS)
@@ -494,7 +494,7 @@ class SqlStore:
 
     async def query_locations(self, query: EntityQuery) -> list[str]:
         if not self.shared:
-            hit = self._queries.get(("locations", query))
+            hit = self._kept_query(("locations", query))
             if hit is not None:
                 return list(hit)
         columns = (entities.c.location,)
@@ -584,13 +584,24 @@ class SqlStore:
             self._anchors.keep(scope, now)
         return False
 
+    def _kept_query(self, key: tuple[str, EntityQuery]) -> tuple[Any, ...] | None:
+        """A kept listing, moved to the end of the line (the least recently used goes first)."""
+        queries = self._queries
+        hit = queries.pop(key, None)
+        if hit is not None:
+            queries[key] = hit
+        return hit
+
     def _keep_query(self, key: tuple[str, EntityQuery], found: list[Any]) -> None:
-        """SQLite: keep a listing until the next write (this process is the only writer)."""
+        """SQLite: keep a listing until the next write (this process is the only writer). Past
+        MAX_QUERIES the least recently used goes: a walk over every page (the reconcile's, 100 at
+        a time) passes through without pushing out a listing read all the time."""
         if self.shared or len(found) > self.cache_size:
             return
-        if len(self._queries) >= MAX_QUERIES:
-            self._queries.clear()
-        self._queries[key] = tuple(found)
+        queries = self._queries
+        if len(queries) >= MAX_QUERIES:
+            del queries[next(iter(queries))]
+        queries[key] = tuple(found)
 
     async def count(self, query: EntityQuery) -> int:
         """How many entities match (offset and limit ignored)."""

@@ -303,3 +303,36 @@ async def test_a_failure_outside_the_transaction_reaches_every_waiting_commit(tm
         assert [e.location for e in await store.query(EntityQuery())][-1] == "/compute/3"
     finally:
         await store.close()
+
+
+async def test_a_walk_over_every_page_leaves_a_listing_read_all_the_time_kept(tmp_path: Path, monkeypatch: Any) -> None:
+    """Kept listings go least recently used first: the reconcile's walk, a page of 100 at a time,
+    cleared every listing each MAX_QUERIES pages, and the next GET of a 10,000-member collection
+    was read from SQLite again."""
+    from occipy.store import sql as sqlmod
+
+    store = SqlStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    await store.open()
+    try:
+        await store.commit(Batch(new=[_entity(n) for n in range(2 * sqlmod.MAX_QUERIES + 1)]))
+        reads = 0
+        real_rows = store._rows
+
+        async def counted(statement: Any, params: Any) -> Any:
+            nonlocal reads
+            reads += 1
+            return await real_rows(statement, params)
+
+        monkeypatch.setattr(store, "_rows", counted)
+        everything = EntityQuery()
+        assert len(await store.query(everything)) == 2 * sqlmod.MAX_QUERIES + 1
+        after: str | None = None
+        for _ in range(2 * sqlmod.MAX_QUERIES):  # the walk, with the listing read between its pages
+            page = await store.query(EntityQuery(after=after, limit=1))
+            after = page[-1].location
+            before = reads
+            assert len(await store.query(everything)) == 2 * sqlmod.MAX_QUERIES + 1
+            assert reads == before, "the listing was read from the database again"
+        assert reads == 1 + 2 * sqlmod.MAX_QUERIES
+    finally:
+        await store.close()
