@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from occipy.model.standard import standard_registry
 from occipy.service.messages import OcciRequest, OcciResponse
 from occipy.service.options import ServiceOptions
 from occipy.service.pipeline import Service
+from occipy.store.base import Store
 from occipy.store.memory import MemoryStore
 
 BASE = "http://test.example"
@@ -88,14 +90,21 @@ class Harness:
         return answer.location
 
 
-@pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    driver = SimulatedDriver.from_options({"delay": "0", "seed": "1"}, tmp_path)
-    store = MemoryStore()
+@contextlib.asynccontextmanager
+async def running(store: Store, driver: SimulatedDriver) -> AsyncIterator[Harness]:
+    """The service on this store and driver, opened and started; stopped and closed after."""
     service = Service(standard_registry(), store, driver, ServiceOptions(sync_wait=1.0, reconcile_interval=0))
     await store.open()
     await service.start()
-    yield Harness(service, driver)
-    await service.stop()
-    await driver.close()
-    await store.close()
+    try:
+        yield Harness(service, driver)
+    finally:
+        await service.stop()
+        await driver.close()
+        await store.close()
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    async with running(MemoryStore(), SimulatedDriver.from_options({"delay": "0", "seed": "1"}, tmp_path)) as started:
+        yield started

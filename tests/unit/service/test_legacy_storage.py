@@ -13,11 +13,8 @@ import pytest
 
 from occipy.backends.base import COMPUTE, STORAGE, Ref, Support
 from occipy.backends.simulated import SUPPORTS, SimulatedDriver
-from occipy.model.standard import standard_registry
-from occipy.service.options import ServiceOptions
-from occipy.service.pipeline import Service
 from occipy.store.memory import MemoryStore
-from tests.unit.service.conftest import STORAGE_KIND, Harness
+from tests.unit.service.conftest import STORAGE_KIND, Harness, running
 
 STORAGE_ACTION = "http://schemas.ogf.org/occi/infrastructure/storage/action#"
 LEGACY = ("backup", "snapshot", "resize")
@@ -38,25 +35,15 @@ class _NoVolumes(SimulatedDriver):
                                        if resource not in (STORAGE, "storagelink")}
 
 
-async def _started(driver: SimulatedDriver) -> AsyncIterator[Harness]:
-    store = MemoryStore()
-    service = Service(standard_registry(), store, driver, ServiceOptions(sync_wait=1.0, reconcile_interval=0))
-    await store.open()
-    await service.start()
-    yield Harness(service, driver)
-    await service.stop()
-    await store.close()
-
-
 @pytest.fixture
 async def plain() -> AsyncIterator[Harness]:
-    async for harness in _started(_PlainVolumes(delay=0, seed=1)):
+    async with running(MemoryStore(), _PlainVolumes(delay=0, seed=1)) as harness:
         yield harness
 
 
 @pytest.fixture
 async def novolumes() -> AsyncIterator[Harness]:
-    async for harness in _started(_NoVolumes(delay=0, seed=1)):
+    async with running(MemoryStore(), _NoVolumes(delay=0, seed=1)) as harness:
         yield harness
 
 

@@ -20,12 +20,9 @@ from pathlib import Path
 import pytest
 
 from occipy.backends.simulated import SimulatedDriver
-from occipy.model.standard import standard_registry
-from occipy.service.options import ServiceOptions
-from occipy.service.pipeline import Service
 from occipy.store.memory import MemoryStore
 from occipy.store.sql import SqlStore
-from tests.unit.service.conftest import COMPUTE_KIND, Harness
+from tests.unit.service.conftest import COMPUTE_KIND, Harness, running
 
 ROUNDS = 50
 ACTION = "http://schemas.ogf.org/occi/infrastructure/compute/action#"
@@ -34,15 +31,9 @@ JSON = "application/occi+json"
 
 @pytest.fixture(params=["memory", "sqlite"])
 async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
-    driver = SimulatedDriver.from_options({"delay": "0", "seed": "1"}, tmp_path)
     store = MemoryStore() if request.param == "memory" else SqlStore(f"sqlite:///{tmp_path}/occipy.db")
-    service = Service(standard_registry(), store, driver, ServiceOptions(sync_wait=1.0, reconcile_interval=0))
-    await store.open()
-    await service.start()
-    yield Harness(service, driver)
-    await service.stop()
-    await driver.close()
-    await store.close()
+    async with running(store, SimulatedDriver.from_options({"delay": "0", "seed": "1"}, tmp_path)) as started:
+        yield started
 
 
 async def unreachable_after(call: Callable[[int], Awaitable[object]]) -> int:
