@@ -5,11 +5,12 @@
 # then user and system CPU of each thread from /proc/PID/task/*/stat, per request (one row per
 # thread in creation order: the event loop, then the store's writer and its WAL checkpointer).
 #
-#   bash bench/probes/threads.sh actions|create [SRC]
+#   bash bench/probes/threads.sh actions|create|query [SRC]
+# (query: GET /-/ in application/occi+json on 64 connections.)
 # SRC: another checkout's src/ to measure instead of this one (PYTHONPATH), for an A/B.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-SCENARIO="${1:?actions or create}"
+SCENARIO="${1:?actions, create or query}"
 SRC="${2:-}"
 PY=.venv/bin/python
 DATA="$(mktemp -d)"
@@ -26,6 +27,8 @@ if [ "$SCENARIO" = actions ]; then
     STATE="$(curl -s -H 'Accept: application/occi+json' "$TARGET" | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["attributes"]["occi.compute.state"])')"
     export BENCH_FIRST; BENCH_FIRST="$([ "$STATE" = active ] && echo stop || echo start)"
     ARGS=(-c1 -s bench/actions.lua "$TARGET")
+elif [ "$SCENARIO" = query ]; then
+    ARGS=(-c64 -H "Accept: application/occi+json" "$URL/-/")
 else
     ARGS=(-c64 -s bench/create.lua "$URL/compute/")
 fi

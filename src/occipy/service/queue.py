@@ -38,7 +38,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Protocol
@@ -177,7 +177,9 @@ class Lanes:
         self._lanes: dict[str, _Lane] = {}
         # When cloud work on an entity last ended (monotonic), kept RECENT_WORK seconds: a change a
         # watching driver reports soon after may have been seen before that work (`worked_recently`).
-        self._worked: dict[str, float] = {}
+        # Oldest first, and emptied from the front: an OrderedDict, whose first item is found at
+        # once (a plain dict's iteration walks over the slots of every item deleted before it).
+        self._worked: OrderedDict[str, float] = OrderedDict()
         self._last_seq = 0
         self._closed = False
         # ---- several processes on one store (docs/scaleout.md) ----
@@ -725,13 +727,13 @@ class Lanes:
     def _note_work(self, location: str) -> None:
         now = time.monotonic()
         worked = self._worked
-        worked.pop(location, None)
-        worked[location] = now  # the dict stays in the order work ended: the oldest first
+        worked[location] = now
+        worked.move_to_end(location)  # in the order work ended: the oldest first
         while worked:  # forget what is no longer recent, and past WORKED_KEPT the oldest anyway
-            oldest, ended = next(iter(worked.items()))
+            ended = next(iter(worked.values()))
             if now - ended < RECENT_WORK and len(worked) <= WORKED_KEPT:
                 break
-            del worked[oldest]
+            worked.popitem(last=False)
 
 
 @dataclass
