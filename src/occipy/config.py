@@ -53,7 +53,7 @@ class Settings:
     max_body: int = 1 << 20
     max_headers: int = 100
     allow_delete_root: bool = False
-    reconcile_interval: float = 30.0
+    reconcile_interval: float = 30.0  # the pause after a reconcile pass, or longer (D-RECONCILE-SHARE)
     # [monitoring] docs/monitoring.md, docs/sla.md
     monitoring_tick: float = 1.0  # sampling resolution (s): the shortest period, the worst granularity
     monitoring_retention: int = 1000  # samples kept per collector

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import math
 from collections.abc import AsyncIterator
@@ -161,8 +162,41 @@ async def test_a_reconcile_pass_works_in_slices_and_rests_between_them(
     monkeypatch.setattr(cloud.calls, "observe", slow_observe)
     monkeypatch.setattr(cloud_module, "Slices", functools.partial(
         cloud_module.Slices, clock=lambda: now, sleep=rest))
-    await cloud.reconcile_all()
+    worked = await cloud.reconcile_all()
     assert observed == 30
     slice_objects = math.ceil(cloud_module.RECONCILE_SLICE / step)
     assert [count for count, _ in rests] == list(range(slice_objects, 31, slice_objects)), rests
     assert {seconds for _, seconds in rests} == {slice_objects * step * cloud_module.RECONCILE_REST}, rests
+    assert worked == 30 * step  # what the pass worked: its slices, the last one included, not its rests
+
+
+async def test_the_reconcile_takes_a_bounded_share_of_the_loop_however_many_entities(
+        harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A pass costs about 19 us an entity (SQLite, simulated cloud): at 30 s intervals that was a
+    # growing share of the CPU (a sixth of it at 130,000 computes, all of it past a million).
+    # D-RECONCILE-SHARE: after a pass that worked W seconds, the next starts reconcile_interval
+    # later, or W / RECONCILE_SHARE later when that is longer.
+    from occipy.service import cloud as cloud_module
+
+    cloud = harness.service.cloud.default
+    interval = 30.0
+    monkeypatch.setattr(cloud, "options", dataclasses.replace(cloud.options, reconcile_interval=interval))
+    assert cloud_module.reconcile_pause(interval, 0.0) == interval
+    long_pass = interval * cloud_module.RECONCILE_SHARE * 4
+    assert cloud_module.reconcile_pause(interval, long_pass) == pytest.approx(interval * 4)
+    passes = iter([0.01, long_pass, 0.01])
+
+    async def reconcile_all() -> float:
+        return next(passes)
+
+    pauses: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 4:
+            raise asyncio.CancelledError
+
+    monkeypatch.setattr(cloud, "reconcile_all", reconcile_all)
+    with pytest.raises(asyncio.CancelledError):
+        await cloud._periodic(sleep)
+    assert pauses == [interval, interval, pytest.approx(interval * 4), interval]
