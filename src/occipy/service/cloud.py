@@ -91,7 +91,7 @@ RECONCILE_SLICE: Final = 0.001
 RECONCILE_REST: Final = 2.0
 # Over a whole cycle (a pass and the pause after it) the reconcile works at most this share of
 # the loop: a pass that worked W seconds is followed by a pause of at least W / RECONCILE_SHARE
-# (D-RECONCILE-SHARE). Up to about 80,000 entities (SQLite, simulated cloud) the pause stays
+# (D-RECONCILE-SHARE). Up to about 50,000 entities (SQLite, simulated cloud) the pause stays
 # `reconcile_interval`; beyond, the passes space out instead of taking ever more of the CPU.
 RECONCILE_SHARE: Final = 0.05
 ADOPTED_KEPT: Final = 100_000  # refs remembered as told to an `Adopts` driver (Cloud.adopt_one)

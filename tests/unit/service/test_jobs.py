@@ -172,8 +172,9 @@ async def test_a_reconcile_pass_works_in_slices_and_rests_between_them(
 
 async def test_the_reconcile_takes_a_bounded_share_of_the_loop_however_many_entities(
         harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
-    # A pass costs about 19 us an entity (SQLite, simulated cloud): at 30 s intervals that was a
-    # growing share of the CPU (a sixth of it at 130,000 computes, all of it past a million).
+    # A pass costs 19-31 us an entity (SQLite, simulated cloud): at 30 s intervals that was a
+    # growing share of the CPU (a tenth of a soak's samples at 130,000 computes; past a million,
+    # a pass would never end).
     # D-RECONCILE-SHARE: after a pass that worked W seconds, the next starts reconcile_interval
     # later, or W / RECONCILE_SHARE later when that is longer.
     from occipy.service import cloud as cloud_module
