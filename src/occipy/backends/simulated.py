@@ -238,6 +238,11 @@ class SimulatedDriver:
         self.fail = fail
         self._rng = random.Random(seed)
         self._objects: dict[str, _Object] = {}
+        # Indexes of `_objects`, kept by `_add` and `_remove` (a cloud of a million objects must
+        # not walk them all to delete one or to attach a disk): each resource type's objects, and
+        # the links that hang on each object (as their compute or their target), in creation order.
+        self._by_resource: dict[str, dict[str, _Object]] = {}
+        self._hanging: dict[str, dict[str, None]] = {}
         self._snapshots: dict[str, Template] = {}
         # Volume backups and snapshots taken (backend id, "backup" | "snapshot"), oldest first: the
         # simulated cloud keeps no data, so these records are what they leave (tests observe them).
@@ -330,7 +335,7 @@ class SimulatedDriver:
             case _:
                 raise NotSupported(f"the simulated cloud cannot create a {type(spec).__name__}")
         obj.message = "creating"
-        self._objects[obj.backend_id] = obj
+        self._add(obj)
         async with obj.lock:
             await self._sleep()
             for end in (obj.compute_id, obj.target_id):
@@ -364,16 +369,35 @@ class SimulatedDriver:
             await self._sleep()
             self._remove(ref.backend_id)
 
+    def _add(self, obj: _Object) -> None:
+        self._objects[obj.backend_id] = obj
+        self._by_resource.setdefault(obj.resource, {})[obj.backend_id] = obj
+        for end in (obj.compute_id, obj.target_id):
+            if end is not None:
+                self._hanging.setdefault(end, {})[obj.backend_id] = None
+
     def _remove(self, backend_id: str) -> list[_Object]:
         """Forget an object and every link that hangs on it; returns what went (links first)."""
-        gone = [link for link in self._objects.values() if backend_id in (link.compute_id, link.target_id)]
+        gone = [self._objects[link_id] for link_id in self._hanging.get(backend_id, ())]
         obj = self._objects.get(backend_id)
         if obj is not None:
             gone.append(obj)
         for item in gone:
-            self._objects.pop(item.backend_id, None)
+            del self._objects[item.backend_id]
+            del self._by_resource[item.resource][item.backend_id]
+            for end in (item.compute_id, item.target_id):
+                links = self._hanging.get(end) if end is not None else None
+                if end is not None and links is not None:
+                    links.pop(item.backend_id, None)
+                    if not links:
+                        del self._hanging[end]
             self._fail_next.pop(item.backend_id, None)
         return gone
+
+    def _links_on(self, backend_id: str, resource: str) -> list[_Object]:
+        """The links of this type that hang on an object, oldest first."""
+        links = (self._objects[link_id] for link_id in self._hanging.get(backend_id, ()))
+        return [link for link in links if link.resource == resource]
 
     # ------------------------------------------------------------------ computes
 
@@ -516,12 +540,14 @@ class SimulatedDriver:
 
     def _devices_of(self, compute_id: str) -> set[str | None]:
         return {
-            _link_facts(link).device for link in self._all(b.STORAGELINK) if link.compute_id == compute_id
+            _link_facts(link).device for link in self._links_on(compute_id, b.STORAGELINK)
+            if link.compute_id == compute_id
         }
 
     def _interfaces_of(self, compute_id: str) -> set[str | None]:
         return {
-            _nic_facts(nic).interface for nic in self._all(b.NETWORKINTERFACE) if nic.compute_id == compute_id
+            _nic_facts(nic).interface for nic in self._links_on(compute_id, b.NETWORKINTERFACE)
+            if nic.compute_id == compute_id
         }
 
     def _macs(self) -> set[str]:
@@ -530,7 +556,7 @@ class SimulatedDriver:
     def _new_storagelink(self, spec: StorageLinkSpec) -> _Object:
         compute = self._require(Ref(b.COMPUTE, spec.compute_id), b.COMPUTE)
         volume = self._require(Ref(b.STORAGE, spec.storage_id), b.STORAGE)
-        for link in self._all(b.STORAGELINK):
+        for link in self._links_on(volume.backend_id, b.STORAGELINK):
             if link.target_id == volume.backend_id:
                 raise BackendError(f"volume {volume.name!r} is already attached to {link.compute_id}")
         devices = self._devices_of(compute.backend_id)
@@ -618,7 +644,7 @@ class SimulatedDriver:
 
     def _addresses_on(self, network_id: str) -> set[IPAddress]:
         used: set[IPAddress] = set()
-        for nic in self._all(b.NETWORKINTERFACE):
+        for nic in self._links_on(network_id, b.NETWORKINTERFACE):
             address = _nic_facts(nic).address
             if nic.target_id == network_id and address:
                 try:
@@ -670,7 +696,8 @@ class SimulatedDriver:
                        compute_id=source.backend_id, target_id=target.backend_id)
 
     def _hosted_by(self, application_id: str) -> list[_Object]:
-        targets = {link.target_id for link in self._all(COMPONENTLINK) if link.compute_id == application_id}
+        targets = {link.target_id for link in self._links_on(application_id, COMPONENTLINK)
+                   if link.compute_id == application_id}
         return [obj for obj in self._all(COMPONENT) if obj.backend_id in targets]
 
     # ------------------------------------------------------------------ actions and updates
@@ -827,7 +854,7 @@ class SimulatedDriver:
         facts = observed.facts if isinstance(observed.facts, facts_type) else facts_type()
         hostname = facts.hostname if isinstance(facts, ComputeFacts) else None
         name = hostname.partition(".")[0] if hostname else ref.backend_id
-        self._objects[ref.backend_id] = _Object(
+        self._add(_Object(
             ref.resource,
             ref.backend_id,
             name,
@@ -836,7 +863,7 @@ class SimulatedDriver:
             message=observed.message,
             compute_id=compute_id,
             target_id=target_id,
-        )
+        ))
 
     async def inventory(self) -> Sequence[Tagged]:
         """Every object created with an entity id (Inventories)."""
@@ -1004,7 +1031,7 @@ class SimulatedDriver:
         return obj
 
     def _all(self, resource: str) -> list[_Object]:
-        return [obj for obj in self._objects.values() if obj.resource == resource]
+        return list(self._by_resource.get(resource, {}).values())
 
     def _template(self, family: str, name: str) -> Template | None:
         return next((t for t in self.templates() if t.family == family and t.name == name), None)

@@ -838,6 +838,16 @@ def _check_invariants(drv: SimulatedDriver) -> None:
         if isinstance(obj.facts, StorageLinkFacts):
             claim("device", (obj.compute_id, obj.facts.device))
             claim("volume", obj.target_id)
+    # The driver's indexes (the objects of each type, the links on each object) say what
+    # `_objects` says: deletes and attachments read them instead of walking every object.
+    assert {key: obj for of_type in drv._by_resource.values() for key, obj in of_type.items()} == objects
+    assert all(obj.resource == resource for resource, of_type in drv._by_resource.items() for obj in of_type.values())
+    hanging: dict[str, list[str]] = {}
+    for obj in objects.values():
+        for end in (obj.compute_id, obj.target_id):
+            if end is not None:
+                hanging.setdefault(end, []).append(obj.backend_id)
+    assert {end: list(links) for end, links in drv._hanging.items()} == hanging
 
 
 async def _run(operations: list[tuple[Any, ...]]) -> None:
