@@ -279,7 +279,10 @@ async def test_the_wal_starts_over_under_a_steady_stream_of_commits(tmp_path: Pa
         for n in range(3000):  # one commit after the other: about 3,000 x 3 pages written
             await store.commit(Batch(put=[_entity(n % 200, title=str(n))]))
             largest = max(largest, wal.stat().st_size)
-        assert largest < 4 * 1024 * 1024, largest  # without the restarts: about 40 MB
+        # Without the restarts: about 36 MB (3,000 x 3 pages). The restart waits for the
+        # checkpointer thread to see the WAL past 64 frames: on a machine loaded by other work it
+        # ran late once and the file reached 4.8 MB, so the bound is a fifth of that 36 MB.
+        assert largest < 8 * 1024 * 1024, largest
     finally:
         await store.close()
 
