@@ -17,7 +17,7 @@ import math
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -243,6 +243,7 @@ class SimulatedDriver:
         # the links that hang on each object (as their compute or their target), in creation order.
         self._by_resource: dict[str, dict[str, _Object]] = {}
         self._hanging: dict[str, dict[str, None]] = {}
+        self._macs: dict[str, int] = {}  # the interfaces' MAC addresses (lower case): how many hold each
         self._snapshots: dict[str, Template] = {}
         # Volume backups and snapshots taken (backend id, "backup" | "snapshot"), oldest first: the
         # simulated cloud keeps no data, so these records are what they leave (tests observe them).
@@ -375,6 +376,9 @@ class SimulatedDriver:
         for end in (obj.compute_id, obj.target_id):
             if end is not None:
                 self._hanging.setdefault(end, {})[obj.backend_id] = None
+        mac = _mac_of(obj)
+        if mac is not None:
+            self._macs[mac] = self._macs.get(mac, 0) + 1
 
     def _remove(self, backend_id: str) -> list[_Object]:
         """Forget an object and every link that hangs on it; returns what went (links first)."""
@@ -391,6 +395,12 @@ class SimulatedDriver:
                     links.pop(item.backend_id, None)
                     if not links:
                         del self._hanging[end]
+            mac = _mac_of(item)
+            if mac is not None:
+                if self._macs[mac] > 1:
+                    self._macs[mac] -= 1
+                else:
+                    del self._macs[mac]
             self._fail_next.pop(item.backend_id, None)
         return gone
 
@@ -529,10 +539,10 @@ class SimulatedDriver:
                 names = self._interfaces_of(spec.compute_id) | {
                     f.interface for f in taken if isinstance(f, NetworkInterfaceFacts)
                 }
-                macs = self._macs() | {f.mac for f in taken if isinstance(f, NetworkInterfaceFacts) and f.mac}
+                proposed = {f.mac.lower() for f in taken if isinstance(f, NetworkInterfaceFacts) and f.mac}
                 return NetworkInterfaceFacts(
                     interface=spec.interface or _free_interface(names),
-                    mac=spec.mac or self._free_mac(macs),
+                    mac=spec.mac or self._free_mac(proposed),
                     address=spec.address,
                     allocation=spec.allocation,
                 )
@@ -549,9 +559,6 @@ class SimulatedDriver:
             _nic_facts(nic).interface for nic in self._links_on(compute_id, b.NETWORKINTERFACE)
             if nic.compute_id == compute_id
         }
-
-    def _macs(self) -> set[str]:
-        return {(_nic_facts(nic).mac or "").lower() for nic in self._all(b.NETWORKINTERFACE)}
 
     def _new_storagelink(self, spec: StorageLinkSpec) -> _Object:
         compute = self._require(Ref(b.COMPUTE, spec.compute_id), b.COMPUTE)
@@ -586,15 +593,14 @@ class SimulatedDriver:
         if reservation is not None and reservation.resource == egi.IPRESERVATION:
             return self._nic_to_reservation(spec, compute, reservation)  # [monitoring] a floating IP
         network = self._require(Ref(b.NETWORK, spec.network_id), b.NETWORK)
-        macs = self._macs()
         if spec.mac:
             mac = spec.mac.lower().replace("-", ":")
             if not _MAC_RE.fullmatch(mac):
                 raise BackendError(f"{spec.mac!r} is not a MAC address")
-            if mac in macs:
+            if mac in self._macs:
                 raise BackendError(f"MAC address {mac} is already in use")
         else:
-            mac = self._free_mac(macs)
+            mac = self._free_mac()
         names = self._interfaces_of(compute.backend_id)
         if spec.interface:
             if spec.interface in names:
@@ -636,10 +642,11 @@ class SimulatedDriver:
             target_id=network.backend_id,
         )
 
-    def _free_mac(self, taken: set[str]) -> str:
+    def _free_mac(self, also: Collection[str] = ()) -> str:
+        """A MAC address no interface of this cloud holds, nor any of `also`."""
         while True:
             mac = MAC_PREFIX + ":" + ":".join(f"{self._rng.randrange(256):02x}" for _ in range(3))
-            if mac not in taken:
+            if mac not in self._macs and mac not in also:
                 return mac
 
     def _addresses_on(self, network_id: str) -> set[IPAddress]:
@@ -957,13 +964,14 @@ class SimulatedDriver:
         """An interface whose target is a floating IP: the compute gets the reserved address."""
         if reservation.deleting:
             raise BackendError(f"ipreservation {reservation.name!r} is being deleted")
-        if any(nic.target_id == reservation.backend_id for nic in self._all(b.NETWORKINTERFACE)):
+        if any(nic.target_id == reservation.backend_id
+               for nic in self._links_on(reservation.backend_id, b.NETWORKINTERFACE)):
             raise BackendError(f"the floating address of {reservation.name!r} is already attached")
         facts = reservation.facts if isinstance(reservation.facts, egi.IpReservationFacts) else None
         names = self._interfaces_of(compute.backend_id)
         nic_facts = NetworkInterfaceFacts(
             interface=spec.interface if spec.interface and spec.interface not in names else _free_interface(names),
-            mac=spec.mac or self._free_mac(self._macs()), address=facts.address if facts else None,
+            mac=spec.mac or self._free_mac(), address=facts.address if facts else None,
             allocation="static")
         backend_id = self._new_id(b.NETWORKINTERFACE, f":{compute.backend_id}:{reservation.backend_id}")
         return _Object(b.NETWORKINTERFACE, backend_id, spec.name, b.INACTIVE, nic_facts, spec.entity_id,
@@ -1050,6 +1058,12 @@ def _storage_facts(obj: _Object) -> StorageFacts:
 
 def _net_facts(obj: _Object) -> NetworkFacts:
     return obj.facts if isinstance(obj.facts, NetworkFacts) else NetworkFacts()
+
+
+def _mac_of(obj: _Object) -> str | None:
+    """An interface's MAC address in lower case (None: not an interface, or it has none)."""
+    facts = obj.facts
+    return facts.mac.lower() if isinstance(facts, NetworkInterfaceFacts) and facts.mac else None
 
 
 def _link_facts(obj: _Object) -> StorageLinkFacts:

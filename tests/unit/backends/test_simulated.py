@@ -848,6 +848,11 @@ def _check_invariants(drv: SimulatedDriver) -> None:
             if end is not None:
                 hanging.setdefault(end, []).append(obj.backend_id)
     assert {end: list(links) for end, links in drv._hanging.items()} == hanging
+    macs: dict[str, int] = {}
+    for obj in objects.values():
+        if isinstance(obj.facts, NetworkInterfaceFacts) and obj.facts.mac:
+            macs[obj.facts.mac.lower()] = macs.get(obj.facts.mac.lower(), 0) + 1
+    assert drv._macs == macs
 
 
 async def _run(operations: list[tuple[Any, ...]]) -> None:
