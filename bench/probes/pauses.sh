@@ -11,26 +11,16 @@
 # SRC: another checkout's src/ to measure instead of this one (PYTHONPATH), for an A/B.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-PY=.venv/bin/python
-DATA="$(mktemp -d)"
-PORT="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-URL="http://127.0.0.1:$PORT"
+source bench/probes/served.sh
 export PAUSES_OUT="$DATA/pauses"
-PYTHONPATH="$PWD/bench/probes/pauses:${1:-}" taskset -c 1 .venv/bin/occipy serve --host 127.0.0.1 --port "$PORT" \
-    --data-dir "$DATA/db" --driver-opt delay=0 --log-level warning >/dev/null 2>&1 &
-PID=$!
-trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$DATA"' EXIT
-for _ in $(seq 100); do curl -fs -o /dev/null "$URL/-/" && break; sleep 0.1; done
-SEED="$(taskset -c 0 "$PY" bench/seed.py --url "$URL" --count 10000)"
-TARGET="$URL$("$PY" -c 'import json, sys; print(json.loads(sys.argv[1])["action_path"])' "$SEED")"
+serve "$PWD/bench/probes/pauses:${1:-}"
 for media in text/plain application/occi+json; do
     taskset -c 0 wrk -d5s -t1 -c4 -H "Accept: $media" "$URL/compute/" >/dev/null
 done
 taskset -c 0 wrk -d12s -t1 -c64 -s bench/create.lua "$URL/compute/" >/dev/null
-first() {  # the action the compute's state allows
+first() {  # the action the compute's state allows, once the creates' last writes are in
     sleep 0.5
-    curl -fs -H 'Accept: application/occi+json' "$TARGET" | "$PY" -c \
-        'import json, sys; print("stop" if json.load(sys.stdin)["attributes"]["occi.compute.state"] == "active" else "start")'
+    first_action
 }
 BENCH_FIRST="$(first)" taskset -c 0 wrk -d2s -t1 -c1 -s bench/actions.lua "$TARGET" >/dev/null
 BENCH_FIRST="$(first)" taskset -c 0 wrk -d10s -t1 -c1 --latency -s bench/actions.lua "$TARGET" \

@@ -13,18 +13,8 @@
 # SRC: another checkout's src/ to measure instead of this one (PYTHONPATH), for an A/B.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-SRC="${1:-}"
-PY=.venv/bin/python
-DATA="$(mktemp -d)"
-PORT="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-URL="http://127.0.0.1:$PORT"
-PYTHONPATH="$SRC" taskset -c 1 .venv/bin/occipy serve --host 127.0.0.1 --port "$PORT" --data-dir "$DATA/db" \
-    --driver-opt delay=0 --log-level warning >/dev/null 2>&1 &
-PID=$!
-trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$DATA"' EXIT
-for _ in $(seq 100); do curl -fs -o /dev/null "$URL/-/" && break; sleep 0.1; done
-SEED="$(taskset -c 0 "$PY" bench/seed.py --url "$URL" --count 10000)"
-TARGET="$URL$("$PY" -c 'import json, sys; print(json.loads(sys.argv[1])["action_path"])' "$SEED")"
+source bench/probes/served.sh
+serve "${1:-}"
 HZ="$(getconf CLK_TCK)"
 ticks() {  # user + system ticks of the server and its children
     local total=0 pid
@@ -44,13 +34,9 @@ window() {  # label, wrk arguments
         "$(echo "$out" | awk '/Requests\/sec/ {print $2}')" "$(echo "$out" | awk '/ 99%/ {print $2}')" \
         $(( (after - before) * 1000000 / HZ / requests )) "$(date +%T)"
 }
-first() {  # the action the compute's state allows
-    curl -fs -H 'Accept: application/occi+json' "$TARGET" | "$PY" -c \
-        'import json, sys; print("stop" if json.load(sys.stdin)["attributes"]["occi.compute.state"] == "active" else "start")'
-}
 for i in $(seq "${CREATES:-4}"); do window "create $i" -d15s -c64 -s bench/create.lua "$URL/compute/"; done
 for i in $(seq "${ACTIONS:-3}"); do
-    BENCH_FIRST="$(first)" window "actions $i" -d10s -c1 -s bench/actions.lua "$TARGET"
+    BENCH_FIRST="$(first_action)" window "actions $i" -d10s -c1 -s bench/actions.lua "$TARGET"
 done
 for i in $(seq "${GETS:-1}"); do
     window "get $i" -d5s -c64 -s bench/get.lua -H "Accept: application/occi+json" "$TARGET"

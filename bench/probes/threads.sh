@@ -11,21 +11,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SCENARIO="${1:?actions, create or query}"
-SRC="${2:-}"
-PY=.venv/bin/python
-DATA="$(mktemp -d)"
-PORT="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-URL="http://127.0.0.1:$PORT"
-PYTHONPATH="$SRC" taskset -c 1 .venv/bin/occipy serve --host 127.0.0.1 --port "$PORT" --data-dir "$DATA" \
-    --driver-opt delay=0 --log-level warning >/dev/null 2>&1 &
-PID=$!
-trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$DATA"' EXIT
-for _ in $(seq 100); do curl -fs -o /dev/null "$URL/-/" && break; sleep 0.1; done
-SEED="$(taskset -c 0 "$PY" bench/seed.py --url "$URL" --count 10000)"
+source bench/probes/served.sh
+serve "${2:-}"
 if [ "$SCENARIO" = actions ]; then
-    TARGET="$URL$("$PY" -c 'import json, sys; print(json.loads(sys.argv[1])["action_path"])' "$SEED")"
-    STATE="$(curl -s -H 'Accept: application/occi+json' "$TARGET" | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["attributes"]["occi.compute.state"])')"
-    export BENCH_FIRST; BENCH_FIRST="$([ "$STATE" = active ] && echo stop || echo start)"
+    export BENCH_FIRST; BENCH_FIRST="$(first_action)"
     ARGS=(-c1 -s bench/actions.lua "$TARGET")
 elif [ "$SCENARIO" = query ]; then
     ARGS=(-c64 -H "Accept: application/occi+json" "$URL/-/")
