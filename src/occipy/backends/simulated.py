@@ -390,11 +390,12 @@ class SimulatedDriver:
             del self._objects[item.backend_id]
             del self._by_resource[item.resource][item.backend_id]
             for end in (item.compute_id, item.target_id):
-                links = self._hanging.get(end) if end is not None else None
-                if end is not None and links is not None:
-                    links.pop(item.backend_id, None)
-                    if not links:
-                        del self._hanging[end]
+                if end is None or end not in self._hanging:
+                    continue
+                links = self._hanging[end]
+                links.pop(item.backend_id, None)
+                if not links:
+                    del self._hanging[end]
             mac = _mac_of(item)
             if mac is not None:
                 if self._macs[mac] > 1:
