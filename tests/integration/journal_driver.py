@@ -10,9 +10,10 @@ driver registered in `occipy.backends.DRIVERS` (the documented way to add a driv
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from occipy.backends.base import Observed, Ref, Tagged
@@ -46,13 +47,31 @@ def live_objects(journal: Path) -> dict[str, tuple[str, str, int]]:
 
 
 class JournalDriver(SimulatedDriver):
-    """SimulatedDriver whose creates and deletes are journaled; inventory from the journal."""
+    """SimulatedDriver whose creates and deletes are journaled; inventory from the journal.
+
+    Option `answer_delay` (seconds, 0): a create answers that long after its object is made and
+    journaled (a cloud whose answer is slow to arrive), which holds open the moment when an
+    object exists that no stored entity owns yet.
+    """
+
+    answer_delay: float = 0.0
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, str], data_dir: Path) -> SimulatedDriver:
+        rest = dict(options)
+        answer_delay = float(rest.pop("answer_delay", "0") or 0)
+        driver = super().from_options(rest, data_dir)
+        assert isinstance(driver, JournalDriver)
+        driver.answer_delay = answer_delay
+        return driver
 
     async def create(self, spec: object) -> Observed:
         observed = await super().create(spec)
         obj = self._objects.get(observed.backend_id)
         if obj is not None:
             _append(f"create {obj.resource} {observed.backend_id} {obj.entity_id or '-'}")
+        if self.answer_delay > 0:
+            await asyncio.sleep(self.answer_delay)
         return observed
 
     async def delete(self, ref: Ref) -> None:

@@ -9,6 +9,7 @@ or one `--workers 2`. The cloud is the simulated one, shared by the processes th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -311,6 +312,53 @@ def test_kill9_under_write_load_loses_and_doubles_no_cloud_object(start: Start) 
             if entity["attributes"]["occi.compute.state"] == "active":
                 assert per_entity.get(entity["attributes"]["occi.core.id"]) == 1, entity
         assert len(listed) > 10
+
+
+def _operations(client: httpx.Client, action: str) -> list[dict[str, Any]]:
+    """The operation records of this action (GET /-/operations/ lists their URLs)."""
+    listed = client.get("/-/operations/")
+    assert listed.status_code == 200, listed.text
+    records = [_get(client, httpx.URL(url).path) for url in listed.json()]
+    return [record for record in records if record.get("action") == action]
+
+
+def test_a_create_cut_by_kill9_is_ended_not_run_again(start: Start, postgres_database: PostgresDatabase) -> None:
+    """D-RESTART across workers: a create whose worker dies while the cloud works ends `failed`
+    (its entity in `error`), and the object it made goes; it is not run a second time (which made
+    a second cloud object for the entity). Here the cloud answers 3 s after it made the object:
+    the create is recorded, and running, for those 3 s, and a sweep meanwhile leaves it alone."""
+    a = start(reconcile=1.0)
+    b = start("--sync-wait", "10", "--driver-opt", "answer_delay=3", reconcile=1.0)
+    journal: Path = start.journal  # type: ignore[attr-defined]
+    _wait(lambda: len(_leader_pids(postgres_database.dsn)) == 1, 10, "a leader")
+
+    def create() -> None:
+        with b.client() as on_b, contextlib.suppress(httpx.HTTPError):  # b is killed under it
+            on_b.post("/compute/", json={"kind": INFRA + "compute", "title": "cut"})
+
+    creating = threading.Thread(target=create)
+    creating.start()
+    _wait(lambda: bool(live_objects(journal)), 10, "the cloud made the object")
+    [(backend_id, (_, entity_id, _))] = live_objects(journal).items()
+    with a.client() as on_a:
+        time.sleep(1.5)  # a sweep or two while the create runs: the object stays
+        assert backend_id in live_objects(journal)
+        record = _operations(on_a, "create")
+        assert [op["state"] for op in record] == ["running"], record
+        b.kill9()
+        creating.join(timeout=10)
+
+        def ended() -> bool:
+            listed = on_a.get("/compute/").json().get("resources", [])
+            states = [e["attributes"]["occi.compute.state"] for e in listed
+                      if e["attributes"]["occi.core.id"] == entity_id]
+            return states == ["error"] and not live_objects(journal)
+
+        _wait(ended, 30, "the create ended failed and its object went")
+        [op] = _operations(on_a, "create")
+        assert op["state"] == "failed" and "interrupted" in op["message"], op
+    creates = [line for line in journal.read_text().splitlines() if line.startswith("create ")]
+    assert len(creates) == 1, creates  # not run again
 
 
 def test_workers_flag_serves_and_replaces_a_killed_worker(start: Start) -> None:

@@ -470,6 +470,11 @@ class Lanes:
                 queued = bool(await self.store.pending_operations(location))
             if queued or first:
                 job.recorded = True
+                if not queued:
+                    # It runs now, here: recorded as running, so that if this process dies while
+                    # the cloud works, the process that adopts the entity ends it (D-RESTART)
+                    # instead of running the create again (a second cloud object).
+                    op = job.op = op.ended(RUNNING, op.message, time.time())
                 first.put_operations.append(op)
             try:
                 if first or extra:
@@ -660,6 +665,14 @@ class Lanes:
             job.worked.set()
             await self._finish(job, running, instant, None)
             return
+        start = Batch(put=[showing] if showing is not None else [], put_operations=[running])
+        started = job.recorded and op.action != "delete"
+        if started and op.state == QUEUED:
+            # D-RESTART runs a record that says queued again after a crash: once the cloud is
+            # asked, the work is running (a half-made object is not trusted, only a delete is
+            # resumed), and the record must say so first. (Recorded running already: a create
+            # on a shared store, `_submit_shared`.)
+            await self._write_start(job, start)
         if self.observer is not None:
             self.observer.started(running, spec)
         # The work runs in this task; if it outlasts `quick`, a timer writes the running record
@@ -668,10 +681,9 @@ class Lanes:
         starting: list[asyncio.Task[None]] = []
 
         def outlasted() -> None:
-            start = Batch(put=[showing] if showing is not None else [], put_operations=[running])
             starting.append(loop.create_task(self._write_start(job, start)))
 
-        timer = loop.call_later(self.quick, outlasted)
+        timer = None if started else loop.call_later(self.quick, outlasted)
         finish: Finish | None = None
         failure: OcciError | None = None
         try:
@@ -684,7 +696,8 @@ class Lanes:
             log.exception("operation %s (%s on %s) failed unexpectedly", op.op_id, op.action, op.location)
             failure = _Internal(f"internal error: {type(error).__name__}: {error}")
         finally:
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
             job.worked.set()
         if starting:
             await starting[0]  # the running record is written before the result

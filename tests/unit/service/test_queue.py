@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from occipy.backends.base import Inventories
+from occipy.backends.base import Action, Inventories, Observed, Ref
 from occipy.backends.simulated import SimulatedDriver
 from occipy.errors import OcciError
 from occipy.model.catalogue import COMPUTE
@@ -353,6 +353,50 @@ async def test_an_interrupted_delete_is_finished_after_a_restart(tmp_path: Path)
     finished = await store.get_operation("crashed-delete")
     assert finished is not None and finished.state == SUCCEEDED
     await second.stop()
+
+
+class _GatedDriver(SimulatedDriver):
+    """A simulated cloud whose every action waits at a gate of its own until the test opens it."""
+
+    def __init__(self) -> None:
+        super().__init__(delay=0.0, seed=8)
+        self.gates: asyncio.Queue[asyncio.Event] = asyncio.Queue()
+
+    async def act(self, ref: Ref, action: Action) -> Observed:
+        gate = asyncio.Event()
+        self.gates.put_nowait(gate)
+        await gate.wait()
+        return await super().act(ref, action)
+
+
+async def test_queued_work_is_recorded_running_before_the_cloud_is_asked() -> None:
+    """D-RESTART resumes a record that says queued after a crash, and ends one that says running.
+    A queued operation whose turn came says running before its cloud call, so that a crash during
+    the call does not run it twice (for a create: a second cloud object)."""
+    driver = _GatedDriver()
+    store = MemoryStore()
+    await store.open()
+    # A long sync_wait: the running record is not written by the `quick` timer meanwhile.
+    service = Service(standard_registry(), store, driver, ServiceOptions(sync_wait=30.0, reconcile_interval=0))
+    await service.start()
+    harness = Harness(service, driver)
+    location = await harness.create_compute()
+    stopping = asyncio.create_task(_stop(harness, location))
+    first = await asyncio.wait_for(driver.gates.get(), 5)  # the stop is in the cloud
+    starting = asyncio.create_task(harness.json("POST", location + "?action=start", {"action": ACTION + "start"}))
+    while not [op for op in await store.pending_operations(location) if op.action == "start"]:
+        await asyncio.sleep(0.01)
+    [queued] = [op for op in await store.pending_operations(location) if op.action == "start"]
+    assert queued.state == QUEUED
+    first.set()
+    second = await asyncio.wait_for(driver.gates.get(), 5)  # the start's turn: it is in the cloud
+    record = await store.get_operation(queued.op_id)
+    assert record is not None and record.state == RUNNING, record
+    second.set()
+    assert (await stopping)[0] == 200 and (await starting).status == 200
+    record = await store.get_operation(queued.op_id)
+    assert record is not None and record.state == SUCCEEDED
+    await service.stop()
 
 
 # ---- the lanes themselves: a write built from an older copy keeps a change applied at once -------------
