@@ -5,6 +5,7 @@ contract, then what is Docker's own (labels, mounts, user data, limits, events, 
 from __future__ import annotations
 
 import asyncio
+import time
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator
@@ -176,8 +177,21 @@ async def test_user_data_and_ssh_key_are_files_and_environment(drv: DockerDriver
     assert out == "#cloud-config\nhello: 1\nssh-ed25519 AAAA test@occipy\nssh-ed25519 AAAA test@occipy\n"
 
 
+def _in_its_loop(docker_client: Any, backend_id: str) -> None:
+    """Wait until the image's shell runs its loop (a `sleep` child): it has set its TERM trap.
+    A TERM that comes before kills the shell (exit 143), the race this test once lost."""
+    deadline = time.monotonic() + 15
+    while True:
+        processes = docker_client.containers.get(backend_id).top().get("Processes") or []
+        if any("sleep" in " ".join(map(str, row)) for row in processes):
+            return
+        assert time.monotonic() < deadline, processes
+        time.sleep(0.05)
+
+
 async def test_stop_methods_send_term_or_kill(drv: DockerDriver, docker_client: Any) -> None:
     ref = Ref(COMPUTE, (await drv.create(ComputeSpec(name=unique("sig")))).backend_id)
+    _in_its_loop(docker_client, ref.backend_id)
     await drv.act(ref, Stop(method="graceful"))
     state = docker_client.containers.get(ref.backend_id).attrs["State"]
     assert state["ExitCode"] == 0  # the image's shell traps TERM and exits 0 (init forwards it)
