@@ -99,6 +99,31 @@ def test_creation_in_flight_at_kill9_fails_with_a_message(tmp_path: Path, kind: 
         _check_failed_after_restart(client, operation, location, kind, before)
 
 
+def test_a_collection_create_in_flight_at_kill9_fails_and_is_not_run_again(tmp_path: Path) -> None:
+    """The entities of a request that creates several are written first with their operations;
+    after a kill -9 while the cloud makes them, the restarted server ends each `failed`, its
+    entity in `error`, rather than creating them again (D-RESTART). (That a queued record says
+    running before its cloud call, whatever `sync_wait`, is pinned by
+    tests/unit/service/test_queue.py::test_queued_work_is_recorded_running_before_the_cloud_is_asked.)"""
+    data = tmp_path / "data"
+    with serving(data, SLOW) as (server, client):
+        response = client.post("/compute/", headers=JSON_HEADERS, json={"resources": [
+            {"kind": INFRA + "compute", "title": f"slow-{n}"} for n in range(2)]})
+        assert response.status_code == 201, response.text
+        created = [path_of(client, url) for url in response.json()]
+        assert len(created) == 2
+        operation = path_of(client, response.headers["x-occi-operation"])
+        before = _wait_running(client, operation)
+        server.kill9()
+
+    with serving(data) as (server, client):
+        _check_failed_after_restart(client, operation, path_of(client, before["location"]), "compute", before)
+        for location in created:
+            rendering = relative(client, client.get(location, headers={"Accept": JSON}))
+            assert _state(rendering, "compute")[0] == "error", rendering
+            assert "interrupted" in str(_state(rendering, "compute")[1]), rendering
+
+
 def test_action_in_flight_at_kill9_fails_with_a_message(tmp_path: Path) -> None:
     """A `start` still running (delay=5) when the server is killed: `failed` + message, compute in error."""
     data = tmp_path / "data"
