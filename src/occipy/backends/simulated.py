@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import ipaddress
 import math
 import random
@@ -511,14 +512,18 @@ class SimulatedDriver:
         return _Object(b.NETWORK, self._new_id(b.NETWORK), spec.name, b.INACTIVE, facts, spec.entity_id)
 
     def _free_range(self) -> IPNetwork:
-        """The next 10.<n>.<m>.0/24 of the pool that overlaps no existing network."""
-        used = [net for obj in self._all(b.NETWORK) if (net := _range_of(obj)) is not None]
+        """The next 10.<n>.<m>.0/24 of the pool that overlaps no existing network.
+
+        Compared as integer spans, each network's parsed once (`_span`): parsing them all again
+        and comparing `ip_network`s cost 7 us per existing network for every new one."""
+        used = [span for obj in self._by_resource.get(b.NETWORK, {}).values()
+                if (span := _span(_net_facts(obj).address)) is not None]
         while self._next_range < 246 * 256:
-            n, m = divmod(self._next_range, 256)
+            first = _POOL_FIRST + (self._next_range << 8)
             self._next_range += 1
-            candidate = ipaddress.ip_network(f"10.{10 + n}.{m}.0/24")
-            if not any(candidate.overlaps(net) for net in used):
-                return candidate
+            last = first + 255
+            if not any(low <= last and first <= high for low, high in used):
+                return ipaddress.ip_network((first, 24))
         raise BackendError("the simulated cloud's address pool 10.10.0.0-10.255.255.0 is exhausted")
 
     # ------------------------------------------------------------------ links
@@ -1106,6 +1111,24 @@ def _numbered(wanted: str) -> Iterator[str]:
     while True:
         yield f"{wanted}-{n}"
         n += 1
+
+
+_POOL_FIRST: Final = int(ipaddress.IPv4Address("10.10.0.0"))  # the first /24 `_free_range` offers
+
+
+@functools.lru_cache(maxsize=65_536)
+def _span(address: str | None) -> tuple[int, int] | None:
+    """The first and last IPv4 address of a network's range as integers; None when it has none
+    (no address, not a network, IPv6: no IPv4 /24 overlaps it)."""
+    if not address:
+        return None
+    try:
+        net = ipaddress.ip_network(address, strict=False)
+    except ValueError:
+        return None
+    if net.version != 4:
+        return None
+    return int(net.network_address), int(net.broadcast_address)
 
 
 def _range_of(network: _Object) -> IPNetwork | None:

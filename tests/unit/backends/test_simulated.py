@@ -349,6 +349,18 @@ async def test_volume_backup_and_snapshot_are_recorded(sim: SimulatedDriver) -> 
     assert len(sim.volume_copies) == 2
 
 
+async def test_network_pool_skips_every_entry_a_client_range_covers(sim: SimulatedDriver) -> None:
+    # A /22 covers four pool entries; an IPv6 range and a bad one overlap none.
+    await sim.create(NetworkSpec(name="wide", address="10.10.0.0/22", gateway="10.10.0.1"))
+    await sim.create(NetworkSpec(name="six", address="fd00::/64", gateway="fd00::1"))
+    fifth = await sim.create(NetworkSpec(name="next"))
+    assert _facts(fifth).address == "10.10.4.0/24"
+    # A range that covers the pool's start from below (10.8.0.0/14 ends at 10.11.255.255).
+    wide = SimulatedDriver(delay=0, seed=2)
+    await wide.create(NetworkSpec(name="below", address="10.8.0.0/14", gateway="10.8.0.1"))
+    assert _facts(await wide.create(NetworkSpec(name="after"))).address == "10.12.0.0/24"
+
+
 async def test_network_pool(sim: SimulatedDriver) -> None:
     first = await sim.create(NetworkSpec(name="a"))
     assert first.facts == NetworkFacts(address="10.10.0.0/24", gateway="10.10.0.1", allocation="dynamic")
