@@ -660,16 +660,16 @@ class SimulatedDriver:
         for nic in self._links_on(network_id, b.NETWORKINTERFACE):
             address = _nic_facts(nic).address
             if nic.target_id == network_id and address:
-                try:
-                    used.add(ipaddress.ip_interface(address).ip)
-                except ValueError:  # an adopted value we did not write: it holds nothing
-                    pass
+                host = _host_of(address)
+                if host is not None:  # else an adopted value we did not write: it holds nothing
+                    used.add(host)
         return used
 
     def _free_address(self, network: _Object, net: IPNetwork, used: set[IPAddress]) -> IPAddress:
         gateway = _net_facts(network).gateway
+        taken = used | {gateway_host} if gateway and (gateway_host := _host_of(gateway)) is not None else used
         for host in net.hosts():
-            if str(host) != gateway and host not in used:
+            if host not in taken:
                 return host
         raise BackendError(f"network {network.name!r} ({net}) has no free address left")
 
@@ -1129,6 +1129,16 @@ def _span(address: str | None) -> tuple[int, int] | None:
     if net.version != 4:
         return None
     return int(net.network_address), int(net.broadcast_address)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _host_of(address: str) -> IPAddress | None:
+    """The host address of an interface's address ("10.10.0.2/24" or "10.10.0.2"), parsed once
+    (a network's used addresses are read at every new interface on it); None when it is none."""
+    try:
+        return ipaddress.ip_interface(address).ip
+    except ValueError:
+        return None
 
 
 def _range_of(network: _Object) -> IPNetwork | None:
