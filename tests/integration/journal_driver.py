@@ -50,8 +50,8 @@ class JournalDriver(SimulatedDriver):
     """SimulatedDriver whose creates and deletes are journaled; inventory from the journal.
 
     Option `answer_delay` (seconds, 0): a create answers that long after its object is made and
-    journaled (a cloud whose answer is slow to arrive), which holds open the moment when an
-    object exists that no stored entity owns yet.
+    journaled (a cloud whose answer is slow to arrive): the create stays in the cloud, with its
+    object made, for that long (a kill -9 can cut it there).
     """
 
     answer_delay: float = 0.0
