@@ -40,7 +40,10 @@ def docker_server(tmp_path: Path, docker_client: Any, dockerd: Any, busybox_imag
 def test_worked_example_on_docker(docker_server: LiveServer, docker_client: Any) -> None:
     pytest.importorskip("docker")
     namespace: dict[str, Any] = {"url": docker_server.url}
-    exec(compile(worked_example(), str(DOC), "exec"), namespace)  # noqa: S102 - our own documentation
+    try:
+        exec(compile(worked_example(), str(DOC), "exec"), namespace)  # noqa: S102 - our own documentation
+    except AssertionError as error:  # an occasional failure in CI: say what the cloud looked like
+        raise AssertionError(f"{error}\n{_diagnostics(docker_client, namespace)}") from error
     assert b"OK toydb 1.0" in namespace["page"]
     link = namespace["link"]
     assert DATABASELINK in link.mixins
@@ -56,6 +59,23 @@ def test_worked_example_on_docker(docker_server: LiveServer, docker_client: Any)
             break
         assert time.monotonic() < deadline, f"left behind: {left}"
         time.sleep(0.2)
+
+
+def _diagnostics(docker_client: Any, namespace: dict[str, Any]) -> str:
+    """The application's attributes and every managed container: status, networks, last log lines."""
+    lines = []
+    try:
+        shop = namespace.get("shop")
+        if shop is not None:
+            lines.append(f"application: {dict(shop.attributes)}")
+        for container in docker_client.containers.list(all=True, filters=MANAGED):
+            networks = container.attrs.get("NetworkSettings", {}).get("Networks", {})
+            addresses = {name: net.get("IPAddress") for name, net in networks.items()}
+            lines.append(f"container {container.name}: {container.status} {addresses}")
+            lines.extend("    " + line for line in container.logs(tail=15).decode(errors="replace").splitlines())
+    except Exception as error:  # noqa: BLE001  (diagnostics never hide the failure itself)
+        lines.append(f"(diagnostics failed: {error!r})")
+    return "\n".join(lines)
 
 
 def test_simulated_cloud_serves_platform(tmp_path: Path) -> None:
