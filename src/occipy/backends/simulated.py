@@ -667,9 +667,9 @@ class SimulatedDriver:
 
     def _free_address(self, network: _Object, net: IPNetwork, used: set[IPAddress]) -> IPAddress:
         gateway = _net_facts(network).gateway
-        taken = used | {gateway_host} if gateway and (gateway_host := _host_of(gateway)) is not None else used
+        gateway_host = _host_of(gateway) if gateway else None
         for host in net.hosts():
-            if host not in taken:
+            if host != gateway_host and host not in used:
                 return host
         raise BackendError(f"network {network.name!r} ({net}) has no free address left")
 
