@@ -1117,16 +1117,23 @@ _POOL_FIRST: Final = int(ipaddress.IPv4Address("10.10.0.0"))  # the first /24 `_
 
 
 @functools.lru_cache(maxsize=65_536)
-def _span(address: str | None) -> tuple[int, int] | None:
-    """The first and last IPv4 address of a network's range as integers; None when it has none
-    (no address, not a network, IPv6: no IPv4 /24 overlaps it)."""
+def _network_of(address: str | None) -> IPNetwork | None:
+    """A network's range, parsed once per address string; None when it has none (no address, or
+    not a network). `ip_network` objects are immutable, so the cached one can be shared."""
     if not address:
         return None
     try:
-        net = ipaddress.ip_network(address, strict=False)
+        return ipaddress.ip_network(address, strict=False)
     except ValueError:
         return None
-    if net.version != 4:
+
+
+@functools.lru_cache(maxsize=65_536)
+def _span(address: str | None) -> tuple[int, int] | None:
+    """The first and last IPv4 address of a network's range as integers; None when it has none
+    (no address, not a network, IPv6: no IPv4 /24 overlaps it)."""
+    net = _network_of(address)
+    if net is None or net.version != 4:
         return None
     return int(net.network_address), int(net.broadcast_address)
 
@@ -1142,13 +1149,7 @@ def _host_of(address: str) -> IPAddress | None:
 
 
 def _range_of(network: _Object) -> IPNetwork | None:
-    address = _net_facts(network).address
-    if not address:
-        return None
-    try:
-        return ipaddress.ip_network(address, strict=False)
-    except ValueError:
-        return None
+    return _network_of(_net_facts(network).address)
 
 
 def _parse_network(value: str) -> IPNetwork:

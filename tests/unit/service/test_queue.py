@@ -384,9 +384,13 @@ async def test_queued_work_is_recorded_running_before_the_cloud_is_asked() -> No
     stopping = asyncio.create_task(_stop(harness, location))
     first = await asyncio.wait_for(driver.gates.get(), 5)  # the stop is in the cloud
     starting = asyncio.create_task(harness.json("POST", location + "?action=start", {"action": ACTION + "start"}))
-    while not [op for op in await store.pending_operations(location) if op.action == "start"]:
+
+    async def starts() -> list[Operation]:
+        return [op for op in await store.pending_operations(location) if op.action == "start"]
+
+    while not (recorded := await starts()):
         await asyncio.sleep(0.01)
-    [queued] = [op for op in await store.pending_operations(location) if op.action == "start"]
+    [queued] = recorded
     assert queued.state == QUEUED
     first.set()
     second = await asyncio.wait_for(driver.gates.get(), 5)  # the start's turn: it is in the cloud
