@@ -255,7 +255,10 @@ def create_link(engine: Engine, spec: ComponentLinkSpec) -> tuple[str, Component
             engine.client.api.connect_container_to_network(target.id, network.id, aliases=[target.name],
                                                            driver_opt=options)
         except Exception as exc:  # noqa: BLE001 - translated
-            raise translate(exc, f"connect {target.name} to its application") from None
+            error = translate(exc, f"connect {target.name} to its application")
+            if isinstance(error, Gone):  # removed meanwhile, outside occipy
+                raise BackendError(f"Docker has no component container {target.name}") from None
+            raise error from None
         return link_id(HOST, network.id, target.name), facts, network.id
     try:
         source = component(engine, spec.source_id)

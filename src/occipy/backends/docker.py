@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import os
 import platform as host_platform
@@ -175,6 +176,18 @@ class DockerDriver:
 
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())
+
+    @contextlib.asynccontextmanager
+    async def _locked(self, *names: str) -> AsyncIterator[None]:
+        """The locks of several Docker objects, taken in one order (two callers cannot deadlock).
+
+        A component link touches both its ends: a use link re-creates its source and reads its
+        target, a host link connects its target to the application's network. Holding one end's lock
+        only let a host link connect a container that a use link was replacing."""
+        async with contextlib.AsyncExitStack() as stack:
+            for name in sorted(set(names)):
+                await stack.enter_async_context(self._lock(name))
+            yield
 
     def _publish(self, change: b.Change | None, at: int | None = None) -> None:
         for since, queue in list(self._subscribers):
@@ -342,7 +355,7 @@ class DockerDriver:
             case ComponentSpec():
                 return await self._run("create a component container", self._create_component, spec)
             case ComponentLinkSpec():
-                async with self._lock(spec.source_id):
+                async with self._locked(spec.source_id, spec.target_id):
                     return await self._quietly(spec.source_id, "link components", self._create_componentlink, spec)
         raise NotSupported(f"the Docker cloud cannot create a {type(spec).__name__}")
 
@@ -499,7 +512,7 @@ class DockerDriver:
         elif ref.resource == COMPONENTLINK:
             parsed = plat.parse_link(ref.backend_id)
             if parsed is not None:
-                async with self._lock(parsed[1]):
+                async with self._locked(parsed[1], parsed[2]):
                     application = await self._quietly(parsed[1], "unlink components", plat.delete_link,
                                                       self._engine, ref.backend_id)
                 if application is not None:
@@ -608,7 +621,9 @@ class DockerDriver:
         if action.name not in allowed or isinstance(action, b.Custom):
             raise NotSupported(f"the Docker cloud has no action {action.name!r} on a {ref.resource}")
         if ref.resource == APPLICATION:
-            return await self._run(f"{action.name} an application", self._act_application, ref.backend_id, action)
+            async with self._lock(ref.backend_id):  # not while a host link joins or leaves it
+                return await self._run(f"{action.name} an application", self._act_application, ref.backend_id,
+                                       action)
         async with self._lock(ref.backend_id):
             return await self._run(f"{action.name} a container", self._act_container, ref, action)
 

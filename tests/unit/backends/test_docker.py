@@ -32,6 +32,7 @@ from occipy.backends.base import (
     NetworkInterfaceFacts,
     NetworkInterfaceSpec,
     NetworkSpec,
+    Observed,
     Ref,
     Save,
     Start,
@@ -412,6 +413,37 @@ async def test_platform_application_web_and_database(drv: DockerDriver, docker_c
         await drv.delete(ref)
         assert await drv.observe(ref) is None
     assert [c.name for c in docker_client.containers.list(all=True)] == []
+
+
+async def test_component_links_on_one_container_take_turns(drv: DockerDriver, docker_client: Any) -> None:
+    """A use link re-creates its source container; a host link made at the same time connects that
+    container to the application's network. They touch one container, so they take turns: before,
+    the connect hit the container being replaced (or the replacement was made from its settings
+    read before the connect), and the web component ended off its application's network (the
+    occasional failure of the platform worked example)."""
+    app = await drv.create(ApplicationSpec(name=unique("shop"), entity_id="urn:uuid:app", app_name="shop"))
+    web = await drv.create(ComponentSpec(name=unique("web"), runtime="busybox-httpd"))
+    db = await drv.create(ComponentSpec(name=unique("db"), runtime="busybox-toydb", database=True))
+    await drv.create(ComponentLinkSpec(name=unique("host"), source_id=app.backend_id, target_id=db.backend_id))
+
+    async def host_web() -> Observed:
+        await asyncio.sleep(0.05)  # the re-creation has read the container's settings
+        return await drv.create(ComponentLinkSpec(name=unique("host"), source_id=app.backend_id,
+                                                  target_id=web.backend_id))
+
+    uses, hosts = await asyncio.gather(
+        drv.create(ComponentLinkSpec(name=unique("uses"), source_id=web.backend_id, target_id=db.backend_id,
+                                     database=True)),
+        host_web())
+    assert uses.state == hosts.state == "active"
+    container = docker_client.containers.get(web.backend_id)
+    network = docker_client.networks.get(app.backend_id)
+    assert network.name in container.attrs["NetworkSettings"]["Networks"], container.attrs["NetworkSettings"]
+    assert any(e.startswith("DATABASE_HOST=") for e in container.attrs["Config"]["Env"])
+    observed = await drv.observe(Ref(APPLICATION, app.backend_id))
+    assert observed is not None and isinstance(observed.facts, ApplicationFacts) and observed.facts.url
+    for ref in (Ref(COMPONENT, web.backend_id), Ref(COMPONENT, db.backend_id), Ref(APPLICATION, app.backend_id)):
+        await drv.delete(ref)
 
 
 def test_missing_sdk_is_one_line_naming_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
