@@ -256,8 +256,9 @@ def create_link(engine: Engine, spec: ComponentLinkSpec) -> tuple[str, Component
                                                            driver_opt=options)
         except Exception as exc:  # noqa: BLE001 - translated
             error = translate(exc, f"connect {target.name} to its application")
-            if isinstance(error, Gone):  # removed meanwhile, outside occipy
-                raise BackendError(f"Docker has no component container {target.name}") from None
+            if isinstance(error, Gone):  # one of the two was removed meanwhile, outside occipy
+                raise BackendError(f"Docker no longer has component container {target.name} or application "
+                                   f"network {network.name}") from None
             raise error from None
         return link_id(HOST, network.id, target.name), facts, network.id
     try:

@@ -446,6 +446,24 @@ async def test_component_links_on_one_container_take_turns(drv: DockerDriver, do
         await drv.delete(ref)
 
 
+async def test_host_link_to_a_component_removed_meanwhile_is_a_backend_error(
+        drv: DockerDriver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Docker's NotFound from the connect (the component or the network removed outside occipy
+    between the lookup and the connect) fails the link with a message, not as an internal error."""
+    app = await drv.create(ApplicationSpec(name=unique("shop"), entity_id="urn:uuid:app", app_name="shop"))
+    web = await drv.create(ComponentSpec(name=unique("web"), runtime="busybox-httpd"))
+
+    def removed(*args: Any, **kwargs: Any) -> None:
+        raise docker.errors.NotFound("No such container")
+
+    monkeypatch.setattr(drv._engine.client.api, "connect_container_to_network", removed)
+    with pytest.raises(BackendError, match=f"no longer has component container {web.backend_id}"):
+        await drv.create(ComponentLinkSpec(name=unique("host"), source_id=app.backend_id, target_id=web.backend_id))
+    monkeypatch.undo()
+    for ref in (Ref(COMPONENT, web.backend_id), Ref(APPLICATION, app.backend_id)):
+        await drv.delete(ref)
+
+
 def test_missing_sdk_is_one_line_naming_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     # `occipy serve --driver docker` without the docker extra.
     import sys
