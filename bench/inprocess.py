@@ -114,8 +114,13 @@ def _protocol(protocol_cls: type, app: Any) -> tuple[Any, _Transport]:
 
 async def over_protocol(protocol_cls: type, app: Any, path: str, n: int) -> float:
     """One keep-alive GET after another through uvicorn's httptools protocol and the app."""
-    protocol, transport = _protocol(protocol_cls, app)
     raw = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nAccept: {JSON}\r\n\r\n".encode()
+    return await raw_over_protocol(protocol_cls, app, raw, n)
+
+
+async def raw_over_protocol(protocol_cls: type, app: Any, raw: bytes, n: int) -> float:
+    """The same request (`raw`, its bytes on the wire) again and again on one keep-alive connection."""
+    protocol, transport = _protocol(protocol_cls, app)
     loop = asyncio.get_running_loop()
 
     async def one() -> None:

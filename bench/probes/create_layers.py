@@ -13,7 +13,6 @@ figure is more than the sum of the first two, the difference is what the layers 
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import json
 import sys
@@ -24,7 +23,7 @@ import uvloop
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
-from inprocess import JSON, _protocol, cpu_per_call, floor_app
+from inprocess import JSON, cpu_per_call, floor_app, raw_over_protocol
 
 from occipy.backends.simulated import SimulatedDriver
 from occipy.http.app import create_app
@@ -43,17 +42,7 @@ RAW = (b"POST /compute/ HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Type: applic
 
 async def over_protocol(protocol_cls: type, app: Any, n: int) -> float:
     """One keep-alive POST after another through uvicorn's protocol and the app."""
-    protocol, transport = _protocol(protocol_cls, app)
-    loop = asyncio.get_running_loop()
-
-    async def one() -> None:
-        transport.written = loop.create_future()
-        protocol.data_received(RAW)
-        await transport.written
-        for _ in range(3):  # the rest of the response cycle
-            await asyncio.sleep(0)
-
-    return await cpu_per_call(one, n)
+    return await raw_over_protocol(protocol_cls, app, RAW, n)
 
 
 def service_request() -> OcciRequest:
