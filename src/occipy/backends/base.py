@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Final, Protocol, Self, TypeVar, runtime_checkable
 
+import msgspec
+
 # ---- resource types ----------------------------------------------------------------------------
 
 # The Infrastructure types (GFD.224 §3); extensions register more with @resource.
@@ -71,8 +73,7 @@ def spec_types() -> Mapping[type, str]:
     return dict(_SPEC_TYPES)
 
 
-@dataclass(frozen=True, slots=True)
-class Ref:
+class Ref(msgspec.Struct, frozen=True):
     """One object in a cloud: its resource type and the cloud's own identifier."""
 
     resource: str

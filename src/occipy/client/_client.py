@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -251,7 +251,7 @@ class _Operations:
                                                          message.unclassified)
             except errors.OcciError as error:
                 raise errors.ParseError(f"{url}: {error.message}") from None
-            message = replace(message, kind=kind, mixins=mixins, unclassified=())
+            message = msgspec.structs.replace(message, kind=kind, mixins=mixins, unclassified=())
         if message.kind is None:
             raise errors.ParseError(f"{url}: the rendering has no kind")
         attributes = self._typed_values(message.kind, message.mixins, message.attributes, message.lenient, model)

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
+import msgspec
+
 # Roles (issue 8): `admin` sees and changes every tenant; `member` reads and writes its own
 # tenant; `reader` only reads its own tenant.
 ADMIN: Final = "admin"
@@ -23,8 +25,7 @@ ROLES: Final = frozenset({ADMIN, MEMBER, READER})
 DEFAULT_TENANT: Final = "default"
 
 
-@dataclass(frozen=True, slots=True)
-class Principal:
+class Principal(msgspec.Struct, frozen=True):
     """An authenticated caller: a user, the one tenant they act in, and their roles."""
 
     user: str
@@ -46,8 +47,7 @@ class Principal:
 ANONYMOUS: Final = Principal(user="anonymous")
 
 
-@dataclass(frozen=True, slots=True)
-class Credentials:
+class Credentials(msgspec.Struct, frozen=True):
     """What a request offers to prove who sent it.
 
     `headers` are the request's header fields, names in lower case, in arrival order.

@@ -10,8 +10,9 @@ a new one, so a stored entity can be shared by the store, caches and renderings.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
 from typing import Any
+
+import msgspec
 
 from occipy.model.category import AttributeValue
 
@@ -21,8 +22,7 @@ DEFAULT_TENANT = "default"
 _EMPTY: Mapping[str, AttributeValue] = {}
 
 
-@dataclass(frozen=True, slots=True)
-class Entity:
+class Entity(msgspec.Struct, frozen=True):
     """One Resource or Link instance, with its Kind, Mixins and attribute values.
 
     Treat `attributes` as read-only (it is typed as a Mapping): make a new entity instead.
@@ -32,7 +32,7 @@ class Entity:
     entity_id: str
     location: str
     mixins: tuple[str, ...] = ()
-    attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
+    attributes: Mapping[str, AttributeValue] = msgspec.field(default_factory=dict)
     # The tenant the entity belongs to, and the user who created it.
     tenant: str = DEFAULT_TENANT
     owner: str = ANONYMOUS
@@ -90,7 +90,7 @@ class Entity:
         """The entity without the view-only `links` and `actions`."""
         if not self.links and not self.actions:
             return self
-        return replace(self, links=(), actions=())
+        return msgspec.structs.replace(self, links=(), actions=())
 
 
-_FIELDS = frozenset(f.name for f in fields(Entity))
+_FIELDS = frozenset(Entity.__struct_fields__)

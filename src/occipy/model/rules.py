@@ -11,7 +11,8 @@ precedence of attribute definitions is `Registry.attribute_defs` (core.md §2.8)
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+
+import msgspec
 
 from occipy.errors import (
     BadRequest,
@@ -77,8 +78,7 @@ def _check_value(adef: AttributeDef, value: object, *, lenient: bool, typed: boo
 
 # ---- attributes ---------------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
-class CheckedAttributes:
+class CheckedAttributes(msgspec.Struct, frozen=True):
     """Attribute values after `check_attributes`.
 
     `values` are coerced to their definitions (canonical names). `ignored` names the immutable

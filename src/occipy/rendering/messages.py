@@ -8,14 +8,14 @@ against the attribute definition (a quoted number, a quoted JSON list; text-rend
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from occipy.model.category import Action, AttributeDef, Kind, Mixin, split_type_id
 
 
-@dataclass(frozen=True, slots=True)
-class CategoryRef:
+class CategoryRef(msgspec.Struct, frozen=True):
     """A short category reference: `term; scheme="..."; class="..."` (class optional in filters)."""
 
     scheme: str
@@ -27,8 +27,7 @@ class CategoryRef:
         return self.scheme + self.term
 
 
-@dataclass(frozen=True, slots=True)
-class CategoryDefinition:
+class CategoryDefinition(msgspec.Struct, frozen=True):
     """A full category rendering: a user mixin sent to `/-/`, or a category read from discovery.
 
     `rel` holds the text rendering's `rel` list, or JSON's `parent` (kinds) / `depends` (mixins).
@@ -65,22 +64,20 @@ class CategoryDefinition:
         return cls(scheme=scheme, term=term, cls=category_class)
 
 
-@dataclass(frozen=True, slots=True)
-class LinkMessage:
+class LinkMessage(msgspec.Struct, frozen=True):
     """A Link inside a resource rendering, or a standalone link's source/target (GFD.229 §5.1.2)."""
 
     target: str | None = None
     target_kind: str | None = None
     kind: str | None = None
     mixins: tuple[str, ...] = ()
-    attributes: dict[str, Any] = field(default_factory=dict)
+    attributes: dict[str, Any] = msgspec.field(default_factory=dict)
     self_location: str | None = None
     source: str | None = None
     lenient: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class EntityMessage:
+class EntityMessage(msgspec.Struct, frozen=True):
     """An entity rendering as parsed: a create/update request, or an entity a client read.
 
     `attributes` holds every attribute value under its rendered name, `occi.core.*` included
@@ -95,28 +92,26 @@ class EntityMessage:
     kind: str | None = None
     mixins: tuple[str, ...] = ()
     unclassified: tuple[str, ...] = ()
-    attributes: dict[str, Any] = field(default_factory=dict)
+    attributes: dict[str, Any] = msgspec.field(default_factory=dict)
     links: tuple[LinkMessage, ...] = ()
     location: str | None = None
     action_links: tuple[str, ...] = ()
     lenient: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class ActionInvocation:
+class ActionInvocation(msgspec.Struct, frozen=True):
     """An action invocation (GFD.229 §5.1.1.1, GFD.226 §3.1.1.1); `action` is None when not given."""
 
     action: str | None = None
-    attributes: dict[str, Any] = field(default_factory=dict)
+    attributes: dict[str, Any] = msgspec.field(default_factory=dict)
     lenient: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Filter:
+class Filter(msgspec.Struct, frozen=True):
     """Collection or discovery filter: categories and attribute values (GFD.223 §7)."""
 
     categories: tuple[CategoryRef, ...] = ()
-    attributes: dict[str, Any] = field(default_factory=dict)
+    attributes: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.categories or self.attributes)

@@ -7,8 +7,9 @@ adding a dimension to who-sees-what is a change here and nowhere else.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Final
+
+import msgspec
 
 from occipy.identity.base import ANONYMOUS, Principal
 
@@ -16,8 +17,7 @@ from occipy.identity.base import ANONYMOUS, Principal
 ALL_TENANTS: Final = "*"
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
+class Context(msgspec.Struct, frozen=True):
     """One request's context: principal, base URL, negotiated media type, preferences."""
 
     principal: Principal = ANONYMOUS

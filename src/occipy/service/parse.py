@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from typing import Any, Final
 from urllib.parse import unquote
+
+import msgspec
 
 from occipy.errors import BadRequest
 from occipy.model import rules
@@ -32,62 +33,54 @@ _HUGE: Final = 10**18
 # ---- messages ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class NoBody:
+class NoBody(msgspec.Struct, frozen=True):
     """Endpoints that read nothing from the request (GET of an entity, DELETE of an entity)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Entities:
+class Entities(msgspec.Struct, frozen=True):
     """One or more entity renderings to create (POST to a Kind collection or to `/`)."""
 
     items: tuple[EntityMessage, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class OneEntity:
+class OneEntity(msgspec.Struct, frozen=True):
     """Exactly one entity rendering (PUT, partial update by POST)."""
 
     item: EntityMessage
 
 
-@dataclass(frozen=True, slots=True)
-class Invocation:
+class Invocation(msgspec.Struct, frozen=True):
     """`?action=term` with its invocation rendering."""
 
     term: str
     invocation: ActionInvocation
 
 
-@dataclass(frozen=True, slots=True)
-class Locations:
+class Locations(msgspec.Struct, frozen=True):
     """Entities named by location (mixin-collection membership); `given` False without a payload."""
 
     items: tuple[str, ...]
     given: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class Definitions:
+class Definitions(msgspec.Struct, frozen=True):
     """Category renderings sent to the query interface (define or remove user mixins)."""
 
     items: tuple[CategoryDefinition, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Page:
+class Page(msgspec.Struct, frozen=True):
     """GFD.223 §6: `page` and `number`, 1-based; `number` None means no pagination."""
 
     page: int = 1
     number: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Listing:
+class Listing(msgspec.Struct, frozen=True):
     """A GET on a collection or the query interface: filters and the page asked for."""
 
-    filter: Filter = field(default_factory=Filter)
-    attributes: Mapping[str, Any] = field(default_factory=dict)
+    filter: Filter = msgspec.field(default_factory=Filter)
+    attributes: Mapping[str, Any] = msgspec.field(default_factory=dict)
     category: str | None = None  # `?category=` (a type id or a bare term)
     page: Page = Page()
 
@@ -135,7 +128,7 @@ def classified(message: EntityMessage, registry: Registry) -> EntityMessage:
     if not message.unclassified:
         return message
     kind, mixins = rules.classify_categories(registry, message.kind, message.mixins, message.unclassified)
-    return replace(message, kind=kind, mixins=mixins, unclassified=())
+    return msgspec.structs.replace(message, kind=kind, mixins=mixins, unclassified=())
 
 
 # ---- parsers, one per endpoint shape ----------------------------------------------------------------

@@ -25,8 +25,9 @@ import logging
 import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Final
+
+import msgspec
 
 from occipy.backends.base import Driver
 from occipy.errors import (
@@ -70,8 +71,7 @@ _LISTINGS: Final = frozenset({Target.KIND, Target.MIXIN, Target.UNBOUND, Target.
 _CONDITIONAL_WRITES: Final = frozenset({"PUT", "POST", "DELETE"})
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Admission:
+class Admission(msgspec.Struct, frozen=True, eq=False):
     """Step 1 of the pipeline done on a request's head (`Service.admit`): who it is, or the refusal
     to answer (401, 429). Valid for the one request object it was made for."""
 

@@ -9,16 +9,16 @@ response headers; `operation` is the operation the request started or queued (X-
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from occipy.model.category import Action, Kind, Mixin
 from occipy.model.entity import Entity
 from occipy.store.base import Operation
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(msgspec.Struct, frozen=True):
     """Fields every result carries."""
 
     status: int = 200
@@ -28,16 +28,14 @@ class Outcome:
     operations: tuple[Operation, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class EntityResult:
+class EntityResult(msgspec.Struct, frozen=True):
     """One entity view (links and actions filled in)."""
 
     entity: Entity
     outcome: Outcome = Outcome()
 
 
-@dataclass(frozen=True, slots=True)
-class CollectionResult:
+class CollectionResult(msgspec.Struct, frozen=True):
     """An entity collection: the stored members (decorated when rendered) or only their paths.
 
     `keys` tells the JSON renderer which arrays to emit ("resources", "links", "both").
@@ -49,8 +47,7 @@ class CollectionResult:
     outcome: Outcome = Outcome()
 
 
-@dataclass(frozen=True, slots=True)
-class CategoriesResult:
+class CategoriesResult(msgspec.Struct, frozen=True):
     """Categories (discovery, user mixins, a saved template); `cacheable` when it depends only on
     the registry version, the request's scope and the media type."""
 
@@ -59,24 +56,21 @@ class CategoriesResult:
     outcome: Outcome = Outcome()
 
 
-@dataclass(frozen=True, slots=True)
-class CreatedResult:
+class CreatedResult(msgspec.Struct, frozen=True):
     """201 with the location(s) of what was created."""
 
     locations: Sequence[str]
     outcome: Outcome = Outcome(status=201)
 
 
-@dataclass(frozen=True, slots=True)
-class RecordResult:
+class RecordResult(msgspec.Struct, frozen=True):
     """A plain record (an operation): X-OCCI-Attribute lines in text, an object in JSON."""
 
     record: Mapping[str, Any]
     outcome: Outcome = Outcome()
 
 
-@dataclass(frozen=True, slots=True)
-class DocumentResult:
+class DocumentResult(msgspec.Struct, frozen=True):
     """A document in its own media type, outside the OCCI renderings (the OpenAPI description)."""
 
     body: bytes
@@ -84,8 +78,7 @@ class DocumentResult:
     outcome: Outcome = Outcome()
 
 
-@dataclass(frozen=True, slots=True)
-class StreamResult:
+class StreamResult(msgspec.Struct, frozen=True):
     """A body that is sent as it comes, in its own media type (issue 12: the event stream)."""
 
     stream: AsyncIterator[bytes]
@@ -93,9 +86,8 @@ class StreamResult:
     outcome: Outcome = Outcome()
 
 
-@dataclass(frozen=True, slots=True)
-class EmptyResult:
-    outcome: Outcome = field(default_factory=Outcome)
+class EmptyResult(msgspec.Struct, frozen=True):
+    outcome: Outcome = msgspec.field(default_factory=Outcome)
 
 
 Result = (EntityResult | CollectionResult | CategoriesResult | CreatedResult | RecordResult | DocumentResult

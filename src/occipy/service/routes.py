@@ -8,9 +8,10 @@ client-chosen path. Which methods each target allows is the dispatch table's bus
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
 from typing import Final
+
+import msgspec
 
 from occipy.model.category import Kind, Mixin
 from occipy.model.entity import Entity
@@ -38,8 +39,7 @@ class Target(str, Enum):
     NEW = "new"  # an unused path: only PUT (create at this path) is meaningful
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
+class Route(msgspec.Struct, frozen=True):
     """A classified path. `entity` is the stored entity at an ENTITY path (visible to the caller);
     `taken` is True when the path holds an entity the caller may not see."""
 

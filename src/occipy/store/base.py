@@ -11,8 +11,10 @@ tenant, for administrators and the server's own work).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, runtime_checkable
+
+import msgspec
 
 from occipy.model.category import Mixin
 from occipy.model.entity import ANONYMOUS, DEFAULT_TENANT, Entity
@@ -26,8 +28,7 @@ FAILED: Final = "failed"
 PENDING_STATES: Final = frozenset({QUEUED, RUNNING})
 
 
-@dataclass(frozen=True, slots=True)
-class Operation:
+class Operation(msgspec.Struct, frozen=True):
     """A unit of cloud work on one entity (create, update, delete or an action), persisted first.
 
     `params` holds what is needed to run it later (action parameters, the changes of an update),
@@ -44,8 +45,8 @@ class Operation:
     created: float = 0.0
     updated: float = 0.0
     seq: int = 0
-    params: Mapping[str, Any] = field(default_factory=dict)
-    result: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Any] = msgspec.field(default_factory=dict)
+    result: Mapping[str, Any] = msgspec.field(default_factory=dict)
 
     @property
     def pending(self) -> bool:
@@ -157,8 +158,7 @@ OPERATION: Final = "operation"  # an operation record was written or changed sta
 EVENT_TYPES: Final = (CREATED, UPDATED, STATE, DELETED, OPERATION)
 
 
-@dataclass(frozen=True, slots=True)
-class ChangeEvent:
+class ChangeEvent(msgspec.Struct, frozen=True):
     """One committed change. `event_id` grows with commit order (0 until the store numbers it).
 
     `state` is the entity's lifecycle state for entity events and the operation's state for

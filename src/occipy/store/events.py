@@ -14,7 +14,9 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+
+from msgspec.structs import replace
 
 from occipy.model.entity import Entity
 from occipy.model.state import state_attribute

@@ -9,7 +9,6 @@ other entry is used as a URL as it is (its tables are dropped before each test).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -155,13 +154,13 @@ async def test_stored_values_are_immutable(store: Store) -> None:
     await store.commit(Batch(put=[entity], put_operations=[op]))
     got = await store.get("/compute/c-1")
     assert got is not None and got.mixins == (UBUNTU,)
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError, match="immutable"):
         got.kind = STORAGE  # type: ignore[misc]
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError, match="immutable"):
         got.mixins = ()  # type: ignore[misc]
     stored_op = await store.get_operation("op-1")
     assert stored_op is not None
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError, match="immutable"):
         stored_op.state = "failed"  # type: ignore[misc]
     # A change is a new value; the stored one is untouched.
     changed = got.with_attributes({"occi.compute.cores": 8})

@@ -9,16 +9,16 @@ and one `register()` call (see `docs/extending.md`). Imports the model and the d
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
+
+import msgspec
 
 from occipy.backends.base import Action, Observed, Update
 from occipy.model.category import AttributeValue
 from occipy.model.entity import Entity
 
 
-@dataclass(frozen=True, slots=True)
-class SpecInput:
+class SpecInput(msgspec.Struct, frozen=True):
     """What the service knows besides the entity when it builds a spec."""
 
     name: str  # a cloud-friendly name (slug of the title + the location's last segment)
@@ -26,14 +26,13 @@ class SpecInput:
     flavour: str | None = None  # the driver name of the entity's resource_tpl, if any
     ends: tuple[str, str] | None = None  # links: backend ids of source and target
     # Every template family the entity has a template of -> its driver name (Platform: RUNTIME, PLAN).
-    templates: Mapping[str, str] = field(default_factory=dict)
+    templates: Mapping[str, str] = msgspec.field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class Reported:
+class Reported(msgspec.Struct, frozen=True):
     """OCCI attributes from a driver's facts, and the mixins they need (e.g. ipnetwork)."""
 
-    attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
+    attributes: Mapping[str, AttributeValue] = msgspec.field(default_factory=dict)
     mixins: tuple[str, ...] = ()
 
 

@@ -11,7 +11,8 @@ same operation, same 501 from a cloud that cannot apply it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+
+import msgspec
 
 from occipy.errors import BadRequest, NotSupported
 from occipy.model import rules
@@ -31,8 +32,7 @@ from occipy.service.routes import Route
 from occipy.store.base import SUCCEEDED, EntityQuery
 
 
-@dataclass(frozen=True, slots=True)
-class _Plan:
+class _Plan(msgspec.Struct, frozen=True):
     """One entity's part of an invocation, checked: the state it leads to and, for an action that
     is an update, the edit it runs and the entity as the edit leaves it."""
 
