@@ -9,7 +9,6 @@ must be UTF-8 (400 naming the field). `http/protocol.py` bounds what arrives bef
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import zlib
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -20,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from occipy.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from occipy.model.ids import random_bytes
 from occipy.rendering import negotiate
 from occipy.service.messages import OcciRequest, OcciResponse
 
@@ -58,14 +58,14 @@ def decode_header(raw: bytes, name: str = "") -> str:
 
 def request_id(raw_headers: Sequence[tuple[bytes, bytes]]) -> str:
     """The client's X-Request-ID when it is a safe token, else a new one (128 random bits, hex: the
-    shape of a uuid4's hex, at a fifth of its CPU)."""
+    shape of a uuid4's hex, from the pool of `model.ids`)."""
     for name, value in raw_headers:
         if name == b"x-request-id":
             text = value.decode("latin-1")
             if REQUEST_ID.fullmatch(text):
                 return text
             break
-    return os.urandom(16).hex()
+    return random_bytes(16).hex()
 
 
 def content_codings(headers: Sequence[tuple[str, str]]) -> list[str]:

@@ -45,7 +45,7 @@ from typing import Any, Final, Protocol
 
 from occipy.errors import NotFound, OcciError
 from occipy.model.entity import Entity
-from occipy.model.ids import uuid7
+from occipy.model.ids import uuid7_text
 from occipy.store.base import (
     FAILED,
     PENDING_STATES,
@@ -237,7 +237,7 @@ class Lanes:
         now = time.time()
         # Acceptance order across processes: the clock, made strictly increasing in this one.
         seq = self._last_seq = max(time.time_ns(), self._last_seq + 1)
-        return Operation(op_id=str(uuid7()), location=location, action=action, state=QUEUED,
+        return Operation(op_id=uuid7_text(), location=location, action=action, state=QUEUED,
                          message=message, tenant=tenant, owner=owner, created=now, updated=now,
                          seq=seq, params=params or {})
 

@@ -19,6 +19,7 @@ from occipy.errors import BadRequest, Conflict, InvalidAttribute, NotFound
 from occipy.model import state as fsm
 from occipy.model.category import Kind
 from occipy.model.entity import Entity
+from occipy.model.ids import uuid4_text
 from occipy.model.registry import LINK, RESOURCE
 from occipy.rendering.messages import EntityMessage, LinkMessage
 from occipy.service.cloud import CreateSpec, DeleteSpec, EditSpec
@@ -74,7 +75,7 @@ class Creation:
 
     async def _reserve_id(self, proposed: object) -> str:
         if proposed is None:
-            entity_id = f"urn:uuid:{uuid.uuid4()}"
+            entity_id = f"urn:uuid:{uuid4_text()}"
             self.ids.append(entity_id)
             self.env.creating_ids.add(entity_id)
             self.generated.add(entity_id)
@@ -105,13 +106,13 @@ class Creation:
             if fallback is None:
                 raise Conflict(f"location {location} is already taken")
             assert fallback.location is not None
-            return await self._reserve_location(fallback.location + str(uuid.uuid4()))
+            return await self._reserve_location(fallback.location + uuid4_text())
         return location
 
     async def new_location(self, kind: Kind, entity_id: str) -> str:
         assert kind.location is not None
         match = URN_UUID.match(entity_id)
-        segment = match.group(1) if match else entity_id if SAFE_SEGMENT.match(entity_id) else str(uuid.uuid4())
+        segment = match.group(1) if match else entity_id if SAFE_SEGMENT.match(entity_id) else uuid4_text()
         exact = bool(match) or segment == entity_id
         return await self._reserve_location(kind.location + segment, fallback=None if exact else kind,
                                             fresh=entity_id in self.generated)
