@@ -58,22 +58,13 @@ class Entity(msgspec.Struct, frozen=True):
         return value if isinstance(value, str) else None
 
     def evolve(self, **changes: Any) -> Entity:
-        """A new entity with these fields replaced (mixins given as any iterable become a tuple)."""
-        unknown = changes.keys() - _FIELDS
-        if unknown:
-            raise TypeError(f"Entity has no field {', '.join(sorted(unknown))}")
-        mixins = changes.get("mixins", self.mixins)
+        """A new entity with these fields replaced (mixins given as any iterable become a tuple);
+        TypeError for a name that is not a field."""
         if "mixins" in changes:
-            mixins = tuple(dict.fromkeys(mixins))
-        attributes = changes.get("attributes", self.attributes)
+            changes["mixins"] = tuple(dict.fromkeys(changes["mixins"]))
         if "attributes" in changes:
-            attributes = dict(attributes)
-        # The constructor, not dataclasses.replace: this runs several times per request.
-        return Entity(changes.get("kind", self.kind), changes.get("entity_id", self.entity_id),
-                      changes.get("location", self.location), mixins, attributes,
-                      changes.get("tenant", self.tenant), changes.get("owner", self.owner),
-                      changes.get("backend_id", self.backend_id), changes.get("links", self.links),
-                      changes.get("actions", self.actions))
+            changes["attributes"] = dict(changes["attributes"])
+        return msgspec.structs.replace(self, **changes)
 
     def with_attributes(self, values: Mapping[str, AttributeValue] = _EMPTY, *,
                         drop: Iterable[str] = ()) -> Entity:
@@ -82,9 +73,7 @@ class Entity(msgspec.Struct, frozen=True):
         for name in drop:
             attributes.pop(name, None)
         attributes.update(values)
-        # The constructor, not dataclasses.replace: this runs several times per request.
-        return Entity(self.kind, self.entity_id, self.location, self.mixins, attributes, self.tenant,
-                      self.owner, self.backend_id, self.links, self.actions)
+        return msgspec.structs.replace(self, attributes=attributes)
 
     def persistent(self) -> Entity:
         """The entity without the view-only `links` and `actions`."""
@@ -92,5 +81,3 @@ class Entity(msgspec.Struct, frozen=True):
             return self
         return msgspec.structs.replace(self, links=(), actions=())
 
-
-_FIELDS = frozenset(Entity.__struct_fields__)
