@@ -13,7 +13,6 @@ import asyncio
 import logging
 import ssl
 import time
-import uuid
 from asyncio import TimerHandle
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
@@ -26,6 +25,7 @@ from uvicorn.protocols.utils import get_remote_addr
 from uvicorn.server import ServerState
 
 from occipy.http import adapter
+from occipy.model.ids import random_bytes
 
 log = logging.getLogger("occipy.http.edge")
 
@@ -347,7 +347,7 @@ class EdgeProtocol(HttpToolsProtocol):
         lines = [STATUS_LINE[status], b"server: ", SERVER, b"\r\n",
                  b"content-type: text/plain; charset=utf-8\r\n",
                  b"content-length: ", str(len(body)).encode(), b"\r\n",
-                 b"x-request-id: ", uuid.uuid4().hex.encode(), b"\r\n",
+                 b"x-request-id: ", random_bytes(16).hex().encode(), b"\r\n",
                  b"connection: close\r\n"]
         for name, value in headers:
             lines += [name, b": ", value, b"\r\n"]

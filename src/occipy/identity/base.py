@@ -3,7 +3,7 @@
 The service's request pipeline calls one `Authenticator` (server.py composes it from the enabled
 methods) before any handler or cache answers. Concrete methods live beside this module, one each
 (`basic.py`, `oidc.py`, `keystone.py`, `x509.py`); only `server.py` names them, as it names drivers.
-Imports only `occipy.errors` and the standard library.
+Imports only `occipy.errors`, the standard library and msgspec (frozen Struct values, D-STRUCTS).
 """
 
 from __future__ import annotations

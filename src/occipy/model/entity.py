@@ -4,7 +4,7 @@ Attribute values, including every `occi.core.*` one, live in one mapping keyed b
 name (core.md §11). An entity is never changed in place: `evolve()` and `with_attributes()` make
 a new one, so a stored entity can be shared by the store, caches and renderings. `links` and
 `actions` are not stored: the service fills them into the view it renders. Imports only
-`occipy.model.category`.
+`occipy.model.category` and msgspec (an entity is a frozen `msgspec.Struct`, D-STRUCTS).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Pure functions of a `Registry` and plain values: no I/O, no service. The server
 (`service/entities.py`, `service/actions.py`) and the SDK (`client/_model.py`) call the same
 ones, so a request the SDK lets through is judged by the same rules on the server. The merge
 precedence of attribute definitions is `Registry.attribute_defs` (core.md §2.8). Imports only
-`occipy.model` and `occipy.errors`.
+`occipy.model`, `occipy.errors` and msgspec (for its frozen Struct values, D-STRUCTS).
 """
 
 from __future__ import annotations

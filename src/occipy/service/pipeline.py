@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
 from collections.abc import Sequence
 from typing import Final
 
@@ -44,6 +43,7 @@ from occipy.identity.base import Anonymous, Authenticator, Credentials, Principa
 from occipy.model.category import Mixin
 from occipy.model.entity import Entity
 from occipy.model.extensions import ExtensionSet
+from occipy.model.ids import random_bytes
 from occipy.model.registry import Registry
 from occipy.rendering import negotiate
 from occipy.service import dispatch, events
@@ -280,7 +280,7 @@ class Service:
             return None
         if route.target is Target.NEW and method == "PUT":
             # Another tenant's entity (route.taken) is treated as the caller's own (D-TENANT-PATHS).
-            taken = f'"{uuid.uuid4().hex}"' if route.taken else None  # an ETag no client holds
+            taken = f'"{random_bytes(16).hex()}"' if route.taken else None  # an ETag no client holds
             evaluate(method, ctx.if_match, ctx.if_none_match, taken)
             return None
         if route.target is not Target.ENTITY or route.entity is None:

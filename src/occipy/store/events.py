@@ -6,7 +6,7 @@ applies them): `deleted`, `created`, `state` (the lifecycle state changed) or `u
 else changed), and `operation` (a record is new or its state or message changed). A put that
 changes nothing yields nothing. The store writes the events in the same transaction as the batch,
 so a refused batch yields none. `EventLog` keeps them in memory (MemoryStore); `store/sql_events.py`
-keeps them in the database. Imports the model and `store.base` only.
+keeps them in the database. Imports the model, `store.base` and msgspec's `structs.replace` only.
 """
 
 from __future__ import annotations
