@@ -9,8 +9,8 @@ of it. Python 3.14's `uuid.uuid7` is the same layout.
 
 The random bits (and those of request ids) come from `os.urandom`, read 4 KiB at a time
 (`random_bytes`): one `getrandom` call per 256 ids instead of one per id. With the text made
-without a `uuid.UUID` object, `uuid4_text()` took 0.9 µs here against 3.1 µs for
-`str(uuid.uuid4())`, and `uuid7_text()` 1.2 µs. A forked child starts with an empty pool, so two
+without a `uuid.UUID` object, `uuid4_text()` took 0.86 µs here against 2.6 µs for
+`str(uuid.uuid4())`, and `uuid7_text()` 1.1 µs (`bench/probes/value_costs.py`). A forked child starts with an empty pool, so two
 workers never hand out the same bytes. Imports only the standard library.
 """
 
