@@ -11,6 +11,7 @@ import ctypes
 import http.client as http_client
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -40,10 +41,34 @@ def log_tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
+_picker = random.SystemRandom()
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free port on 127.0.0.1 below the kernel's ephemeral range, never the same one twice.
+
+    A port from bind(0) is in the ephemeral range, which the kernel also uses as the source port of
+    outgoing connections (the cloud's services open many while starting), so one of them could take
+    it before uWSGI binds it. The test harness does the same (tests/services/_process.py).
+    """
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    first = max(1024, low - 12_000)
+    for _ in range(1000):
+        port = _picker.randrange(first, low)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise Failure(f"no free TCP port on 127.0.0.1 in {first}..{low - 1}")
 
 
 def die_with_parent() -> None:

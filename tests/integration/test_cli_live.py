@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from click.testing import CliRunner, Result
 from occipy.cli.main import cli
 from occipy.model.catalogue import NETWORKINTERFACE, STORAGELINK
 
-from .conftest import LiveServer, start_server
+from .conftest import LiveServer, free_port, start_server
 
 OCCI = Path(sys.executable).parent / "occi"
 
@@ -139,12 +138,6 @@ def test_errors_get_their_own_line_and_code(occi, server: LiveServer) -> None:  
         assert "Traceback" not in result.output
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_console_script_end_to_end(server: LiveServer, tmp_path: Path) -> None:
     env = {**os.environ, "OCCI_ENDPOINT": server.url, "XDG_CONFIG_HOME": str(tmp_path), "OCCI_CONFIG": ""}
     created = subprocess.run([str(OCCI), "create", "network", "-t", "script", "-o", "json"], env=env,
@@ -156,7 +149,7 @@ def test_console_script_end_to_end(server: LiveServer, tmp_path: Path) -> None:
     again = subprocess.run([str(OCCI), "show", location], env=env, capture_output=True, text=True, timeout=60, check=False)
     assert again.returncode == 3 and again.stderr.startswith("Error: not found:")
 
-    down = subprocess.run([str(OCCI), "-e", f"http://127.0.0.1:{_free_port()}", "list", "compute"], env=env,
+    down = subprocess.run([str(OCCI), "-e", f"http://127.0.0.1:{free_port()}", "list", "compute"], env=env,
                           capture_output=True, text=True, timeout=60, check=False)
     assert down.returncode == 5
     assert down.stderr.startswith("Error: cannot reach the OCCI server") and "Traceback" not in down.stderr

@@ -7,7 +7,6 @@ state change, so waiting follows real operations.
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from occipy import errors
 from occipy.client import AsyncClient, Client, LinkSpec, Progress, ServerUnreachable
 from occipy.model.catalogue import COMPUTE, NETWORKINTERFACE, STORAGELINK
 
-from .conftest import LiveServer, start_server
+from .conftest import LiveServer, free_port, start_server
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "sdk.md"
 MEDIA = ["json", "text", "occi"]
@@ -151,10 +150,7 @@ def test_a_failing_create_ends_the_wait_with_the_message(server: LiveServer) -> 
 
 
 def test_unreachable_server() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    with Client(f"http://127.0.0.1:{port}") as occi, pytest.raises(ServerUnreachable, match="cannot reach"):
+    with Client(f"http://127.0.0.1:{free_port()}") as occi, pytest.raises(ServerUnreachable, match="cannot reach"):
         occi.discover()
 
 

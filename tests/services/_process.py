@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
+T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
 _PR_SET_PDEATHSIG = 1
 
@@ -24,11 +27,60 @@ class ServiceError(RuntimeError):
     """A test service could not be installed, started or stopped; the message says why."""
 
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+PORT_SPAN = 12_000  # how many ports below the ephemeral range `free_port` picks from
+_picker = random.SystemRandom()  # not `random`: pytest-randomly reseeds that before every test
+_handed_out: set[int] = set()
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The ports the kernel picks from for bind(0) and for every outgoing connection's source."""
+    try:
+        low, high = (int(part) for part in EPHEMERAL_RANGE.read_text().split())
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+    return low, high
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nobody uses now and that no outgoing connection can take.
+
+    A port from bind(0) lies in the ephemeral range, which the kernel also uses for the source port
+    of every outgoing connection: between our pick and the service's own bind, any client on the
+    host could take it (uWSGI then exits with "Address already in use"). A port below that range
+    is only ever taken by an explicit bind, so we pick one at random there, check that it binds, and
+    never hand out the same one twice in this process.
+    """
+    low = ephemeral_range()[0]
+    first = max(1024, low - PORT_SPAN)
+    for _ in range(1000):
+        port = _picker.randrange(first, low)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use (or in TIME_WAIT): pick again
+        _handed_out.add(port)
+        return port
+    raise ServiceError(f"no free TCP port on 127.0.0.1 in {first}..{low - 1}")
+
+
+def port_clash(error: BaseException) -> bool:
+    """Whether a service failed because a port it was given was bound by someone else meanwhile."""
+    return "Address already in use" in str(error)
+
+
+def start_retrying_port_clash(start: Callable[[], T], *, attempts: int = 3) -> T:
+    """`start()`, run again (it picks new ports) when it failed only because a port was taken."""
+    for _ in range(attempts - 1):
+        try:
+            return start()
+        except ServiceError as exc:
+            if not port_clash(exc):
+                raise
+    return start()
 
 
 def tail(path: Path | str, lines: int = 40) -> str:

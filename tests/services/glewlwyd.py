@@ -14,7 +14,6 @@ import datetime as dt
 import gzip
 import json
 import shutil
-import socket
 import sqlite3
 import subprocess
 import time
@@ -28,6 +27,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from tests.services._process import free_port
+
 BINARY = "/usr/bin/glewlwyd"
 SCHEMA = Path("/usr/share/doc/glewlwyd/database/init.sqlite3.sql.gz")
 BASE_CONFIG = Path("/etc/glewlwyd/glewlwyd.conf")
@@ -37,12 +38,6 @@ OTHER_SCOPE = "other"  # tokens for another service: their `aud` is "other"
 
 def available() -> bool:
     return Path(BINARY).exists() and SCHEMA.exists() and BASE_CONFIG.exists()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def rsa_key_pem() -> tuple[str, str]:

@@ -10,7 +10,6 @@ under /usr/bin/python3 (Debian's packages do not import in the project's Python)
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -19,6 +18,8 @@ from typing import Any
 
 import httpx
 
+from tests.services._process import free_port
+
 MANAGE = "/usr/bin/keystone-manage"
 SERVE = "/usr/bin/keystone-wsgi-public"
 ADMIN_PASSWORD = "admin-secret"
@@ -26,12 +27,6 @@ ADMIN_PASSWORD = "admin-secret"
 
 def available() -> bool:
     return Path(MANAGE).exists() and Path(SERVE).exists()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -20,7 +20,14 @@ from typing import Any
 
 import pytest
 
-from tests.services._process import ServiceError, die_with_parent, free_port, stop_process, wait_for
+from tests.services._process import (
+    ServiceError,
+    die_with_parent,
+    free_port,
+    start_retrying_port_clash,
+    stop_process,
+    wait_for,
+)
 
 START_TIMEOUT = 30.0
 REGION = "us-east-1"
@@ -94,7 +101,7 @@ def start_moto(region: str = REGION) -> MotoServer:
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[MotoServer]:
     """moto_server for the whole session (shared: use `moto` for a clean slate per test)."""
-    server = start_moto()
+    server = start_retrying_port_clash(start_moto)
     try:
         yield server
     finally:

@@ -31,7 +31,15 @@ from typing import Any
 
 import pytest
 
-from tests.services._process import REPO, ServiceError, die_with_parent, run, stop_process, wait_for
+from tests.services._process import (
+    REPO,
+    ServiceError,
+    die_with_parent,
+    run,
+    start_retrying_port_clash,
+    stop_process,
+    wait_for,
+)
 
 SCRIPT = REPO / "scripts" / "openstack" / "cloud.py"
 INSTALL_TIMEOUT = 900.0
@@ -187,7 +195,7 @@ def openstack_cloud() -> Iterator[OpenStackCloud]:
     if running:
         yield running_openstack(Path(running))
         return
-    cloud, supervisor = start_openstack()
+    cloud, supervisor = start_retrying_port_clash(start_openstack)
     try:
         yield cloud
     finally:

@@ -22,7 +22,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.services._process import ServiceError, die_with_parent, free_port, run, stop_process, wait_for
+from tests.services._process import (
+    ServiceError,
+    die_with_parent,
+    free_port,
+    run,
+    start_retrying_port_clash,
+    stop_process,
+    wait_for,
+)
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
@@ -141,7 +149,7 @@ def start_postgres(*, user: str = "postgres", settings: dict[str, str] | None = 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """A private PostgreSQL cluster for the session (stopped and deleted at the end)."""
-    server = start_postgres()
+    server = start_retrying_port_clash(start_postgres)
     try:
         yield server
     finally:

@@ -53,10 +53,11 @@ def moto() -> None:
 
 
 def openstack() -> None:
+    from tests.services._process import start_retrying_port_clash
     from tests.services.openstack_cloud import start_openstack
 
     started = time.monotonic()
-    cloud, supervisor = start_openstack()
+    cloud, supervisor = start_retrying_port_clash(start_openstack)
     print(f"  cloud.py run until READY: {time.monotonic() - started:.2f} s", flush=True)
     for step, at in cloud.timings.items():
         print(f"    {step}: at {at} s")
