@@ -180,34 +180,29 @@ class NetworkInterfaceSpec:
 # ---- what the cloud reports (facts) ----------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ComputeFacts:
+class ComputeFacts(msgspec.Struct, frozen=True):
     cores: int | None = None
     memory_gib: float | None = None
     architecture: str | None = None
     hostname: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class StorageFacts:
+class StorageFacts(msgspec.Struct, frozen=True):
     size_gib: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class NetworkFacts:
+class NetworkFacts(msgspec.Struct, frozen=True):
     address: str | None = None  # CIDR
     gateway: str | None = None
     allocation: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class StorageLinkFacts:
+class StorageLinkFacts(msgspec.Struct, frozen=True):
     device: str | None = None
     mountpoint: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class NetworkInterfaceFacts:
+class NetworkInterfaceFacts(msgspec.Struct, frozen=True):
     interface: str | None = None
     mac: str | None = None
     address: str | None = None

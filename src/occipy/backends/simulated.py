@@ -11,6 +11,7 @@ Imports only backends.base and errors.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import ipaddress
@@ -22,6 +23,8 @@ from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mappi
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
+
+import msgspec
 
 from occipy.backends import _simulated_platform as platform
 from occipy.backends import base as b
@@ -213,10 +216,32 @@ class _Object:
     # [monitoring] synthetic counters (Samples): cpu_seconds, disk/net bytes, and when they last moved.
     counters: dict[str, float] = field(default_factory=dict)
     counted: float = 0.0
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def observed(self) -> Observed:
         return Observed(self.backend_id, self.state, self.message, self.facts)
+
+
+class _Locks:
+    """An asyncio.Lock per object, kept only while a task holds or waits for it.
+
+    A lock on every object of the cloud was tens of thousands of objects more for Python's
+    collector to walk in each full collection; most objects sit idle.
+    """
+
+    def __init__(self) -> None:
+        self._held: dict[str, tuple[asyncio.Lock, list[int]]] = {}  # key -> (lock, [users])
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._held.get(key) or self._held.setdefault(key, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._held[key]
 
 
 class SimulatedDriver:
@@ -239,6 +264,7 @@ class SimulatedDriver:
         self.fail = fail
         self._rng = random.Random(seed)
         self._objects: dict[str, _Object] = {}
+        self._locks = _Locks()
         # Indexes of `_objects`, kept by `_add` and `_remove` (a cloud of a million objects must
         # not walk them all to delete one or to attach a disk): each resource type's objects, and
         # the links that hang on each object (as their compute or their target), in creation order.
@@ -338,7 +364,7 @@ class SimulatedDriver:
                 raise NotSupported(f"the simulated cloud cannot create a {type(spec).__name__}")
         obj.message = "creating"
         self._add(obj)
-        async with obj.lock:
+        async with self._locks.hold(obj.backend_id):
             await self._sleep()
             for end in (obj.compute_id, obj.target_id):
                 if end is not None and end not in self._objects:
@@ -363,7 +389,7 @@ class SimulatedDriver:
         obj = self._find(ref)
         if obj is None:
             return
-        async with obj.lock:
+        async with self._locks.hold(obj.backend_id):
             if self._objects.get(ref.backend_id) is not obj:
                 return
             obj.message = "deleting"
@@ -452,7 +478,7 @@ class SimulatedDriver:
         flavour = self._template(b.FLAVOUR, name) if name else None
         if flavour is not None:
             facts = _compute_facts(obj)
-            obj.facts = dataclasses.replace(
+            obj.facts = msgspec.structs.replace(
                 facts,
                 cores=flavour.cores if flavour.cores is not None else facts.cores,
                 memory_gib=flavour.memory_gib if flavour.memory_gib is not None else facts.memory_gib,
@@ -462,7 +488,7 @@ class SimulatedDriver:
         """Snapshot a compute into a new image (GFD.224 §3.1 save); it joins `templates()` (Saves)."""
         _check_method("save", request.method)
         obj = self._require(ref, b.COMPUTE)
-        async with obj.lock:
+        async with self._locks.hold(obj.backend_id):
             self._require(ref, b.COMPUTE)
             self._consume_failure(obj)
             obj.message = f"saving ({request.method})"
@@ -760,7 +786,7 @@ class SimulatedDriver:
             case _:
                 raise NotSupported(f"the simulated cloud has no action {action.name!r} on a {ref.resource}")
         obj = self._require(ref)
-        async with obj.lock:
+        async with self._locks.hold(obj.backend_id):
             self._require(ref)
             self._consume_failure(obj)
             obj.message = f"{action.name} in progress"
@@ -782,7 +808,7 @@ class SimulatedDriver:
     async def update(self, ref: Ref, change: Update) -> Observed:
         """Grow a volume, resize or re-image a compute (Updates); None fields stay as they are."""
         obj = self._require(ref)
-        async with obj.lock:
+        async with self._locks.hold(obj.backend_id):
             self._require(ref)
             self._consume_failure(obj)
             apply = self._plan_update(obj, change)  # validate everything before touching anything
@@ -808,7 +834,7 @@ class SimulatedDriver:
                         "volumes only grow (create a smaller one and copy the data)"
                     )
                 new_size = size
-                return lambda: setattr(obj, "facts", dataclasses.replace(facts, size_gib=new_size))
+                return lambda: setattr(obj, "facts", msgspec.structs.replace(facts, size_gib=new_size))
             case (b.COMPUTE, ComputeUpdate()):
                 return self._plan_compute_update(obj, change)
             case (egi.SECURITYGROUP, SecurityGroupUpdate(rules=rules)):
@@ -818,7 +844,7 @@ class SimulatedDriver:
 
     def _plan_compute_update(self, obj: _Object, change: ComputeUpdate) -> Callable[[], None]:
         facts = _compute_facts(obj)
-        new = dataclasses.replace(
+        new = msgspec.structs.replace(
             facts,
             cores=_count("cores", change.cores) if change.cores is not None else facts.cores,
             memory_gib=_positive("memory", change.memory_gib)

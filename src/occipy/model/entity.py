@@ -22,10 +22,12 @@ DEFAULT_TENANT = "default"
 _EMPTY: Mapping[str, AttributeValue] = {}
 
 
-class Entity(msgspec.Struct, frozen=True):
+class Entity(msgspec.Struct, frozen=True, gc=False):
     """One Resource or Link instance, with its Kind, Mixins and attribute values.
 
-    Treat `attributes` as read-only (it is typed as a Mapping): make a new entity instead.
+    Treat `attributes` as read-only (it is typed as a Mapping): make a new entity instead. That
+    is also why Python's cycle collector need not track entities (`gc=False`, docs/decisions.md
+    D-UNTRACKED): a value built from values that existed before it cannot be in a cycle.
     """
 
     kind: str

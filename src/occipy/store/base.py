@@ -28,11 +28,12 @@ FAILED: Final = "failed"
 PENDING_STATES: Final = frozenset({QUEUED, RUNNING})
 
 
-class Operation(msgspec.Struct, frozen=True):
+class Operation(msgspec.Struct, frozen=True, gc=False):
     """A unit of cloud work on one entity (create, update, delete or an action), persisted first.
 
     `params` holds what is needed to run it later (action parameters, the changes of an update),
     so that queued work survives a restart. `seq` orders the operations of one entity.
+    Immutable, and untracked by the cycle collector like `Entity` (docs/decisions.md D-UNTRACKED).
     """
 
     op_id: str
@@ -158,11 +159,12 @@ OPERATION: Final = "operation"  # an operation record was written or changed sta
 EVENT_TYPES: Final = (CREATED, UPDATED, STATE, DELETED, OPERATION)
 
 
-class ChangeEvent(msgspec.Struct, frozen=True):
+class ChangeEvent(msgspec.Struct, frozen=True, gc=False):
     """One committed change. `event_id` grows with commit order (0 until the store numbers it).
 
     `state` is the entity's lifecycle state for entity events and the operation's state for
     operation events; `message` the matching message; `operation` the id of the operation.
+    Untracked by the cycle collector, as `Entity` (docs/decisions.md D-UNTRACKED).
     """
 
     event_id: int

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import ipaddress
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -58,7 +59,7 @@ from occipy.backends.base import (
     Watches,
     resource_of,
 )
-from occipy.backends.simulated import MAC_PREFIX, SimulatedDriver
+from occipy.backends.simulated import MAC_PREFIX, SimulatedDriver, _Locks
 from occipy.errors import BackendError, NotSupported, OcciError
 
 from .contract import DriverContract
@@ -212,6 +213,31 @@ async def test_compute_facts(sim: SimulatedDriver) -> None:
     named = await _compute(sim, "db", hostname="db.example.org")
     assert _facts(named).hostname == "db.example.org"
     assert _facts(named).cores == 1 and _facts(named).memory_gib == 1.0  # the cloud's default size
+
+
+async def test_idle_objects_hold_no_lock_and_facts_are_untracked(sim: SimulatedDriver) -> None:
+    # Each object's lock exists only while a task uses it, and the facts values hold only scalars:
+    # tens of thousands of idle objects add nothing for Python's collector to walk.
+    vm = await _compute(sim, "idle", cores=2, memory_gib=4)
+    await sim.act(_ref(COMPUTE, vm), Stop())
+    assert sim._locks._held == {}
+    assert not gc.is_tracked(vm.facts)
+
+
+async def test_an_object_lock_orders_its_users_and_goes_when_free() -> None:
+    locks = _Locks()
+    order: list[str] = []
+
+    async def use(key: str, name: str, pause: float) -> None:
+        async with locks.hold(key):
+            order.append(f"{name}+")
+            await asyncio.sleep(pause)
+            order.append(f"{name}-")
+
+    await asyncio.gather(use("a", "first", 0.02), use("a", "second", 0), use("b", "other", 0.01))
+    assert order.index("first-") < order.index("second+")  # one key: one at a time, in order
+    assert order.index("other+") < order.index("first-")  # another key does not wait
+    assert locks._held == {}
 
 
 async def test_bad_sizes_are_backend_errors(sim: SimulatedDriver) -> None:
