@@ -14,8 +14,9 @@ offer. `Driver.supports` says which resource types, actions and live updates the
 Errors: raise `errors.BackendError` when the cloud refused or failed (502; the entity goes to
 `error`), `errors.BackendUnavailable` when it cannot be reached (503), `errors.NotSupported`
 for something it cannot do (501). Blocking SDKs run under `anyio.to_thread.run_sync`.
-Imports only the standard library and msgspec (`Ref` is a frozen Struct, D-STRUCTS); drivers
-also import `errors`.
+Imports only the standard library and msgspec (`Ref` is a frozen Struct, D-STRUCTS; the core
+facts values are frozen Structs of scalars, which Python's collector does not track,
+D-UNTRACKED: change one with `msgspec.structs.replace`); drivers also import `errors`.
 """
 
 from __future__ import annotations
