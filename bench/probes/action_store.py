@@ -9,11 +9,9 @@ Compare with the service on the memory store: `.venv/bin/python bench/probes/ser
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import gc
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,11 +20,8 @@ from typing import Any
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).parent))
-from service_cpu import ACTION, CREATE, json_request
+from service_cpu import ACTION, CREATE, create_group, durable_service, json_request
 
-from occipy.backends.simulated import SimulatedDriver
-from occipy.model.standard import standard_registry
-from occipy.service.options import ServiceOptions
 from occipy.service.pipeline import Service
 from occipy.store import sql as sql_module
 from occipy.store import sql_events
@@ -52,20 +47,17 @@ def timed(owner: Any, name: str) -> None:
 async def main(actions: int) -> None:
     for owner, name in ((sql_events, "record"), (sql_module, "write_group"), (SqlStore, "_write_group")):
         timed(owner, name)
-    directory = tempfile.TemporaryDirectory(prefix="occipy-probe-")
-    store = SqlStore(f"sqlite:///{directory.name}/occipy.db")
-    await store.open()
-    service = Service(standard_registry(), store, SimulatedDriver(delay=0),
-                      ServiceOptions(sync_wait=1.0, reconcile_interval=0))
-    await service.start()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 50)  # as `occipy serve` sets it
-    for _ in range(100):
-        await asyncio.gather(*(service.handle(json_request("POST", "/compute/", CREATE)) for _ in range(32)))
-    created = await service.handle(json_request("POST", "/compute/", CREATE))
-    location = dict(created.headers)["Location"][len("http://x"):]
+    async with durable_service() as service:
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 20, 50)  # as `occipy serve` sets it
+        for _ in range(100):
+            await create_group(service)
+        created = await service.handle(json_request("POST", "/compute/", CREATE))
+        await measure(service, dict(created.headers)["Location"][len("http://x"):], actions)
 
+
+async def measure(service: Service, location: str, actions: int) -> None:
     async def act(turn: int) -> None:
         term = ("stop", "start")[turn % 2]
         answer = await service.handle(json_request("POST", location, (ACTION % term).encode(), {"action": term}))
@@ -82,9 +74,6 @@ async def main(actions: int) -> None:
     parts = {name: round(spent[name] / actions / 1e3, 1) for name in ("record", "write_group")}
     print({"action (loop thread)": round(whole, 1), "store group write": round(group, 1), **parts,
            "rest of the group write (begin, commit, metrics)": round(group - sum(parts.values()), 1)})
-    await service.stop()
-    await store.close()
-    directory.cleanup()
 
 
 if __name__ == "__main__":

@@ -9,9 +9,12 @@ run it on two commits one after the other (PYTHONPATH=<other checkout>/src for t
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import sys
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import uvloop
@@ -39,6 +42,28 @@ def json_request(method: str, path: str, body: bytes = b"", query: dict[str, str
         return request(method, path, text, query=query)
     return OcciRequest(method=method, path=path, query=query or {}, body=body, base_url="http://x",
                        headers=[("accept", JSON), ("content-type", JSON)])
+
+
+@contextlib.asynccontextmanager
+async def durable_service() -> AsyncIterator[Service]:
+    """A started service on the durable SQLite store in a temp dir (simulated cloud, delay 0),
+    stopped and removed afterwards (bench/probes/action_store.py, write_syscalls.py)."""
+    with tempfile.TemporaryDirectory(prefix="occipy-probe-") as directory:
+        store = SqlStore(f"sqlite:///{directory}/occipy.db")
+        await store.open()
+        service = Service(standard_registry(), store, SimulatedDriver(delay=0),
+                          ServiceOptions(sync_wait=1.0, reconcile_interval=0))
+        await service.start()
+        try:
+            yield service
+        finally:
+            await service.stop()
+            await store.close()
+
+
+async def create_group(service: Service, size: int = 32) -> None:
+    """`size` creates at once, as `make bench`'s 64 connections make the store group them."""
+    await asyncio.gather(*(service.handle(json_request("POST", "/compute/", CREATE)) for _ in range(size)))
 
 
 async def main(rounds: int, what: str) -> None:
