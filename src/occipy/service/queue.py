@@ -39,7 +39,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Protocol
 
@@ -116,8 +116,8 @@ class Job:
     done: asyncio.Future[Operation] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     # Set once something durable says the job exists (its first write, or its end).
     settled: asyncio.Event = field(default_factory=asyncio.Event)
-    # Set when its work (the cloud call) has ended: what is left is writing the result.
-    worked: asyncio.Event = field(default_factory=asyncio.Event)
+    # True when its work (the cloud call) has ended: what is left is writing the result.
+    worked: bool = False
     # Changes applied at once while it was pending (`Lanes.apply_now`), re-applied, in order, to
     # the entity of its location in every batch it writes.
     overlays: list[Change] = field(default_factory=list)
@@ -144,16 +144,93 @@ class Job:
         answered with its result even when writing it takes longer (a loaded machine). Raises the
         error of a write that failed (the request must not report what is not durable).
         """
-        if timeout > 0 and not self.done.done():
-            await asyncio.wait([self.done], timeout=timeout)
-        if self.worked.is_set() and not self.done.done():
-            await asyncio.wait([self.done])
-        if self.done.done():
-            return self.done.result()
+        done = self.done
+        if timeout > 0 and not done.done():
+            await _done_or_timeout(done, timeout)
+        if self.worked and not done.done():
+            await asyncio.wait([done])
+        if done.done():
+            return done.result()
         await self.settled.wait()
-        if self.done.done():
-            return self.done.result()
+        if done.done():
+            return done.result()
         return self.op
+
+
+async def _done_or_timeout(future: asyncio.Future[Any], timeout: float) -> None:
+    """Wait until `future` is done or `timeout` seconds passed, whichever is first; never cancels
+    it (`asyncio.wait([future], timeout=...)` with one future, without its sets and counters)."""
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
+
+    def wake(_: object = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    timer = loop.call_later(timeout, wake)
+    future.add_done_callback(wake)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+        future.remove_done_callback(wake)
+
+
+class _KeyedLocks:
+    """A FIFO lock per key (a location), kept only while a task holds or waits for it.
+
+    `async with locks.hold(key):` costs a dict entry and no lock object when nobody else holds the
+    key (most writes); the holder hands the lock to the first waiter on release.
+    """
+
+    def __init__(self) -> None:
+        # key -> the futures of the tasks waiting for it; the key is held while it is present
+        self._held: dict[str, deque[asyncio.Future[None]]] = {}
+
+    def hold(self, key: str) -> _Holding:
+        return _Holding(self, key)
+
+    def held(self, key: str) -> bool:
+        return key in self._held
+
+    async def acquire(self, key: str) -> None:
+        waiters = self._held.get(key)
+        if waiters is None:
+            self._held[key] = deque()
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release(key)  # handed the lock as it was cancelled: pass it on
+            else:
+                waiters.remove(waiter)
+            raise
+
+    def release(self, key: str) -> None:
+        waiters = self._held[key]
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the lock is the waiter's now
+                return
+        del self._held[key]
+
+
+class _Holding:
+    __slots__ = ("_key", "_locks")
+
+    def __init__(self, locks: _KeyedLocks, key: str) -> None:
+        self._locks = locks
+        self._key = key
+
+    async def __aenter__(self) -> None:
+        await self._locks.acquire(self._key)
+
+    async def __aexit__(self, *_: object) -> None:
+        self._locks.release(self._key)
 
 
 @dataclass
@@ -191,7 +268,7 @@ class Lanes:
         self._claim_locks: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Task[None]] = set()
         # Per location: serialises jobs' reads and writes of the entity with `apply_now`.
-        self._write_locks: dict[str, _WriteLock] = {}
+        self._write_locks = _KeyedLocks()
 
     # ---- what handlers ask ------------------------------------------------------------------------
 
@@ -274,20 +351,9 @@ class Lanes:
                     job.overlays.append(changes[location])
             return batch.put
 
-    @contextlib.asynccontextmanager
-    async def _writing(self, location: str) -> AsyncIterator[None]:
+    def _writing(self, location: str) -> _Holding:
         """The write lock of a location (dropped when nobody holds or waits for it)."""
-        entry = self._write_locks.get(location)
-        if entry is None:
-            entry = self._write_locks[location] = _WriteLock()
-        entry.users += 1
-        try:
-            async with entry.lock:
-                yield
-        finally:
-            entry.users -= 1
-            if not entry.users and self._write_locks.get(location) is entry:
-                del self._write_locks[location]
+        return self._write_locks.hold(location)
 
     # ---- accepting work ---------------------------------------------------------------------------
 
@@ -662,7 +728,7 @@ class Lanes:
         running = op.ended(RUNNING, op.message, time.time())
         if not spec.cloud:
             instant = await spec.run(current)
-            job.worked.set()
+            job.worked = True
             await self._finish(job, running, instant, None)
             return
         start = Batch(put=[showing] if showing is not None else [], put_operations=[running])
@@ -698,7 +764,7 @@ class Lanes:
         finally:
             if timer is not None:
                 timer.cancel()
-            job.worked.set()
+            job.worked = True
         if starting:
             await starting[0]  # the running record is written before the result
         await self._finish(job, running, finish, failure)
@@ -747,12 +813,6 @@ class Lanes:
             if now - ended < RECENT_WORK and len(worked) <= WORKED_KEPT:
                 break
             worked.popitem(last=False)
-
-
-@dataclass
-class _WriteLock:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    users: int = 0  # holding or waiting
 
 
 def _resolve(job: Job, op: Operation) -> None:
