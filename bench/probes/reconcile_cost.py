@@ -7,34 +7,22 @@ N computes created on the durable SQLite store with the simulated cloud (delay 0
 
 from __future__ import annotations
 
-import asyncio
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).parent))
-from service_cpu import CREATE, json_request
+from service_cpu import create_group, durable_service
 
-from occipy.backends.simulated import SimulatedDriver
-from occipy.model.standard import standard_registry
 from occipy.service import cloud as cloud_module
-from occipy.service.options import ServiceOptions
-from occipy.service.pipeline import Service
-from occipy.store.sql import SqlStore
 
 
 async def main(count: int) -> None:
-    with tempfile.TemporaryDirectory(prefix="occipy-probe-") as directory:
-        store = SqlStore(f"sqlite:///{directory}/occipy.db")
-        await store.open()
-        service = Service(standard_registry(), store, SimulatedDriver(delay=0),
-                          ServiceOptions(sync_wait=1.0, reconcile_interval=0))
-        await service.start()
+    async with durable_service() as service:
         for _ in range(count // 50):
-            await asyncio.gather(*(service.handle(json_request("POST", "/compute/", CREATE)) for _ in range(50)))
+            await create_group(service, 50)
         cloud_module.RECONCILE_REST = 0.0  # type: ignore[misc]
         cloud = service.env.cloud.default
         started, wall = time.process_time(), time.perf_counter()
@@ -43,9 +31,6 @@ async def main(count: int) -> None:
         print(f"reconcile over {count} computes: {cpu:.2f} s CPU ({cpu / count * 1e6:.1f} us each), "
               f"{time.perf_counter() - wall:.2f} s wall, {worked:.2f} s worked; the next pass "
               f"{cloud_module.reconcile_pause(30.0, worked):.0f} s later at reconcile_interval 30")
-        await service.stop()
-        await store.close()
-
 
 if __name__ == "__main__":
     uvloop.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000))
