@@ -7,12 +7,12 @@ measures: start-up time (process start to the first answer), resident memory aft
 after the measured requests, and for a single GET, a page of 100 (first, middle and 90 %-deep page; the first request of each apart) and an
 attribute filter on an indexed attribute (a page of 100): p50/p99 latency from one client and the
 server's CPU time per request. With --workers it then runs wrk against 1 and 2 workers (GET of one
-compute and durable creation) and reports the server CPU per request of each, and against two
-servers of which wrk loads one (the CPU of both counted: what coordination costs, without the
-contention of two busy servers on two cores).
+compute and durable creation; in the order 1, 2, 2, 1, each run on a fresh database) and reports
+the server CPU per request of each, and against two servers of which wrk loads one (the CPU of
+both counted: what coordination costs, without the contention of two busy servers on two cores).
 
     .venv/bin/python bench/scale.py --sizes 1,1000,100000,1000000 --workers
-Prints a JSON document (and a Markdown table with --markdown).
+Prints a JSON document (also written to --out).
 """
 
 from __future__ import annotations
@@ -57,6 +57,20 @@ def cpu_seconds(pids: list[int]) -> float:
             continue
         total += int(fields[11]) + int(fields[12])
     return total / TICKS
+
+
+def preemptions(pids: list[int]) -> int:
+    """Times the processes' threads were taken off a CPU while they could still run (involuntary
+    context switches): how much they had to wait for a core."""
+    total = 0
+    for pid in pids:
+        for status in Path(f"/proc/{pid}/task").glob("*/status"):
+            try:
+                text = status.read_text()
+            except OSError:
+                continue
+            total += int(text.rpartition("nonvoluntary_ctxt_switches:")[2].split()[0])
+    return total
 
 
 def rss_mib(pids: list[int]) -> float:
@@ -284,12 +298,15 @@ def wrk(url: str, duration: int, connections: int, script: str, cpu: str) -> dic
 
 
 def measure_workers(server: PostgresServer, workdir: Path, duration: int) -> dict[str, Any]:
-    dbname = "scale_workers"
-    server.create_database(dbname)
-    dsn = server.database(dbname).dsn
-    results: dict[str, Any] = {}
-    for workers in (1, 2):
-        occipy = Occipy(dsn, workdir / f"w{workers}", workers=workers)
+    """1 and 2 workers in the order 1, 2, 2, 1 (a drift of the machine's load over the runs weighs
+    on both alike), then two servers of which one is loaded (`_coordination`), each run on a
+    database of its own: a create costs more as the tables grow, and on one database a later run
+    pays for the rows the earlier ones wrote (the first runs of this did: 2 workers created into a
+    table the 1-worker run had filled). Each configuration's row is the mean of its two runs."""
+    runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
+    for turn, workers in enumerate((1, 2, 2, 1)):
+        dsn = _fresh_database(server, f"scale_workers_{turn}")
+        occipy = Occipy(dsn, workdir / f"w{turn}", workers=workers)
         with httpx.Client(base_url=occipy.url, timeout=60) as client:
             response = client.post("/compute/", headers={"Content-Type": JSON}, json={"kind": COMPUTE, "title": "w"})
             path = httpx.URL(response.headers["location"]).path
@@ -297,18 +314,34 @@ def measure_workers(server: PostgresServer, workdir: Path, duration: int) -> dic
         os.environ["BENCH_WANT_RESPONSE"] = "0"
         for name, script, target in (("get_one", "bench/get.lua", occipy.url + path),
                                      ("create", "bench/create.lua", occipy.url + "/compute/")):
-            wrk(target, 2, 32, script, "0-1")
-            before = cpu_seconds(occipy.pids)
-            stats = wrk(target, duration, 32, script, "0-1")
-            used = cpu_seconds(occipy.pids) - before
-            ok = stats["requests"] - stats["errors"]["status"]
-            row[name] = {"req_s": round(ok / (stats["duration_us"] / 1e6)),
-                         "p99_ms": round(stats["latency_us"]["p99"] / 1e3, 2),
-                         "server_cpu_us_per_req": round(used / max(ok, 1) * 1e6)}
+            row[name] = _loaded(occipy, target, script, duration)
         occipy.stop()
-        results[f"workers_{workers}"] = row
-    results["two_servers_one_loaded"] = _coordination(dsn, workdir, duration)
+        runs[workers].append(row)
+    results: dict[str, Any] = {f"workers_{workers}": _mean_row(rows) | {"runs": rows} for workers, rows in runs.items()}
+    results["two_servers_one_loaded"] = _coordination(_fresh_database(server, "scale_coordination"), workdir, duration)
     return results
+
+
+def _mean_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per scenario, the mean of each figure over the runs."""
+    return {name: {figure: round(statistics.fmean(row[name][figure] for row in rows), 2) for figure in rows[0][name]}
+            for name in rows[0]}
+
+
+def _fresh_database(server: PostgresServer, name: str) -> str:
+    return server.create_database(name).dsn
+
+
+def _loaded(occipy: Occipy, target: str, script: str, duration: int) -> dict[str, Any]:
+    """wrk (32 connections) against `target`, 2 s of warm-up then `duration` s: rate, p99, the
+    server's CPU per request and how often per request its threads were preempted."""
+    wrk(target, 2, 32, script, "0-1")
+    before, switched = cpu_seconds(occipy.pids), preemptions(occipy.pids)
+    stats = wrk(target, duration, 32, script, "0-1")
+    used, switched = cpu_seconds(occipy.pids) - before, preemptions(occipy.pids) - switched
+    ok = max(stats["requests"] - stats["errors"]["status"], 1)
+    return {"req_s": round(ok / (stats["duration_us"] / 1e6)), "p99_ms": round(stats["latency_us"]["p99"] / 1e3, 2),
+            "server_cpu_us_per_req": round(used / ok * 1e6), "preempted_per_req": round(switched / ok, 3)}
 
 
 def _coordination(dsn: str, workdir: Path, duration: int) -> dict[str, Any]:
@@ -355,7 +388,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="occipy-scale-"))
     server = start_postgres(settings={"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on",
                                       "shared_buffers": "256MB"})
-    report: dict[str, Any] = {"loadavg_start": open("/proc/loadavg").read().split()[:3], "sizes": []}
+    report: dict[str, Any] = {"loadavg_start": Path("/proc/loadavg").read_text().split()[:3], "sizes": []}
     try:
         for size in (int(s) for s in options.sizes.split(",")):
             print(f"scale: {size} entities", file=sys.stderr)
@@ -366,7 +399,7 @@ def main() -> None:
             print(json.dumps(report["workers"]), file=sys.stderr)
     finally:
         server.stop()
-    report["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
+    report["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
     Path(options.out).parent.mkdir(parents=True, exist_ok=True)
     Path(options.out).write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
