@@ -205,7 +205,7 @@ class _KeyedLocks:
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self.release(key)  # handed the lock as it was cancelled: pass it on
-            else:
+            elif waiter in waiters:  # (a release since the cancel skipped it and took it out)
                 waiters.remove(waiter)
             raise
 

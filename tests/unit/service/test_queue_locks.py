@@ -94,3 +94,33 @@ async def test_done_or_timeout_returns_at_the_first_and_never_cancels_the_future
     began = loop.time()
     await _done_or_timeout(quick, 10)
     assert quick.result() == 7 and loop.time() - began < 5
+
+
+async def test_a_release_between_a_waiters_cancel_and_its_wake_up_skips_it() -> None:
+    locks = _KeyedLocks()
+    await locks.acquire("k")
+    cancelled = asyncio.create_task(locks.acquire("k"))
+    second = asyncio.create_task(locks.acquire("k"))
+    await asyncio.sleep(0)
+    cancelled.cancel()  # its waiter is cancelled now, its task runs later
+    locks.release("k")  # skips the cancelled waiter, hands the lock to `second`
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    await asyncio.wait_for(second, 1)
+    locks.release("k")
+    assert not locks.held("k")
+
+
+async def test_a_release_with_only_a_cancelled_waiter_frees_the_key() -> None:
+    locks = _KeyedLocks()
+    await locks.acquire("k")
+    cancelled = asyncio.create_task(locks.acquire("k"))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    locks.release("k")
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert not locks.held("k")
+    async with asyncio.timeout(1):
+        async with locks.hold("k"):
+            pass
