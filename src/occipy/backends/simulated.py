@@ -5,13 +5,12 @@ It is the default driver and the one every service test runs on: computes boot, 
 attach as /dev/xvdb..., snapshots become images, and a test can make things fail (`fail`,
 `fail_next`) or change behind occipy's back (`simulate_external`). No I/O; with a `seed` every
 id, MAC and range is deterministic. docs/drivers/simulated.md has the settings and the mapping.
-Imports only backends.base and errors.
+Imports only backends.base, errors and locks.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import functools
 import ipaddress
@@ -78,6 +77,7 @@ from occipy.backends.platform_types import (
     ComponentSpec,
 )
 from occipy.errors import BackendError, NotSupported
+from occipy.locks import KeyedLocks
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -221,29 +221,6 @@ class _Object:
         return Observed(self.backend_id, self.state, self.message, self.facts)
 
 
-class _Locks:
-    """An asyncio.Lock per object, kept only while a task holds or waits for it.
-
-    A lock on every object of the cloud was tens of thousands of objects more for Python's
-    collector to walk in each full collection; most objects sit idle.
-    """
-
-    def __init__(self) -> None:
-        self._held: dict[str, tuple[asyncio.Lock, list[int]]] = {}  # key -> (lock, [users])
-
-    @contextlib.asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._held.get(key) or self._held.setdefault(key, (asyncio.Lock(), [0]))
-        users[0] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            users[0] -= 1
-            if not users[0]:
-                del self._held[key]
-
-
 class SimulatedDriver:
     """An in-memory cloud that supports every type, action and optional protocol; see the module docstring.
 
@@ -264,7 +241,8 @@ class SimulatedDriver:
         self.fail = fail
         self._rng = random.Random(seed)
         self._objects: dict[str, _Object] = {}
-        self._locks = _Locks()
+        # One lock per object, kept only while it is used (most objects sit idle).
+        self._locks = KeyedLocks()
         # Indexes of `_objects`, kept by `_add` and `_remove` (a cloud of a million objects must
         # not walk them all to delete one or to attach a disk): each resource type's objects, and
         # the links that hang on each object (as their compute or their target), in creation order.

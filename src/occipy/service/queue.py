@@ -44,6 +44,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final, Protocol
 
 from occipy.errors import NotFound, OcciError
+from occipy.locks import Holding, KeyedLocks
 from occipy.model.entity import Entity
 from occipy.model.ids import uuid7_text
 from occipy.store.base import (
@@ -176,63 +177,6 @@ async def _done_or_timeout(future: asyncio.Future[Any], timeout: float) -> None:
         future.remove_done_callback(wake)
 
 
-class _KeyedLocks:
-    """A FIFO lock per key (a location), kept only while a task holds or waits for it.
-
-    `async with locks.hold(key):` costs a dict entry and no lock object when nobody else holds the
-    key (most writes); the holder hands the lock to the first waiter on release.
-    """
-
-    def __init__(self) -> None:
-        # key -> the futures of the tasks waiting for it; the key is held while it is present
-        self._held: dict[str, deque[asyncio.Future[None]]] = {}
-
-    def hold(self, key: str) -> _Holding:
-        return _Holding(self, key)
-
-    def held(self, key: str) -> bool:
-        return key in self._held
-
-    async def acquire(self, key: str) -> None:
-        waiters = self._held.get(key)
-        if waiters is None:
-            self._held[key] = deque()
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiters.append(waiter)
-        try:
-            await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self.release(key)  # handed the lock as it was cancelled: pass it on
-            elif waiter in waiters:  # (a release since the cancel skipped it and took it out)
-                waiters.remove(waiter)
-            raise
-
-    def release(self, key: str) -> None:
-        waiters = self._held[key]
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)  # the lock is the waiter's now
-                return
-        del self._held[key]
-
-
-class _Holding:
-    __slots__ = ("_key", "_locks")
-
-    def __init__(self, locks: _KeyedLocks, key: str) -> None:
-        self._locks = locks
-        self._key = key
-
-    async def __aenter__(self) -> None:
-        await self._locks.acquire(self._key)
-
-    async def __aexit__(self, *_: object) -> None:
-        self._locks.release(self._key)
-
-
 @dataclass
 class _Lane:
     jobs: deque[Job] = field(default_factory=deque)
@@ -268,7 +212,7 @@ class Lanes:
         self._claim_locks: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Task[None]] = set()
         # Per location: serialises jobs' reads and writes of the entity with `apply_now`.
-        self._write_locks = _KeyedLocks()
+        self._write_locks = KeyedLocks()
 
     # ---- what handlers ask ------------------------------------------------------------------------
 
@@ -351,7 +295,7 @@ class Lanes:
                     job.overlays.append(changes[location])
             return batch.put
 
-    def _writing(self, location: str) -> _Holding:
+    def _writing(self, location: str) -> Holding:
         """The write lock of a location (dropped when nobody holds or waits for it)."""
         return self._write_locks.hold(location)
 

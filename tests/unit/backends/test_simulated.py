@@ -59,7 +59,7 @@ from occipy.backends.base import (
     Watches,
     resource_of,
 )
-from occipy.backends.simulated import MAC_PREFIX, SimulatedDriver, _Locks
+from occipy.backends.simulated import MAC_PREFIX, SimulatedDriver
 from occipy.errors import BackendError, NotSupported, OcciError
 
 from .contract import DriverContract
@@ -222,22 +222,6 @@ async def test_idle_objects_hold_no_lock_and_facts_are_untracked(sim: SimulatedD
     await sim.act(_ref(COMPUTE, vm), Stop())
     assert sim._locks._held == {}
     assert not gc.is_tracked(vm.facts)
-
-
-async def test_an_object_lock_orders_its_users_and_goes_when_free() -> None:
-    locks = _Locks()
-    order: list[str] = []
-
-    async def use(key: str, name: str, pause: float) -> None:
-        async with locks.hold(key):
-            order.append(f"{name}+")
-            await asyncio.sleep(pause)
-            order.append(f"{name}-")
-
-    await asyncio.gather(use("a", "first", 0.02), use("a", "second", 0), use("b", "other", 0.01))
-    assert order.index("first-") < order.index("second+")  # one key: one at a time, in order
-    assert order.index("other+") < order.index("first-")  # another key does not wait
-    assert locks._held == {}
 
 
 async def test_bad_sizes_are_backend_errors(sim: SimulatedDriver) -> None:

@@ -1,9 +1,9 @@
-"""The lanes' per-location write lock and their bounded wait for a job (service/queue.py).
+"""`occipy.locks.KeyedLocks`: the lanes' per-location write lock (service/queue.py) and the
+simulated cloud's per-object lock (backends/simulated.py).
 
-`_KeyedLocks` replaced an `asyncio.Lock` per location behind an async context manager (less CPU per
-write); these tests pin what the lanes rely on: one holder per key, FIFO hand-over, no entry left
-behind, and a cancelled waiter that neither keeps nor loses the lock. `_done_or_timeout` replaced
-`asyncio.wait([future], timeout=...)`: it returns at the first of the two and never cancels the future.
+What both rely on: one holder per key, FIFO hand-over, other keys not held up, no entry left
+behind, and a cancelled waiter that neither keeps nor loses the lock, whatever the order of its
+cancel, its wake-up and the holder's release.
 """
 
 from __future__ import annotations
@@ -12,11 +12,19 @@ import asyncio
 
 import pytest
 
-from occipy.service.queue import _done_or_timeout, _KeyedLocks
+from occipy.locks import KeyedLocks
+
+
+async def _held_with_waiters(locks: KeyedLocks, waiters: int) -> list[asyncio.Task[None]]:
+    """Key "k" held, and `waiters` tasks queued for it in order (each has started waiting)."""
+    await locks.acquire("k")
+    queued = [asyncio.create_task(locks.acquire("k")) for _ in range(waiters)]
+    await asyncio.sleep(0)
+    return queued
 
 
 async def test_one_holder_per_key_and_waiters_served_in_arrival_order() -> None:
-    locks = _KeyedLocks()
+    locks = KeyedLocks()
     order: list[str] = []
     inside = 0
 
@@ -35,8 +43,24 @@ async def test_one_holder_per_key_and_waiters_served_in_arrival_order() -> None:
     assert not locks.held("/compute/a"), "an idle key keeps an entry"
 
 
+async def test_an_object_lock_orders_its_users_and_goes_when_free() -> None:
+    locks = KeyedLocks()
+    order: list[str] = []
+
+    async def use(key: str, name: str, pause: float) -> None:
+        async with locks.hold(key):
+            order.append(f"{name}+")
+            await asyncio.sleep(pause)
+            order.append(f"{name}-")
+
+    await asyncio.gather(use("a", "first", 0.02), use("a", "second", 0), use("b", "other", 0.01))
+    assert order.index("first-") < order.index("second+")  # one key: one at a time, in order
+    assert order.index("other+") < order.index("first-")  # another key does not wait
+    assert locks._held == {}
+
+
 async def test_other_keys_are_not_held_up() -> None:
-    locks = _KeyedLocks()
+    locks = KeyedLocks()
     await locks.acquire("/compute/a")
     async with asyncio.timeout(1):
         async with locks.hold("/compute/b"):
@@ -47,9 +71,8 @@ async def test_other_keys_are_not_held_up() -> None:
 
 
 async def test_a_waiter_cancelled_while_waiting_leaves_the_queue() -> None:
-    locks = _KeyedLocks()
-    await locks.acquire("k")
-    cancelled = asyncio.create_task(locks.acquire("k"))
+    locks = KeyedLocks()
+    [cancelled] = await _held_with_waiters(locks, 1)
     after: list[str] = []
 
     async def later() -> None:
@@ -68,11 +91,8 @@ async def test_a_waiter_cancelled_while_waiting_leaves_the_queue() -> None:
 
 
 async def test_a_waiter_cancelled_after_the_hand_over_passes_the_lock_on() -> None:
-    locks = _KeyedLocks()
-    await locks.acquire("k")
-    first = asyncio.create_task(locks.acquire("k"))
-    second = asyncio.create_task(locks.acquire("k"))
-    await asyncio.sleep(0)
+    locks = KeyedLocks()
+    first, second = await _held_with_waiters(locks, 2)
     locks.release("k")  # hands the lock to `first` ...
     first.cancel()  # ... which is cancelled before it runs again
     with pytest.raises(asyncio.CancelledError):
@@ -82,26 +102,9 @@ async def test_a_waiter_cancelled_after_the_hand_over_passes_the_lock_on() -> No
     assert not locks.held("k")
 
 
-async def test_done_or_timeout_returns_at_the_first_and_never_cancels_the_future() -> None:
-    loop = asyncio.get_running_loop()
-    slow: asyncio.Future[int] = loop.create_future()
-    began = loop.time()
-    await _done_or_timeout(slow, 0.05)
-    assert loop.time() - began >= 0.04
-    assert not slow.done(), "the timeout cancelled the future"
-    quick: asyncio.Future[int] = loop.create_future()
-    loop.call_later(0.01, quick.set_result, 7)
-    began = loop.time()
-    await _done_or_timeout(quick, 10)
-    assert quick.result() == 7 and loop.time() - began < 5
-
-
 async def test_a_release_between_a_waiters_cancel_and_its_wake_up_skips_it() -> None:
-    locks = _KeyedLocks()
-    await locks.acquire("k")
-    cancelled = asyncio.create_task(locks.acquire("k"))
-    second = asyncio.create_task(locks.acquire("k"))
-    await asyncio.sleep(0)
+    locks = KeyedLocks()
+    cancelled, second = await _held_with_waiters(locks, 2)
     cancelled.cancel()  # its waiter is cancelled now, its task runs later
     locks.release("k")  # skips the cancelled waiter, hands the lock to `second`
     with pytest.raises(asyncio.CancelledError):
@@ -112,10 +115,8 @@ async def test_a_release_between_a_waiters_cancel_and_its_wake_up_skips_it() -> 
 
 
 async def test_a_release_with_only_a_cancelled_waiter_frees_the_key() -> None:
-    locks = _KeyedLocks()
-    await locks.acquire("k")
-    cancelled = asyncio.create_task(locks.acquire("k"))
-    await asyncio.sleep(0)
+    locks = KeyedLocks()
+    [cancelled] = await _held_with_waiters(locks, 1)
     cancelled.cancel()
     locks.release("k")
     with pytest.raises(asyncio.CancelledError):
