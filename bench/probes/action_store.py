@@ -20,7 +20,7 @@ from typing import Any
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).parent))
-from service_cpu import ACTION, CREATE, create_group, durable_service, json_request
+from service_cpu import create_group, create_one, durable_service, flip_request
 
 from occipy.service.pipeline import Service
 from occipy.store import sql as sql_module
@@ -53,14 +53,12 @@ async def main(actions: int) -> None:
         gc.set_threshold(20_000, 20, 50)  # as `occipy serve` sets it
         for _ in range(100):
             await create_group(service)
-        created = await service.handle(json_request("POST", "/compute/", CREATE))
-        await measure(service, dict(created.headers)["Location"][len("http://x"):], actions)
+        await measure(service, await create_one(service), actions)
 
 
 async def measure(service: Service, location: str, actions: int) -> None:
     async def act(turn: int) -> None:
-        term = ("stop", "start")[turn % 2]
-        answer = await service.handle(json_request("POST", location, (ACTION % term).encode(), {"action": term}))
+        answer = await service.handle(flip_request(location, turn))
         assert answer.status == 200, answer.body
 
     for turn in range(300):

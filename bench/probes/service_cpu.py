@@ -66,6 +66,18 @@ async def create_group(service: Service, size: int = 32) -> None:
     await asyncio.gather(*(service.handle(json_request("POST", "/compute/", CREATE)) for _ in range(size)))
 
 
+async def create_one(service: Service) -> str:
+    """Create one compute; its path (what the start/stop probes flip)."""
+    created = await service.handle(json_request("POST", "/compute/", CREATE))
+    return dict(created.headers)["Location"][len("http://x"):]
+
+
+def flip_request(location: str, turn: int) -> OcciRequest:
+    """The `turn`-th start/stop of a compute created active: stop on even turns, start on odd."""
+    term = ("stop", "start")[turn % 2]
+    return json_request("POST", location, (ACTION % term).encode(), {"action": term})
+
+
 async def main(rounds: int, what: str) -> None:
     directory = tempfile.TemporaryDirectory(prefix="occipy-probe-")
     store = MemoryStore() if not os.environ.get("SQLITE") else SqlStore(f"sqlite:///{directory.name}/occipy.db")
@@ -73,13 +85,11 @@ async def main(rounds: int, what: str) -> None:
     service = Service(standard_registry(), store, SimulatedDriver(delay=0),
                       ServiceOptions(sync_wait=1.0, reconcile_interval=0))
     await service.start()
-    created = await service.handle(json_request("POST", "/compute/", CREATE))
-    location = dict(created.headers)["Location"][len("http://x"):]
+    location = await create_one(service)
     flips = iter(range(10**9))
 
     def action() -> OcciRequest:
-        term = ("stop", "start")[next(flips) % 2]
-        return json_request("POST", location, (ACTION % term).encode(), {"action": term})
+        return flip_request(location, next(flips))
 
     if what == "create":
         print(what, await cpu_per_call(lambda: service.handle(json_request("POST", "/compute/", CREATE)), rounds))

@@ -24,7 +24,7 @@ from pathlib import Path
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).parent))
-from service_cpu import ACTION, CREATE, create_group, durable_service, json_request
+from service_cpu import create_group, create_one, durable_service, flip_request
 
 import occipy.store.sql as sql_module
 
@@ -41,8 +41,7 @@ async def main(what: str) -> None:
         assert isinstance(store, sql_module.SqlStore)
         for _ in range(100):
             await create_group(service)
-        created = await service.handle(json_request("POST", "/compute/", CREATE))
-        location = dict(created.headers)["Location"][len("http://x"):]
+        location = await create_one(service)
         await asyncio.sleep(0.3)
         database = Path(str(store.url.database))
         wal = database.with_name(database.name + "-wal")
@@ -51,8 +50,7 @@ async def main(what: str) -> None:
             if what == "create":
                 await create_group(service)
             else:
-                term = ("stop", "start")[turn % 2]
-                answer = await service.handle(json_request("POST", location, (ACTION % term).encode(), {"action": term}))
+                answer = await service.handle(flip_request(location, turn))
                 assert answer.status == 200, answer.body
         await asyncio.sleep(0.2)
         frames = wal.read_bytes()[before:]

@@ -12,15 +12,14 @@ from pathlib import Path
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).parent))
-from service_cpu import ACTION, CREATE, create_group, durable_service, json_request
+from service_cpu import create_group, create_one, durable_service, flip_request
 
 
 async def main(what: str, marks: Path) -> None:
     async with durable_service() as service:
         for _ in range(300):
             await create_group(service)
-        created = await service.handle(json_request("POST", "/compute/", CREATE))
-        location = dict(created.headers)["Location"][len("http://x"):]
+        location = await create_one(service)
         (marks / "ready").touch()
         await asyncio.sleep(2)  # strace attaches
         if what == "create":
@@ -29,8 +28,7 @@ async def main(what: str, marks: Path) -> None:
             writes = 3200
         else:
             for turn in range(2000):
-                term = ("stop", "start")[turn % 2]
-                await service.handle(json_request("POST", location, (ACTION % term).encode(), {"action": term}))
+                await service.handle(flip_request(location, turn))
             writes = 2000
         (marks / "writes").write_text(str(writes))
         (marks / "done").touch()
