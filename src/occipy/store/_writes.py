@@ -170,12 +170,12 @@ def sample_from_row(row: Any) -> MetricSample:
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     """A statement compiled once for a dialect and the rows' columns, sent to the driver as it is:
-    its SQL, the order of its positional parameters (None: named), and the values of the binds the
-    rows do not carry (an entity's `version + 1`). `pick` makes a row's positional tuple in C
-    (`operator.itemgetter`; a generator per row was a tenth of a create's Python calls)."""
+    its SQL, the values of the binds the rows do not carry (an entity's `version + 1`), and for a
+    positional parameter style `pick`, which makes a row's tuple in the statement's order in C
+    (`operator.itemgetter`; a generator per row was a tenth of a create's Python calls); None:
+    named parameters, the row as it is."""
 
     sql: str
-    order: tuple[str, ...] | None
     extra: dict[str, Any]
     pick: Callable[[dict[str, Any]], tuple[Any, ...]] | None
 
@@ -188,7 +188,7 @@ class _Compiled:
         if order is not None:
             # itemgetter of one name gives the value itself, not a 1-tuple
             pick = itemgetter(*order) if len(order) > 1 else (lambda row, name=order[0]: (row[name],))
-        return cls(str(form), order, extra, pick)
+        return cls(str(form), extra, pick)
 
     def run(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         pick, extra = self.pick, self.extra
