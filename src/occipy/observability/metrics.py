@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -37,6 +37,8 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
+
+_C = TypeVar("_C", bound=Collector)
 
 # `*_created` series double the exposition and no dashboard reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -65,43 +67,67 @@ _HTTP_REQUESTS_HELP: Final = "HTTP requests answered, by method, route template 
 _HTTP_DURATION_HELP: Final = "Time from the request's arrival to the end of its answer, by method and route template."
 
 
-class _RequestTally(Collector):
-    """`occipy_http_requests_total` and `occipy_http_request_duration_seconds`, counted in plain
-    dictionaries on the event loop thread and turned into metric families at scrape time (which
-    also runs there): a prometheus_client child's `inc()` and `observe()` take a lock each and cost
-    a microsecond together, a third of the request metrics' cost (docs/metrics.md)."""
+class _CounterTally(Collector):
+    """A labelled counter counted in a plain dictionary and made into its metric family at scrape
+    time. Fed on the event loop thread, where the scrape runs too: a prometheus_client child's
+    `inc()` takes a lock and checks its state, a large part of what a request or an operation pays
+    for its metrics (docs/metrics.md). The exposition is prometheus_client's `Counter`'s."""
 
-    def __init__(self, buckets: tuple[float, ...]) -> None:
+    def __init__(self, name: str, documentation: str, labels: Sequence[str]) -> None:
+        self.name, self.documentation, self.labels = name, documentation, list(labels)
+        self.counts: dict[tuple[str, ...], float] = {}
+
+    def inc(self, key: tuple[str, ...], amount: float = 1) -> None:
+        counts = self.counts
+        counts[key] = counts.get(key, 0) + amount
+
+    def describe(self) -> Iterable[Metric]:
+        return [CounterMetricFamily(self.name, self.documentation, labels=self.labels)]
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
+        for key, count in list(self.counts.items()):
+            family.add_metric(list(key), count)
+        yield family
+
+
+class _GaugeTally(_CounterTally):
+    """A labelled gauge counted as `_CounterTally` counts (`inc` with a negative amount lowers it)."""
+
+    def describe(self) -> Iterable[Metric]:
+        return [GaugeMetricFamily(self.name, self.documentation, labels=self.labels)]
+
+    def collect(self) -> Iterable[Metric]:
+        family = GaugeMetricFamily(self.name, self.documentation, labels=self.labels)
+        for key, value in list(self.counts.items()):
+            family.add_metric(list(key), value)
+        yield family
+
+
+class _HistogramTally(Collector):
+    """A labelled histogram counted as `_CounterTally` counts; exposed as prometheus_client's
+    `Histogram` exposes it (a value on a bound counts in that bucket)."""
+
+    def __init__(self, name: str, documentation: str, labels: Sequence[str], buckets: tuple[float, ...]) -> None:
+        self.name, self.documentation, self.labels = name, documentation, list(labels)
         self.buckets = buckets
         self.bucket_labels: tuple[str, ...] = tuple(_go_float(bound) for bound in buckets)  # as Histogram writes them
-        self.counts: dict[tuple[str, str, str], int] = {}
-        # (method, route) -> a count per bucket (the last one: above every bound), then the sum
-        self.durations: dict[tuple[str, str], list[float]] = {}
+        # key -> a count per bucket (the last one: above every bound), then the sum
+        self.tallies: dict[tuple[str, ...], list[float]] = {}
 
-    def add(self, method: str, route: str, status: str, seconds: float) -> None:
-        key = (method, route, status)
-        counts = self.counts
-        counts[key] = counts.get(key, 0) + 1
-        tally = self.durations.get((method, route))
+    def observe(self, key: tuple[str, ...], seconds: float) -> None:
+        tally = self.tallies.get(key)
         if tally is None:
-            tally = self.durations[(method, route)] = [0.0] * (len(self.buckets) + 2)
+            tally = self.tallies[key] = [0.0] * (len(self.buckets) + 2)
         tally[bisect.bisect_left(self.buckets, seconds)] += 1  # a value on a bound counts in it (le)
         tally[-1] += seconds
 
     def describe(self) -> Iterable[Metric]:
-        return [CounterMetricFamily("occipy_http_requests", _HTTP_REQUESTS_HELP, labels=["method", "route", "status"]),
-                HistogramMetricFamily("occipy_http_request_duration_seconds", _HTTP_DURATION_HELP,
-                                      labels=["method", "route"])]
+        return [HistogramMetricFamily(self.name, self.documentation, labels=self.labels)]
 
     def collect(self) -> Iterable[Metric]:
-        requests = CounterMetricFamily("occipy_http_requests", _HTTP_REQUESTS_HELP,
-                                       labels=["method", "route", "status"])
-        for (method, route, status), count in list(self.counts.items()):
-            requests.add_metric([method, route, status], count)
-        yield requests
-        durations = HistogramMetricFamily("occipy_http_request_duration_seconds", _HTTP_DURATION_HELP,
-                                          labels=["method", "route"])
-        for (method, route), tally in list(self.durations.items()):
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labels)
+        for key, tally in list(self.tallies.items()):
             cumulative = 0.0
             buckets: list[tuple[str, float]] = []
             for label, n in zip(self.bucket_labels, tally):
@@ -109,12 +135,19 @@ class _RequestTally(Collector):
                 buckets.append((label, cumulative))
             cumulative += tally[len(self.buckets)]
             buckets.append(("+Inf", cumulative))
-            durations.add_metric([method, route], buckets, tally[-1])
-        yield durations
+            family.add_metric(list(key), buckets, tally[-1])
+        yield family
 
 
-_HTTP: Final = _RequestTally(_REQUEST_BUCKETS)
-REGISTRY.register(_HTTP)
+def _registered(collector: _C) -> _C:
+    REGISTRY.register(collector)
+    return collector
+
+
+HTTP_REQUESTS: Final = _registered(_CounterTally("occipy_http_requests", _HTTP_REQUESTS_HELP,
+                                                 ["method", "route", "status"]))
+HTTP_DURATION: Final = _registered(_HistogramTally("occipy_http_request_duration_seconds", _HTTP_DURATION_HELP,
+                                                   ["method", "route"], _REQUEST_BUCKETS))
 HTTP_IN_PROGRESS: Final = Gauge(
     "occipy_http_requests_in_progress", "HTTP requests being answered now.", registry=REGISTRY)
 # Counted in a plain int by the middleware (one event loop thread) and read at scrape time: a
@@ -124,24 +157,24 @@ HTTP_IN_PROGRESS.set_function(lambda: _in_progress[0])
 
 # ---- operations (fed by the service pipeline) -------------------------------------------------
 
-OPERATIONS: Final = Counter(
+OPERATIONS: Final = _registered(_CounterTally(
     "occipy_operations",
     "Operations (cloud work) that ended, by driver, entity kind, action (create, delete, update or the "
     "action term) and result (succeeded, failed).",
-    ["driver", "kind", "action", "result"], registry=REGISTRY)
-OPERATION_DURATION: Final = Histogram(
+    ["driver", "kind", "action", "result"]))
+OPERATION_DURATION: Final = _registered(_HistogramTally(
     "occipy_operation_duration_seconds",
     "Time from an operation's start to its end, by driver, kind, action and result.",
-    ["driver", "kind", "action", "result"], buckets=_OPERATION_BUCKETS, registry=REGISTRY)
-OPERATIONS_IN_PROGRESS: Final = Gauge(
+    ["driver", "kind", "action", "result"], _OPERATION_BUCKETS))
+OPERATIONS_IN_PROGRESS: Final = _registered(_GaugeTally(
     "occipy_operations_in_progress", "Operations queued or running now, by driver, kind and action.",
-    ["driver", "kind", "action"], registry=REGISTRY)
+    ["driver", "kind", "action"]))
 
 # ---- drivers (fed by the service pipeline around each driver call) ----------------------------
 
-DRIVER_CALL_DURATION: Final = Histogram(
+DRIVER_CALL_DURATION: Final = _registered(_HistogramTally(
     "occipy_driver_call_duration_seconds", "Time of one call into the cloud driver, by driver and call.",
-    ["driver", "call"], buckets=_OPERATION_BUCKETS, registry=REGISTRY)
+    ["driver", "call"], _OPERATION_BUCKETS))
 DRIVER_ERRORS: Final = Counter(
     "occipy_driver_errors", "Driver calls that raised, by driver, call and exception class.",
     ["driver", "call", "error"], registry=REGISTRY)
@@ -209,42 +242,35 @@ def driver_call(driver: str, call: str) -> Iterator[None]:
         DRIVER_ERRORS.labels(driver, call, type(error).__name__).inc()
         raise
     finally:
-        DRIVER_CALL_DURATION.labels(driver, call).observe(time.perf_counter() - start)
+        DRIVER_CALL_DURATION.observe((driver, call), time.perf_counter() - start)
 
 
 class DriverCallTimer:
-    """`driver_call` for one (driver, call), with its histogram child looked up once (hot paths):
+    """`driver_call` for one (driver, call), with its labels made once (hot paths):
     `started = timer.start()` before the call, `timer.stop(started, error)` after it."""
 
-    __slots__ = ("call", "driver", "histogram")
+    __slots__ = ("call", "driver", "key")
 
     def __init__(self, driver: str, call: str) -> None:
         self.driver = driver
         self.call = call
-        self.histogram = DRIVER_CALL_DURATION.labels(driver, call)
+        self.key = (driver, call)
 
     @staticmethod
     def start() -> float:
         return time.perf_counter()
 
     def stop(self, started: float, error: BaseException | None = None) -> None:
-        self.histogram.observe(time.perf_counter() - started)
+        DRIVER_CALL_DURATION.observe(self.key, time.perf_counter() - started)
         if error is not None:
             DRIVER_ERRORS.labels(self.driver, self.call, type(error).__name__).inc()
 
 
-_OPERATION_CHILDREN: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
-
-
 def operation_ended(driver: str, kind: str, action: str, succeeded: bool, seconds: float) -> None:
     """Record one operation that ended (the service calls this when it writes the final state)."""
-    result = "succeeded" if succeeded else "failed"
-    key = (driver, kind, action, result)
-    children = _OPERATION_CHILDREN.get(key)
-    if children is None:
-        children = _OPERATION_CHILDREN[key] = (OPERATIONS.labels(*key), OPERATION_DURATION.labels(*key))
-    children[0].inc()
-    children[1].observe(seconds)
+    key = (driver, kind, action, "succeeded" if succeeded else "failed")
+    OPERATIONS.inc(key)
+    OPERATION_DURATION.observe(key, seconds)
 
 
 def exposition() -> bytes:
@@ -314,4 +340,6 @@ class RequestMetrics:
             _in_progress[0] -= 1
         if method not in _METHODS:
             method = "other"
-        _HTTP.add(method, self.route_of(path), _STATUS.get(status) or str(status), seconds)
+        route = self.route_of(path)
+        HTTP_REQUESTS.inc((method, route, _STATUS.get(status) or str(status)))
+        HTTP_DURATION.observe((method, route), seconds)

@@ -14,7 +14,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar, cast
@@ -916,13 +916,6 @@ class _Meter:
 
     def __init__(self, clouds: Clouds | str) -> None:
         self.clouds = clouds
-        self._gauges: dict[tuple[str, str], Any] = {}
-
-    def _gauge(self, driver: str, action: str) -> Any:
-        gauge = self._gauges.get((driver, action))
-        if gauge is None:
-            gauge = self._gauges[(driver, action)] = metrics.OPERATIONS_IN_PROGRESS.labels(driver, "", action)
-        return gauge
 
     def _driver(self, spec: object) -> str:
         if isinstance(self.clouds, str):
@@ -931,12 +924,12 @@ class _Meter:
         return cloud.driver.name if isinstance(cloud, Cloud) else self.clouds.default.driver.name
 
     def started(self, op: Operation, spec: object) -> None:
-        self._gauge(self._driver(spec), op.action).inc()
+        metrics.OPERATIONS_IN_PROGRESS.inc((self._driver(spec), "", op.action))
 
     def ended(self, op: Operation, kind: str | None, spec: object, cloud: bool) -> None:
         driver = self._driver(spec)
         if cloud:
-            self._gauge(driver, op.action).dec()
+            metrics.OPERATIONS_IN_PROGRESS.inc((driver, "", op.action), -1)
         metrics.operation_ended(driver, kind or "", op.action, op.state == SUCCEEDED,
                                 max(op.updated - op.created, 0.0))
 
@@ -960,27 +953,29 @@ class Metered:
         timer.stop(started)
         return result
 
-    async def create(self, spec: object) -> Observed:
-        return await self._timed("create", self.driver.create(spec))
+    # Each call hands back `_timed`'s coroutine (no coroutine of its own around it: one frame less
+    # per driver call).
+    def create(self, spec: object) -> Coroutine[Any, Any, Observed]:
+        return self._timed("create", self.driver.create(spec))
 
-    async def delete(self, ref: Ref) -> None:
-        await self._timed("delete", self.driver.delete(ref))
+    def delete(self, ref: Ref) -> Coroutine[Any, Any, None]:
+        return self._timed("delete", self.driver.delete(ref))
 
-    async def observe(self, ref: Ref) -> Observed | None:
-        return await self._timed("observe", self.driver.observe(ref))
+    def observe(self, ref: Ref) -> Coroutine[Any, Any, Observed | None]:
+        return self._timed("observe", self.driver.observe(ref))
 
-    async def act(self, ref: Ref, action: Action) -> Observed:
-        return await self._timed("act", self.driver.act(ref, action))
+    def act(self, ref: Ref, action: Action) -> Coroutine[Any, Any, Observed]:
+        return self._timed("act", self.driver.act(ref, action))
 
-    async def update(self, ref: Ref, change: Update) -> Observed:
+    def update(self, ref: Ref, change: Update) -> Coroutine[Any, Any, Observed]:
         driver = self.driver
         assert isinstance(driver, Updates)
-        return await self._timed("update", driver.update(ref, change))
+        return self._timed("update", driver.update(ref, change))
 
-    async def save(self, ref: Ref, request: Save) -> Template:
+    def save(self, ref: Ref, request: Save) -> Coroutine[Any, Any, Template]:
         driver = self.driver
         assert isinstance(driver, Saves)
-        return await self._timed("save", driver.save(ref, request))
+        return self._timed("save", driver.save(ref, request))
 
 
 # ---- the jobs ----------------------------------------------------------------------------------------

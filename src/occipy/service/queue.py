@@ -122,6 +122,14 @@ class Job:
     # Changes applied at once while it was pending (`Lanes.apply_now`), re-applied, in order, to
     # the entity of its location in every batch it writes.
     overlays: list[Change] = field(default_factory=list)
+    # The bounded wait of the request that brought it (`wait`), woken by `wake_waiter` at once: a
+    # callback on `done` would wake it a turn of the loop later, through one more callback.
+    waiting: asyncio.Future[None] | None = None
+
+    def wake_waiter(self) -> None:
+        """`done` is set: wake the bounded wait of `wait`, if one is on."""
+        if self.waiting is not None:
+            _wake(self.waiting)
 
     def overlaid(self, batch: Batch) -> Batch:
         """The batch with the job's overlays applied to its entity (unchanged when it has none)."""
@@ -147,7 +155,17 @@ class Job:
         """
         done = self.done
         if timeout > 0 and not done.done():
-            await _done_or_timeout(done, timeout)
+            if self.waiting is None:
+                loop = asyncio.get_running_loop()
+                waiting = self.waiting = loop.create_future()
+                timer = loop.call_later(timeout, _wake, waiting)
+                try:
+                    await waiting
+                finally:
+                    timer.cancel()
+                    self.waiting = None
+            else:  # a second waiter (none of the handlers has one)
+                await _done_or_timeout(done, timeout)
         if self.worked and not done.done():
             await asyncio.wait([done])
         if done.done():
@@ -156,6 +174,11 @@ class Job:
         if done.done():
             return done.result()
         return self.op
+
+
+def _wake(waiting: asyncio.Future[None]) -> None:
+    if not waiting.done():
+        waiting.set_result(None)
 
 
 async def _done_or_timeout(future: asyncio.Future[Any], timeout: float) -> None:
@@ -628,6 +651,7 @@ class Lanes:
                     if not job.done.done():
                         job.done.set_exception(error)
                         job.done.exception()  # mark retrieved: the waiter may be gone
+                        job.wake_waiter()
                     job.settled.set()
                 finally:
                     lane.running = None
@@ -763,6 +787,7 @@ def _resolve(job: Job, op: Operation) -> None:
     job.op = op
     if not job.done.done():
         job.done.set_result(op)
+        job.wake_waiter()
     job.settled.set()
 
 
