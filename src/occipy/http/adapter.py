@@ -156,17 +156,19 @@ def to_occi_head(request: Request, *, max_body: int, max_headers: int, request_i
     raw_headers = scope["headers"]
     if len(raw_headers) > max_headers:
         raise BadRequest(f"too many header fields ({len(raw_headers)}; at most {max_headers})")
-    # text/occi carries the payload in headers: they count against the same limit as a body.
-    header_bytes = sum(len(name) + len(value) + 4 for name, value in raw_headers)
-    if header_bytes > max_body:
-        raise PayloadTooLarge(f"the header section is larger than {max_body} bytes")
-    # One pass: the decoded fields, and the first Content-Length and Host (what the checks need).
+    # One pass: the decoded fields, their size, and the first Content-Length and Host (what the
+    # checks need).
     headers: list[tuple[str, str]] = []
     declared = host = None
     chunked = False
+    header_bytes = 0
     for raw_name, raw_value in raw_headers:
+        header_bytes += len(raw_name) + len(raw_value) + 4
         key = raw_name.decode("latin-1").lower()
-        value = decode_header(raw_value, key)
+        try:
+            value = raw_value.decode("utf-8")
+        except UnicodeDecodeError:
+            value = decode_header(raw_value, key)
         headers.append((key, value))
         if key == "content-length":
             declared = value if declared is None else declared
@@ -174,6 +176,9 @@ def to_occi_head(request: Request, *, max_body: int, max_headers: int, request_i
             host = value if host is None else host
         elif key == "transfer-encoding":
             chunked = True
+    # text/occi carries the payload in headers: they count against the same limit as a body.
+    if header_bytes > max_body:
+        raise PayloadTooLarge(f"the header section is larger than {max_body} bytes")
     if declared is not None and declared.isdigit() and int(declared) > max_body:
         raise PayloadTooLarge(f"the body is larger than {max_body} bytes")
     if _announces_body(scope["method"], declared, chunked):
@@ -205,13 +210,18 @@ def to_occi_head(request: Request, *, max_body: int, max_headers: int, request_i
 
 
 def _has_body(method: str, headers: Sequence[tuple[str, str]]) -> bool:
+    if method in _BODY_METHODS:
+        return True  # before the header scans below: every write is one of these
     declared = next((v for k, v in headers if k == "content-length"), None)
     return _announces_body(method, declared, any(k == "transfer-encoding" for k, _ in headers))
 
 
+_BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
+
+
 def _announces_body(method: str, declared: str | None, chunked: bool) -> bool:
     # GETs (most requests) skip the receive loop unless they announce a body.
-    return method in ("POST", "PUT", "PATCH") or declared not in (None, "0") or chunked
+    return method in _BODY_METHODS or declared not in (None, "0") or chunked
 
 
 async def read_body(request: Request, occi_request: OcciRequest, *, max_body: int) -> None:
@@ -233,26 +243,36 @@ async def read_body(request: Request, occi_request: OcciRequest, *, max_body: in
     occi_request.body = body
 
 
-def to_response(result: OcciResponse, request_id: str = "", server: str = SERVER) -> Response:
+def to_response(result: OcciResponse, request_id: str = "", server: str | bytes = SERVER) -> Response:
     """`server` is the Server header: occipy's product tokens and the profiles it claims.
 
     A result with a `stream` (issue 12: the event stream) is sent as it comes, chunked.
     """
-    response: Response
-    if result.stream is not None:
-        response = StreamingResponse(_streamed(result.body, result.stream), status_code=result.status)
-    else:
-        response = Response(result.body, status_code=result.status)
-    raw = response.raw_headers
-    # text/occi repeats fields: append, never dict(); Starlette set content-length already.
-    raw[:] = [(k, v) for k, v in raw if k != b"content-type"]
-    raw.append((b"server", server.encode()))
-    raw.append((b"accept", ACCEPT))
+    raw = [(b"server", server if isinstance(server, bytes) else server.encode()), (b"accept", ACCEPT)]
     if request_id:
         raw.append((b"x-request-id", request_id.encode()))
+    # text/occi repeats fields: a list, never a dict.
     for name, value in result.headers:
         raw.append((name.lower().encode("latin-1"), value.encode("utf-8")))
-    return response
+    if result.stream is not None:
+        response: Response = StreamingResponse(_streamed(result.body, result.stream), status_code=result.status)
+        response.raw_headers = raw
+        return response
+    return _Answer(result.body, result.status, raw)
+
+
+class _Answer(Response):
+    """A Starlette Response made from a body and header fields as they are sent: `Response`'s
+    constructor renders the body and builds its fields from a mapping, which then had to be
+    filtered and extended (the body here is bytes already, with no Content-Type of its own)."""
+
+    def __init__(self, body: bytes, status: int, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code = status
+        self.body = body
+        self.background = None
+        if not (status < 200 or status in (204, 304)):  # as Starlette's Response does
+            raw_headers.insert(0, (b"content-length", str(len(body)).encode()))
+        self.raw_headers = raw_headers
 
 
 async def _streamed(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

@@ -56,6 +56,7 @@ def create_app(
     """
     # GFD.222 §5.1: the profiles the server implements are claimed in every Server header.
     server = " ".join([adapter.SERVER, *getattr(service, "claims", ())])
+    server_field = server.encode()
 
     async def answer(request: Request, request_id: str) -> tuple[Response, OcciResponse]:
         def refuse(error: OcciError) -> OcciResponse:
@@ -73,7 +74,7 @@ def create_app(
                                                 request_id=request_id)
         except OcciError as error:
             refusal = refuse(error)
-            return adapter.to_response(refusal, request_id, server), refusal
+            return adapter.to_response(refusal, request_id, server_field), refusal
         try:
             # issue 8: authenticate (and rate-limit) on the head; the body is read only after that,
             # so an anonymous client cannot make the server receive max_body bytes.
@@ -86,7 +87,7 @@ def create_app(
                     if admission.principal is not None:
                         refusal.principal = admission.principal.user
                         refusal.tenant = admission.principal.tenant
-                    return adapter.to_response(refusal, request_id, server), refusal
+                    return adapter.to_response(refusal, request_id, server_field), refusal
             result = await service.handle(occi_request, admission)
         except ClientDisconnect:
             raise
@@ -94,7 +95,7 @@ def create_app(
             log.exception("internal error on %s %s", occi_request.method, occi_request.path)
             return adapter.plain_error(500, "internal server error: the failure has been logged",
                                        request_id=request_id, server=server), OcciResponse(500)
-        return adapter.to_response(result, request_id, server), result
+        return adapter.to_response(result, request_id, server_field), result
 
     async def endpoint(request: Request) -> Response:
         request_id = adapter.request_id(request.scope["headers"])

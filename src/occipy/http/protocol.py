@@ -246,7 +246,10 @@ class EdgeProtocol(HttpToolsProtocol):
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count_head(len(name) + len(value) + 4)  # ": " and CRLF
+        # `_count_head` inline: this runs for every header field of every request.
+        self._head_size += len(name) + len(value) + 4  # ": " and CRLF
+        if self._head_size > self.limits.max_header_bytes:
+            raise _HeadTooLarge()
         super().on_header(name, value)
 
     def _count_head(self, size: int) -> None:
