@@ -57,6 +57,7 @@ from occipy.backends.platform_types import (
     ComponentSpec,
 )
 from occipy.errors import BackendError, NotSupported
+from occipy.locks import Holding, KeyedLocks
 
 log = logging.getLogger("occipy.docker")
 T = TypeVar("T")
@@ -126,7 +127,7 @@ class DockerDriver:
         self._runtimes: dict[str, plat.Runtime] = {}
         self._default_image: str | None = None
         self._architecture: str | None = None
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = KeyedLocks()  # per Docker object, kept while held (occipy.locks)
         self._quiet: set[str] = set()  # containers occipy is re-creating or deleting (events ignored)
         # Each subscriber gets the changes of events that happened after it subscribed (ns).
         self._subscribers: list[tuple[int, asyncio.Queue[b.Change | None]]] = []
@@ -174,8 +175,8 @@ class DockerDriver:
                 raise translated from None
         return await anyio.to_thread.run_sync(call)
 
-    def _lock(self, name: str) -> asyncio.Lock:
-        return self._locks.setdefault(name, asyncio.Lock())
+    def _lock(self, name: str) -> Holding:
+        return self._locks.hold(name)
 
     @contextlib.asynccontextmanager
     async def _locked(self, *names: str) -> AsyncIterator[None]:

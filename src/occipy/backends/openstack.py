@@ -72,6 +72,7 @@ from occipy.backends.egi_types import (
     SecurityGroupSpec,
 )
 from occipy.errors import BackendError, BackendUnavailable, NotSupported, OcciError
+from occipy.locks import Holding, KeyedLocks
 
 T = TypeVar("T")
 
@@ -113,7 +114,7 @@ class OpenStackDriver:
         self.ops = OpenStackOps(settings)
         self.supports: Mapping[str, Support] = dict(SUPPORTS)
         self._last: dict[Ref, Observed] = {}  # objects followed by changes(), as last seen
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = KeyedLocks()  # per cloud object, kept while held (occipy.locks)
         self._closed = asyncio.Event()
 
     @classmethod
@@ -127,12 +128,12 @@ class OpenStackDriver:
         """One blocking SDK step in a worker thread; SDK errors become OcciErrors."""
         return await anyio.to_thread.run_sync(functools.partial(self.ops.guard, what, fn, *args))
 
-    def _lock(self, backend_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(backend_id, asyncio.Lock())
+    def _lock(self, backend_id: str) -> Holding:
+        return self._locks.hold(backend_id)
 
     def _busy(self, ref: Ref) -> bool:
         ids = {ref.backend_id, ref.backend_id.partition("/")[0]}
-        return any(self._locks[i].locked() for i in ids if i in self._locks)
+        return any(self._locks.held(i) for i in ids)
 
     def _remember(self, ref: Ref, observed: Observed) -> Observed:
         self._last[ref] = observed
@@ -140,8 +141,6 @@ class OpenStackDriver:
 
     def _forget(self, ref: Ref) -> None:
         self._last.pop(ref, None)
-        if not self._busy(ref):
-            self._locks.pop(ref.backend_id, None)
 
     async def _wait(self, what: str, read: Callable[[], Any], done: Callable[[Any], bool],
                     failed: Callable[[Any], str | None] = lambda _: None) -> Any:
