@@ -73,6 +73,8 @@ class _CounterTally(Collector):
     `inc()` takes a lock and checks its state, a large part of what a request or an operation pays
     for its metrics (docs/metrics.md). The exposition is prometheus_client's `Counter`'s."""
 
+    family: type[CounterMetricFamily | GaugeMetricFamily] = CounterMetricFamily
+
     def __init__(self, name: str, documentation: str, labels: Sequence[str]) -> None:
         self.name, self.documentation, self.labels = name, documentation, list(labels)
         self.counts: dict[tuple[str, ...], float] = {}
@@ -82,26 +84,20 @@ class _CounterTally(Collector):
         counts[key] = counts.get(key, 0) + amount
 
     def describe(self) -> Iterable[Metric]:
-        return [CounterMetricFamily(self.name, self.documentation, labels=self.labels)]
+        return [self.family(self.name, self.documentation, labels=self.labels)]
 
     def collect(self) -> Iterable[Metric]:
-        family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
+        family = self.family(self.name, self.documentation, labels=self.labels)
         for key, count in list(self.counts.items()):
             family.add_metric(list(key), count)
         yield family
 
 
 class _GaugeTally(_CounterTally):
-    """A labelled gauge counted as `_CounterTally` counts (`inc` with a negative amount lowers it)."""
+    """A labelled gauge counted as `_CounterTally` counts (`inc` with a negative amount lowers it);
+    exposed as prometheus_client's `Gauge` exposes it."""
 
-    def describe(self) -> Iterable[Metric]:
-        return [GaugeMetricFamily(self.name, self.documentation, labels=self.labels)]
-
-    def collect(self) -> Iterable[Metric]:
-        family = GaugeMetricFamily(self.name, self.documentation, labels=self.labels)
-        for key, value in list(self.counts.items()):
-            family.add_metric(list(key), value)
-        yield family
+    family = GaugeMetricFamily
 
 
 class _HistogramTally(Collector):
