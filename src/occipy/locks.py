@@ -1,7 +1,7 @@
 """A FIFO lock per key, kept only while a task holds or waits for it (`KeyedLocks`).
 
-Shared by the lanes' per-location write lock (service/queue.py) and the simulated cloud's
-per-object lock (backends/simulated.py): a lock object per key for every entity or cloud object
+Shared by the lanes' per-location write lock (service/queue.py) and the drivers' per-object locks
+(backends/simulated.py, docker.py, openstack.py): a lock object per key for every entity or cloud object
 was tens of thousands of objects more for Python's collector (docs/decisions.md D-UNTRACKED), and
 an `asyncio.Lock` behind an `asynccontextmanager` cost each write more CPU than the rest of its
 locking. Imports only the standard library, so every layer may use it.

@@ -165,7 +165,7 @@ def to_occi_head(request: Request, *, max_body: int, max_headers: int, request_i
     for raw_name, raw_value in raw_headers:
         header_bytes += len(raw_name) + len(raw_value) + 4
         key = raw_name.decode("latin-1").lower()
-        try:
+        try:  # `decode_header`'s first step inline (every field of every request); it does the rest
             value = raw_value.decode("utf-8")
         except UnicodeDecodeError:
             value = decode_header(raw_value, key)
